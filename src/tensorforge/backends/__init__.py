@@ -1,0 +1,33 @@
+"""Backends: each turns a specialised Program into an executable.
+
+A backend has a ``name`` and ``build(program, passes=None) -> executable``; the
+executable is called with the list of input arrays, returns the list of output
+arrays, and writes the updates into the parameter buffers in place.
+"""
+from __future__ import annotations
+
+_BACKENDS: dict[str, object] = {}
+
+
+def register_backend(backend) -> None:
+    _BACKENDS[backend.name] = backend
+
+
+def get_backend(name):
+    if not isinstance(name, str):
+        return name  # an object that already implements the interface
+    if name not in _BACKENDS:
+        _load(name)
+    try:
+        return _BACKENDS[name]
+    except KeyError:
+        raise ValueError(f"unknown backend {name!r}; available: interp, llvm, triton") from None
+
+
+def _load(name: str) -> None:
+    if name == "interp":
+        from . import interp  # noqa: F401
+    elif name == "llvm":
+        from . import llvm  # noqa: F401
+    elif name == "triton":
+        from . import triton  # noqa: F401

@@ -1,0 +1,188 @@
+"""``tg.compile``: turn (inputs, outputs, updates) into a callable.
+
+The callable validates every call in Python (names, dtypes, shapes) before any
+backend code runs, specialises the graph once per combination of input shapes
+(cached), and hands the resulting Program to a backend. Backends implement
+
+    backend.build(program) -> executable;  executable(list_of_arrays) -> list_of_arrays
+
+and apply the updates to the parameter buffers in place.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from .graph import Tensor, format_shape
+from .program import Program, needed_nodes, specialise
+
+log = logging.getLogger("tensorforge")
+
+__all__ = ["compile", "CompiledFunction", "InputError"]
+
+
+class InputError(ValueError):
+    """A call's inputs do not match the compiled function's placeholders."""
+
+
+def _normalise_updates(updates) -> list[tuple[Tensor, Tensor]]:
+    if updates is None:
+        return []
+    pairs = list(updates.items()) if isinstance(updates, Mapping) else list(updates)
+    out = []
+    for pair in pairs:
+        if not (isinstance(pair, tuple) and len(pair) == 2):
+            raise TypeError(f"updates must be (parameter, new_value) pairs or a dict, got {pair!r}")
+        target, new = pair
+        if not isinstance(target, Tensor) or target.op != "parameter":
+            raise TypeError(f"update target {target!r} is not a parameter")
+        from .graph import as_tensor
+        new = as_tensor(new, like=target)
+        if len(new.shape) != len(target.shape) or any(
+                a is not None and a != b for a, b in zip(new.shape, target.shape)):
+            raise ValueError(f"update of parameter {target.name!r}: new value has shape "
+                             f"{format_shape(new.shape)}, expected {format_shape(target.shape)}")
+        out.append((target, new))
+    seen = set()
+    for target, _ in out:
+        if target.id in seen:
+            raise ValueError(f"parameter {target.name!r} is updated twice")
+        seen.add(target.id)
+    return out
+
+
+def _with_default_updates(graph, outputs, updates):
+    """Add implicit state updates (batch-norm running stats, the random counter)
+    whose trigger node is used by the function, unless the user updates that state."""
+    updates = list(updates)
+    while True:
+        targets = {t.id for t, _ in updates}
+        needed = set(needed_nodes(graph, [o.id for o in outputs], [(t.id, n.id) for t, n in updates]))
+        extra = [(graph.tensor(state), graph.tensor(upd)) for state, upd in graph.default_updates.items()
+                 if state not in targets and graph.update_triggers.get(state, state) in needed]
+        if not extra:
+            return updates
+        updates += extra
+
+
+class CompiledFunction:
+    """The callable returned by ``tg.compile``."""
+
+    def __init__(self, inputs, outputs, updates=None, backend="interp", passes=None, name=None):
+        from .backends import get_backend
+
+        self.inputs = list(inputs)
+        single = isinstance(outputs, Tensor)
+        self.outputs = [outputs] if single else list(outputs)
+        self._single = single
+        for t in self.inputs:
+            if not isinstance(t, Tensor) or t.op != "placeholder":
+                raise TypeError(f"compile: inputs must be placeholders, got {t!r}")
+        for t in self.outputs:
+            if not isinstance(t, Tensor):
+                raise TypeError(f"compile: outputs must be Tensors, got {t!r}")
+        graphs = {id(t.graph) for t in self.inputs + self.outputs}
+        if len(graphs) > 1:
+            raise ValueError("compile: inputs and outputs come from different graphs")
+        self.graph = (self.outputs or self.inputs)[0].graph if (self.outputs or self.inputs) else None
+        user_updates = _normalise_updates(updates)
+        self.updates = _with_default_updates(self.graph, self.outputs, user_updates) if self.graph else []
+        names = [t.name for t in self.inputs]
+        if len(set(names)) != len(names):
+            raise ValueError(f"compile: an input is listed twice in {names}")
+        self.backend = get_backend(backend)
+        self.passes = passes
+        self.name = name or "step"
+        self._cache: dict[tuple, object] = {}
+        self.compile_times: dict[tuple, float] = {}
+        self._by_name = {t.name: i for i, t in enumerate(self.inputs)}
+
+    # -- input validation --------------------------------------------------------------
+    def _bind(self, args, kwargs) -> list:
+        if len(args) > len(self.inputs):
+            raise InputError(f"{self.name}() takes {len(self.inputs)} inputs "
+                             f"({', '.join(self._by_name)}), got {len(args)} positional")
+        bound = list(args) + [None] * (len(self.inputs) - len(args))
+        given = [True] * len(args) + [False] * (len(self.inputs) - len(args))
+        for key, value in kwargs.items():
+            if key not in self._by_name:
+                raise InputError(f"{self.name}() got an unknown input {key!r}; inputs are "
+                                 f"{', '.join(self._by_name)}")
+            i = self._by_name[key]
+            if given[i]:
+                raise InputError(f"{self.name}() got input {key!r} twice")
+            bound[i], given[i] = value, True
+        missing = [t.name for t, ok in zip(self.inputs, given) if not ok]
+        if missing:
+            raise InputError(f"{self.name}() is missing input(s) {', '.join(map(repr, missing))}")
+        return bound
+
+    def _check(self, t: Tensor, value) -> np.ndarray:
+        want = np.dtype(t.dtype)
+        try:
+            arr = np.asarray(value)
+        except Exception as e:  # noqa: BLE001 - report any conversion failure the same way
+            raise InputError(f"input {t.name!r}: cannot convert {type(value).__name__} to an array: {e}") from None
+        if arr.dtype == object or arr.dtype.kind not in "biuf":
+            raise InputError(f"input {t.name!r}: expected numeric data of dtype {want}, got {arr.dtype}")
+        if want.kind in "iu" and arr.dtype.kind not in "iu":
+            raise InputError(f"input {t.name!r}: expected integer dtype {want}, got {arr.dtype}")
+        if want.kind == "b" and arr.dtype.kind != "b":
+            raise InputError(f"input {t.name!r}: expected bool, got {arr.dtype}")
+        if arr.ndim != len(t.shape) or any(d is not None and d != s for d, s in zip(t.shape, arr.shape)):
+            raise InputError(f"input {t.name!r}: expected shape {format_shape(t.shape)}, got "
+                             f"{format_shape(arr.shape)}")
+        if arr.dtype != want or not arr.flags.c_contiguous or not arr.flags.aligned:
+            arr = np.array(arr, dtype=want, order="C")  # (ascontiguousarray would make 0-d 1-d)
+        return arr
+
+    # -- compile & call ----------------------------------------------------------------
+    def _program(self, arrays) -> Program:
+        types = {t.id: (a.shape, t.dtype) for t, a in zip(self.inputs, arrays)}
+        return specialise(self.graph, [t.id for t in self.inputs], [t.id for t in self.outputs],
+                          [(p.id, n.id) for p, n in self.updates], types)
+
+    def executable_for(self, arrays):
+        key = tuple(a.shape for a in arrays)
+        exe = self._cache.get(key)
+        if exe is None:
+            if self._cache:
+                log.info("%s: compiling again for new input shapes %s (cached: %s)", self.name,
+                         self._describe_key(key), ", ".join(self._describe_key(k) for k in self._cache))
+            t0 = time.perf_counter()
+            program = self._program(arrays)
+            exe = self.backend.build(program, passes=self.passes)
+            self.compile_times[key] = time.perf_counter() - t0
+            self._cache[key] = exe
+        return exe
+
+    def _describe_key(self, key) -> str:
+        return " ".join(f"{t.name}={format_shape(s)}" for t, s in zip(self.inputs, key))
+
+    def __call__(self, *args, **kwargs):
+        arrays = [self._check(t, v) for t, v in zip(self.inputs, self._bind(args, kwargs))]
+        results = self.executable_for(arrays)(arrays)
+        return results[0] if self._single else list(results)
+
+    def __repr__(self) -> str:
+        lines = [f"<CompiledFunction {self.name} backend={self.backend.name} "
+                 f"inputs=[{', '.join(t.name + format_shape(t.shape) for t in self.inputs)}] "
+                 f"outputs={len(self.outputs)} updates={len(self.updates)}>"]
+        for key, exe in self._cache.items():
+            lines.append(f"  specialised for {self._describe_key(key)}:")
+            lines += ["    " + ln for ln in str(exe).splitlines()]
+        return "\n".join(lines)
+
+
+def compile(inputs: Sequence[Tensor], outputs, updates=None, backend: str = "interp", passes=None,
+            name: str | None = None) -> CompiledFunction:  # noqa: A001 - tg.compile is the API name
+    """Compile a function from placeholders ``inputs`` to ``outputs``.
+
+    ``updates``: (parameter, new_value) pairs or a dict, applied in place after the outputs
+    are computed (all new values are computed from the old ones first).
+    ``backend``: "interp" (NumPy reference), "llvm" or "triton".
+    """
+    return CompiledFunction(inputs, outputs, updates, backend, passes, name)

@@ -1,0 +1,327 @@
+"""The computational graph: a networkx DAG of op nodes, and thin Tensor handles.
+
+A node is an integer id in ``Graph.nx`` whose attributes are
+
+    op      name of the op in the registry ("add", "placeholder", ...)
+    inputs  the *ordered* tuple of input node ids (``x * x`` has two equal entries,
+            which a plain DiGraph edge set could not express)
+    attrs   op attributes as a sorted tuple of (key, value) pairs (hashable)
+    shape   static shape; ``None`` marks a dimension bound at call time
+    dtype   numpy dtype name ("float32", "int64", "bool", ...)
+    name    a human-readable name (placeholders and parameters: the user's)
+
+Nodes built by ops are interned on (op, inputs, attrs), so building the same
+expression twice yields the same node: common-subexpression elimination for free.
+"""
+from __future__ import annotations
+
+import itertools
+import threading
+from typing import Any, Iterable
+
+import networkx as nx
+import numpy as np
+
+__all__ = [
+    "Graph", "Tensor", "get_default_graph", "placeholder", "parameter", "constant",
+    "dprint", "as_tensor",
+]
+
+LEAF_OPS = ("placeholder", "parameter", "constant")
+
+
+def _freeze(value: Any) -> Any:
+    """Make attribute values hashable (lists -> tuples, dicts -> sorted tuples)."""
+    if isinstance(value, dict):
+        return tuple(sorted((k, _freeze(v)) for k, v in value.items()))
+    if isinstance(value, (list, tuple)):
+        return tuple(_freeze(v) for v in value)
+    if isinstance(value, slice):
+        return ("__slice__", value.start, value.stop, value.step)
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def freeze_attrs(attrs: dict) -> tuple:
+    return tuple(sorted((k, _freeze(v)) for k, v in attrs.items()))
+
+
+def format_shape(shape) -> str:
+    return "(" + ", ".join("?" if d is None else str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
+
+
+class Graph:
+    """A define-then-run graph. Use ``with g:`` to make it the default graph."""
+
+    def __init__(self, name: str = "graph"):
+        self.name = name
+        self.nx = nx.DiGraph()
+        self.values: dict[int, np.ndarray] = {}       # parameter storage
+        self.default_updates: dict[int, int] = {}     # state node -> update node (e.g. running stats)
+        self.update_triggers: dict[int, int] = {}     # state node -> node whose use implies the update
+        self._intern: dict[tuple, int] = {}
+        self._ids = itertools.count()
+        self._names: dict[str, int] = {}
+
+    # -- context manager / default graph ------------------------------------------------
+    def __enter__(self) -> "Graph":
+        _stack().append(self)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        _stack().pop()
+
+    # -- node access ---------------------------------------------------------------------
+    def node(self, nid: int) -> dict:
+        return self.nx.nodes[nid]
+
+    def tensor(self, nid: int) -> "Tensor":
+        return Tensor(self, nid)
+
+    def __len__(self) -> int:
+        return self.nx.number_of_nodes()
+
+    def __contains__(self, t) -> bool:
+        return isinstance(t, Tensor) and t.graph is self and t.id in self.nx
+
+    def by_name(self, name: str) -> "Tensor":
+        if name not in self._names:
+            raise KeyError(f"graph {self.name!r} has no placeholder or parameter named {name!r}")
+        return self.tensor(self._names[name])
+
+    def placeholders(self) -> list["Tensor"]:
+        return [self.tensor(n) for n, d in self.nx.nodes(data=True) if d["op"] == "placeholder"]
+
+    def parameters(self, trainable: bool | None = None) -> list["Tensor"]:
+        out = []
+        for n, d in self.nx.nodes(data=True):
+            if d["op"] == "parameter" and (trainable is None or dict(d["attrs"]).get("trainable") == trainable):
+                out.append(self.tensor(n))
+        return out
+
+    def add_node(self, op: str, inputs: tuple[int, ...], attrs: dict, shape: tuple, dtype: str,
+                 name: str | None = None, intern: bool = True) -> int:
+        """Add a node (or return the interned equal one) and its edges."""
+        fattrs = freeze_attrs(attrs)
+        key = (op, tuple(inputs), fattrs)
+        if intern and key in self._intern:
+            return self._intern[key]
+        nid = next(self._ids)
+        self.nx.add_node(nid, op=op, inputs=tuple(inputs), attrs=fattrs, shape=tuple(shape),
+                         dtype=str(np.dtype(dtype)), name=name or f"{op}_{nid}")
+        for i in inputs:
+            self.nx.add_edge(i, nid)
+        if intern:
+            self._intern[key] = nid
+        return nid
+
+    def register_name(self, name: str, nid: int) -> None:
+        if name in self._names:
+            raise ValueError(f"graph {self.name!r} already has a node named {name!r}; names of "
+                             "placeholders and parameters must be unique")
+        self._names[name] = nid
+
+    def topological_order(self, roots: Iterable[int] | None = None) -> list[int]:
+        """Nodes in dependency order; with ``roots``, only their ancestors (and themselves)."""
+        if roots is None:
+            return list(nx.topological_sort(self.nx))
+        needed = set()
+        for r in roots:
+            needed.add(r)
+            needed |= nx.ancestors(self.nx, r)
+        return [n for n in nx.topological_sort(self.nx.subgraph(needed))]
+
+    # -- text form -----------------------------------------------------------------------
+    def format_node(self, nid: int) -> str:
+        d = self.node(nid)
+        attrs = dict(d["attrs"])
+        attrs.pop("trainable", None) if d["op"] != "parameter" else None
+        args = ", ".join(f"%{i}" for i in d["inputs"])
+        shown = {k: v for k, v in attrs.items() if k not in ("key", "uid")}
+        if d["op"] == "constant":
+            val = self.values[nid]
+            shown = {"value": np.array2string(val, threshold=6, precision=4)} if val.size <= 6 else {}
+        attr_txt = (" " + " ".join(f"{k}={v}" for k, v in shown.items())) if shown else ""
+        label = d["name"] if d["op"] in ("placeholder", "parameter") else d["op"]
+        if d["op"] in ("placeholder", "parameter"):
+            label = f"{d['op']} {d['name']!r}"
+        return f"%{nid} = {label}({args}){attr_txt} : {format_shape(d['shape'])} {d['dtype']}"
+
+    def __str__(self) -> str:
+        lines = [f"Graph {self.name!r}: {len(self)} nodes"]
+        lines += ["  " + self.format_node(n) for n in self.topological_order()]
+        return "\n".join(lines)
+
+    __repr__ = lambda self: f"<Graph {self.name!r} with {len(self)} nodes>"
+
+
+_local = threading.local()
+_GLOBAL_DEFAULT = Graph("default")
+
+
+def _stack() -> list[Graph]:
+    if not hasattr(_local, "stack"):
+        _local.stack = []
+    return _local.stack
+
+
+def get_default_graph() -> Graph:
+    """The innermost graph entered with ``with g:``, else the global default graph."""
+    stack = _stack()
+    return stack[-1] if stack else _GLOBAL_DEFAULT
+
+
+class Tensor:
+    """A handle on one node of a graph. Operators build new nodes."""
+
+    __slots__ = ("graph", "id")
+    __array_priority__ = 1000  # so ndarray <op> Tensor defers to Tensor's reflected operator
+
+    def __init__(self, graph: Graph, nid: int):
+        self.graph = graph
+        self.id = nid
+
+    @property
+    def _d(self) -> dict:
+        return self.graph.nx.nodes[self.id]
+
+    @property
+    def shape(self) -> tuple:
+        return self._d["shape"]
+
+    @property
+    def dtype(self) -> str:
+        return self._d["dtype"]
+
+    @property
+    def name(self) -> str:
+        return self._d["name"]
+
+    @property
+    def op(self) -> str:
+        return self._d["op"]
+
+    @property
+    def attrs(self) -> dict:
+        return dict(self._d["attrs"])
+
+    @property
+    def inputs(self) -> list["Tensor"]:
+        return [Tensor(self.graph, i) for i in self._d["inputs"]]
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def value(self) -> np.ndarray:
+        if self.op == "parameter":
+            return self.graph.values[self.id]
+        if self.op == "constant":
+            return self.graph.values[self.id]
+        raise AttributeError(f"{self.name!r} is a {self.op!r} node: only parameters and constants hold a value")
+
+    @value.setter
+    def value(self, new) -> None:
+        if self.op != "parameter":
+            raise AttributeError(f"cannot assign a value to {self.op!r} node {self.name!r}")
+        new = np.asarray(new)
+        cur = self.graph.values[self.id]
+        if new.shape != cur.shape:
+            raise ValueError(f"parameter {self.name!r}: expected a value of shape {cur.shape}, got {new.shape}")
+        cur[...] = new  # in place: compiled code holds on to this buffer
+
+    @property
+    def T(self) -> "Tensor":
+        from . import ops
+        return ops.transpose(self)
+
+    def __repr__(self) -> str:
+        return f"<Tensor %{self.id} {self.name!r} op={self.op} shape={format_shape(self.shape)} dtype={self.dtype}>"
+
+    def __hash__(self) -> int:
+        return hash((id(self.graph), self.id))
+
+    def same(self, other: "Tensor") -> bool:
+        return isinstance(other, Tensor) and other.graph is self.graph and other.id == self.id
+
+    def __bool__(self):
+        raise TypeError("a symbolic Tensor has no truth value until the graph runs; use tg.where(...) "
+                        "for data-dependent choices")
+
+    def __len__(self):
+        if not self.shape or self.shape[0] is None:
+            raise TypeError(f"len() of tensor {self.name!r} with shape {format_shape(self.shape)} is unknown")
+        return self.shape[0]
+
+    def __iter__(self):
+        raise TypeError("symbolic Tensors are not iterable; index them explicitly")
+
+    # operators: defined in ops/__init__.py (they need the op registry)
+
+
+def as_tensor(x, like: Tensor | None = None, graph: Graph | None = None) -> Tensor:
+    """Wrap Python scalars/arrays as constants. Python scalars take ``like``'s dtype
+    (weak typing, as in JAX and PyTorch) so ``x * 2`` stays float32."""
+    if isinstance(x, Tensor):
+        return x
+    graph = like.graph if like is not None else (graph or get_default_graph())
+    if isinstance(x, (bool, int, float)) and like is not None:
+        dtype = like.dtype
+        if isinstance(x, float) and np.dtype(dtype).kind in "biu":
+            dtype = "float32"
+        return constant(np.asarray(x, dtype=dtype), graph=graph)
+    return constant(x, graph=graph)
+
+
+def placeholder(name: str, shape, dtype: str = "float32", graph: Graph | None = None) -> Tensor:
+    """A graph input fed at call time. ``None`` in ``shape`` is bound per call."""
+    g = graph or get_default_graph()
+    shape = tuple(None if d is None else int(d) for d in shape)
+    if any(d is not None and d < 0 for d in shape):
+        raise ValueError(f"placeholder {name!r}: dimensions must be >= 0 or None, got {shape}")
+    nid = g.add_node("placeholder", (), {}, shape, np.dtype(dtype).name, name=name, intern=False)
+    g.register_name(name, nid)
+    return Tensor(g, nid)
+
+
+def parameter(name: str, value, trainable: bool = True, dtype: str | None = None,
+              graph: Graph | None = None) -> Tensor:
+    """A variable whose value lives in the graph; compiled updates change it in place."""
+    g = graph or get_default_graph()
+    arr = np.array(value, dtype=dtype if dtype is not None else None, copy=True)
+    if arr.dtype == np.float64 and dtype is None and not isinstance(value, np.ndarray):
+        arr = arr.astype(np.float32)  # Python floats default to float32, like the rest of the API
+    arr = np.ascontiguousarray(arr)
+    nid = g.add_node("parameter", (), {"trainable": bool(trainable)}, arr.shape, arr.dtype.name,
+                     name=name, intern=False)
+    g.register_name(name, nid)
+    g.values[nid] = arr
+    return Tensor(g, nid)
+
+
+def constant(value, dtype: str | None = None, graph: Graph | None = None) -> Tensor:
+    """A constant; equal small constants are shared."""
+    g = graph or get_default_graph()
+    arr = np.array(value, dtype=dtype)
+    if arr.dtype == np.float64 and dtype is None and not isinstance(value, np.ndarray):
+        arr = arr.astype(np.float32)
+    if arr.dtype.kind == "i" and arr.dtype != np.int64 and not isinstance(value, np.ndarray):
+        arr = arr.astype(np.int64)
+    arr.setflags(write=False)
+    key_attrs = {"key": (arr.dtype.name, arr.shape, arr.tobytes())} if arr.size <= 16 else {"uid": next(g._ids)}
+    nid = g.add_node("constant", (), key_attrs, arr.shape, arr.dtype.name,
+                     name=f"const_{arr.item():g}" if arr.size == 1 and arr.dtype.kind in "fiu" else None)
+    g.values[nid] = arr
+    return Tensor(g, nid)
+
+
+def dprint(t: Tensor | Iterable[Tensor], file=None) -> str:
+    """Print (and return) the sub-graph that computes ``t``, one line per node."""
+    ts = [t] if isinstance(t, Tensor) else list(t)
+    g = ts[0].graph
+    lines = [g.format_node(n) for n in g.topological_order([x.id for x in ts])]
+    text = "\n".join(lines)
+    print(text, file=file)
+    return text

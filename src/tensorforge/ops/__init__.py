@@ -1,0 +1,68 @@
+"""All ops, and the Python operators on Tensor that build them.
+
+Importing this package registers every op family in the registry. The public
+functions (``tg.relu``, ``tg.conv2d``, ...) are defined next to their op in the
+family module and re-exported here.
+"""
+from __future__ import annotations
+
+from ..graph import Tensor
+from . import elementwise, shape, reduce, linalg, indexing, nn, random  # noqa: F401  (registers ops)
+from .elementwise import (abs, elu, equal, greater, greater_equal, heaviside, leaky_relu, less, less_equal,
+                          maximum, minimum, not_equal, pow, relu, sigmoid, softplus, sqrt, tanh)
+from .registry import OPS, OpDef, ShapeError, apply, get_op, register
+from .reduce import argmax, log_softmax, logsumexp, max, mean, min, softmax, sum, var
+from .shape import broadcast_to, expand_dims, reshape, squeeze, transpose
+from .linalg import matmul
+from .indexing import concat, getitem, one_hot
+from .nn import (avg_pool2d, batch_norm, binary_cross_entropy, conv2d, dropout, group_norm, instance_norm,
+                 layer_norm, max_pool2d, maxout, mse, prelu, softmax_cross_entropy)
+
+
+def add(a, b): return apply("add", [a, b])
+def sub(a, b): return apply("sub", [a, b])
+def mul(a, b): return apply("mul", [a, b])
+def div(a, b): return apply("div", [a, b])
+def neg(x): return apply("neg", [x])
+def exp(x): return apply("exp", [x])
+def log(x): return apply("log", [x])
+def sign(x): return apply("sign", [x])
+def where(cond, a, b): return apply("where", [cond, a, b])
+def cast(x, dtype): return apply("cast", [x], dtype=str(dtype))
+
+
+def _install_operators() -> None:
+    T = Tensor
+    T.__add__ = lambda a, b: apply("add", [a, b])
+    T.__radd__ = lambda a, b: apply("add", [b, a])
+    T.__sub__ = lambda a, b: apply("sub", [a, b])
+    T.__rsub__ = lambda a, b: apply("sub", [b, a])
+    T.__mul__ = lambda a, b: apply("mul", [a, b])
+    T.__rmul__ = lambda a, b: apply("mul", [b, a])
+    T.__truediv__ = lambda a, b: apply("div", [a, b])
+    T.__rtruediv__ = lambda a, b: apply("div", [b, a])
+    T.__pow__ = lambda a, b: apply("pow", [a, b])
+    T.__rpow__ = lambda a, b: apply("pow", [b, a])
+    T.__matmul__ = lambda a, b: matmul(a, b)
+    T.__rmatmul__ = lambda a, b: matmul(b, a)
+    T.__neg__ = lambda a: apply("neg", [a])
+    T.__pos__ = lambda a: a
+    T.__abs__ = lambda a: apply("abs", [a])
+    T.__lt__ = lambda a, b: apply("lt", [a, b])
+    T.__le__ = lambda a, b: apply("le", [a, b])
+    T.__gt__ = lambda a, b: apply("gt", [a, b])
+    T.__ge__ = lambda a, b: apply("ge", [a, b])
+    T.__eq__ = lambda a, b: apply("eq", [a, b])
+    T.__ne__ = lambda a, b: apply("ne", [a, b])
+    T.__getitem__ = lambda a, idx: getitem(a, idx)
+    T.reshape = lambda a, *shape: reshape(a, shape[0] if len(shape) == 1 and not isinstance(shape[0], int) else shape)
+    T.transpose = lambda a, *axes: transpose(a, axes or None)
+    T.sum = lambda a, axis=None, keepdims=False: sum(a, axis, keepdims)
+    T.mean = lambda a, axis=None, keepdims=False: mean(a, axis, keepdims)
+    T.max = lambda a, axis=None, keepdims=False: max(a, axis, keepdims)
+    T.astype = lambda a, dtype: cast(a, dtype)
+    # __eq__ returns a Tensor, so keep identity hashing explicitly
+    T.__hash__ = lambda a: hash((id(a.graph), a.id))
+
+
+_install_operators()

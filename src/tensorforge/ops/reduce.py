@@ -1,0 +1,186 @@
+"""Reductions (sum, max, argmax, numel) and the row-wise softmax family.
+
+softmax, log_softmax and logsumexp are primitives (not compositions) so that
+they are computed stably in one place and become one row-wise kernel later.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .registry import ShapeError, apply, normalize_axis, register
+
+
+def _reduced_shape(shape, axis, keepdims):
+    axes = normalize_axis(axis, len(shape))
+    if keepdims:
+        return tuple(1 if i in axes else d for i, d in enumerate(shape))
+    return tuple(d for i, d in enumerate(shape) if i not in axes)
+
+
+def _reduce_type(types, axis=None, keepdims=False):
+    (t,) = types
+    return _reduced_shape(t.shape, axis, keepdims), t.dtype
+
+
+def _keep(g, c):
+    """Bring a reduced gradient back to the input's rank (size-1 reduced axes)."""
+    if c.attrs.get("keepdims", False):
+        return g
+    axes = normalize_axis(c.attrs.get("axis"), len(c.x.shape))
+    return apply("expand_dims", [g], axes=axes) if axes else g
+
+
+def _sum_impl(x, axis=None, keepdims=False):
+    return np.asarray(np.sum(x, axis=axis, keepdims=keepdims))
+
+
+register("sum", infer=_reduce_type, impl=_sum_impl, n_inputs=1, family="reduce",
+         vjp=lambda c, g: [apply("broadcast_like", [_keep(g, c), c.x])],
+         doc="sum over axis (None: all), keepdims")
+
+
+def _max_vjp(c, g):
+    x = c.x
+    out = _keep(c.output, c)
+    mask = apply("cast", [apply("eq", [x, apply("broadcast_like", [out, x])])], dtype=x.dtype)
+    # ties share the gradient evenly (as torch.amax does)
+    count = apply("sum", [mask], axis=c.attrs.get("axis"), keepdims=True)
+    return [apply("mul", [apply("broadcast_like", [apply("div", [_keep(g, c), count]), x]), mask])]
+
+
+register("max", infer=_reduce_type, n_inputs=1, family="reduce",
+         impl=lambda x, axis=None, keepdims=False: np.asarray(np.max(x, axis=axis, keepdims=keepdims)),
+         vjp=_max_vjp, doc="maximum over axis; gradient routed to the maximal entries")
+
+
+def _argmax_type(types, axis=-1, keepdims=False):
+    (t,) = types
+    return _reduced_shape(t.shape, axis, keepdims), "int64"
+
+
+register("argmax", infer=_argmax_type, n_inputs=1, family="reduce", differentiable=False,
+         impl=lambda x, axis=-1, keepdims=False: np.asarray(np.argmax(x, axis=axis, keepdims=keepdims)).astype(np.int64),
+         doc="index of the maximum along one axis")
+
+
+def _numel_type(types, axis=None, dtype="float32"):
+    (t,) = types
+    normalize_axis(axis, len(t.shape))
+    return (), dtype
+
+
+def _numel_impl(x, axis=None, dtype="float32"):
+    axes = normalize_axis(axis, x.ndim)
+    return np.asarray(math.prod(x.shape[a] for a in axes), dtype=dtype)
+
+
+register("numel", infer=_numel_type, impl=_numel_impl, n_inputs=1, shape_only_inputs=(0,),
+         differentiable=False, family="reduce",
+         doc="number of elements over axis, as a scalar (x read for its shape only; folds to a constant)")
+
+
+# ---- softmax family (along one axis, default the last) ---------------------------------
+
+def _row_type(types, axis=-1):
+    (t,) = types
+    if np.dtype(t.dtype).kind != "f":
+        raise ShapeError(f"expects a floating-point tensor, got {t.dtype}")
+    normalize_axis(axis, len(t.shape))
+    return t.shape, t.dtype
+
+
+def _softmax_ref(x, axis=-1):
+    e = np.exp(x - np.max(x, axis=axis, keepdims=True))
+    return e / np.sum(e, axis=axis, keepdims=True)
+
+
+def _log_softmax_ref(x, axis=-1):
+    z = x - np.max(x, axis=axis, keepdims=True)
+    return z - np.log(np.sum(np.exp(z), axis=axis, keepdims=True))
+
+
+def _logsumexp_ref(x, axis=-1, keepdims=False):
+    m = np.max(x, axis=axis, keepdims=True)
+    out = m + np.log(np.sum(np.exp(x - m), axis=axis, keepdims=True))
+    return out if keepdims else np.squeeze(out, axis=axis)
+
+
+def _softmax_vjp(c, g):
+    axis = c.attrs.get("axis", -1)
+    y = c.output
+    dot = apply("sum", [apply("mul", [g, y])], axis=axis, keepdims=True)
+    return [apply("mul", [y, apply("sub", [g, dot])])]
+
+
+def _log_softmax_vjp(c, g):
+    axis = c.attrs.get("axis", -1)
+    p = apply("exp", [c.output])
+    total = apply("sum", [g], axis=axis, keepdims=True)
+    return [apply("sub", [g, apply("mul", [p, total])])]
+
+
+def _logsumexp_vjp(c, g):
+    axis = c.attrs.get("axis", -1)
+    p = apply("softmax", [c.x], axis=axis)
+    return [apply("mul", [p, _keep(g, c)])]
+
+
+register("softmax", infer=_row_type, impl=_softmax_ref, vjp=_softmax_vjp, n_inputs=1, family="reduce",
+         doc="exp(x - max) / sum(exp(x - max)) along axis")
+register("log_softmax", infer=_row_type, impl=_log_softmax_ref, vjp=_log_softmax_vjp, n_inputs=1,
+         family="reduce", doc="x - logsumexp(x) along axis, computed stably")
+register("logsumexp", infer=_reduce_type, impl=_logsumexp_ref, vjp=_logsumexp_vjp, n_inputs=1,
+         family="reduce", doc="log(sum(exp(x))) along axis, computed stably")
+
+
+# ---- public functions ------------------------------------------------------------------
+
+def _axis(axis):
+    return axis if axis is None or isinstance(axis, int) else tuple(int(a) for a in axis)
+
+
+def sum(x, axis=None, keepdims: bool = False):  # noqa: A001
+    """Sum over ``axis`` (None: every axis)."""
+    return apply("sum", [x], axis=_axis(axis), keepdims=bool(keepdims))
+
+
+def max(x, axis=None, keepdims: bool = False):  # noqa: A001
+    """Maximum over ``axis``."""
+    return apply("max", [x], axis=_axis(axis), keepdims=bool(keepdims))
+
+
+def min(x, axis=None, keepdims: bool = False):  # noqa: A001
+    """Minimum over ``axis`` (as -max(-x))."""
+    return apply("neg", [max(apply("neg", [x]), axis, keepdims)])
+
+
+def mean(x, axis=None, keepdims: bool = False):
+    """Mean over ``axis``: sum / number of elements (bound at call time)."""
+    from ..graph import as_tensor
+    x = as_tensor(x)
+    return apply("div", [sum(x, axis, keepdims), apply("numel", [x], axis=_axis(axis), dtype=x.dtype)])
+
+
+def var(x, axis=None, keepdims: bool = False):
+    """Biased variance (divides by N), as normalisation layers use."""
+    mu = mean(x, axis, keepdims=True)
+    d = apply("sub", [x, mu])
+    return mean(apply("mul", [d, d]), axis, keepdims)
+
+
+def argmax(x, axis: int = -1, keepdims: bool = False):
+    return apply("argmax", [x], axis=int(axis), keepdims=bool(keepdims))
+
+
+def softmax(x, axis: int = -1):
+    return apply("softmax", [x], axis=int(axis))
+
+
+def log_softmax(x, axis: int = -1):
+    return apply("log_softmax", [x], axis=int(axis))
+
+
+def logsumexp(x, axis: int = -1, keepdims: bool = False):
+    return apply("logsumexp", [x], axis=int(axis), keepdims=bool(keepdims))

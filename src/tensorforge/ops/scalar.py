@@ -1,0 +1,125 @@
+"""Scalar expressions: how an elementwise op computes one output element.
+
+Every elementwise op declares ``scalar(s, *args, **attrs)`` written against a
+small namespace ``s`` of primitives (exp, log, where, ...). Called with
+``SYMBOLIC`` it records an expression DAG that the LLVM and Triton code
+generators lower; called with ``NUMPY`` it evaluates on arrays, which is how the
+tests check each declaration against the op's NumPy reference.
+
+The primitive set is deliberately small; every backend must implement each one:
+
+    arith   add sub mul div neg pow maximum minimum
+    math    exp log tanh sqrt abs floor
+    logic   lt le gt ge eq ne where (select) logical_and logical_or logical_not
+    other   const(value, dtype) cast(x, dtype)
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+PRIMITIVES = (
+    "arg", "const", "cast", "add", "sub", "mul", "div", "neg", "pow", "maximum", "minimum",
+    "exp", "log", "tanh", "sqrt", "abs", "floor", "lt", "le", "gt", "ge", "eq", "ne", "where",
+    "logical_and", "logical_or", "logical_not",
+)
+COMPARISONS = ("lt", "le", "gt", "ge", "eq", "ne")
+
+
+@dataclass(frozen=True)
+class Expr:
+    """A node of a scalar expression DAG (hash-consed by value)."""
+    op: str
+    args: tuple = ()
+    value: object = None   # const: the Python number; arg: the input position; cast: the dtype
+    dtype: str | None = None  # only set on const/cast/arg
+
+    def _bin(self, op, other, swap=False):
+        other = other if isinstance(other, Expr) else Expr("const", (), float(other))
+        return Expr(op, (other, self) if swap else (self, other))
+
+    __add__ = lambda a, b: a._bin("add", b)
+    __radd__ = lambda a, b: a._bin("add", b, True)
+    __sub__ = lambda a, b: a._bin("sub", b)
+    __rsub__ = lambda a, b: a._bin("sub", b, True)
+    __mul__ = lambda a, b: a._bin("mul", b)
+    __rmul__ = lambda a, b: a._bin("mul", b, True)
+    __truediv__ = lambda a, b: a._bin("div", b)
+    __rtruediv__ = lambda a, b: a._bin("div", b, True)
+    __pow__ = lambda a, b: a._bin("pow", b)
+    __neg__ = lambda a: Expr("neg", (a,))
+    __lt__ = lambda a, b: a._bin("lt", b)
+    __le__ = lambda a, b: a._bin("le", b)
+    __gt__ = lambda a, b: a._bin("gt", b)
+    __ge__ = lambda a, b: a._bin("ge", b)
+
+    def __repr__(self) -> str:
+        if self.op == "arg":
+            return f"x{self.value}"
+        if self.op == "const":
+            return repr(self.value)
+        if self.op == "cast":
+            return f"cast({self.args[0]!r}, {self.value})"
+        return f"{self.op}({', '.join(map(repr, self.args))})"
+
+    def walk(self):
+        """Post-order traversal without repeats."""
+        seen, order = set(), []
+
+        def visit(e):
+            if id(e) in seen:
+                return
+            seen.add(id(e))
+            for a in e.args:
+                visit(a)
+            order.append(e)
+        visit(self)
+        return order
+
+
+def _lift(x):
+    return x if isinstance(x, Expr) else Expr("const", (), float(x))
+
+
+class _Symbolic:
+    """Namespace that builds Expr DAGs."""
+
+    @staticmethod
+    def arg(i: int, dtype: str) -> Expr:
+        return Expr("arg", (), i, dtype)
+
+    @staticmethod
+    def const(v, dtype=None) -> Expr:
+        return Expr("const", (), float(v), dtype)
+
+    @staticmethod
+    def cast(x, dtype) -> Expr:
+        return Expr("cast", (_lift(x),), str(np.dtype(dtype)))
+
+    def __getattr__(self, name):
+        if name not in PRIMITIVES:
+            raise AttributeError(f"{name!r} is not a scalar primitive; use one of {PRIMITIVES}")
+        return lambda *args: Expr(name, tuple(_lift(a) for a in args))
+
+
+class _Numpy:
+    """Namespace that evaluates the same expressions on NumPy arrays."""
+    add, sub, mul, div, neg = np.add, np.subtract, np.multiply, np.divide, np.negative
+    pow, maximum, minimum = np.power, np.maximum, np.minimum
+    exp, log, tanh, sqrt, abs, floor = np.exp, np.log, np.tanh, np.sqrt, np.abs, np.floor
+    lt, le, gt, ge, eq, ne = np.less, np.less_equal, np.greater, np.greater_equal, np.equal, np.not_equal
+    where = staticmethod(np.where)
+    logical_and, logical_or, logical_not = np.logical_and, np.logical_or, np.logical_not
+
+    @staticmethod
+    def const(v, dtype=None):
+        return v
+
+    @staticmethod
+    def cast(x, dtype):
+        return np.asarray(x).astype(dtype)
+
+
+SYMBOLIC = _Symbolic()
+NUMPY = _Numpy()

@@ -1,0 +1,33 @@
+"""Runtime knobs shared by the backends: thread count and the on-disk cache folder."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+_num_threads: int | None = None
+
+
+def set_num_threads(n: int) -> None:
+    """Bound the threads that compiled code uses (also: TENSORFORGE_NUM_THREADS)."""
+    global _num_threads
+    n = int(n)
+    if n < 1:
+        raise ValueError(f"set_num_threads: need n >= 1, got {n}")
+    _num_threads = n
+
+
+def get_num_threads() -> int:
+    if _num_threads is not None:
+        return _num_threads
+    env = os.environ.get("TENSORFORGE_NUM_THREADS")
+    if env:
+        try:
+            return max(1, int(env))
+        except ValueError:
+            raise ValueError(f"TENSORFORGE_NUM_THREADS must be a positive integer, got {env!r}") from None
+    return os.cpu_count() or 1
+
+
+def cache_dir() -> Path:
+    """Where compiled code is cached on disk (TENSORFORGE_CACHE_DIR, default ~/.cache/tensorforge)."""
+    return Path(os.environ.get("TENSORFORGE_CACHE_DIR", Path.home() / ".cache" / "tensorforge"))
