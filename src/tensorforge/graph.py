@@ -293,7 +293,7 @@ def parameter(name: str, value, trainable: bool = True, dtype: str | None = None
     arr = np.array(value, dtype=dtype if dtype is not None else None, copy=True)
     if arr.dtype == np.float64 and dtype is None and not isinstance(value, np.ndarray):
         arr = arr.astype(np.float32)  # Python floats default to float32, like the rest of the API
-    arr = np.ascontiguousarray(arr)
+    arr = np.asarray(arr, order="C")  # (ascontiguousarray would turn a 0-d value 1-d)
     nid = g.add_node("parameter", (), {"trainable": bool(trainable)}, arr.shape, arr.dtype.name,
                      name=name, intern=False)
     g.register_name(name, nid)

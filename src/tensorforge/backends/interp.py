@@ -48,6 +48,9 @@ class InterpretedFunction:
             want = prog.dtypes[nid]
             if out.dtype != want:
                 out = out.astype(want)
+            if out.shape != prog.shapes[nid]:  # an op's impl and its shape rule disagree: a bug to report
+                raise NodeError(f"{prog.describe_node(nid)} produced shape {out.shape}, but its shape rule "
+                                f"says {prog.shapes[nid]}")
             env[nid] = out
         # copy what could alias a buffer that the updates below overwrite
         results = [np.array(env[o]) if (prog.updates or o in self._leafset) else env[o] for o in prog.outputs]

@@ -85,7 +85,7 @@ def _transpose_vjp(c, g):
 
 
 register("transpose", infer=_transpose_type, n_inputs=1, family="shape",
-         impl=lambda x, axes=None: np.ascontiguousarray(np.transpose(x, axes)), vjp=_transpose_vjp,
+         impl=lambda x, axes=None: np.asarray(np.transpose(x, axes), order="C"), vjp=_transpose_vjp,
          doc="permute dimensions (default: reverse them)")
 
 
@@ -165,7 +165,7 @@ def _sum_to_like_type(types):
 
 
 register("sum_to_like", infer=_sum_to_like_type, n_inputs=2, shape_only_inputs=(1,), family="shape",
-         impl=lambda g, ref: np.ascontiguousarray(sum_to_shape(g, ref.shape)),
+         impl=lambda g, ref: np.asarray(sum_to_shape(g, ref.shape), order="C"),
          vjp=lambda c, g: [apply("broadcast_like", [g, c.inputs[0]]), None],
          doc="sum the broadcast axes of g so that it has the shape of ref (the unbroadcast of autodiff)")
 
