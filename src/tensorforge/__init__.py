@@ -15,8 +15,12 @@ from .ops import (OPS, ShapeError, abs, add, argmax, avg_pool2d, batch_norm, bin
                   minimum, mse, mul, neg, not_equal, one_hot, pow, prelu, relu, reshape, sigmoid, sign, softmax,
                   softmax_cross_entropy, softplus, sqrt, squeeze, sub, sum, tanh, transpose, var, where)
 from .autodiff import grad
+from .clone import clone
 from .compile import CompiledFunction, InputError, compile
 from .runtime import set_num_threads, get_num_threads
+# `from .ops import *` also binds the submodule ops.nn as `nn`; drop it so that the next line
+# imports the tg.nn layers package instead of returning ops.nn.
+globals().pop("nn", None)
 from . import init, optim, nn, testing, data, train  # noqa: E402
 
 __version__ = "0.1.0"
