@@ -63,7 +63,7 @@ def check_grad(fn: Callable, inputs: Sequence[np.ndarray], wrt: Sequence[int] | 
     ``fn`` takes graph tensors and returns one tensor; ``inputs`` are arrays (use float64).
     Raises GradientCheckError naming the input and the worst element on mismatch.
     """
-    arrays = [np.array(a, dtype=np.float64) if np.asarray(a).dtype.kind == "f" else np.array(a) for a in inputs]
+    arrays = [np.array(a, dtype=np.float64 if np.asarray(a).dtype.kind == "f" else None, order="C") for a in inputs]
     f, sym, wrt = symbolic_grads(fn, arrays, wrt, backend)
     for gi, i in zip(sym, wrt):
         num = numerical_grad(f, arrays, i, eps)

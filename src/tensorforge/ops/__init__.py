@@ -17,6 +17,7 @@ from .linalg import matmul
 from .indexing import concat, getitem, one_hot
 from .nn import (avg_pool2d, batch_norm, binary_cross_entropy, conv2d, dropout, group_norm, instance_norm,
                  layer_norm, max_pool2d, maxout, mse, prelu, softmax_cross_entropy)
+from .random import random_uniform, rng_counter
 
 
 def add(a, b): return apply("add", [a, b])

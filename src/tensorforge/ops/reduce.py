@@ -160,6 +160,8 @@ def mean(x, axis=None, keepdims: bool = False):
     """Mean over ``axis``: sum / number of elements (bound at call time)."""
     from ..graph import as_tensor
     x = as_tensor(x)
+    if np.dtype(x.dtype).kind != "f":  # a mean of ints or bools (an accuracy) is a float, not truncated
+        x = apply("cast", [x], dtype="float32")
     return apply("div", [sum(x, axis, keepdims), apply("numel", [x], axis=_axis(axis), dtype=x.dtype)])
 
 

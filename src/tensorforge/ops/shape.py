@@ -124,6 +124,9 @@ register("squeeze", infer=_squeeze_type, n_inputs=1, family="shape",
 def _broadcast_to_type(types, shape):
     (t,) = types
     shape = tuple(shape)
+    if any(d is None for d in shape):  # the run would have no size for it
+        raise ShapeError(f"target shape {shape} has an unknown (None) dimension; broadcast against a "
+                         "tensor of that shape instead (x + zeros, or the broadcast_like op)")
     out = broadcast_shapes(t.shape, shape)
     if len(t.shape) > len(shape) or any(o != s and s is not None for o, s in zip(out, shape)):
         raise ShapeError(f"cannot broadcast {t.shape} to {shape}")
