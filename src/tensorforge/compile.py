@@ -84,11 +84,13 @@ class CompiledFunction:
         for t in self.outputs:
             if not isinstance(t, Tensor):
                 raise TypeError(f"compile: outputs must be Tensors, got {t!r}")
-        graphs = {id(t.graph) for t in self.inputs + self.outputs}
-        if len(graphs) > 1:
-            raise ValueError("compile: inputs and outputs come from different graphs")
-        self.graph = (self.outputs or self.inputs)[0].graph if (self.outputs or self.inputs) else None
         user_updates = _normalise_updates(updates)
+        # a function may have only updates (no inputs, no outputs): its graph is theirs
+        anchors = self.outputs + self.inputs + [t for pair in user_updates for t in pair]
+        graphs = {id(t.graph) for t in anchors}
+        if len(graphs) > 1:
+            raise ValueError("compile: inputs, outputs and updates come from different graphs")
+        self.graph = anchors[0].graph if anchors else None
         self.updates = _with_default_updates(self.graph, self.outputs, user_updates) if self.graph else []
         names = [t.name for t in self.inputs]
         if len(set(names)) != len(names):

@@ -82,6 +82,11 @@ class Graph:
     def __len__(self) -> int:
         return self.nx.number_of_nodes()
 
+    def __bool__(self) -> bool:
+        # always true, even when empty: `graph or get_default_graph()` must not swap an
+        # empty graph for the default one (without this, __len__ decides truthiness)
+        return True
+
     def __contains__(self, t) -> bool:
         return isinstance(t, Tensor) and t.graph is self and t.id in self.nx
 

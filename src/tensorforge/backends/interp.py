@@ -52,12 +52,23 @@ class InterpretedFunction:
                 raise NodeError(f"{prog.describe_node(nid)} produced shape {out.shape}, but its shape rule "
                                 f"says {prog.shapes[nid]}")
             env[nid] = out
-        # copy what could alias a buffer that the updates below overwrite
-        results = [np.array(env[o]) if (prog.updates or o in self._leafset) else env[o] for o in prog.outputs]
+        # copy what could alias a buffer that the updates below overwrite, and outputs that are
+        # views of a parameter or input (reshape, transpose ...): a later update or the caller's
+        # own writes would otherwise change an array already returned
+        results = [np.array(env[o]) if (prog.updates or o in self._leafset or self._aliases_leaf(env[o], env))
+                   else env[o] for o in prog.outputs]
         new_values = [(p, env[n]) for p, n in prog.updates]
+        # updates are simultaneous: a new value that is (a view of) a buffer that another
+        # update overwrites (e.g. swapping two parameters) must be copied before any write
+        targets = [values[p] for p, _ in new_values]
+        new_values = [(p, np.array(new) if any(np.may_share_memory(new, t) for t in targets) else new)
+                      for p, new in new_values]
         for p, new in new_values:
             np.copyto(values[p], new, casting="same_kind")
         return results
+
+    def _aliases_leaf(self, arr: np.ndarray, env: dict) -> bool:
+        return arr.base is not None and any(np.may_share_memory(arr, env[i]) for i in self._leafset)
 
     def __str__(self) -> str:
         return f"interpreter: {len(self._steps)} NumPy calls"
