@@ -1,1 +1,452 @@
-"""(being written)"""
+"""``tg.train``: fit a ``tg.nn`` model with minibatch training, and evaluate or predict with it.
+
+``fit`` builds ONE graph per call:
+
+    x, y placeholders (None, ...)                      the batch dimension is bound per call
+    model(x, training=True)  -> loss (+ penalty)       -> optimizer updates -> train_step (compiled)
+    model(x, training=False) -> outputs, per-sample loss                   -> eval function (compiled)
+
+Both compiled functions share the model's parameters (they live in the graph), and
+both use the ``backend`` asked for (the NumPy interpreter by default; "llvm" or
+"triton" once available). Then it runs epochs of shuffled (seeded) minibatches,
+validates after each epoch, steps the learning-rate schedule, stops early, and
+returns a :class:`History`.
+"""
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from typing import Callable, Sequence
+
+import numpy as np
+
+from . import ops
+from .compile import compile as _compile
+from .graph import Graph, Tensor, placeholder
+
+__all__ = ["fit", "evaluate", "predict", "History", "digits_mlp", "accuracy"]
+
+CLASSIFICATION_LOSSES = ("cross_entropy", "softmax_cross_entropy", "ce")
+BCE_LOSSES = ("bce", "binary_cross_entropy")
+MSE_LOSSES = ("mse",)
+
+
+class History(dict):
+    """Per-epoch records ("loss", "accuracy", "val_loss", "val_accuracy", "lr", "time"), one entry per
+    epoch run, plus ``best_epoch`` (0-based, by the monitored loss), ``stopped_early``,
+    ``diverged`` (a non-finite training loss stopped the run), ``monitor`` (the key watched),
+    and the ``graph`` and compiled ``train_step``/``eval_step`` for inspection."""
+
+    def __init__(self):
+        super().__init__()
+        self.best_epoch: int | None = None
+        self.stopped_early = False
+        self.diverged = False
+        self.monitor = "loss"
+        self.graph: Graph | None = None
+        self.train_step = None
+        self.eval_step = None
+
+    @property
+    def epochs(self) -> int:
+        return len(self.get("loss", []))
+
+    def append(self, key: str, value: float) -> None:
+        self.setdefault(key, []).append(float(value))
+
+    def __repr__(self) -> str:
+        last = {k: round(v[-1], 4) for k, v in self.items() if v}
+        return (f"<History {self.epochs} epochs, best_epoch={self.best_epoch}, "
+                f"stopped_early={self.stopped_early}, last={last}>")
+
+
+# ---- losses and metrics --------------------------------------------------------------------
+
+def _loss_kind(loss) -> str:
+    if callable(loss):
+        return "callable"
+    if not isinstance(loss, str):
+        raise TypeError(f"loss must be a name or a callable, got {type(loss).__name__}")
+    key = loss.lower()
+    if key in CLASSIFICATION_LOSSES:
+        return "cross_entropy"
+    if key in BCE_LOSSES:
+        return "bce"
+    if key in MSE_LOSSES:
+        return "mse"
+    raise ValueError(f"unknown loss {loss!r}; use 'cross_entropy', 'mse', 'bce' or a callable(pred, y)")
+
+
+def _loss_tensor(loss, out: Tensor, y: Tensor) -> Tensor:
+    """The unreduced loss of a batch (per sample or per element; a callable may return a scalar)."""
+    kind = _loss_kind(loss)
+    if kind == "callable":
+        return loss(out, y)
+    if kind == "cross_entropy":
+        if np.dtype(y.dtype).kind in "iu":
+            return ops.softmax_cross_entropy(out, y)
+        # one-hot (or soft) float targets: -Σ y log softmax
+        return -ops.sum(y * ops.log_softmax(out, axis=-1), axis=-1)
+    if kind == "bce":
+        return ops.binary_cross_entropy(out, y)
+    return ops.mse(out, y)
+
+
+def _per_sample(l: Tensor) -> Tensor:
+    """Average every axis but the first away (a scalar stays a scalar)."""
+    if len(l.shape) <= 1:
+        return l
+    return ops.mean(l, axis=tuple(range(1, len(l.shape))))
+
+
+def accuracy(pred: np.ndarray, y: np.ndarray, loss="cross_entropy") -> float:
+    """Fraction of correct predictions: argmax for class scores (integer or one-hot targets),
+    logits > 0 for "bce", outputs > 0.5 otherwise."""
+    pred, y = np.asarray(pred), np.asarray(y)
+    kind = _loss_kind(loss) if not callable(loss) else "callable"
+    if kind == "bce":
+        return float(np.mean((pred > 0) == (y > 0.5)))
+    if y.dtype.kind in "iu" and pred.ndim == y.ndim + 1:
+        return float(np.mean(np.argmax(pred, axis=-1) == y))
+    if pred.shape == y.shape and pred.ndim >= 2 and pred.shape[-1] > 1:
+        return float(np.mean(np.argmax(pred, axis=-1) == np.argmax(y, axis=-1)))
+    return float(np.mean((pred > 0.5) == (y > 0.5)))
+
+
+def _metric_fns(metrics, loss) -> dict[str, Callable]:
+    fns = {}
+    for m in metrics or ():
+        if callable(m):
+            fns[getattr(m, "__name__", "metric")] = m
+        elif m in ("accuracy", "acc"):
+            fns["accuracy"] = lambda p, y: accuracy(p, y, loss)
+        elif m == "mae":
+            fns["mae"] = lambda p, y: float(np.mean(np.abs(p - y)))
+        elif m == "mse":
+            fns["mse"] = lambda p, y: float(np.mean((p - y) ** 2))
+        else:
+            raise ValueError(f"unknown metric {m!r}; use 'accuracy', 'mae', 'mse' or a callable(pred, y)")
+    return fns
+
+
+# ---- array preparation -------------------------------------------------------------------
+
+def _as_inputs(x) -> np.ndarray:
+    x = np.asarray(x)
+    if x.dtype.kind != "f":
+        x = x.astype(np.float32)
+    return x
+
+
+def _as_targets(y, loss, out_shape, x_dtype) -> np.ndarray:
+    """Targets with the dtype and rank the loss expects (int64 class labels for cross-entropy,
+    float of the inputs' dtype otherwise; a trailing axis added for (N,) targets of (N, 1) outputs)."""
+    y = np.asarray(y)
+    kind = _loss_kind(loss)
+    if kind == "cross_entropy" and y.dtype.kind in "iub":
+        return y.astype(np.int64)
+    if kind == "callable" and y.dtype.kind in "iu":
+        return y.astype(np.int64)
+    y = y.astype(x_dtype)
+    if y.ndim == len(out_shape) - 1 and out_shape[-1] == 1:
+        y = y[..., None]
+    return y
+
+
+# ---- evaluation functions (cached per model) ---------------------------------------------
+
+class _Evaluator:
+    """The model in evaluation mode on placeholders of one graph, compiled for one backend."""
+
+    def __init__(self, model, x_ph: Tensor, y_ph: Tensor | None, loss, backend, out: Tensor | None = None):
+        self.x_ph, self.y_ph, self.loss = x_ph, y_ph, loss
+        self.out = out if out is not None else model(x_ph, training=False)
+        self.predict_fn = _compile([x_ph], [self.out], backend=backend, name="predict")
+        self.eval_fn = None
+        if y_ph is not None:
+            per_sample = _per_sample(_loss_tensor(loss, self.out, y_ph))
+            self.eval_fn = _compile([x_ph, y_ph], [self.out, per_sample], backend=backend, name="eval_step")
+
+    def predict(self, x: np.ndarray, batch_size: int) -> np.ndarray:
+        outs = [self.predict_fn(xb)[0] for (xb,) in _chunks([x], batch_size)]
+        return np.concatenate(outs, axis=0) if outs else np.zeros((0,) + tuple(self.out.shape[1:]))
+
+    def evaluate(self, x, y, batch_size: int, metric_fns) -> dict[str, float]:
+        outs, total, n = [], 0.0, 0
+        for xb, yb in _chunks([x, y], batch_size):
+            out, l = self.eval_fn(xb, yb)
+            outs.append(out)
+            total += float(np.sum(l)) if np.ndim(l) else float(l) * len(xb)
+            n += len(xb)
+        pred = np.concatenate(outs, axis=0)
+        result = {"loss": total / max(n, 1)}
+        for name, fn in metric_fns.items():
+            result[name] = float(fn(pred, y))
+        return result
+
+
+def _chunks(arrays, batch_size):
+    n = len(arrays[0])
+    for start in range(0, n, batch_size):
+        yield tuple(a[start:start + batch_size] for a in arrays)
+
+
+def _loss_key(loss):
+    return ("callable", id(loss)) if callable(loss) else _loss_kind(loss)
+
+
+def _evaluator(model, x: np.ndarray, y: np.ndarray | None, loss, backend) -> _Evaluator:
+    """A cached evaluator for inputs like ``x`` (and targets like ``y``), built in the graph that
+    holds the model's current parameters (a new graph if the model was never built)."""
+    graph = model.graph or Graph("predict")
+    cache = _evaluator_cache(model, graph)
+    base = (id(graph), x.shape[1:], x.dtype.name, str(backend))
+    pred_ev = cache.get(base + (None, None))
+    if pred_ev is None:
+        x_ph = placeholder(_free_name(graph, "eval_x"), (None,) + x.shape[1:], dtype=x.dtype.name, graph=graph)
+        pred_ev = cache[base + (None, None)] = _Evaluator(model, x_ph, None, None, backend)
+    if y is None:
+        return pred_ev
+    key = base + ((y.shape[1:], y.dtype.name), _loss_key(loss))
+    if key not in cache:
+        y_ph = placeholder(_free_name(graph, "eval_y"), (None,) + y.shape[1:], dtype=y.dtype.name, graph=graph)
+        cache[key] = _Evaluator(model, pred_ev.x_ph, y_ph, loss, backend, out=pred_ev.out)
+    return cache[key]
+
+
+def _evaluator_cache(model, graph: Graph) -> dict:
+    """The model's evaluators, keeping only those of ``graph`` (the one holding its current
+    parameters): evaluators of older graphs would only keep those graphs alive."""
+    cache = model.__dict__.setdefault("_tf_evaluators", {})
+    for key in [k for k in cache if k[0] != id(graph)]:
+        del cache[key]
+    return cache
+
+
+def _free_name(graph: Graph, stem: str) -> str:
+    k = 0
+    while f"{stem}{k}" in graph._names:
+        k += 1
+    return f"{stem}{k}"
+
+
+def predict(model, x, batch_size: int = 256, backend: str = "interp") -> np.ndarray:
+    """The model's outputs (evaluation mode) for every row of ``x``, computed in batches."""
+    x = _as_inputs(x)
+    return _evaluator(model, x, None, None, backend).predict(x, batch_size)
+
+
+def evaluate(model, x, y, loss="cross_entropy", metrics=("accuracy",), batch_size: int = 256,
+             backend: str = "interp") -> dict[str, float]:
+    """{"loss": mean per-sample loss, <metric>: value, ...} of the model in evaluation mode."""
+    x = _as_inputs(x)
+    ev0 = _evaluator(model, x, None, None, backend)
+    y = _as_targets(y, loss, ev0.out.shape, x.dtype)
+    return _evaluator(model, x, y, loss, backend).evaluate(x, y, batch_size, _metric_fns(metrics, loss))
+
+
+# ---- fit ---------------------------------------------------------------------------------------
+
+def _steps_on_metric(schedule) -> bool:
+    """ReduceLROnPlateau-like schedules take the monitored loss in step()."""
+    try:
+        from .optim.schedules import ReduceLROnPlateau
+        if isinstance(schedule, ReduceLROnPlateau):
+            return True
+    except ImportError:
+        pass
+    return type(schedule).__name__ == "ReduceLROnPlateau"
+
+
+def _default_optimizer():
+    from .optim import Adam
+    return Adam(lr=1e-3)
+
+
+def _snapshot(variables: Sequence[Tensor]) -> dict[int, np.ndarray]:
+    return {t.id: np.array(t.value) for t in variables}
+
+
+def _restore(variables: Sequence[Tensor], snap: dict[int, np.ndarray]) -> None:
+    for t in variables:
+        t.value = snap[t.id]
+
+
+def _progress_bar(total: int, desc: str, enabled: bool):
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+    return tqdm(total=total, desc=desc, leave=False, unit="batch", dynamic_ncols=True)
+
+
+def fit(model, x_train, y_train, loss="cross_entropy", optimizer=None, epochs: int = 10, batch_size: int = 32,
+        validation_data=None, metrics=("accuracy",), schedule=None, early_stopping: int | None = None,
+        restore_best: bool = True, penalty: Callable | None = None, clip_norm: float | None = None,
+        backend: str = "interp", seed: int = 0, progress: bool = True, verbose: bool = True,
+        schedule_interval: str = "epoch", augment: Callable | None = None, eval_batch_size: int | None = None,
+        on_epoch_end: Callable | None = None) -> History:
+    """Train ``model`` (a ``tg.nn`` module) on (x_train, y_train) and return a :class:`History`.
+
+    loss: "cross_entropy" (integer labels, or one-hot float targets), "mse", "bce" (on logits),
+        or a callable(outputs, targets) -> per-sample/per-element tensor or scalar.
+    optimizer: a ``tg.optim`` optimizer (default ``Adam(lr=1e-3)``). If it has ``take_snapshot``
+        (SVRG), it is called at the start of every epoch with the whole training set.
+    schedule: a ``tg.optim.schedules`` object stepped once per epoch after validation
+        (``schedule_interval="batch"``: after every batch); ReduceLROnPlateau gets the monitored
+        loss (validation loss if there is validation data, else the training loss).
+    early_stopping: patience in epochs without improvement of the monitored loss; the parameters
+        (and batch-norm statistics) of the best epoch are restored at the end when ``restore_best``.
+    penalty: callable(params) -> scalar tensor added to the training loss (e.g.
+        ``lambda ps: tg.nn.l2(ps, 1e-4)``); "loss" in the history includes it, "val_loss" does not.
+    clip_norm: clip gradients by global norm.  augment: callable(x_batch, seed) -> x_batch.
+    on_epoch_end: callable(epoch, history) called after each epoch's bookkeeping.
+
+    Each call builds a new graph; the model starts from its current parameter values (see
+    ``tg.nn.Module``) and its train()/eval() flags are left as they are (fit passes the mode
+    explicitly). Afterwards ``predict``/``evaluate`` reuse this graph's evaluation function.
+    """
+    if schedule_interval not in ("epoch", "batch"):
+        raise ValueError(f"schedule_interval must be 'epoch' or 'batch', got {schedule_interval!r}")
+    optimizer = optimizer if optimizer is not None else _default_optimizer()
+    x_train = _as_inputs(x_train)
+    if len(x_train) == 0:
+        raise ValueError("fit: the training set is empty")
+
+    graph = Graph("fit")
+    x_ph = placeholder("x", (None,) + x_train.shape[1:], dtype=x_train.dtype.name, graph=graph)
+    out_train = model(x_ph, training=True)
+    y_train = _as_targets(y_train, loss, out_train.shape, x_train.dtype)
+    if len(y_train) != len(x_train):
+        raise ValueError(f"fit: x_train has {len(x_train)} samples but y_train has {len(y_train)}")
+    y_ph = placeholder("y", (None,) + y_train.shape[1:], dtype=y_train.dtype.name, graph=graph)
+
+    data_loss = _per_sample(_loss_tensor(loss, out_train, y_ph))
+    objective = ops.mean(data_loss) if data_loss.shape else data_loss
+    params = model.parameters(graph)
+    if penalty is not None:
+        objective = objective + penalty(params)
+    updates = optimizer.updates(objective, params, clip_norm=clip_norm)
+    train_step = _compile([x_ph, y_ph], [objective, out_train], updates=updates, backend=backend,
+                          name="train_step")
+
+    evaluator = _Evaluator(model, x_ph, y_ph, loss, backend)
+    base = (id(graph), x_train.shape[1:], x_train.dtype.name, str(backend))
+    cache = _evaluator_cache(model, graph)
+    cache[base + (None, None)] = evaluator  # so predict/evaluate after fit reuse this graph's functions
+    cache[base + ((y_train.shape[1:], y_train.dtype.name), _loss_key(loss))] = evaluator
+
+    metric_fns = _metric_fns(metrics, loss)
+    if validation_data is not None:
+        x_val = _as_inputs(validation_data[0]).astype(x_train.dtype, copy=False)
+        y_val = _as_targets(validation_data[1], loss, out_train.shape, x_train.dtype)
+    eval_bs = eval_batch_size or max(batch_size, 256)
+    variables = model.variables(graph)
+
+    history = History()
+    history.graph, history.train_step, history.eval_step = graph, train_step, evaluator.eval_fn
+    history.monitor = "val_loss" if validation_data is not None else "loss"
+    best, best_snap, waited = math.inf, None, 0
+    n_batches = math.ceil(len(x_train) / batch_size)
+
+    for epoch in range(epochs):
+        t0 = time.perf_counter()
+        if hasattr(optimizer, "take_snapshot"):
+            optimizer.take_snapshot([x_ph, y_ph], [x_train, y_train], batch_size=eval_bs, backend=backend)
+        lr = float(optimizer.lr)
+        bar = _progress_bar(n_batches, f"epoch {epoch + 1}/{epochs}", progress)
+        total, seen, metric_sums = 0.0, 0, {name: 0.0 for name in metric_fns}
+        batches = _minibatches(x_train, y_train, batch_size, seed, epoch)
+        for i, (xb, yb) in enumerate(batches):
+            if augment is not None:
+                xb = np.asarray(augment(xb, seed * 1_000_003 + epoch * 10_007 + i), dtype=x_train.dtype)
+            loss_value, out = train_step(xb, yb)
+            loss_value = float(loss_value)
+            if not math.isfinite(loss_value):
+                history.diverged = True
+                break
+            total += loss_value * len(xb)
+            seen += len(xb)
+            for name, fn in metric_fns.items():
+                metric_sums[name] += float(fn(out, yb)) * len(xb)
+            if schedule is not None and schedule_interval == "batch" and not _steps_on_metric(schedule):
+                schedule.step()
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{total / seen:.4f}", refresh=False)
+        if bar is not None:
+            bar.close()
+        if history.diverged:
+            warnings.warn(f"fit: the training loss became {loss_value} in epoch {epoch + 1}; stopping "
+                          f"(lower the learning rate or clip gradients)", RuntimeWarning, stacklevel=2)
+            break
+
+        history.append("loss", total / seen)
+        for name in metric_fns:
+            history.append(name, metric_sums[name] / seen)
+        if validation_data is not None:
+            for name, value in evaluator.evaluate(x_val, y_val, eval_bs, metric_fns).items():
+                history.append("val_" + name, value)
+        history.append("lr", lr)
+        history.append("time", time.perf_counter() - t0)
+
+        watched = history[history.monitor][-1]
+        if schedule is not None:
+            if _steps_on_metric(schedule):
+                schedule.step(watched)
+            elif schedule_interval == "epoch":
+                schedule.step()
+        if watched < best:
+            best, waited, history.best_epoch = watched, 0, epoch
+            if early_stopping is not None:
+                best_snap = _snapshot(variables)
+        else:
+            waited += 1
+        if verbose:
+            print(_epoch_line(history, epoch, epochs))
+        if on_epoch_end is not None:
+            on_epoch_end(epoch, history)
+        if early_stopping is not None and waited >= early_stopping:
+            history.stopped_early = True
+            break
+
+    if early_stopping is not None and restore_best and best_snap is not None:
+        _restore(variables, best_snap)
+        if verbose:
+            print(f"restored the parameters of epoch {history.best_epoch + 1} "
+                  f"({history.monitor} {best:.4f})")
+    return history
+
+
+def _minibatches(x, y, batch_size, seed, epoch):
+    from .data import minibatches
+    # one seeded permutation per epoch, distinct across epochs and reproducible across runs
+    return minibatches((x, y), batch_size, shuffle=True, seed=[int(seed), int(epoch)])
+
+
+def _epoch_line(history: History, epoch: int, epochs: int) -> str:
+    parts = [f"epoch {epoch + 1}/{epochs}"]
+    for key, values in history.items():
+        if key in ("lr", "time"):
+            continue
+        parts.append(f"{key} {values[-1]:.4f}")
+    parts.append(f"lr {history['lr'][-1]:.3g}")
+    parts.append(f"{history['time'][-1]:.2f}s")
+    return "  ".join(parts)
+
+
+# ---- the digits MLP job (examples/mlp_digits.py and the command line's train job) -------------
+
+def digits_mlp(epochs: int = 20, backend: str = "interp", seed: int = 0, progress: bool = False,
+               verbose: bool = False, hidden: int = 128, batch_size: int = 32, lr: float = 1e-3, **fit_kwargs):
+    """Train an MLP 64-hidden-10 (ReLU) with Adam on the digits and return (history, test_accuracy)."""
+    from . import data, nn, optim
+
+    x_train, y_train, x_test, y_test = data.digits(flat=True, seed=seed)
+    model = nn.Sequential(nn.Dense(64, hidden, seed=seed), nn.ReLU(), nn.Dense(hidden, 10, seed=seed + 1))
+    history = fit(model, x_train, y_train, loss="cross_entropy", optimizer=optim.Adam(lr=lr), epochs=epochs,
+                  batch_size=batch_size, validation_data=(x_test, y_test), backend=backend, seed=seed,
+                  progress=progress, verbose=verbose, **fit_kwargs)
+    test_accuracy = evaluate(model, x_test, y_test, backend=backend)["accuracy"]
+    history.model = model
+    return history, test_accuracy

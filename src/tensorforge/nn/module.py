@@ -1,0 +1,265 @@
+"""The ``Module`` base class of the ``tg.nn`` layers.
+
+A module is a recipe that *builds graph nodes*: calling it on a tensor adds its
+ops to that tensor's graph and returns the output tensor. Its parameters are
+created on the first call in a graph (as ``tg.parameter`` nodes named
+``"<scope>/<local name>"``, e.g. ``"dense0/W"``) and reused by every later call
+in the same graph, so a model called on a training placeholder and on an
+evaluation placeholder of one graph shares its weights.
+
+Scopes: a module given ``name=`` uses it; otherwise it gets ``<kind><k>``
+(``dense0``, ``conv2d1``, ...) with the smallest ``k`` free in that graph. A
+*named* container prefixes its children (``"mlp/dense0/W"``); an unnamed one is
+transparent.
+
+Modes: ``train()`` / ``eval()`` set a flag (recursively) that is read *when
+building*; ``module(x, training=None)`` uses the flag, ``training=True/False``
+overrides it for this call (and for every child built by this call).
+
+Several graphs: a module built in a second graph starts from the values its
+parameters have in the graph it was most recently built in (a copy); the
+graphs do not share storage afterwards.
+"""
+from __future__ import annotations
+
+import math
+import weakref
+from typing import Callable, Iterator
+
+import numpy as np
+
+from ..graph import Graph, Tensor, parameter
+
+__all__ = ["Module", "ParamSpec"]
+
+# scopes taken by modules, per graph (so two unnamed Dense layers get dense0 and dense1)
+_SCOPES: "weakref.WeakKeyDictionary[Graph, set[str]]" = weakref.WeakKeyDictionary()
+
+
+def _taken_scopes(graph: Graph) -> set[str]:
+    if graph not in _SCOPES:
+        _SCOPES[graph] = set()
+    return _SCOPES[graph]
+
+
+def _scope_free(graph: Graph, scope: str) -> bool:
+    if scope in _taken_scopes(graph):
+        return False
+    prefix = scope + "/"
+    return not any(name == scope or name.startswith(prefix) for name in graph._names)
+
+
+class ParamSpec:
+    """How to make one parameter: its shape, an initial-value function, and its role."""
+
+    def __init__(self, shape, make: Callable[[], np.ndarray], trainable: bool = True, decay: bool = False):
+        self.shape = tuple(int(d) for d in shape)
+        self.make = make              # () -> np.ndarray of ``shape``
+        self.trainable = trainable    # False: state such as running statistics
+        self.decay = decay            # True for weights (what weight penalties usually act on)
+
+
+class Module:
+    """Base class: subclasses implement ``forward(x, training)`` and declare parameters with
+    ``self.param(graph, local_name, spec, dtype)``."""
+
+    kind = "module"
+
+    def __init__(self, name: str | None = None):
+        object.__setattr__(self, "_parent", None)
+        self.name = name
+        self.training = True
+        self._params: "weakref.WeakKeyDictionary[Graph, dict[str, Tensor]]" = weakref.WeakKeyDictionary()
+        self._specs: dict[str, ParamSpec] = {}
+        self._scope: "weakref.WeakKeyDictionary[Graph, str]" = weakref.WeakKeyDictionary()
+        self._latest: weakref.ref | None = None
+
+    # -- children (attributes that are modules, or lists/tuples of modules) ---------------
+    def __setattr__(self, key, value):
+        if isinstance(value, Module) and not key.startswith("_"):
+            object.__setattr__(value, "_parent", self)
+        elif isinstance(value, (list, tuple)) and not key.startswith("_"):
+            for v in value:
+                if isinstance(v, Module):
+                    object.__setattr__(v, "_parent", self)
+        object.__setattr__(self, key, value)
+
+    def children(self) -> list["Module"]:
+        out = []
+        for key, value in vars(self).items():
+            if key.startswith("_"):
+                continue
+            if isinstance(value, Module):
+                out.append(value)
+            elif isinstance(value, (list, tuple)):
+                out += [v for v in value if isinstance(v, Module)]
+        return out
+
+    def modules(self) -> Iterator["Module"]:
+        """This module and every descendant, depth first."""
+        yield self
+        for child in self.children():
+            yield from child.modules()
+
+    # -- modes -----------------------------------------------------------------------------
+    def train(self, mode: bool = True) -> "Module":
+        """Training mode (dropout active, batch norm uses batch statistics) for this module and its children."""
+        for m in self.modules():
+            m.training = bool(mode)
+        return self
+
+    def eval(self) -> "Module":
+        """Evaluation mode (no dropout, batch norm uses its running statistics)."""
+        return self.train(False)
+
+    # -- building ----------------------------------------------------------------------------
+    def __call__(self, x: Tensor, training: bool | None = None) -> Tensor:
+        if not isinstance(x, Tensor):
+            raise TypeError(f"{type(self).__name__} expects a graph Tensor (e.g. a tg.placeholder), "
+                            f"got {type(x).__name__}")
+        training = self.training if training is None else bool(training)
+        out = self.forward(x, training=training)
+        # set after building: while building, "latest" must still name the previous graph,
+        # the one new parameters copy their values from
+        self._latest = weakref.ref(x.graph)
+        return out
+
+    def forward(self, x: Tensor, training: bool) -> Tensor:
+        raise NotImplementedError(f"{type(self).__name__} must implement forward(x, training)")
+
+    def scope(self, graph: Graph) -> str:
+        """This module's name prefix in ``graph`` ("" for an unnamed container)."""
+        if graph in self._scope:
+            return self._scope[graph]
+        parent = self._parent.scope(graph) if self._parent is not None else ""
+        base = parent + "/" if parent else ""
+        if self.name is not None:
+            scope = base + self.name
+        elif not self._has_own_scope():
+            scope = parent  # unnamed containers are transparent
+        else:
+            scope = self._auto_scope(graph, base)
+        if scope and scope != parent:
+            _taken_scopes(graph).add(scope)
+        self._scope[graph] = scope
+        return scope
+
+    def _auto_scope(self, graph: Graph, base: str) -> str:
+        k = 0
+        while not _scope_free(graph, f"{base}{self.kind}{k}"):
+            k += 1
+        return f"{base}{self.kind}{k}"
+
+    def _has_own_scope(self) -> bool:
+        """Leaf layers (with or without parameters) get a scope; unnamed containers do not."""
+        return not self.children()
+
+    def param(self, graph: Graph, local: str, spec: ParamSpec, dtype: str = "float32") -> Tensor:
+        """The parameter ``local`` of this module in ``graph``, created on first use."""
+        store = self._params.setdefault(graph, {})
+        if local in store:
+            return store[local]
+        self._specs[local] = spec
+        value = self._value_elsewhere(graph, local)
+        if value is None:
+            value = spec.make()
+        value = np.asarray(value, dtype=dtype)
+        if value.shape != spec.shape:
+            raise ValueError(f"{type(self).__name__}: initial value of {local!r} has shape {value.shape}, "
+                             f"expected {spec.shape}")
+        scope = self.scope(graph)
+        if not scope:  # an unnamed container with parameters of its own: give it a scope now
+            scope = self._auto_scope(graph, "")
+            _taken_scopes(graph).add(scope)
+            self._scope[graph] = scope
+        t = parameter(f"{scope}/{local}", value, trainable=spec.trainable, graph=graph)
+        store[local] = t
+        return t
+
+    def _value_elsewhere(self, graph: Graph, local: str):
+        """The value of ``local`` in the graph this module was most recently built in (if another)."""
+        latest = self._latest() if self._latest is not None else None
+        candidates = [latest] + list(self._params.keys())
+        for g in candidates:
+            if g is not None and g is not graph and local in self._params.get(g, {}):
+                return np.array(self._params[g][local].value)
+        return None
+
+    # -- inspection ----------------------------------------------------------------------------
+    @property
+    def graph(self) -> Graph | None:
+        """The graph this module (or a child) was most recently built in, or None."""
+        latest = self._latest() if self._latest is not None else None
+        if latest is not None:
+            return latest
+        for child in self.children():
+            if child.graph is not None:
+                return child.graph
+        return None
+
+    def _resolve_graph(self, graph: Graph | None) -> Graph:
+        graph = graph if graph is not None else self.graph
+        if graph is None:
+            raise RuntimeError(f"{type(self).__name__} has not been built yet: call it on a tensor first "
+                               f"(parameters are created in the input's graph on the first call)")
+        return graph
+
+    def _own(self, graph: Graph, trainable: bool | None = None, decay_only: bool = False) -> list[Tensor]:
+        store = self._params.get(graph, {})
+        out = []
+        for local, t in store.items():
+            spec = self._specs[local]
+            if trainable is not None and spec.trainable != trainable:
+                continue
+            if decay_only and not spec.decay:
+                continue
+            out.append(t)
+        return out
+
+    def _collect(self, graph, **kw) -> list[Tensor]:
+        return [t for m in self.modules() for t in m._own(graph, **kw)]
+
+    def parameters(self, graph: Graph | None = None) -> list[Tensor]:
+        """The trainable parameters (in ``graph``, default: the most recent build graph), in layer order."""
+        return self._collect(self._resolve_graph(graph), trainable=True)
+
+    def weights(self, graph: Graph | None = None) -> list[Tensor]:
+        """The weight matrices/kernels only (no biases, no norm scales): what L1/L2 penalties usually use."""
+        return self._collect(self._resolve_graph(graph), trainable=True, decay_only=True)
+
+    def state(self, graph: Graph | None = None) -> list[Tensor]:
+        """The non-trainable parameters (batch-norm running statistics)."""
+        return self._collect(self._resolve_graph(graph), trainable=False)
+
+    def variables(self, graph: Graph | None = None) -> list[Tensor]:
+        """Trainable parameters and state together."""
+        return self._collect(self._resolve_graph(graph))
+
+    def num_parameters(self, graph: Graph | None = None) -> int:
+        return sum(math.prod(t.shape) for t in self.parameters(graph))
+
+    def state_dict(self, graph: Graph | None = None) -> dict[str, np.ndarray]:
+        """Copies of every parameter and state value, keyed by graph name."""
+        return {t.name: np.array(t.value) for t in self.variables(graph)}
+
+    def load_state_dict(self, values: dict, graph: Graph | None = None) -> None:
+        """Write values (as from ``state_dict``) into the parameters, in place; every key must match."""
+        tensors = {t.name: t for t in self.variables(graph)}
+        missing = sorted(set(tensors) - set(values))
+        unknown = sorted(set(values) - set(tensors))
+        if missing or unknown:
+            raise KeyError(f"load_state_dict: missing {missing}, unexpected {unknown}")
+        for name, t in tensors.items():
+            t.value = values[name]
+
+    # -- printing ------------------------------------------------------------------------------
+    def extra_repr(self) -> str:
+        return ""
+
+    def __repr__(self) -> str:
+        kids = self.children()
+        head = f"{type(self).__name__}({self.extra_repr()})"
+        if not kids:
+            return head
+        inner = "\n".join("  " + line for k in kids for line in repr(k).splitlines())
+        return f"{type(self).__name__}(\n{inner}\n)"
