@@ -7,20 +7,17 @@ NVIDIA GPUs). See docs/architecture.md for the pipeline.
 from __future__ import annotations
 
 from .graph import Graph, Tensor, as_tensor, constant, dprint, get_default_graph, parameter, placeholder
-from .ops import *  # noqa: F401,F403  (every op function: tg.relu, tg.conv2d, ...)
 from .ops import (OPS, ShapeError, abs, add, argmax, avg_pool2d, batch_norm, binary_cross_entropy,
                   broadcast_to, cast, concat, conv2d, div, dropout, elu, equal, exp, expand_dims, getitem,
                   greater, greater_equal, group_norm, heaviside, instance_norm, layer_norm, leaky_relu, less,
                   less_equal, log, log_softmax, logsumexp, matmul, max, max_pool2d, maximum, maxout, mean, min,
                   minimum, mse, mul, neg, not_equal, one_hot, pow, prelu, relu, reshape, sigmoid, sign, softmax,
-                  softmax_cross_entropy, softplus, sqrt, squeeze, sub, sum, tanh, transpose, var, where)
+                  softmax_cross_entropy, softplus, sqrt, squeeze, sub, sum, tanh, transpose, var, where,
+                  random_uniform, rng_counter)
 from .autodiff import grad
 from .clone import clone
 from .compile import CompiledFunction, InputError, compile
 from .runtime import set_num_threads, get_num_threads
-# `from .ops import *` also binds the submodule ops.nn as `nn`; drop it so that the next line
-# imports the tg.nn layers package instead of returning ops.nn.
-globals().pop("nn", None)
-from . import init, optim, nn, testing, data, train  # noqa: E402
+from . import init, optim, nn, testing, data, train
 
 __version__ = "0.1.0"
