@@ -12,18 +12,9 @@ import numpy as np
 
 from ..ops import abs as tabs
 from ..ops import maximum, pow, sqrt
-from .base import Optimizer, _check_hyper
+from .base import Optimizer, _check_hyper, _decay, _decay_grad
 
 __all__ = ["Adagrad", "Adadelta", "RMSprop", "Adam", "AdamW", "Adamax", "NAdam"]
-
-
-def _decay_grad(opt, p, g):
-    """torch's preamble: negate for maximize, then add L2 weight decay to the gradient."""
-    if opt.maximize:
-        g = -g
-    if opt.weight_decay != 0:
-        g = g + opt.weight_decay * p
-    return g
 
 
 def _lerp(a, b, w: float):
@@ -164,13 +155,7 @@ class Adam(Optimizer):
 
     def _rule(self, p, g, slots, k):
         b1, b2 = self.betas
-        if self.maximize:
-            g = -g
-        if self.weight_decay != 0:
-            if self.decoupled_weight_decay:
-                p = p * (1.0 - k.lr * self.weight_decay)
-            else:
-                g = g + self.weight_decay * p
+        p, g = _decay(self, p, g, k.lr, decoupled=self.decoupled_weight_decay)
         m = _lerp(slots["exp_avg"], g, 1.0 - b1)
         v = b2 * slots["exp_avg_sq"] + (1.0 - b2) * (g * g)
         new = {"exp_avg": m, "exp_avg_sq": v}
@@ -255,13 +240,7 @@ class NAdam(Optimizer):
 
     def _rule(self, p, g, slots, k):
         b1, b2 = self.betas
-        if self.maximize:
-            g = -g
-        if self.weight_decay != 0:
-            if self.decoupled_weight_decay:
-                p = p * (1.0 - k.lr * self.weight_decay)
-            else:
-                g = g + self.weight_decay * p
+        p, g = _decay(self, p, g, k.lr, decoupled=self.decoupled_weight_decay)
         mu, mu_next = self._mu(k.t), self._mu(k.t + 1.0)
         mu_product = k.new_scalars["mu_product"]
         m = _lerp(slots["exp_avg"], g, 1.0 - b1)

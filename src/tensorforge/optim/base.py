@@ -282,3 +282,21 @@ class Optimizer:
     def __repr__(self) -> str:
         hyper = ", ".join(f"{k}={v!r}" for k, v in {"lr": self._lr, **self._hyper_repr()}.items())
         return f"{type(self).__name__}({hyper})"
+
+
+def _decay_grad(opt, p, g):
+    """torch's preamble: negate for maximize, then add L2 weight decay to the gradient."""
+    return _decay(opt, p, g, None, decoupled=False)[1]
+
+
+def _decay(opt, p, g, lr, decoupled: bool):
+    """Negate g for maximize, then apply weight decay: coupled (L2, g += wd p) or decoupled
+    (AdamW, p *= 1 - lr wd; for adaptive methods the two differ). Returns (p, g)."""
+    if opt.maximize:
+        g = -g
+    if opt.weight_decay != 0:
+        if decoupled:
+            p = p * (1.0 - lr * opt.weight_decay)
+        else:
+            g = g + opt.weight_decay * p
+    return p, g

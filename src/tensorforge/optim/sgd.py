@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 from ..ops import where
-from .base import Optimizer, _check_hyper
+from .base import Optimizer, _check_hyper, _decay_grad
 
 __all__ = ["SGD"]
 
@@ -37,10 +37,7 @@ class SGD(Optimizer):
         return ("momentum_buffer",) if self.momentum != 0 else ()
 
     def _rule(self, p, g, slots, k):
-        if self.maximize:
-            g = -g
-        if self.weight_decay != 0:
-            g = g + self.weight_decay * p
+        g = _decay_grad(self, p, g)
         new = {}
         if self.momentum != 0:
             buf = slots["momentum_buffer"]
