@@ -63,16 +63,28 @@ def main() -> None:
 def train(model, optimizer, lr, epochs, batch_size, backend, seed, patience, progress) -> None:
     """Train a model on the bundled digits data set and print its test accuracy."""
     from . import data
+    from .backends import get_backend
     from .train import evaluate, fit
 
+    try:
+        get_backend(backend)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--backend") from None
+
     x_train, y_train, x_test, y_test = data.digits(flat=(model == "mlp"), seed=seed)
+    # validation (monitoring, early stopping) comes out of the training set; the test set is
+    # touched once, at the end
+    n_val = len(x_train) // 6
+    x_train, x_val = x_train[n_val:], x_train[:n_val]
+    y_train, y_val = y_train[n_val:], y_train[:n_val]
     net = _build_model(model, seed)
     opt = _make_optimizer(optimizer, lr)
-    click.echo(f"training a {model.upper()} on digits ({len(x_train)} train / {len(x_test)} test), "
+    click.echo(f"training a {model.upper()} on digits ({len(x_train)} train / {len(x_val)} validation / "
+               f"{len(x_test)} test), "
                f"{optimizer}, backend={backend}")
     hist = fit(net, x_train, y_train, loss="cross_entropy", optimizer=opt, epochs=epochs,
-               batch_size=batch_size, validation_data=(x_test, y_test), early_stopping=patience,
-               backend=backend, seed=seed, progress=progress, verbose=False)
+               batch_size=batch_size, validation_data=(x_val, y_val), early_stopping=patience,
+               backend=backend, seed=seed, progress=progress, verbose=True)
     result = evaluate(net, x_test, y_test, backend=backend)
     click.echo(f"epochs run: {len(hist['loss'])}, final train loss {hist['loss'][-1]:.4f}")
     click.echo(f"test accuracy: {result['accuracy']:.4f}")

@@ -21,7 +21,10 @@ def get_backend(name):
     try:
         return _BACKENDS[name]
     except KeyError:
-        raise ValueError(f"unknown backend {name!r}; available: interp, llvm, triton") from None
+        if name in ("llvm", "triton"):
+            raise ValueError(f"backend {name!r} is not built yet; available now: "
+                             f"{', '.join(sorted(set(_BACKENDS) | {'interp'}))}") from None
+        raise ValueError(f"unknown backend {name!r}; choose one of interp, llvm, triton") from None
 
 
 def _load(name: str) -> None:
