@@ -139,19 +139,21 @@ class Graph:
 
     # -- text form -----------------------------------------------------------------------
     def format_node(self, nid: int) -> str:
+        """One line: ``%5 = add(%3, %4) : (?, 10) float32``; leaves show their name or value."""
         d = self.node(nid)
-        attrs = dict(d["attrs"])
-        attrs.pop("trainable", None) if d["op"] != "parameter" else None
-        args = ", ".join(f"%{i}" for i in d["inputs"])
-        shown = {k: v for k, v in attrs.items() if k not in ("key", "uid")}
-        if d["op"] == "constant":
-            val = self.values[nid]
-            shown = {"value": np.array2string(val, threshold=6, precision=4)} if val.size <= 6 else {}
-        attr_txt = (" " + " ".join(f"{k}={v}" for k, v in shown.items())) if shown else ""
-        label = d["name"] if d["op"] in ("placeholder", "parameter") else d["op"]
+        attrs = {k: v for k, v in d["attrs"] if k not in ("key", "uid")}
         if d["op"] in ("placeholder", "parameter"):
-            label = f"{d['op']} {d['name']!r}"
-        return f"%{nid} = {label}({args}){attr_txt} : {format_shape(d['shape'])} {d['dtype']}"
+            kind = "parameter" if attrs.get("trainable", True) else "state"
+            call = f"{kind if d['op'] == 'parameter' else 'placeholder'} {d['name']!r}"
+            attrs = {}
+        elif d["op"] == "constant":
+            val = self.values[nid]
+            call = "constant " + (np.array2string(val, threshold=6, precision=4) if val.size <= 6
+                                  else f"<{val.size} values>")
+        else:
+            call = f"{d['op']}({', '.join(f'%{i}' for i in d['inputs'])})"
+        attr_txt = "".join(f" {k}={v}" for k, v in attrs.items())
+        return f"%{nid} = {call}{attr_txt} : {format_shape(d['shape'])} {d['dtype']}"
 
     def __str__(self) -> str:
         lines = [f"Graph {self.name!r}: {len(self)} nodes"]
