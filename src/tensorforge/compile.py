@@ -6,7 +6,9 @@ backend code runs, specialises the graph once per combination of input shapes
 
     backend.build(program) -> executable;  executable(list_of_arrays) -> list_of_arrays
 
-and apply the updates to the parameter buffers in place.
+and apply the updates to the parameter buffers in place. Between specialisation and
+``build``, the graph passes named by ``passes`` run on a private copy of the program
+(None: the backend's ``default_passes``, none for the interpreter; see tensorforge.passes).
 """
 from __future__ import annotations
 
@@ -96,7 +98,10 @@ class CompiledFunction:
         if len(set(names)) != len(names):
             raise ValueError(f"compile: an input is listed twice in {names}")
         self.backend = get_backend(backend)
-        self.passes = passes
+        from .passes import resolve_passes
+        # resolved now, so that a bad pass name fails at tg.compile, not at the first call
+        self.passes = resolve_passes(passes, getattr(self.backend, "default_passes", ()))
+        self.pass_logs: dict[tuple, list] = {}   # input shapes -> (pass, nodes before, after, seconds)
         self.name = name or "step"
         self._cache: dict[tuple, object] = {}
         self.compile_times: dict[tuple, float] = {}
@@ -155,7 +160,10 @@ class CompiledFunction:
                 log.info("%s: compiling again for new input shapes %s (cached: %s)", self.name,
                          self._describe_key(key), ", ".join(self._describe_key(k) for k in self._cache))
             t0 = time.perf_counter()
-            program = self._program(arrays)
+            from .passes import run_passes
+            program = run_passes(self._program(arrays), self.passes)
+            self.pass_logs[key] = list(program.pass_log)
+            # the graph passes have already run: ``passes`` tells the backend which, not to rerun them
             exe = self.backend.build(program, passes=self.passes)
             self.compile_times[key] = time.perf_counter() - t0
             self._cache[key] = exe
@@ -175,6 +183,12 @@ class CompiledFunction:
                  f"outputs={len(self.outputs)} updates={len(self.updates)}>"]
         for key, exe in self._cache.items():
             lines.append(f"  specialised for {self._describe_key(key)}:")
+            log_ = self.pass_logs.get(key)
+            if log_:
+                lines.append(f"    passes: {log_[0][1]} -> {log_[-1][2]} nodes ("
+                             + ", ".join(f"{name} {before}->{after}" for name, before, after, _ in log_) + ")")
+            else:
+                lines.append("    passes: none")
             lines += ["    " + ln for ln in str(exe).splitlines()]
         return "\n".join(lines)
 
@@ -186,5 +200,7 @@ def compile(inputs: Sequence[Tensor], outputs, updates=None, backend: str = "int
     ``updates``: (parameter, new_value) pairs or a dict, applied in place after the outputs
     are computed (all new values are computed from the old ones first).
     ``backend``: "interp" (NumPy reference), "llvm" or "triton".
+    ``passes``: graph passes to run before the backend, by name (see ``tensorforge.passes.PASSES``);
+    None: the backend's default (none for the interpreter, the honest reference); []: none.
     """
     return CompiledFunction(inputs, outputs, updates, backend, passes, name)

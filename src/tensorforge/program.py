@@ -24,6 +24,10 @@ class Program:
     order: list[int]                        # every needed node, dependencies first
     shapes: dict[int, tuple] = field(default_factory=dict)
     dtypes: dict[int, str] = field(default_factory=dict)
+    # set by detach() and the passes: the node id in the user's graph that each node stands for
+    origin: dict[int, int] = field(default_factory=dict)
+    source: Graph | None = None             # the user's graph (None: ``graph`` is the user's graph)
+    pass_log: list = field(default_factory=list)   # (pass name, nodes before, nodes after, seconds)
 
     def node(self, nid: int) -> dict:
         return self.graph.node(nid)
@@ -32,7 +36,8 @@ class Program:
         d = self.node(nid)
         ins = ", ".join(f"%{i} {format_shape(self.shapes.get(i, self.graph.node(i)['shape']))}"
                         for i in d["inputs"])
-        return f"node %{nid} ({d['name']!r}, op {d['op']}) with inputs [{ins}]"
+        where = f"; node %{self.origin[nid]} of the user's graph" if nid in self.origin else ""
+        return f"node %{nid} ({d['name']!r}, op {d['op']}{where}) with inputs [{ins}]"
 
 
 def needed_nodes(graph: Graph, outputs, updates) -> list[int]:
@@ -66,4 +71,46 @@ def specialise(graph: Graph, inputs, outputs, updates, input_types: dict[int, tu
                 raise ShapeError(f"with the given input shapes, {prog.describe_node(nid)} fails: {e}") from None
         prog.shapes[nid] = tuple(int(s) for s in shape)
         prog.dtypes[nid] = str(np.dtype(dtype))
+    return prog
+
+
+def detach(program: Program) -> Program:
+    """A private copy of ``program`` that passes may rewrite without touching the user's graph.
+
+    The copy is a fresh Graph holding only the program's nodes (and its input placeholders, in
+    call order), each with the same op, attrs, dtype and name, and its concrete shape as its
+    static shape. Parameters and constants share THE SAME numpy arrays as the user's graph:
+    compiled updates write parameters in place, which is how they reach the user's tensors.
+    ``origin`` maps each new node id to the user's node id.
+    """
+    g = Graph(program.graph.name)
+    new_of: dict[int, int] = {}
+    origin: dict[int, int] = {}
+    user_origin = program.origin or {}
+    shapes = {**program.shapes}
+    dtypes = {**program.dtypes}
+    for nid in list(program.inputs) + [n for n in program.order if n not in set(program.inputs)]:
+        if nid in new_of:
+            continue
+        d = program.graph.node(nid)
+        shape = tuple(shapes.get(nid, d["shape"]))
+        dtype = dtypes.get(nid, d["dtype"])
+        leaf = d["op"] in ("placeholder", "parameter")
+        new = g.add_node(d["op"], tuple(new_of[i] for i in d["inputs"]), dict(d["attrs"]), shape, dtype,
+                         name=d["name"], intern=not leaf)
+        if leaf:
+            g.register_name(d["name"], new)
+        if d["op"] in ("parameter", "constant"):
+            g.values[new] = program.graph.values[nid]     # the same array object, never a copy
+        new_of[nid] = new
+        origin[new] = user_origin.get(nid, nid)
+    prog = Program(g, [new_of[i] for i in program.inputs], [new_of[o] for o in program.outputs],
+                   [(new_of[p], new_of[n]) for p, n in program.updates],
+                   [new_of[n] for n in program.order], origin=origin,
+                   source=program.source or program.graph, pass_log=list(program.pass_log))
+    order = list(dict.fromkeys(prog.order))          # interning may have merged equal nodes
+    prog.order = order
+    for nid in order:
+        prog.shapes[nid] = g.node(nid)["shape"]
+        prog.dtypes[nid] = g.node(nid)["dtype"]
     return prog
