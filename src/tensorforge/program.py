@@ -68,10 +68,18 @@ def specialise(graph: Graph, inputs, outputs, updates, input_types: dict[int, tu
             try:
                 shape, dtype = infer_type(get_op(op), types, dict(d["attrs"]))
             except ShapeError as e:
-                raise ShapeError(f"with the given input shapes, {prog.describe_node(nid)} fails: {e}") from None
+                raise ShapeError(f"with the given input shapes ({_inputs_feeding(graph, nid, input_types)}), "
+                                 f"{prog.describe_node(nid)} fails: {e}") from None
         prog.shapes[nid] = tuple(int(s) for s in shape)
         prog.dtypes[nid] = str(np.dtype(dtype))
     return prog
+
+
+def _inputs_feeding(graph: Graph, nid: int, input_types) -> str:
+    """The placeholders a failing node depends on, with the shapes given in this call."""
+    import networkx as nx
+    feeding = [a for a in sorted(nx.ancestors(graph.nx, nid)) if a in input_types]
+    return ", ".join(f"{graph.node(a)['name']}={format_shape(input_types[a][0])}" for a in feeding)
 
 
 def detach(program: Program) -> Program:
