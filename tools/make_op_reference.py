@@ -19,6 +19,7 @@ FAMILY_TITLES = {
     "indexing": "Indexing",
     "nn": "Neural-network ops",
     "random": "Random numbers",
+    "kernel": "Made by the compiler (never built by users)",
 }
 
 COMPOSITES = ["mean", "var", "min", "batch_norm", "layer_norm", "group_norm", "instance_norm", "mse",

@@ -12,6 +12,8 @@ The primitive set is deliberately small; every backend must implement each one:
     math    exp log tanh sqrt abs floor
     logic   lt le gt ge eq ne where (select) logical_and logical_or logical_not
     other   const(value, dtype) cast(x, dtype)
+    leaves  arg (value = argument position), stage (value = index of a reduction result
+            inside a fused loop kernel, see kernel_ir.py)
 """
 from __future__ import annotations
 
@@ -35,6 +37,14 @@ class Expr:
     value: object = None   # const: the Python number; arg: the input position; cast: the dtype
     dtype: str | None = None  # only set on const/cast/arg
 
+    def __hash__(self) -> int:
+        # cached: expression DAGs share subtrees, and a recursive hash would revisit them
+        h = self.__dict__.get("_hash")
+        if h is None:
+            h = hash((self.op, self.args, self.value, self.dtype))
+            object.__setattr__(self, "_hash", h)
+        return h
+
     def _bin(self, op, other, swap=False):
         other = other if isinstance(other, Expr) else Expr("const", (), float(other))
         return Expr(op, (other, self) if swap else (self, other))
@@ -57,6 +67,8 @@ class Expr:
     def __repr__(self) -> str:
         if self.op == "arg":
             return f"x{self.value}"
+        if self.op == "stage":
+            return f"s{self.value}"
         if self.op == "const":
             return repr(self.value)
         if self.op == "cast":

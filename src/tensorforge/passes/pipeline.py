@@ -15,9 +15,10 @@ from ..program import Program, detach
 from .cse import cse
 from .dce import dce
 from .fold import fold_constants
+from .fusion import fuse
 from .simplify import simplify
 
-__all__ = ["DEFAULT_PASSES", "PASSES", "format_log", "run_passes", "resolve_passes", "stats"]
+__all__ = ["COMPILER_PASSES", "DEFAULT_PASSES", "PASSES", "format_log", "run_passes", "resolve_passes", "stats"]
 
 DEFAULT_PASSES = ("fold_constants", "simplify", "cse", "dce")
 
@@ -26,7 +27,11 @@ PASSES: dict[str, Callable[[Program], Program]] = {
     "simplify": simplify,
     "cse": cse,
     "dce": dce,
+    "fuse": fuse,
 }
+
+# what the compiled backends run: clean the graph up, then fuse, then drop what fusion left unused
+COMPILER_PASSES = DEFAULT_PASSES + ("fuse", "dce")
 
 
 def stats(program: Program) -> dict[str, int]:

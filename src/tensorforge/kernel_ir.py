@@ -1,0 +1,195 @@
+"""The kernel IR: one loop nest per fused group, shared by every code generator.
+
+A fused group (made by ``passes/fusion.py``) becomes a node of op ``"fused"``
+whose single attribute ``spec`` is a ``LoopSpec``:
+
+    space       loop extents; the first ``len(space) - n_reduce`` axes are the
+                outer (parallel) axes, the last ``n_reduce`` axes are reduced
+    loads       how each scalar argument is read: input position, an element
+                stride per loop axis (0 = broadcast), an element offset
+    reductions  evaluated in order, each over all the reduced axes at one outer
+                index; ``Expr("stage", value=j)`` is reduction j's result
+    out         the scalar expression that is stored
+    per_element True: ``out`` is stored at every loop index (elementwise ops,
+                softmax); False: once per outer index, after the reductions
+    out_strides element strides of the (contiguous) output per loop axis
+
+Every input of a fused node is a contiguous buffer: views (transpose, broadcast,
+slices, size-1 reshapes) were composed into the loads' strides by the fusion
+pass, so a backend only needs affine indexing: ``flat = offset + Σ i_k * stride_k``.
+
+``evaluate`` runs a LoopSpec with NumPy (``as_strided`` views, the same index
+arithmetic as compiled code), which is also how the interpreter runs fused
+programs: the fusion pass is tested against the unfused interpreter.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
+from .ops.registry import register
+from .ops.scalar import NUMPY, Expr
+
+__all__ = ["Load", "Reduction", "LoopSpec", "evaluate", "eval_expr", "contiguous_strides", "collapse",
+           "describe"]
+
+
+@dataclass(frozen=True)
+class Load:
+    input: int                    # position among the fused node's inputs
+    strides: tuple[int, ...]      # element stride per loop axis
+    offset: int = 0               # element offset
+
+
+@dataclass(frozen=True)
+class Reduction:
+    op: str                       # "sum" or "max"
+    expr: Expr
+
+
+@dataclass(frozen=True)
+class LoopSpec:
+    space: tuple[int, ...]
+    n_reduce: int
+    loads: tuple[Load, ...]
+    reductions: tuple[Reduction, ...]
+    out: Expr
+    per_element: bool
+    out_strides: tuple[int, ...]
+    out_shape: tuple[int, ...]
+    dtype: str
+
+    @property
+    def outer(self) -> tuple[int, ...]:
+        return self.space[:len(self.space) - self.n_reduce]
+
+    @property
+    def inner(self) -> tuple[int, ...]:
+        return self.space[len(self.space) - self.n_reduce:]
+
+    def __repr__(self) -> str:
+        return describe(self)
+
+
+REDUCE_OPS = {"sum": (np.sum, 0.0), "max": (np.max, -np.inf)}
+
+
+def contiguous_strides(shape) -> tuple[int, ...]:
+    """Element strides of a C-contiguous array of ``shape``."""
+    strides, acc = [], 1
+    for d in reversed(shape):
+        strides.append(acc)
+        acc *= d
+    return tuple(reversed(strides))
+
+
+# ---- NumPy evaluation (the reference semantics of the IR) --------------------------------
+
+def eval_expr(expr: Expr, args, stages, dtype: str | None = None):
+    """Evaluate an expression DAG with NumPy; ``args``/``stages`` are arrays for the leaves.
+
+    Constants take ``dtype`` (the kernel's float type), as compiled code does."""
+    memo: dict[int, object] = {}
+    for e in expr.walk():
+        if e.op == "arg":
+            v = args[e.value]
+        elif e.op == "stage":
+            v = stages[e.value]
+        elif e.op == "const":
+            want = e.dtype or (dtype if dtype and np.dtype(dtype).kind == "f" else None)
+            v = np.asarray(e.value, dtype=want) if want else e.value
+        elif e.op == "cast":
+            v = NUMPY.cast(memo[id(e.args[0])], e.value)
+        else:
+            v = getattr(NUMPY, e.op)(*[memo[id(a)] for a in e.args])
+        memo[id(e)] = v
+    return memo[id(expr)]
+
+
+def _view(arr: np.ndarray, load: Load, space) -> np.ndarray:
+    flat = np.asarray(arr, order="C").reshape(-1)
+    item = flat.itemsize
+    return as_strided(flat[load.offset:] if load.offset else flat, shape=space,
+                      strides=[s * item for s in load.strides], writeable=False)
+
+
+def evaluate(spec: LoopSpec, *arrays) -> np.ndarray:
+    """Run ``spec`` on the input arrays with NumPy; returns the output array."""
+    space = spec.space
+    n_outer = len(space) - spec.n_reduce
+    red_axes = tuple(range(n_outer, len(space)))
+    with np.errstate(all="ignore"):
+        args = [_view(arrays[ld.input], ld, space) for ld in spec.loads]
+        stages = []
+        for r in spec.reductions:
+            fn, _ = REDUCE_OPS[r.op]
+            val = np.broadcast_to(eval_expr(r.expr, args, stages, spec.dtype), space)
+            stages.append(fn(val, axis=red_axes, keepdims=True).astype(spec.dtype, copy=False))
+        value = eval_expr(spec.out, args, stages, spec.dtype)
+    out = np.zeros(spec.out_shape, dtype=spec.dtype)
+    item = out.itemsize
+    if spec.per_element:
+        target = as_strided(out, shape=space, strides=[s * item for s in spec.out_strides])
+        target[...] = np.broadcast_to(value, space)
+    else:
+        outer = space[:n_outer]
+        target = as_strided(out, shape=outer, strides=[s * item for s in spec.out_strides[:n_outer]])
+        value = np.broadcast_to(value, outer + (1,) * spec.n_reduce)
+        target[...] = value.reshape(outer)
+    return out
+
+
+# ---- loop collapsing (a shared optimisation for both code generators) --------------------
+
+def collapse(spec: LoopSpec) -> LoopSpec:
+    """Merge adjacent loop axes that every load and the output walk contiguously, so a
+    (64, 128) elementwise kernel becomes one loop of 8192. Outer and reduced axes are merged
+    only among themselves."""
+    n_outer = len(spec.space) - spec.n_reduce
+    groups = [list(range(n_outer)), list(range(n_outer, len(spec.space)))]
+    all_strides = [ld.strides for ld in spec.loads] + [spec.out_strides]
+    new_axes: list[list[int]] = []
+    for group in groups:
+        merged: list[list[int]] = []
+        for ax in group:
+            if merged:
+                prev = merged[-1][-1]
+                if all(s[prev] == s[ax] * spec.space[ax] for s in all_strides):
+                    merged[-1].append(ax)
+                    continue
+            merged.append([ax])
+        new_axes += merged
+    if len(new_axes) == len(spec.space):
+        return spec
+    space = tuple(math.prod(spec.space[a] for a in axes) for axes in new_axes)
+    pick = lambda strides: tuple(strides[axes[-1]] for axes in new_axes)  # noqa: E731
+    n_reduce = sum(1 for axes in new_axes if axes[0] >= n_outer)
+    loads = tuple(Load(ld.input, pick(ld.strides), ld.offset) for ld in spec.loads)
+    return LoopSpec(space, n_reduce, loads, spec.reductions, spec.out, spec.per_element,
+                    pick(spec.out_strides), spec.out_shape, spec.dtype)
+
+
+# ---- text form ---------------------------------------------------------------------------
+
+def describe(spec: LoopSpec) -> str:
+    parts = [f"loop{list(spec.outer)}"]
+    if spec.n_reduce:
+        parts.append(f"reduce{list(spec.inner)}")
+    loads = ", ".join(f"x{i}=in{ld.input}[{ld.offset}+{ld.strides}]" for i, ld in enumerate(spec.loads))
+    stages = "; ".join(f"s{j}={r.op}({r.expr!r})" for j, r in enumerate(spec.reductions))
+    store = "every index" if spec.per_element else "each outer index"
+    return (f"{' '.join(parts)} {{ {loads}" + (f"; {stages}" if stages else "")
+            + f"; out[{store}] = {spec.out!r} }} -> {spec.out_shape} {spec.dtype}")
+
+
+# ---- the "fused" op: how fused groups sit in a graph ------------------------------------
+
+def _fused_type(types, spec: LoopSpec):
+    return spec.out_shape, spec.dtype
+
+
+register("fused", infer=_fused_type, impl=lambda *arrays, spec: evaluate(spec, *arrays), family="kernel",
+         doc="a fused loop kernel (made by the fusion pass; attrs: spec, a kernel_ir.LoopSpec)")
