@@ -293,7 +293,8 @@ def test_dce_drops_dead_nodes_and_no_op_updates_but_keeps_inputs():
 
 def test_pipeline_names_defaults_and_errors():
     assert passes.DEFAULT_PASSES == ("fold_constants", "simplify", "cse", "dce")
-    assert set(passes.PASSES) == set(passes.DEFAULT_PASSES)
+    assert set(passes.PASSES) == set(passes.DEFAULT_PASSES) | {"fuse"}
+    assert passes.COMPILER_PASSES[-2:] == ("fuse", "dce")
     prog, _ = x_program(lambda x: x * 1.0)
     assert passes.run_passes(prog, []) is prog
     out = passes.run_passes(prog, None)

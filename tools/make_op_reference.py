@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import tensorforge as tg
+import tensorforge.kernel_ir  # noqa: F401  (registers the compiler's own "fused" op)
 from tensorforge.ops import OPS
 
 FAMILY_TITLES = {
