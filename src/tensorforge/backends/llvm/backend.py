@@ -1,0 +1,286 @@
+"""The LLVM backend: a fused program becomes one native module with one entry call per step.
+
+After the compiler passes (``passes.COMPILER_PASSES``: fold, simplify, CSE, DCE,
+fusion) a program holds leaves, ``fused`` loop kernels, library ops (matmul, conv,
+pooling, ...) and views. This module
+
+1. resolves every view to a strided ``Operand`` of a real buffer (no copies),
+2. gives each computed node a buffer (``memory.plan``: liveness-based reuse),
+3. emits one LLVM function per kernel (``loops.py`` for fused groups, ``library/``
+   for the rest) plus an entry function ``tf_step(ptr slots)`` that runs them all
+   and finally copies the update values into the parameters,
+4. compiles the module (``jit.py``, with the on-disk object cache) and returns an
+   executable whose call writes the input pointers into the slot table, makes ONE
+   native call, and copies the outputs out.
+"""
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import math
+import threading
+import time
+
+import numpy as np
+from llvmlite import ir
+
+from ...kernel_ir import describe
+from ...passes.fusion import VIEW_OPS, view_input_map
+from ...passes.pipeline import COMPILER_PASSES
+from ...program import Program
+from .. import register_backend
+from . import jit
+from .library import LIBRARY, Operand
+from .library.common import PTR, contiguous_strides, elem_ptr
+from .loops import emit_loop_kernel
+
+ALIGN = 64
+
+
+class BackendError(NotImplementedError):
+    """The LLVM backend cannot lower a node (the message names it)."""
+
+
+def _aligned_empty(shape, dtype) -> np.ndarray:
+    """A C-contiguous array whose data starts on a 64-byte boundary (full vector loads)."""
+    dtype = np.dtype(dtype)
+    nbytes = math.prod(shape) * dtype.itemsize
+    raw = np.empty(nbytes + ALIGN, dtype=np.uint8)
+    start = (-raw.ctypes.data) % ALIGN
+    return raw[start:start + nbytes].view(dtype).reshape(shape)
+
+
+def _is_contiguous(op: Operand) -> bool:
+    """C-contiguous from offset 0 (strides of size-1 axes do not matter)."""
+    want = contiguous_strides(op.shape)
+    return op.offset == 0 and all(s == w for s, w, d in zip(op.strides, want, op.shape) if d > 1)
+
+
+class _Lowering:
+    """Walks a fused program and builds the module, the slot table and the kernel list."""
+
+    def __init__(self, program: Program):
+        self.p = program
+        self.g = program.graph
+        self.module = ir.Module(name="tensorforge")
+        self.module.triple = jit.target_machine().triple
+        self.slots: list = []              # slot index -> ("input", i) | ("array", ndarray)
+        self.slot_of: dict[int, int] = {}  # base node id -> slot index
+        self.operand: dict[int, tuple[int, Operand]] = {}   # node -> (base node, how to read it)
+        self.arrays: dict[int, np.ndarray] = {}             # base node -> its buffer (not inputs)
+        self.calls: list[tuple[str, list[int]]] = []         # kernel name, slot indices (out first)
+        self.kernels: list[str] = []                         # one line per kernel, for printing
+
+    # -- buffers ----------------------------------------------------------------------
+    def _slot(self, base: int) -> int:
+        if base not in self.slot_of:
+            self.slot_of[base] = len(self.slots)
+            if base in self.p.inputs:
+                self.slots.append(("input", self.p.inputs.index(base)))
+            else:
+                self.slots.append(("array", self.arrays[base]))
+        return self.slot_of[base]
+
+    def _own(self, nid: int) -> None:
+        shape, dtype = self.p.shapes[nid], self.p.dtypes[nid]
+        self.operand[nid] = (nid, Operand(tuple(shape), contiguous_strides(shape), 0, dtype))
+
+    def _new_buffer(self, nid: int) -> None:
+        self.arrays[nid] = _aligned_empty(self.p.shapes[nid], self.p.dtypes[nid])
+        self._own(nid)
+
+    # -- nodes --------------------------------------------------------------------------
+    def lower(self):
+        for k, nid in enumerate(self.p.order):
+            d = self.g.node(nid)
+            op = d["op"]
+            if op == "placeholder":
+                self._own(nid)
+            elif op in ("parameter", "constant"):
+                arr = self.g.values[nid]
+                if not (arr.flags.c_contiguous and arr.flags.aligned):
+                    raise BackendError(f"parameter {d['name']!r} is not a contiguous aligned array")
+                self.arrays[nid] = arr
+                self._own(nid)
+            elif op in VIEW_OPS:
+                self._view(nid, d)
+            elif op == "fused":
+                self._fused(nid, d, k)
+            elif op in LIBRARY:
+                self._library(nid, d, k)
+            else:
+                raise BackendError(f"the LLVM backend has no kernel for {self.p.describe_node(nid)}")
+        self._updates()
+        self._entry()
+
+    def _view(self, nid: int, d: dict) -> None:
+        (src,) = d["inputs"][:1]
+        base, opnd = self.operand[src]
+        in_shape, out_shape = self.p.shapes[src], self.p.shapes[nid]
+        if d["op"] in ("reshape", "reshape_like") and [s for s in in_shape if s != 1] != \
+                [s for s in out_shape if s != 1]:
+            if not _is_contiguous(opnd):
+                base, opnd = self._materialise(src)
+            self.operand[nid] = (base, Operand(tuple(out_shape), contiguous_strides(out_shape), opnd.offset,
+                                               opnd.dtype))
+            return
+        eye = np.eye(len(out_shape), dtype=np.int64)
+        M, off = view_input_map(d["op"], dict(d["attrs"]), in_shape, out_shape, eye,
+                                np.zeros(len(out_shape), np.int64))
+        s_in = np.array(opnd.strides, dtype=np.int64)
+        strides = tuple(int(v) for v in (s_in @ M)) if len(s_in) else (0,) * len(out_shape)
+        offset = opnd.offset + (int(s_in @ off) if len(s_in) else 0)
+        self.operand[nid] = (base, Operand(tuple(out_shape), strides, offset, opnd.dtype))
+
+    def _materialise(self, nid: int):
+        """Copy a strided view into a buffer of its own (when a kernel needs it contiguous)."""
+        base, opnd = self.operand[nid]
+        tmp = -(len(self.arrays) + 1) * 1_000_003 - nid      # a private id for the temporary
+        self.arrays[tmp] = _aligned_empty(opnd.shape, opnd.dtype)
+        name = f"k{len(self.calls)}_copy"
+        LIBRARY["copy"](self.module, name, [opnd], Operand(opnd.shape, contiguous_strides(opnd.shape), 0,
+                                                           opnd.dtype), {})
+        self.calls.append((name, [self._slot(tmp), self._slot(base)]))
+        self.kernels.append(f"{name}: copy {opnd.shape} {opnd.dtype} (materialise a view)")
+        result = (tmp, Operand(opnd.shape, contiguous_strides(opnd.shape), 0, opnd.dtype))
+        self.operand[nid] = result
+        return result
+
+    def _contiguous_input(self, i: int) -> int:
+        base, opnd = self.operand[i]
+        if not _is_contiguous(opnd) or opnd.offset:
+            base, opnd = self._materialise(i)
+        return base
+
+    def _fused(self, nid: int, d: dict, k: int) -> None:
+        spec = dict(d["attrs"])["spec"]
+        bases = [self._contiguous_input(i) for i in d["inputs"]]
+        self._new_buffer(nid)
+        name = f"k{len(self.calls)}_fused"
+        emit_loop_kernel(self.module, name, spec, [self.p.dtypes[i] for i in d["inputs"]])
+        self.calls.append((name, [self._slot(nid)] + [self._slot(b) for b in bases]))
+        self.kernels.append(f"{name}: {describe(spec)}")
+
+    def _library(self, nid: int, d: dict, k: int) -> None:
+        operands = [self.operand[i][1] for i in d["inputs"]]
+        bases = [self.operand[i][0] for i in d["inputs"]]
+        self._new_buffer(nid)
+        out = self.operand[nid][1]
+        name = f"k{len(self.calls)}_{d['op']}"
+        LIBRARY[d["op"]](self.module, name, operands, out, dict(d["attrs"]))
+        self.calls.append((name, [self._slot(nid)] + [self._slot(b) for b in bases]))
+        shapes = ", ".join(str(o.shape) for o in operands)
+        self.kernels.append(f"{name}: {d['op']}({shapes}) -> {out.shape} {out.dtype}")
+
+    def _updates(self) -> None:
+        """New values are all computed before any parameter is written (simultaneous updates).
+
+        A new value that is itself a leaf or a view is first copied to a temporary, so that
+        writing one parameter can never change another update's value."""
+        self.update_copies = []
+        for param, new in self.p.updates:
+            base, opnd = self.operand[new]
+            leaf = self.g.node(base)["op"] in ("parameter", "constant", "placeholder")
+            if leaf or not _is_contiguous(opnd) or opnd.shape != tuple(self.p.shapes[param]):
+                base, opnd = self._materialise_for_update(new)
+            self.update_copies.append((self._slot(param), self._slot(base),
+                                       math.prod(opnd.shape) * np.dtype(opnd.dtype).itemsize))
+
+    def _materialise_for_update(self, nid):
+        base, opnd = self.operand[nid]
+        target = self.p.shapes[nid]
+        opnd = Operand(tuple(target), opnd.strides, opnd.offset, opnd.dtype) if opnd.shape == tuple(target) else opnd
+        self.operand[nid] = (base, opnd)
+        return self._materialise(nid)
+
+    def _entry(self) -> None:
+        fn = ir.Function(self.module, ir.FunctionType(ir.VoidType(), [PTR]), name="tf_step")
+        b = ir.IRBuilder(fn.append_basic_block("entry"))
+        table = fn.args[0]
+
+        def slot(i):
+            return b.load(elem_ptr(b, table, i, PTR), typ=PTR)
+        for name, slots in self.calls:
+            callee = self.module.get_global(name)
+            b.call(callee, [slot(i) for i in slots])
+        memcpy = self.module.declare_intrinsic("llvm.memcpy", [PTR, PTR, ir.IntType(64)])
+        for dst, src, nbytes in self.update_copies:
+            b.call(memcpy, [slot(dst), slot(src), ir.Constant(ir.IntType(64), nbytes), ir.Constant(ir.IntType(1), 0)])
+        b.ret_void()
+
+
+class LLVMFunction:
+    """The executable of one program: a slot table, buffers, and the compiled entry point."""
+
+    def __init__(self, program: Program, lowering: _Lowering, compiled, build_seconds: float):
+        self.program = program
+        self._lowering = lowering
+        self._compiled = compiled
+        self.build_seconds = build_seconds
+        slots = lowering.slots
+        self._table = (ctypes.c_void_p * max(1, len(slots)))()
+        self._input_slots = []
+        for i, (kind, what) in enumerate(slots):
+            if kind == "input":
+                self._input_slots.append((i, what))
+            else:
+                self._table[i] = what.ctypes.data
+        self._entry = compiled.function("tf_step", None, [ctypes.c_void_p])
+        self._outputs = [self._output_reader(o) for o in program.outputs]
+        self._lock = threading.Lock()
+
+    def _output_reader(self, nid: int):
+        """A function that returns output ``nid`` as a fresh array after a step."""
+        base, opnd = self._lowering.operand[nid]
+        if base in self.program.inputs:
+            pos = self.program.inputs.index(base)
+            return lambda arrays: _strided_copy(arrays[pos], opnd)
+        arr = self._lowering.arrays[base]
+        return lambda arrays: _strided_copy(arr, opnd)
+
+    def __call__(self, arrays):
+        with self._lock:
+            table = self._table
+            for slot, pos in self._input_slots:
+                table[slot] = arrays[pos].ctypes.data
+            self._entry(table)
+            return [read(arrays) for read in self._outputs]
+
+    @property
+    def ir(self) -> str:
+        """The optimised LLVM IR of the whole step."""
+        return self._compiled.ir
+
+    @property
+    def asm(self) -> str:
+        return self._compiled.asm
+
+    def __str__(self) -> str:
+        head = (f"llvm: {len(self._lowering.calls)} kernels in one native call "
+                f"(build {self.build_seconds * 1e3:.0f} ms{', object code from the disk cache' if self._compiled.from_cache else ''})")
+        return "\n".join([head] + ["  " + k for k in self._lowering.kernels])
+
+
+def _strided_copy(arr: np.ndarray, opnd: Operand) -> np.ndarray:
+    flat = arr.reshape(-1)
+    item = flat.itemsize
+    view = np.lib.stride_tricks.as_strided(flat[opnd.offset:], shape=opnd.shape,
+                                           strides=[s * item for s in opnd.strides])
+    return np.array(view, dtype=opnd.dtype, order="C")
+
+
+class LLVMBackend:
+    name = "llvm"
+    default_passes = COMPILER_PASSES
+
+    def build(self, program: Program, passes=None) -> LLVMFunction:
+        t0 = time.perf_counter()
+        lowering = _Lowering(program)
+        lowering.lower()
+        text = str(lowering.module)
+        key = hashlib.sha256(text.encode()).hexdigest()
+        compiled = jit.compile_module(text, key=key)
+        return LLVMFunction(program, lowering, compiled, time.perf_counter() - t0)
+
+
+register_backend(LLVMBackend())

@@ -1,0 +1,36 @@
+"""Library kernels of the LLVM backend: one LLVM function per op instance, shapes baked in.
+
+Each emitter ``emit(module, name, inputs, out, attrs) -> ir.Function`` adds to ``module`` a
+function ``void name(ptr out, ptr in0, ptr in1, ...)``; inputs are read through the strides
+and offset of their ``Operand`` (so transposed or broadcast views need no copy), the output
+is contiguous C order with offset 0.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Operand:
+    shape: tuple[int, ...]
+    strides: tuple[int, ...]   # in elements (not bytes); may be 0 (broadcast) or permuted (transposed view)
+    offset: int                # in elements
+    dtype: str                 # numpy dtype name: "float32", "float64", "int64", "bool" (bool = i8 0/1)
+
+
+LIBRARY: dict[str, callable] = {}   # op name -> emitter
+
+
+def register(op_name):
+    """Decorator adding an emitter to LIBRARY under ``op_name``."""
+    def add(emitter):
+        if op_name in LIBRARY:
+            raise ValueError(f"library kernel for {op_name!r} is registered twice")
+        LIBRARY[op_name] = emitter
+        return emitter
+    return add
+
+
+# the emitter modules register themselves on import (kept at the bottom: they import Operand)
+from . import linalg, conv  # noqa: E402,F401
+from . import indexing, nn, random, reduce  # noqa: E402,F401  (pooling, indexing, random, argmax, copy)

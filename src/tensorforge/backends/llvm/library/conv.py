@@ -1,0 +1,1 @@
+"""Convolution library kernels (in progress)."""

@@ -1,0 +1,249 @@
+"""LLVM library kernels for 2-D pooling (NCHW): max_pool2d, avg_pool2d and their gradients.
+
+Semantics are those of the NumPy references in ops/nn.py:
+- max pooling pads with -inf; its gradient goes to the *first* maximum of each window in
+  row-major window order (a NaN counts as the maximum), overlapping windows add up;
+- average pooling counts the zero padding in the divisor (kh*kw, count_include_pad), and
+  its gradient spreads g / (kh*kw) over each window.
+
+Forward kernels run one output row at a time: for every window offset (i, j) an inner
+loop over the output columns whose input column is in bounds (that range is a constant
+worked out here), so the innermost loop has no branch and vectorises. The gradients are
+gathers (each input element sums the windows that cover it, in increasing output order,
+which is the order the reference adds them in); max_pool2d_grad accumulates in float64
+like the reference's bincount, so its result is bit-identical.
+"""
+from __future__ import annotations
+
+import math
+
+from llvmlite import ir
+
+from . import Operand, register
+from .common import (F64, I64, begin_kernel, convert_float, emit_fill, float_type, for_range, i64, imax, imin,
+                     load_elem, loop_nest, store_elem, strided_index)
+
+_MAX_ROW_SCRATCH = 1 << 16   # max_pool2d_grad keeps one float64 input row on the stack
+
+
+class _Geometry:
+    """Shapes and window attributes of one pooling instance (all Python ints)."""
+
+    def __init__(self, x_shape, out_shape, attrs):
+        self.n, self.c, self.h, self.w = (int(d) for d in x_shape)
+        self.ho, self.wo = int(out_shape[2]), int(out_shape[3])
+        self.kh, self.kw = (int(v) for v in attrs["kernel"])
+        self.sh, self.sw = (int(v) for v in attrs["stride"])
+        self.ph, self.pw = (int(v) for v in attrs["padding"])
+        want_ho = (self.h + 2 * self.ph - self.kh) // self.sh + 1
+        want_wo = (self.w + 2 * self.pw - self.kw) // self.sw + 1
+        if (self.ho, self.wo) != (want_ho, want_wo):
+            raise ValueError(f"pooling output {out_shape[2:]} does not match input {x_shape} with "
+                             f"kernel {attrs['kernel']}, stride {attrs['stride']}, padding {attrs['padding']}")
+
+    def valid_columns(self, j: int) -> tuple[int, int]:
+        """[lo, hi) of output columns whose window column j lands inside the input."""
+        lo = max(0, -((j - self.pw) // self.sw))                 # ceil((pw - j) / sw)
+        hi = min(self.wo, (self.w - 1 + self.pw - j) // self.sw + 1)
+        return lo, max(lo, hi)
+
+
+def _plane_base(b, op: Operand, n, c):
+    """Element offset of x[n, c, 0, 0] in a strided NCHW operand."""
+    return strided_index(b, op.offset, op.strides[:2], (n, c))
+
+
+def _covering_range(b, pos, pad, k, s, n_out):
+    """[lo, hi) of output positions whose window (start o*s - pad, size k) covers input ``pos``."""
+    first = imax(b, b.add(pos, i64(pad - k + 1)), 0)                      # >= 0, so sdiv floors
+    lo = b.sdiv(b.add(first, i64(s - 1)), i64(s))
+    hi = imin(b, b.add(b.sdiv(b.add(pos, i64(pad)), i64(s)), i64(1)), n_out)
+    return lo, imax(b, lo, hi)
+
+
+def _nan_max(b, acc, value):
+    """max that propagates NaN like NumPy's max (a NaN accumulator stays NaN)."""
+    take = b.or_(b.fcmp_ordered(">", value, acc), b.fcmp_unordered("uno", value, value))
+    return b.select(take, value, acc)
+
+
+def _emit_pool_forward(module, name, inputs, out, attrs, kind):
+    (x,) = inputs
+    geo = _Geometry(x.shape, out.shape, attrs)
+    ft = float_type(out.dtype)
+    xt = float_type(x.dtype)
+    fn, b = begin_kernel(module, name, 1)
+    out_ptr, x_ptr = fn.args
+    init = ir.Constant(ft, -math.inf if kind == "max" else 0.0)
+    with loop_nest(b, (geo.n, geo.c), name="p") as (n, c):
+        x_plane = _plane_base(b, x, n, c)
+        o_plane = b.mul(b.add(b.mul(n, i64(geo.c)), c), i64(geo.ho * geo.wo))
+        with for_range(b, 0, geo.ho, name="oh") as oh:
+            o_row = b.add(o_plane, b.mul(oh, i64(geo.wo)))
+            with for_range(b, 0, geo.wo, name="init") as ow:
+                store_elem(b, init, out_ptr, b.add(o_row, ow))
+            with for_range(b, 0, geo.kh, name="ki") as i:
+                ih = b.add(b.mul(oh, i64(geo.sh)), b.sub(i, i64(geo.ph)))
+                inside = b.and_(b.icmp_signed(">=", ih, i64(0)), b.icmp_signed("<", ih, i64(geo.h)))
+                with b.if_then(inside):
+                    x_row = b.add(x_plane, b.mul(ih, i64(x.strides[2])))
+                    for j in range(geo.kw):          # unrolled: each j has its own constant range
+                        lo, hi = geo.valid_columns(j)
+                        with for_range(b, lo, hi, name=f"ow{j}") as ow:
+                            iw = b.add(b.mul(ow, i64(geo.sw)), i64(j - geo.pw))
+                            v = convert_float(b, load_elem(b, x_ptr, b.add(x_row, b.mul(iw, i64(x.strides[3]))),
+                                                           xt), ft)
+                            slot = b.add(o_row, ow)
+                            acc = load_elem(b, out_ptr, slot, ft)
+                            new = _nan_max(b, acc, v) if kind == "max" else b.fadd(acc, v)
+                            store_elem(b, new, out_ptr, slot)
+            if kind == "avg":                         # divide (not multiply) like the reference
+                count = ir.Constant(ft, float(geo.kh * geo.kw))
+                with for_range(b, 0, geo.wo, name="div") as ow:
+                    slot = b.add(o_row, ow)
+                    store_elem(b, b.fdiv(load_elem(b, out_ptr, slot, ft), count), out_ptr, slot)
+    b.ret_void()
+    return fn
+
+
+@register("max_pool2d")
+def emit_max_pool2d(module, name, inputs, out, attrs):
+    """out[n, c, oh, ow] = max of the (padded with -inf) kh x kw window."""
+    return _emit_pool_forward(module, name, inputs, out, attrs, "max")
+
+
+@register("avg_pool2d")
+def emit_avg_pool2d(module, name, inputs, out, attrs):
+    """out[n, c, oh, ow] = sum of the zero-padded window / (kh * kw)."""
+    return _emit_pool_forward(module, name, inputs, out, attrs, "avg")
+
+
+def _emit_window_argmax(b, geo, x, x_ptr, x_plane, oh, ow, slots):
+    """Input (row, col) of the first maximum of window (oh, ow), or row -1 when it is a
+    padding cell (every in-bounds value is -inf and a padding cell comes first)."""
+    best_slot, row_slot, col_slot = slots
+    xt = float_type(x.dtype)
+    top, left = b.sub(b.mul(oh, i64(geo.sh)), i64(geo.ph)), b.sub(b.mul(ow, i64(geo.sw)), i64(geo.pw))
+    r0, r1 = imax(b, top, 0), imin(b, b.add(top, i64(geo.kh)), geo.h)
+    c0, c1 = imax(b, left, 0), imin(b, b.add(left, i64(geo.kw)), geo.w)
+    b.store(ir.Constant(xt, -math.inf), best_slot)
+    b.store(i64(-1), row_slot)
+    b.store(i64(-1), col_slot)
+    with for_range(b, r0, r1, name="wr") as r:
+        x_row = b.add(x_plane, b.mul(r, i64(x.strides[2])))
+        with for_range(b, c0, c1, name="wc") as col:
+            v = load_elem(b, x_ptr, b.add(x_row, b.mul(col, i64(x.strides[3]))), xt)
+            best = b.load(best_slot, typ=xt)
+            take = b.or_(b.fcmp_ordered(">", v, best),
+                         b.and_(b.fcmp_unordered("uno", v, v), b.fcmp_ordered("ord", best, best)))
+            b.store(b.select(take, v, best), best_slot)
+            b.store(b.select(take, r, b.load(row_slot, typ=I64)), row_slot)
+            b.store(b.select(take, col, b.load(col_slot, typ=I64)), col_slot)
+    # nothing beat -inf: the window's first cell wins, an input cell only if it is in bounds
+    row, col = b.load(row_slot, typ=I64), b.load(col_slot, typ=I64)
+    none = b.icmp_signed("<", row, i64(0))
+    corner_inside = b.and_(b.icmp_signed(">=", top, i64(0)), b.icmp_signed(">=", left, i64(0)))
+    row = b.select(none, b.select(corner_inside, top, i64(-1)), row)
+    col = b.select(none, left, col)
+    return row, col
+
+
+@register("max_pool2d_grad")
+def emit_max_pool2d_grad(module, name, inputs, out, attrs):
+    """out = g routed to the first maximum of each window of x, summed over windows.
+
+    One input row at a time: a float64 scratch row gathers, in increasing output order,
+    the g of every window whose first maximum lies on that row, then is rounded once to
+    the output dtype (what the reference's float64 bincount does).
+    """
+    g, x = inputs
+    geo = _Geometry(x.shape, g.shape, attrs)
+    if geo.w > _MAX_ROW_SCRATCH:
+        raise NotImplementedError(f"max_pool2d_grad: input width {geo.w} exceeds the {_MAX_ROW_SCRATCH} "
+                                  "columns of its stack scratch row")
+    if geo.sh >= geo.kh and geo.sw >= geo.kw:
+        return _emit_max_pool_grad_disjoint(module, name, g, x, out, geo)
+    ft, gt = float_type(out.dtype), float_type(g.dtype)
+    fn, b = begin_kernel(module, name, 2)
+    out_ptr, g_ptr, x_ptr = fn.args
+    scratch = b.alloca(F64, size=i64(max(geo.w, 1)), name="row_acc")
+    slots = (b.alloca(float_type(x.dtype)), b.alloca(I64), b.alloca(I64))
+    zero = ir.Constant(F64, 0.0)
+    with loop_nest(b, (geo.n, geo.c), name="p") as (n, c):
+        x_plane = _plane_base(b, x, n, c)
+        g_plane = _plane_base(b, g, n, c)
+        o_plane = b.mul(b.add(b.mul(n, i64(geo.c)), c), i64(geo.h * geo.w))
+        with for_range(b, 0, geo.h, name="ih") as ih:
+            with for_range(b, 0, geo.w, name="z") as iw:
+                store_elem(b, zero, scratch, iw)
+            oh_lo, oh_hi = _covering_range(b, ih, geo.ph, geo.kh, geo.sh, geo.ho)
+            with for_range(b, oh_lo, oh_hi, name="oh") as oh:
+                g_row = b.add(g_plane, b.mul(oh, i64(g.strides[2])))
+                with for_range(b, 0, geo.wo, name="ow") as ow:
+                    row, col = _emit_window_argmax(b, geo, x, x_ptr, x_plane, oh, ow, slots)
+                    with b.if_then(b.icmp_signed("==", row, ih)):
+                        gv = load_elem(b, g_ptr, b.add(g_row, b.mul(ow, i64(g.strides[3]))), gt)
+                        acc = load_elem(b, scratch, col, F64)
+                        store_elem(b, b.fadd(acc, convert_float(b, gv, F64)), scratch, col)
+            o_row = b.add(o_plane, b.mul(ih, i64(geo.w)))
+            with for_range(b, 0, geo.w, name="st") as iw:
+                store_elem(b, convert_float(b, load_elem(b, scratch, iw, F64), ft), out_ptr, b.add(o_row, iw))
+    b.ret_void()
+    return fn
+
+
+def _emit_max_pool_grad_disjoint(module, name, g, x, out, geo):
+    """The common case stride >= kernel: windows do not overlap, so each input element gets
+    at most one gradient and a direct scatter (each window's argmax computed once) is exact.
+    The stored value is 0.0 + g in float64, which is what the reference's bincount yields
+    (it turns a -0.0 into +0.0)."""
+    ft, gt = float_type(out.dtype), float_type(g.dtype)
+    fn, b = begin_kernel(module, name, 2)
+    out_ptr, g_ptr, x_ptr = fn.args
+    slots = (b.alloca(float_type(x.dtype)), b.alloca(I64), b.alloca(I64))
+    emit_fill(b, out_ptr, geo.n * geo.c * geo.h * geo.w, out.dtype, 0)
+    with loop_nest(b, (geo.n, geo.c), name="p") as (n, c):
+        x_plane = _plane_base(b, x, n, c)
+        g_plane = _plane_base(b, g, n, c)
+        o_plane = b.mul(b.add(b.mul(n, i64(geo.c)), c), i64(geo.h * geo.w))
+        with for_range(b, 0, geo.ho, name="oh") as oh:
+            g_row = b.add(g_plane, b.mul(oh, i64(g.strides[2])))
+            with for_range(b, 0, geo.wo, name="ow") as ow:
+                row, col = _emit_window_argmax(b, geo, x, x_ptr, x_plane, oh, ow, slots)
+                with b.if_then(b.icmp_signed(">=", row, i64(0))):
+                    gv = load_elem(b, g_ptr, b.add(g_row, b.mul(ow, i64(g.strides[3]))), gt)
+                    value = b.fadd(ir.Constant(F64, 0.0), convert_float(b, gv, F64))
+                    store_elem(b, convert_float(b, value, ft), out_ptr,
+                               b.add(o_plane, b.add(b.mul(row, i64(geo.w)), col)))
+    b.ret_void()
+    return fn
+
+
+@register("avg_pool2d_grad")
+def emit_avg_pool2d_grad(module, name, inputs, out, attrs):
+    """out[n, c, ih, iw] = sum over the windows covering (ih, iw) of g / (kh * kw)
+    (x_ref is read for its shape only)."""
+    g, x_ref = inputs
+    geo = _Geometry(x_ref.shape, g.shape, attrs)
+    ft, gt = float_type(out.dtype), float_type(g.dtype)
+    count = ir.Constant(ft, float(geo.kh * geo.kw))
+    fn, b = begin_kernel(module, name, 2)
+    out_ptr, g_ptr = fn.args[0], fn.args[1]
+    acc_slot = b.alloca(ft)
+    with loop_nest(b, (geo.n, geo.c), name="p") as (n, c):
+        g_plane = _plane_base(b, g, n, c)
+        o_plane = b.mul(b.add(b.mul(n, i64(geo.c)), c), i64(geo.h * geo.w))
+        with for_range(b, 0, geo.h, name="ih") as ih:
+            oh_lo, oh_hi = _covering_range(b, ih, geo.ph, geo.kh, geo.sh, geo.ho)
+            with for_range(b, 0, geo.w, name="iw") as iw:
+                ow_lo, ow_hi = _covering_range(b, iw, geo.pw, geo.kw, geo.sw, geo.wo)
+                b.store(ir.Constant(ft, 0.0), acc_slot)
+                with for_range(b, oh_lo, oh_hi, name="oh") as oh:
+                    g_row = b.add(g_plane, b.mul(oh, i64(g.strides[2])))
+                    with for_range(b, ow_lo, ow_hi, name="ow") as ow:
+                        gv = convert_float(b, load_elem(b, g_ptr, b.add(g_row, b.mul(ow, i64(g.strides[3]))), gt), ft)
+                        b.store(b.fadd(b.load(acc_slot, typ=ft), b.fdiv(gv, count)), acc_slot)
+                store_elem(b, b.load(acc_slot, typ=ft), out_ptr,
+                           b.add(o_plane, b.add(b.mul(ih, i64(geo.w)), iw)))
+    b.ret_void()
+    return fn

@@ -1,0 +1,120 @@
+"""Lower a kernel-IR ``LoopSpec`` (a fused group) to one LLVM function.
+
+    void name(ptr out, ptr in0, ptr in1, ...)
+
+    for each outer index o:                       (nested loops, collapsed where contiguous)
+        s_j = reduce_j over the inner axes of expr_j(loads)        for each reduction j
+        per element:  for each inner index r: out[o, r] = out_expr(loads, s)
+        otherwise:    out[o] = out_expr(loads at r = 0, s)
+
+Loads are affine: ``in_k[offset + Σ index_a * stride_a]``. Scalar expressions are
+emitted by ``scalar.lower``; reduction results enter the expressions as extra
+arguments. Sum accumulators carry ``reassoc`` so the vectoriser may split them into
+vector lanes (summation order then differs from NumPy's by rounding only).
+"""
+from __future__ import annotations
+
+import numpy as np
+from llvmlite import ir
+
+from ...kernel_ir import LoopSpec, collapse
+from ...ops.scalar import Expr
+from . import scalar
+from .library.common import begin_kernel, elem_ptr, loop_nest, strided_index
+
+SUM_FLAGS = ("reassoc", "contract", "nsz", "arcp", "afn")
+
+
+def _stages_as_args(expr: Expr, first_stage_arg: int, stage_dtypes) -> Expr:
+    """``stage j`` leaves become ``arg(first_stage_arg + j)``, so scalar.lower can emit them."""
+    memo: dict[int, Expr] = {}
+    for e in expr.walk():
+        if e.op == "stage":
+            new = Expr("arg", (), first_stage_arg + e.value, stage_dtypes[e.value])
+        elif e.args:
+            new_args = tuple(memo[id(a)] for a in e.args)
+            new = e if all(a is b for a, b in zip(new_args, e.args)) else Expr(e.op, new_args, e.value, e.dtype)
+        else:
+            new = e
+        memo[id(e)] = new
+    return memo[id(expr)]
+
+
+def _load(b: ir.IRBuilder, base, load, indices, dtype: str):
+    """Load one element (bool: i8 in memory -> i1 in registers)."""
+    mem = scalar.ir_type(dtype, in_memory=True)
+    value = b.load(elem_ptr(b, base, strided_index(b, load.offset, load.strides, indices), mem), typ=mem)
+    if dtype == "bool":
+        value = b.icmp_unsigned("!=", value, ir.Constant(mem, 0))
+    return value
+
+
+def _store(b: ir.IRBuilder, value, base, index, dtype: str):
+    if dtype == "bool":
+        value = b.zext(value, ir.IntType(8))
+    b.store(value, elem_ptr(b, base, index, scalar.ir_type(dtype, in_memory=True)))
+
+
+def _combine(b: ir.IRBuilder, op: str, acc, value, dtype: str):
+    if np.dtype(dtype).kind == "f":
+        if op == "sum":
+            return b.fadd(acc, value, flags=SUM_FLAGS)
+        # NumPy's max propagates nan: llvm.maximum does too (and vectorises as a reduction)
+        fn = b.module.declare_intrinsic("llvm.maximum", [acc.type], ir.FunctionType(acc.type, [acc.type] * 2))
+        return b.call(fn, [acc, value])
+    if op == "sum":
+        return b.add(acc, value)
+    return b.select(b.icmp_signed(">", value, acc), value, acc)
+
+
+def _init(op: str, dtype: str):
+    ty = scalar.ir_type(dtype)
+    if np.dtype(dtype).kind == "f":
+        return ir.Constant(ty, 0.0 if op == "sum" else float("-inf"))
+    if op == "sum":
+        return ir.Constant(ty, 0)
+    return ir.Constant(ty, np.iinfo(np.dtype(dtype)).min if dtype != "bool" else 0)
+
+
+def emit_loop_kernel(module: ir.Module, name: str, spec: LoopSpec, in_dtypes) -> ir.Function:
+    """Add the function for ``spec`` to ``module`` (inputs are contiguous buffers)."""
+    spec = collapse(spec)
+    fn, b = begin_kernel(module, name, len(in_dtypes))
+    out_ptr, *ins = fn.args
+    n_outer = len(spec.space) - spec.n_reduce
+    outer, inner = spec.space[:n_outer], spec.space[n_outer:]
+    load_dtypes = [in_dtypes[ld.input] for ld in spec.loads]
+    acc_dtype = spec.dtype if np.dtype(spec.dtype).kind in "fi" else "float64"
+    stage_dtypes = [acc_dtype] * len(spec.reductions)
+    arg_dtypes = load_dtypes + stage_dtypes
+
+    def loads_at(indices):
+        return [_load(b, ins[ld.input], ld, indices, dt) for ld, dt in zip(spec.loads, load_dtypes)]
+
+    def value(expr, indices, stages, dtype):
+        e = _stages_as_args(expr, len(spec.loads), stage_dtypes)
+        v, _ = scalar.lower(b, e, loads_at(indices) + stages, arg_dtypes=arg_dtypes,
+                            default_float=acc_dtype, out_dtype=dtype)
+        return v
+
+    # accumulators live in allocas of the entry block; SROA/mem2reg turn them into registers
+    accs = [b.alloca(scalar.ir_type(acc_dtype), name=f"acc{j}") for j in range(len(spec.reductions))]
+    with loop_nest(b, outer, "o") as oidx:
+        stages = []
+        for j, red in enumerate(spec.reductions):
+            b.store(_init(red.op, acc_dtype), accs[j])
+            with loop_nest(b, inner, f"r{j}_") as ridx:
+                v = value(red.expr, list(oidx) + list(ridx), stages, acc_dtype)
+                b.store(_combine(b, red.op, b.load(accs[j]), v, acc_dtype), accs[j])
+            stages.append(b.load(accs[j]))
+        if spec.per_element:
+            with loop_nest(b, inner, "e") as ridx:
+                idx = list(oidx) + list(ridx)
+                v = value(spec.out, idx, stages, spec.dtype)
+                _store(b, v, out_ptr, strided_index(b, 0, spec.out_strides, idx), spec.dtype)
+        else:
+            zeros = [ir.Constant(ir.IntType(64), 0)] * len(inner)
+            v = value(spec.out, list(oidx) + zeros, stages, spec.dtype)
+            _store(b, v, out_ptr, strided_index(b, 0, spec.out_strides[:n_outer], oidx), spec.dtype)
+    b.ret_void()
+    return fn

@@ -1,0 +1,352 @@
+"""Lower scalar expression DAGs (ops/scalar.py ``Expr``) to llvmlite IR instructions.
+
+``lower(builder, expr, args, ...)`` emits one element's computation inside whatever
+loop the caller built; ``args[i]`` is the already-loaded value of ``arg(i)``. Types:
+float32 -> float, float64 -> double, int64/int32 -> i64/i32, bool -> i1 in registers
+(i8 in memory). Untyped constants take the type of the operand they meet (NumPy's
+"weak scalar" rule), or the context type when a whole subtree is constant.
+
+Every float instruction carries the fast-math flags ``contract arcp afn nsz`` and never
+``nnan``/``ninf``, so NaN and Inf behave as in NumPy. exp/log/tanh/pow come from
+``vecmath`` (inline polynomials, so the loop vectoriser can use ymm/zmm registers).
+Structurally equal subexpressions are emitted once.
+
+``ElementwiseLoops`` JITs 1-D loops ``out[i] = expr(in0[i], in1[i], ...)`` over
+contiguous arrays: the test harness for every elementwise op of the registry.
+"""
+from __future__ import annotations
+
+import ctypes
+import math
+
+import numpy as np
+from llvmlite import ir
+
+from ...ops.registry import TensorType
+from ...ops.scalar import SYMBOLIC, Expr
+from . import jit, vecmath
+
+FASTMATH = ("contract", "arcp", "afn", "nsz")
+_IR_TYPES = {
+    "float32": ir.FloatType(), "float64": ir.DoubleType(), "int64": ir.IntType(64),
+    "int32": ir.IntType(32), "bool": ir.IntType(1),
+}
+_MEMORY_TYPES = dict(_IR_TYPES, bool=ir.IntType(8))
+_ARITH = ("add", "sub", "mul", "div", "pow", "maximum", "minimum")
+_SAME_TYPE_UNARY = ("neg", "abs", "floor")
+_FLOAT_UNARY = ("exp", "log", "tanh", "sqrt")
+_LOGICAL = ("logical_and", "logical_or", "logical_not")
+_CMP_SYMBOLS = {"lt": "<", "le": "<=", "gt": ">", "ge": ">=", "eq": "==", "ne": "!="}
+
+
+def ir_type(dtype: str, in_memory: bool = False):
+    table = _MEMORY_TYPES if in_memory else _IR_TYPES
+    try:
+        return table[str(np.dtype(dtype))]
+    except KeyError:
+        raise TypeError(f"the LLVM backend does not support dtype {dtype}") from None
+
+
+def _is_float(dtype) -> bool:
+    return dtype is not None and np.dtype(dtype).kind == "f"
+
+
+def _promote(*dtypes):
+    """NumPy promotion of the typed operands; None when every operand is an untyped constant."""
+    typed = [d for d in dtypes if d is not None]
+    if not typed:
+        return None
+    return str(np.result_type(*[np.dtype(d) for d in typed]))
+
+
+class _Lowering:
+    """State of one lowering: the builder, loaded args, and the CSE table."""
+
+    def __init__(self, builder: ir.IRBuilder, args, default_float: str, arg_dtypes=None):
+        self.b = builder
+        self.args = args
+        self.arg_dtypes = arg_dtypes
+        self.default_float = default_float
+        self.types: dict = {}
+        self.emitted: dict = {}
+
+    # ---- types ----------------------------------------------------------------------
+    def dtype_of(self, e: Expr):
+        """Static dtype of e, or None for a subtree made of untyped constants only."""
+        key = id(e)
+        if key not in self.types:
+            self.types[key] = self._infer(e)
+        return self.types[key]
+
+    def _infer(self, e: Expr):
+        op = e.op
+        if op in ("arg", "const"):
+            return None if e.dtype is None else str(np.dtype(e.dtype))
+        if op == "cast":
+            return str(np.dtype(e.value))
+        if op in _CMP_SYMBOLS or op in _LOGICAL:
+            return "bool"
+        sub = [self.dtype_of(a) for a in e.args]
+        if op == "where":
+            return _promote(*sub[1:])
+        t = _promote(*sub)
+        if op in _FLOAT_UNARY or op in ("div", "pow"):
+            return t if t is None or _is_float(t) else "float64"
+        return t
+
+    # ---- emission -------------------------------------------------------------------
+    def emit(self, e: Expr, want: str):
+        """IR value of e with dtype dtype_of(e), or ``want`` when e is an untyped subtree."""
+        dtype = self.dtype_of(e) or want
+        key = (e, dtype, math.copysign(1.0, e.value) if e.op == "const" else None)
+        if key not in self.emitted:
+            self.emitted[key] = self._emit(e, dtype)
+        return self.emitted[key]
+
+    def operand(self, e: Expr, dtype: str):
+        """e emitted and converted to dtype (untyped constants are born in dtype)."""
+        return convert(self.b, self.emit(e, dtype), self.dtype_of(e) or dtype, dtype)
+
+    def _emit(self, e: Expr, dtype: str):
+        op = e.op
+        if op == "arg":
+            return convert(self.b, self.args[e.value], self._arg_dtype(e), dtype)
+        if op == "const":
+            return _constant(e.value, dtype)
+        if op == "cast":
+            inner = self.dtype_of(e.args[0]) or self.default_float
+            return convert(self.b, self.emit(e.args[0], inner), inner, dtype)
+        if op in _CMP_SYMBOLS:
+            t = _promote(*[self.dtype_of(a) for a in e.args]) or self.default_float
+            a, b = (self.operand(x, t) for x in e.args)
+            return compare(self.b, _CMP_SYMBOLS[op], a, b, t)
+        if op in _LOGICAL:
+            vals = [self.operand(x, "bool") for x in e.args]
+            if op == "logical_not":
+                return self.b.not_(vals[0])
+            return (self.b.and_ if op == "logical_and" else self.b.or_)(*vals)
+        if op == "where":
+            cond = self.operand(e.args[0], "bool")
+            a, b = (self.operand(x, dtype) for x in e.args[1:])
+            return self.b.select(cond, a, b)
+        vals = [self.operand(x, dtype) for x in e.args]
+        return arithmetic(self.b, op, vals, dtype, e)
+
+    def _arg_dtype(self, e: Expr):
+        """The loaded value's dtype (from the caller when given, else the one the Expr records)."""
+        if self.arg_dtypes is not None:
+            return str(np.dtype(self.arg_dtypes[e.value]))
+        return str(np.dtype(e.dtype)) if e.dtype is not None else self.default_float
+
+
+def _constant(value, dtype):
+    ty = ir_type(dtype)
+    if _is_float(dtype):
+        return ir.Constant(ty, float(value))
+    if dtype == "bool":
+        return ir.Constant(ty, int(bool(value)))
+    return ir.Constant(ty, int(value))
+
+
+def convert(builder: ir.IRBuilder, value, src: str, dst: str):
+    """NumPy ``astype`` between the supported dtypes (float->bool is != 0, so nan -> True)."""
+    src, dst = str(np.dtype(src)), str(np.dtype(dst))
+    if src == dst:
+        return value
+    ty = ir_type(dst)
+    if dst == "bool":
+        if _is_float(src):
+            return builder.fcmp_unordered("!=", value, ir.Constant(value.type, 0.0))
+        return builder.icmp_unsigned("!=", value, ir.Constant(value.type, 0))
+    if _is_float(dst):
+        if _is_float(src):
+            wider = np.dtype(dst).itemsize > np.dtype(src).itemsize
+            return (builder.fpext if wider else builder.fptrunc)(value, ty)
+        return (builder.uitofp if src == "bool" else builder.sitofp)(value, ty)
+    if _is_float(src):
+        return builder.fptosi(value, ty)
+    if src == "bool":
+        return builder.zext(value, ty)
+    narrower = np.dtype(dst).itemsize < np.dtype(src).itemsize
+    return (builder.trunc if narrower else builder.sext)(value, ty)
+
+
+def compare(builder: ir.IRBuilder, symbol: str, a, b, dtype: str):
+    if _is_float(dtype):
+        # NumPy: every comparison with nan is False except !=, which is True
+        if symbol == "!=":
+            return builder.fcmp_unordered(symbol, a, b, flags=FASTMATH)
+        return builder.fcmp_ordered(symbol, a, b, flags=FASTMATH)
+    if dtype == "bool":
+        return builder.icmp_unsigned(symbol, a, b)
+    return builder.icmp_signed(symbol, a, b)
+
+
+def _intrinsic(builder, name, ty, *args, fastmath=FASTMATH):
+    fn = builder.module.declare_intrinsic(name, [ty])
+    return builder.call(fn, list(args), fastmath=fastmath)
+
+
+def _float_minmax(builder, op, a, b):
+    """NumPy maximum/minimum: nan in either operand gives nan (llvm.maxnum would drop it)."""
+    symbol = ">=" if op == "maximum" else "<="
+    pick = builder.select(builder.fcmp_ordered(symbol, a, b), a, b)
+    either_nan = builder.fcmp_unordered("uno", a, b)
+    return builder.select(either_nan, builder.fadd(a, b), pick)
+
+
+def _pow_const_exponent(builder, a, exponent):
+    """Exact shortcuts for the exponents ops write most (x**2 ...); None when not applicable."""
+    if exponent == 1.0:
+        return a
+    if exponent == 2.0:
+        return builder.fmul(a, a, flags=FASTMATH)
+    if exponent == 3.0:
+        return builder.fmul(builder.fmul(a, a, flags=FASTMATH), a, flags=FASTMATH)
+    if exponent == -1.0:
+        return builder.fdiv(ir.Constant(a.type, 1.0), a, flags=FASTMATH)
+    return None
+
+
+def arithmetic(builder: ir.IRBuilder, op: str, vals, dtype: str, e: Expr | None = None):
+    """The arithmetic and math primitives on values already converted to ``dtype``."""
+    if dtype == "bool":
+        raise NotImplementedError(f"scalar primitive {op!r} on bool operands: cast them first")
+    if _is_float(dtype):
+        return _float_arithmetic(builder, op, vals, e)
+    return _int_arithmetic(builder, op, vals, dtype)
+
+
+def _float_arithmetic(builder, op, vals, e):
+    b, fm = builder, FASTMATH
+    if op in ("add", "sub", "mul", "div"):
+        fn = {"add": b.fadd, "sub": b.fsub, "mul": b.fmul, "div": b.fdiv}[op]
+        return fn(vals[0], vals[1], flags=fm)
+    if op in ("maximum", "minimum"):
+        return _float_minmax(b, op, *vals)
+    if op == "pow":
+        exponent = e.args[1] if e is not None else None
+        if exponent is not None and exponent.op == "const":
+            quick = _pow_const_exponent(b, vals[0], exponent.value)
+            if quick is not None:
+                return quick
+        return vecmath.pow(b, *vals)
+    (x,) = vals
+    if op == "neg":
+        return b.fneg(x, flags=fm)
+    if op == "abs":
+        return _intrinsic(b, "llvm.fabs", x.type, x)
+    if op == "floor":
+        return _intrinsic(b, "llvm.floor", x.type, x)
+    if op == "sqrt":
+        # no afn here: it would allow a reciprocal-sqrt estimate, which is off by ~1e-4
+        return _intrinsic(b, "llvm.sqrt", x.type, x, fastmath=("contract", "nsz"))
+    if op in ("exp", "log", "tanh"):
+        return getattr(vecmath, op)(b, x)
+    raise NotImplementedError(f"scalar primitive {op!r} is not lowered for floats")
+
+
+def _int_arithmetic(builder, op, vals, dtype):
+    b = builder
+    if op in ("add", "sub", "mul"):
+        return {"add": b.add, "sub": b.sub, "mul": b.mul}[op](*vals)
+    if op in ("maximum", "minimum"):
+        symbol = ">" if op == "maximum" else "<"
+        return b.select(b.icmp_signed(symbol, *vals), *vals)
+    x = vals[0]
+    if op == "neg":
+        return b.neg(x)
+    if op == "abs":
+        return b.select(b.icmp_signed("<", x, ir.Constant(x.type, 0)), b.neg(x), x)
+    if op == "floor":
+        return x
+    raise NotImplementedError(f"scalar primitive {op!r} is not lowered for {dtype}")
+
+
+def lower(builder: ir.IRBuilder, expr: Expr, args, arg_dtypes=None, default_float: str = "float32",
+          out_dtype: str | None = None):
+    """Emit ``expr`` at the builder's position; return (value, dtype).
+
+    ``args[i]`` is the IR value of ``arg(i)`` (bool as i1). ``default_float`` types the
+    constants of a subtree that meets no typed operand; ``out_dtype`` converts the result.
+    """
+    state = _Lowering(builder, list(args), default_float, arg_dtypes)
+    dtype = state.dtype_of(expr) or out_dtype or default_float
+    value = state.emit(expr, dtype)
+    if out_dtype is not None:
+        value, dtype = convert(builder, value, dtype, out_dtype), str(np.dtype(out_dtype))
+    return value, dtype
+
+
+# ---- 1-D elementwise loops: out[i] = expr(in0[i], ...) ---------------------------------------
+
+def define_elementwise_loop(module: ir.Module, name: str, expr: Expr, in_dtypes, out_dtype):
+    """Add ``void name(i64 n, ptr in0, ..., ptr out)`` to module (noalias, contiguous buffers)."""
+    ptr = ir.PointerType()
+    i64 = ir.IntType(64)
+    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [i64] + [ptr] * (len(in_dtypes) + 1)), name)
+    for a in fn.args[1:]:
+        a.add_attribute("noalias")
+    n, *bufs = fn.args
+    entry, loop, done = (fn.append_basic_block(s) for s in ("entry", "loop", "done"))
+    b = ir.IRBuilder(entry)
+    b.cbranch(b.icmp_signed(">", n, ir.Constant(i64, 0)), loop, done)
+    b.position_at_end(loop)
+    i = b.phi(i64, name="i")
+    i.add_incoming(ir.Constant(i64, 0), entry)
+    loaded = []
+    for buf, dt in zip(bufs, in_dtypes):
+        mem_ty = ir_type(dt, in_memory=True)
+        v = b.load(b.gep(buf, [i], inbounds=True, source_etype=mem_ty), typ=mem_ty)
+        loaded.append(b.trunc(v, ir.IntType(1)) if dt == "bool" else v)
+    default = out_dtype if _is_float(out_dtype) else "float64"
+    value, _ = lower(b, expr, loaded, in_dtypes, default_float=default, out_dtype=out_dtype)
+    if out_dtype == "bool":
+        value = b.zext(value, ir.IntType(8))
+    b.store(value, b.gep(bufs[-1], [i], inbounds=True, source_etype=ir_type(out_dtype, in_memory=True)))
+    nxt = b.add(i, ir.Constant(i64, 1))
+    i.add_incoming(nxt, loop)
+    b.cbranch(b.icmp_signed("<", nxt, n), loop, done)
+    b.position_at_end(done)
+    b.ret_void()
+    return fn
+
+
+def op_expression(opdef, in_dtypes, **attrs):
+    """(expr, out_dtype) of a registered elementwise op applied to 0-d inputs of ``in_dtypes``."""
+    args = [SYMBOLIC.arg(i, str(np.dtype(dt))) for i, dt in enumerate(in_dtypes)]
+    expr = opdef.scalar(SYMBOLIC, *args, **attrs)
+    if not isinstance(expr, Expr):      # an op whose value is a plain number
+        expr = SYMBOLIC.const(expr)
+    _, out_dtype = opdef.infer([TensorType((), str(np.dtype(dt))) for dt in in_dtypes], **attrs)
+    return expr, str(np.dtype(out_dtype))
+
+
+class ElementwiseLoops:
+    """Several 1-D elementwise loops compiled together in one module (one JIT, many kernels).
+
+    ``specs``: {name: (expr, in_dtypes, out_dtype)}. ``loops(name, *arrays)`` returns a new
+    output array; inputs must be 1-D, contiguous, of the declared dtypes and equal length.
+    """
+
+    def __init__(self, specs: dict, key: str | None = None):
+        module = ir.Module(name="elementwise_loops")
+        for name, (expr, in_dtypes, out_dtype) in specs.items():
+            define_elementwise_loop(module, name, expr, [str(np.dtype(d)) for d in in_dtypes],
+                                    str(np.dtype(out_dtype)))
+        self.specs = specs
+        self.ir_text = str(module)
+        self.compiled = jit.compile_module(self.ir_text, key=key)
+
+    def __call__(self, name: str, *arrays):
+        expr, in_dtypes, out_dtype = self.specs[name]
+        arrays = [np.asarray(a) for a in arrays]
+        n = arrays[0].shape[0] if arrays else 0
+        for a, dt in zip(arrays, in_dtypes, strict=True):
+            if a.ndim != 1 or a.shape[0] != n or a.dtype != np.dtype(dt) or not a.flags.c_contiguous:
+                raise ValueError(f"{name}: expected contiguous 1-D {dt} arrays of length {n}, "
+                                 f"got {a.dtype} {a.shape}")
+        out = np.empty(n, dtype=out_dtype)
+        fn = self.compiled.function(name, None, [ctypes.c_int64] + [ctypes.c_void_p] * (len(arrays) + 1))
+        fn(n, *[a.ctypes.data for a in arrays], out.ctypes.data)
+        return out
