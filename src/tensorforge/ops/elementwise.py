@@ -75,8 +75,15 @@ binary("add", np.add, lambda s, a, b: a + b, lambda c, g: [g, g], doc="a + b")
 binary("sub", np.subtract, lambda s, a, b: a - b, lambda c, g: [g, neg(g)], doc="a - b")
 binary("mul", np.multiply, lambda s, a, b: a * b,
        lambda c, g: [mul(g, c.inputs[1]), mul(g, c.inputs[0])], doc="a * b")
+
+
+def _div_type(types, **_):
+    shape, dtype = _binary_type(types)
+    return shape, dtype if np.dtype(dtype).kind == "f" else "float64"   # true division, as NumPy
+
+
 binary("div", np.true_divide, lambda s, a, b: a / b,
-       lambda c, g: [div(g, c.inputs[1]), neg(div(mul(g, c.output), c.inputs[1]))], doc="a / b")
+       lambda c, g: [div(g, c.inputs[1]), neg(div(mul(g, c.output), c.inputs[1]))], infer=_div_type, doc="a / b")
 
 
 def _pow_vjp(c, g):
@@ -107,7 +114,7 @@ unary("log", np.log, lambda s, x: s.log(x), lambda c, g: [div(g, c.x)], doc="nat
 unary("sqrt", np.sqrt, lambda s, x: s.sqrt(x), lambda c, g: [div(mul(g, 0.5), c.output)], doc="square root")
 unary("abs", np.abs, lambda s, x: s.abs(x), lambda c, g: [mul(g, sign(c.x))], infer=_same_type,
       doc="|x| (gradient sign(x), 0 at 0)")
-unary("sign", np.sign, lambda s, x: s.where(x > 0, 1.0, s.where(x < 0, -1.0, 0.0)),
+unary("sign", np.sign, lambda s, x: s.where(x > 0, 1.0, s.where(x < 0, -1.0, x * 0.0)),  # nan -> nan
       infer=_same_type, differentiable=False, doc="-1, 0 or 1")
 
 # ---- comparisons (boolean results, no gradient) ---------------------------------------
@@ -156,7 +163,7 @@ unary("sigmoid", lambda x: 1.0 / (1.0 + np.exp(-x)), _sigmoid_scalar,
       lambda c, g: [mul(g, mul(c.output, sub(1.0, c.output)))], doc="1/(1+e^-x); σ' = σ(1-σ)")
 unary("tanh", np.tanh, lambda s, x: s.tanh(x),
       lambda c, g: [mul(g, sub(1.0, mul(c.output, c.output)))], doc="tanh; f' = 1 - f²")
-unary("relu", lambda x: np.maximum(x, 0), lambda s, x: s.where(x > 0, x, 0.0),
+unary("relu", lambda x: np.maximum(x, 0), lambda s, x: s.maximum(x, 0.0),
       lambda c, g: [where(gt(c.x, 0.0), g, 0.0)], doc="max(x, 0); we take relu'(0) = 0, as torch does")
 unary("heaviside", lambda x: (x > 0).astype(x.dtype), lambda s, x: s.where(x > 0, 1.0, 0.0),
       differentiable=False, doc="1 if x > 0 else 0 (the perceptron's step; gradient 0)")
