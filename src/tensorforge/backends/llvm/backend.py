@@ -18,6 +18,7 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import math
+import sys
 import threading
 import time
 
@@ -28,6 +29,7 @@ from ...kernel_ir import describe
 from ...passes.fusion import VIEW_OPS, view_input_map
 from ...passes.pipeline import COMPILER_PASSES
 from ...program import Program
+from ...runtime import get_num_threads
 from .. import register_backend
 from . import jit
 from .library import LIBRARY, Operand
@@ -59,8 +61,9 @@ def _is_contiguous(op: Operand) -> bool:
 class _Lowering:
     """Walks a fused program and builds the module, the slot table and the kernel list."""
 
-    def __init__(self, program: Program):
+    def __init__(self, program: Program, threads: int = 1):
         self.p = program
+        self.threads = threads
         self.g = program.graph
         self.module = ir.Module(name="tensorforge")
         self.module.triple = jit.target_machine().triple
@@ -70,6 +73,9 @@ class _Lowering:
         self.arrays: dict[int, np.ndarray] = {}             # base node -> its buffer (not inputs)
         self.calls: list[tuple[str, list[int]]] = []         # kernel name, slot indices (out first)
         self.kernels: list[str] = []                         # one line per kernel, for printing
+        # computed outputs are written straight into a fresh array per call (no copy-out)
+        self.fresh = {o for o in program.outputs
+                      if self.g.node(o)["op"] not in ("placeholder", "parameter", "constant") + VIEW_OPS}
 
     # -- buffers ----------------------------------------------------------------------
     def _slot(self, base: int) -> int:
@@ -77,6 +83,8 @@ class _Lowering:
             self.slot_of[base] = len(self.slots)
             if base in self.p.inputs:
                 self.slots.append(("input", self.p.inputs.index(base)))
+            elif base in self.fresh:
+                self.slots.append(("output", (tuple(self.p.shapes[base]), self.p.dtypes[base])))
             else:
                 self.slots.append(("array", self.arrays[base]))
         return self.slot_of[base]
@@ -86,7 +94,8 @@ class _Lowering:
         self.operand[nid] = (nid, Operand(tuple(shape), contiguous_strides(shape), 0, dtype))
 
     def _new_buffer(self, nid: int) -> None:
-        self.arrays[nid] = _aligned_empty(self.p.shapes[nid], self.p.dtypes[nid])
+        if nid not in self.fresh:
+            self.arrays[nid] = _aligned_empty(self.p.shapes[nid], self.p.dtypes[nid])
         self._own(nid)
 
     # -- nodes --------------------------------------------------------------------------
@@ -157,7 +166,7 @@ class _Lowering:
         bases = [self._contiguous_input(i) for i in d["inputs"]]
         self._new_buffer(nid)
         name = f"k{len(self.calls)}_fused"
-        emit_loop_kernel(self.module, name, spec, [self.p.dtypes[i] for i in d["inputs"]])
+        emit_loop_kernel(self.module, name, spec, [self.p.dtypes[i] for i in d["inputs"]], self.threads)
         self.calls.append((name, [self._slot(nid)] + [self._slot(b) for b in bases]))
         self.kernels.append(f"{name}: {describe(spec)}")
 
@@ -220,31 +229,60 @@ class LLVMFunction:
         slots = lowering.slots
         self._table = (ctypes.c_void_p * max(1, len(slots)))()
         self._input_slots = []
+        self._fresh_slots = []           # (slot, shape, dtype, node): a new output array per call
         for i, (kind, what) in enumerate(slots):
             if kind == "input":
                 self._input_slots.append((i, what))
+            elif kind == "output":
+                base = next(b for b, s in lowering.slot_of.items() if s == i)
+                self._fresh_slots.append((i, what[0], np.dtype(what[1]), base))
             else:
                 self._table[i] = what.ctypes.data
         self._entry = compiled.function("tf_step", None, [ctypes.c_void_p])
         self._outputs = [self._output_reader(o) for o in program.outputs]
         self._lock = threading.Lock()
+        self._last: dict[int, np.ndarray] = {}
+
+    def _output_array(self, base, shape, dtype) -> np.ndarray:
+        """A new array for an output, or last call's one when the caller has let go of it.
+
+        Fresh memory costs page faults (for 64 MB about as much as the kernel itself), so an
+        output nobody references any more is recycled, as array libraries' allocators do."""
+        last = self._last.get(base)
+        if last is not None and sys.getrefcount(last) == 3:   # _last, `last`, and the argument
+            return last
+        self._last[base] = out = np.empty(shape, dtype)
+        return out
 
     def _output_reader(self, nid: int):
         """A function that returns output ``nid`` as a fresh array after a step."""
         base, opnd = self._lowering.operand[nid]
+        if base in self._lowering.fresh:
+            return lambda arrays, fresh: fresh[base]
         if base in self.program.inputs:
             pos = self.program.inputs.index(base)
-            return lambda arrays: _strided_copy(arrays[pos], opnd)
+            return lambda arrays, fresh: _strided_copy(arrays[pos], opnd)
         arr = self._lowering.arrays[base]
-        return lambda arrays: _strided_copy(arr, opnd)
+        return lambda arrays, fresh: _strided_copy(arr, opnd)
 
     def __call__(self, arrays):
         with self._lock:
             table = self._table
             for slot, pos in self._input_slots:
                 table[slot] = arrays[pos].ctypes.data
+            fresh = {}
+            for slot, shape, dtype, base in self._fresh_slots:
+                fresh[base] = out = self._output_array(base, shape, dtype)
+                table[slot] = out.ctypes.data
             self._entry(table)
-            return [read(arrays) for read in self._outputs]
+            results = [read(arrays, fresh) for read in self._outputs]
+        # the same node asked for twice: distinct arrays, as every other backend returns
+        seen = set()
+        for i, r in enumerate(results):
+            if id(r) in seen:
+                results[i] = r.copy()
+            seen.add(id(r))
+        return results
 
     @property
     def ir(self) -> str:
@@ -275,7 +313,7 @@ class LLVMBackend:
 
     def build(self, program: Program, passes=None) -> LLVMFunction:
         t0 = time.perf_counter()
-        lowering = _Lowering(program)
+        lowering = _Lowering(program, threads=get_num_threads())
         lowering.lower()
         text = str(lowering.module)
         key = hashlib.sha256(text.encode()).hexdigest()

@@ -14,13 +14,18 @@ vector lanes (summation order then differs from NumPy's by rounding only).
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import numpy as np
 from llvmlite import ir
 
+import math
+from contextlib import ExitStack
+
 from ...kernel_ir import LoopSpec, collapse
 from ...ops.scalar import Expr
-from . import scalar
-from .library.common import begin_kernel, elem_ptr, loop_nest, strided_index
+from . import parallel, scalar
+from .library.common import I64, PTR, elem_ptr, for_range, loop_nest, strided_index
 
 SUM_FLAGS = ("reassoc", "contract", "nsz", "arcp", "afn")
 
@@ -76,11 +81,37 @@ def _init(op: str, dtype: str):
     return ir.Constant(ty, np.iinfo(np.dtype(dtype)).min if dtype != "bool" else 0)
 
 
-def emit_loop_kernel(module: ir.Module, name: str, spec: LoopSpec, in_dtypes) -> ir.Function:
-    """Add the function for ``spec`` to ``module`` (inputs are contiguous buffers)."""
+def emit_loop_kernel(module: ir.Module, name: str, spec: LoopSpec, in_dtypes, threads: int = 1) -> ir.Function:
+    """Add ``void name(ptr out, ptr in...)`` for ``spec`` to ``module`` (inputs are contiguous
+    buffers); with ``threads > 1`` and enough work, the first outer loop is split across threads."""
     spec = collapse(spec)
-    fn, b = begin_kernel(module, name, len(in_dtypes))
-    out_ptr, *ins = fn.args
+    n_outer = len(spec.space) - spec.n_reduce
+    extent = spec.space[0] if n_outer else 1
+    range_fn = _emit_range(module, f"{name}_range", spec, in_dtypes)
+    if not parallel.worth_splitting(math.prod(spec.space), extent, threads):
+        threads = 1
+    return parallel.emit_entry(module, name, range_fn, 1 + len(in_dtypes), extent, threads)
+
+
+@contextmanager
+def _outer_loops(b: ir.IRBuilder, outer, begin, end):
+    """The outer loop nest, its first loop over [begin, end)."""
+    if not outer:
+        yield []
+        return
+    with ExitStack() as stack:
+        first = stack.enter_context(for_range(b, begin, end, name="o0"))
+        rest = stack.enter_context(loop_nest(b, outer[1:], "o"))
+        yield [first] + list(rest)
+
+
+def _emit_range(module: ir.Module, name: str, spec: LoopSpec, in_dtypes) -> ir.Function:
+    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [PTR] * (1 + len(in_dtypes)) + [I64, I64]), name=name)
+    for a in fn.args[:1 + len(in_dtypes)]:
+        a.add_attribute("noalias")
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    out_ptr, *ins = fn.args[:1 + len(in_dtypes)]
+    begin, end = fn.args[-2:]
     n_outer = len(spec.space) - spec.n_reduce
     outer, inner = spec.space[:n_outer], spec.space[n_outer:]
     load_dtypes = [in_dtypes[ld.input] for ld in spec.loads]
@@ -99,7 +130,7 @@ def emit_loop_kernel(module: ir.Module, name: str, spec: LoopSpec, in_dtypes) ->
 
     # accumulators live in allocas of the entry block; SROA/mem2reg turn them into registers
     accs = [b.alloca(scalar.ir_type(acc_dtype), name=f"acc{j}") for j in range(len(spec.reductions))]
-    with loop_nest(b, outer, "o") as oidx:
+    with _outer_loops(b, outer, begin, end) as oidx:
         stages = []
         for j, red in enumerate(spec.reductions):
             b.store(_init(red.op, acc_dtype), accs[j])
