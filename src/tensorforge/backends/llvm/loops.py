@@ -87,10 +87,25 @@ def emit_loop_kernel(module: ir.Module, name: str, spec: LoopSpec, in_dtypes, th
     spec = collapse(spec)
     n_outer = len(spec.space) - spec.n_reduce
     extent = spec.space[0] if n_outer else 1
-    range_fn = _emit_range(module, f"{name}_range", spec, in_dtypes)
+    range_fn = _shared_range(module, name, spec, in_dtypes)
     if not parallel.worth_splitting(math.prod(spec.space), extent, threads):
         threads = 1
     return parallel.emit_entry(module, name, range_fn, 1 + len(in_dtypes), extent, threads)
+
+
+def _shared_range(module: ir.Module, name: str, spec: LoopSpec, in_dtypes) -> ir.Function:
+    """The range function of ``spec``, shared by every kernel that differs only in the extent of
+    its first loop (that extent arrives as [begin, end) at run time). After collapsing, the
+    update kernels of an optimizer, for instance, are 1-D loops: one function serves every
+    parameter, which cuts compile time."""
+    from dataclasses import replace
+    n_outer = len(spec.space) - spec.n_reduce
+    generic = replace(spec, space=(-1,) + spec.space[1:], out_shape=()) if n_outer else spec
+    key = (generic, tuple(in_dtypes))
+    cache = module.__dict__.setdefault("_tf_shared_ranges", {})
+    if key not in cache:
+        cache[key] = _emit_range(module, f"{name}_range", spec, in_dtypes)
+    return cache[key]
 
 
 @contextmanager

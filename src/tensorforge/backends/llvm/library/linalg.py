@@ -82,8 +82,8 @@ def choose_tiling(spec: GemmSpec) -> Tiling:
     # measured on a Zen 5 (AVX-512) host: 8 x 2 zmm reaches ~200 GFLOP/s on 512^3 float32;
     # 6 x 2 ymm is the classic AVX2 (Haswell/Zen 3) tile: 12 accumulators of 16 registers
     mr, nvec = (8, 2) if host_vector_bits() >= 512 else (6, 2)
-    if spec.n <= vw:               # narrow outputs (e.g. 10 logits): one vector wide
-        nvec = 1
+    if spec.n <= vw:               # narrow outputs (e.g. 10 logits): one vector wide, twice the
+        nvec, mr = 1, 2 * mr       # rows, so that enough independent FMA chains stay in flight
     nr = nvec * vw
     kc = min(spec.k, 256 if elem_bytes == 4 else 192)
     mc = _round_up(min(spec.m, 96), mr)
@@ -115,6 +115,9 @@ class _GemmEmitter:
         self.vec = ir.VectorType(self.T, tiling.vw)
         suffix = f"v{tiling.vw}f{8 * self.elem_bytes}"
         self.fma = declare(module, f"llvm.fma.{suffix}", self.vec, [self.vec] * 3)
+        # with a single B panel every A element is used once: packing A would only add a copy,
+        # so the microkernel then reads A in place through its strides
+        self.direct_a = spec.n <= tiling.nr and spec.a.dtype == spec.dtype
 
     # -- the public pair of functions
     def emit(self) -> ir.Function:
@@ -142,13 +145,21 @@ class _GemmEmitter:
             for slot in row:
                 b.store(zero, slot)
         vec_align = t.vw * self.elem_bytes
+        if self.direct_a:     # rows past the edge re-read row 0 (their results are discarded)
+            row_offsets = [b.select(b.icmp_signed("<", i64(r), mr), i64(r * self.spec.a.rs), i64(0))
+                           for r in range(t.mr)]
         with for_range(b, 0, kc, name="p") as p:
             b_row = b.mul(p, i64(t.nr))
             bvecs = [b.load(elem_ptr(b, bp, b.add(b_row, i64(v * t.vw)), T), typ=vec, align=vec_align)
                      for v in range(t.nvec)]
-            a_row = b.mul(p, i64(t.mr))
+            if self.direct_a:
+                a_row = b.mul(p, i64(self.spec.a.cs))
+                a_index = [b.add(a_row, off) for off in row_offsets]
+            else:
+                a_row = b.mul(p, i64(t.mr))
+                a_index = [b.add(a_row, i64(r)) for r in range(t.mr)]
             for r in range(t.mr):
-                a_elem = load_elem(b, ap, b.add(a_row, i64(r)), T)
+                a_elem = load_elem(b, ap, a_index[r], T)
                 splat = b.shuffle_vector(b.insert_element(ir.Constant(vec, ir.Undefined), a_elem, i64(0)),
                                          ir.Constant(vec, ir.Undefined),
                                          ir.Constant(ir.VectorType(ir.IntType(32), t.vw), [0] * t.vw))
@@ -306,8 +317,14 @@ class _GemmEmitter:
                         b.call(pack_b, [bp, bm, b_base, pc, kc, jc, nc])
                         with for_range(b, row0, row1, t.mc, name="ic") as ic:
                             mc = imin(b, t.mc, b.sub(row1, ic))
-                            b.call(pack_a, [ap, a, a_base, ic, mc, pc, kc])
-                            self._emit_macro_kernel(b, ukernel, ap, bp, c_batch, ic, mc, jc, nc, kc, accumulate)
+                            if self.direct_a:
+                                a_block = elem_ptr(b, a, b.add(a_base, b.add(b.mul(ic, i64(s.a.rs)),
+                                                                             b.mul(pc, i64(s.a.cs)))), T)
+                            else:
+                                b.call(pack_a, [ap, a, a_base, ic, mc, pc, kc])
+                                a_block = ap
+                            self._emit_macro_kernel(b, ukernel, a_block, bp, c_batch, ic, mc, jc, nc, kc,
+                                                    accumulate)
             b.call(free, [ap])
             b.call(free, [bp])
         b.ret_void()
@@ -318,7 +335,8 @@ class _GemmEmitter:
         B panels stream past it from L2."""
         s, t, T = self.spec, self.t, self.T
         with for_range(b, 0, mc, t.mr, name="ir") as ir_:
-            a_panel = elem_ptr(b, ap, b.mul(ir_, kc), T)
+            a_step = i64(s.a.rs) if self.direct_a else kc     # rows apart in A, or packed panels
+            a_panel = elem_ptr(b, ap, b.mul(ir_, a_step), T)
             mr = imin(b, t.mr, b.sub(mc, ir_))
             row = b.add(ic, ir_)
             with for_range(b, 0, nc, t.nr, name="jr") as jr:

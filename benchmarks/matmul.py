@@ -1,0 +1,105 @@
+"""Benchmark: the LLVM library matmul kernel against NumPy's BLAS (np.matmul), one thread.
+
+Prints GFLOP/s of both and their ratio for square sizes and the MLP shapes (forward and
+the backward products with transposed operands), then the convolution kernels against
+the NumPy references for the benchmark CNN's conv layer. Run:
+
+    OPENBLAS_NUM_THREADS=1 python benchmarks/matmul.py
+"""
+from __future__ import annotations
+
+import ctypes
+import os
+import time
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")   # before numpy loads BLAS
+
+import numpy as np  # noqa: E402
+from llvmlite import ir  # noqa: E402
+from threadpoolctl import threadpool_limits  # noqa: E402
+
+from tensorforge.backends.llvm import jit  # noqa: E402
+from tensorforge.backends.llvm.library import LIBRARY, Operand  # noqa: E402
+from tensorforge.ops import OPS  # noqa: E402
+
+
+def best_seconds(fn, min_time=0.2, repeats=5):
+    """Best of ``repeats`` timings of a loop long enough to last ``min_time``, per call."""
+    fn()
+    calls, start = 0, time.perf_counter()
+    while time.perf_counter() - start < min_time:
+        fn()
+        calls += 1
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(calls):
+            fn()
+        best = min(best, (time.perf_counter() - start) / calls)
+    return best
+
+
+def operand(view):
+    base = view
+    while isinstance(base.base, np.ndarray):
+        base = base.base
+    off = (view.__array_interface__["data"][0] - base.__array_interface__["data"][0]) // view.itemsize
+    return Operand(view.shape, tuple(s // view.itemsize for s in view.strides), off, str(view.dtype)), base
+
+
+def compiled_call(op_name, views, out_shape, dtype, attrs=None):
+    """A no-argument callable running the kernel on ``views``, and its output array."""
+    pairs = [operand(v) for v in views]
+    out = np.empty(out_shape, dtype)
+    module = ir.Module()
+    LIBRARY[op_name](module, "kernel", [p[0] for p in pairs],
+                     Operand(out.shape, tuple(s // out.itemsize for s in out.strides), 0, dtype), attrs or {})
+    compiled = jit.compile_module(str(module))
+    fn = compiled.function("kernel", None, [ctypes.c_void_p] * (1 + len(views)))
+    args = [out.ctypes.data] + [p[1].ctypes.data for p in pairs]
+    return (lambda: fn(*args)), out, compiled
+
+
+def bench_matmul(label, a, b):
+    call, out, _keep = compiled_call("matmul", [a, b], a.shape[:-1] + b.shape[-1:], str(a.dtype))
+    call()
+    assert np.allclose(out, a @ b, rtol=1e-4, atol=1e-3)
+    flop = 2.0 * a.shape[0] * a.shape[1] * b.shape[1]
+    ours, ref = best_seconds(call), best_seconds(lambda: np.matmul(a, b))
+    print(f"{label:<28} llvm {flop / ours / 1e9:7.1f}  numpy {flop / ref / 1e9:7.1f}  ratio {ref / ours:5.2f}")
+
+
+def bench_conv(label, op_name, views, out_shape, attrs):
+    call, out, _keep = compiled_call(op_name, views, out_shape, "float32", attrs)
+    impl = OPS[op_name].impl
+    call()
+    assert np.allclose(out, impl(*views, **attrs), rtol=1e-4, atol=1e-4)
+    ours, ref = best_seconds(call), best_seconds(lambda: impl(*views, **attrs))
+    print(f"{label:<28} llvm {ours * 1e6:8.1f} us  numpy {ref * 1e6:8.1f} us  speed-up {ref / ours:5.2f}")
+
+
+def main():
+    rng = np.random.default_rng(0)
+    r = lambda *s: rng.standard_normal(s).astype(np.float32)  # noqa: E731
+    with threadpool_limits(1):
+        print("float32 GFLOP/s, 1 thread")
+        for n in (64, 128, 256, 512, 1024):
+            bench_matmul(f"{n}x{n}x{n}", r(n, n), r(n, n))
+        x, w1, h, w2 = r(128, 784), r(784, 256), r(128, 256), r(256, 10)
+        g2 = r(128, 10)
+        bench_matmul("128x784 @ 784x256", x, w1)
+        bench_matmul("128x256 @ 256x10", h, w2)
+        bench_matmul("x.T @ g (784x128 @ 128x256)", x.T, h)
+        bench_matmul("g @ w1.T (128x256 @ 256x784)", h, w1.T)
+        bench_matmul("h.T @ g2 (256x128 @ 128x10)", h.T, g2)
+        bench_matmul("g2 @ w2.T (128x10 @ 10x256)", g2, w2.T)
+        print("\nconv 64x1x8x8, 8 filters 3x3, pad 1 (float32)")
+        attrs = {"stride": (1, 1), "padding": (1, 1)}
+        xc, wc, gc = r(64, 1, 8, 8), r(8, 1, 3, 3), r(64, 8, 8, 8)
+        bench_conv("conv2d", "conv2d", [xc, wc], (64, 8, 8, 8), attrs)
+        bench_conv("conv2d_grad_input", "conv2d_grad_input", [gc, wc, xc], xc.shape, attrs)
+        bench_conv("conv2d_grad_weight", "conv2d_grad_weight", [gc, xc, wc], wc.shape, attrs)
+
+
+if __name__ == "__main__":
+    main()
