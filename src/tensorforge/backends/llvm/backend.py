@@ -31,8 +31,9 @@ from ...passes.pipeline import COMPILER_PASSES
 from ...program import Program
 from ...runtime import get_num_threads
 from .. import register_backend
-from . import jit
+from . import jit, parallel
 from .library import LIBRARY, Operand
+from .library.linalg import matmul_units
 from .library.common import PTR, contiguous_strides, elem_ptr
 from .loops import emit_loop_kernel
 
@@ -177,9 +178,22 @@ class _Lowering:
         out = self.operand[nid][1]
         name = f"k{len(self.calls)}_{d['op']}"
         LIBRARY[d["op"]](self.module, name, operands, out, dict(d["attrs"]))
+        name = self._maybe_parallel(name, d["op"], operands, out)
         self.calls.append((name, [self._slot(nid)] + [self._slot(b) for b in bases]))
         shapes = ", ".join(str(o.shape) for o in operands)
         self.kernels.append(f"{name}: {d['op']}({shapes}) -> {out.shape} {out.dtype}")
+
+    def _maybe_parallel(self, name: str, op: str, operands, out) -> str:
+        """Split a large matmul's row panels across threads (its ``_range`` entry takes them)."""
+        if op != "matmul" or self.threads <= 1:
+            return name
+        units = matmul_units(operands, out)
+        k = operands[0].shape[-1]
+        if not parallel.worth_splitting(math.prod(out.shape) * k, units, self.threads):
+            return name
+        range_fn = self.module.get_global(f"{name}_range")
+        parallel.emit_entry(self.module, f"{name}_mt", range_fn, 1 + len(operands), units, self.threads)
+        return f"{name}_mt"
 
     def _updates(self) -> None:
         """New values are all computed before any parameter is written (simultaneous updates).
