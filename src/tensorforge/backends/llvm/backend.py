@@ -31,7 +31,7 @@ from ...passes.pipeline import COMPILER_PASSES
 from ...program import Program
 from ...runtime import get_num_threads
 from .. import register_backend
-from . import jit, parallel
+from . import jit, memory, parallel
 from .library import LIBRARY, Operand
 from .library.linalg import matmul_units
 from .library.common import PTR, contiguous_strides, elem_ptr
@@ -68,11 +68,15 @@ class _Lowering:
         self.g = program.graph
         self.module = ir.Module(name="tensorforge")
         self.module.triple = jit.target_machine().triple
-        self.slots: list = []              # slot index -> ("input", i) | ("array", ndarray)
+        self.slots: list = []              # slot index -> ("input", i) | ("array", ndarray) | ("output", ...)
         self.slot_of: dict[int, int] = {}  # base node id -> slot index
         self.operand: dict[int, tuple[int, Operand]] = {}   # node -> (base node, how to read it)
         self.arrays: dict[int, np.ndarray] = {}             # base node -> its buffer (not inputs)
-        self.calls: list[tuple[str, list[int]]] = []         # kernel name, slot indices (out first)
+        self.buffers: dict[int, tuple] = {}                  # computed base -> (shape, dtype), planned later
+        self.calls: list[tuple[str, list[int]]] = []         # kernel name, base buffers (written one first)
+        self.fused_specs: dict[int, object] = {}             # call index -> LoopSpec (for in-place updates)
+        self.redirect: dict[int, int] = {}                   # update value -> parameter it is written into
+        self._tmp_ids = iter(range(-1, -10**9, -1))           # ids of temporaries (never graph nodes)
         self.kernels: list[str] = []                         # one line per kernel, for printing
         # computed outputs are written straight into a fresh array per call (no copy-out)
         self.fresh = {o for o in program.outputs
@@ -80,6 +84,7 @@ class _Lowering:
 
     # -- buffers ----------------------------------------------------------------------
     def _slot(self, base: int) -> int:
+        base = self.redirect.get(base, base)
         if base not in self.slot_of:
             self.slot_of[base] = len(self.slots)
             if base in self.p.inputs:
@@ -96,7 +101,7 @@ class _Lowering:
 
     def _new_buffer(self, nid: int) -> None:
         if nid not in self.fresh:
-            self.arrays[nid] = _aligned_empty(self.p.shapes[nid], self.p.dtypes[nid])
+            self.buffers[nid] = (tuple(self.p.shapes[nid]), self.p.dtypes[nid])
         self._own(nid)
 
     # -- nodes --------------------------------------------------------------------------
@@ -120,7 +125,9 @@ class _Lowering:
                 self._library(nid, d, k)
             else:
                 raise BackendError(f"the LLVM backend has no kernel for {self.p.describe_node(nid)}")
+        self._outputs_of_updated_parameters()
         self._updates()
+        self._plan_memory()
         self._entry()
 
     def _view(self, nid: int, d: dict) -> None:
@@ -145,12 +152,12 @@ class _Lowering:
     def _materialise(self, nid: int):
         """Copy a strided view into a buffer of its own (when a kernel needs it contiguous)."""
         base, opnd = self.operand[nid]
-        tmp = -(len(self.arrays) + 1) * 1_000_003 - nid      # a private id for the temporary
-        self.arrays[tmp] = _aligned_empty(opnd.shape, opnd.dtype)
+        tmp = next(self._tmp_ids)
+        self.buffers[tmp] = (tuple(opnd.shape), opnd.dtype)
         name = f"k{len(self.calls)}_copy"
         LIBRARY["copy"](self.module, name, [opnd], Operand(opnd.shape, contiguous_strides(opnd.shape), 0,
                                                            opnd.dtype), {})
-        self.calls.append((name, [self._slot(tmp), self._slot(base)]))
+        self.calls.append((name, [tmp, base]))
         self.kernels.append(f"{name}: copy {opnd.shape} {opnd.dtype} (materialise a view)")
         result = (tmp, Operand(opnd.shape, contiguous_strides(opnd.shape), 0, opnd.dtype))
         self.operand[nid] = result
@@ -168,7 +175,8 @@ class _Lowering:
         self._new_buffer(nid)
         name = f"k{len(self.calls)}_fused"
         emit_loop_kernel(self.module, name, spec, [self.p.dtypes[i] for i in d["inputs"]], self.threads)
-        self.calls.append((name, [self._slot(nid)] + [self._slot(b) for b in bases]))
+        self.fused_specs[len(self.calls)] = spec
+        self.calls.append((name, [nid] + bases))
         self.kernels.append(f"{name}: {describe(spec)}")
 
     def _library(self, nid: int, d: dict, k: int) -> None:
@@ -179,7 +187,7 @@ class _Lowering:
         name = f"k{len(self.calls)}_{d['op']}"
         LIBRARY[d["op"]](self.module, name, operands, out, dict(d["attrs"]))
         name = self._maybe_parallel(name, d["op"], operands, out)
-        self.calls.append((name, [self._slot(nid)] + [self._slot(b) for b in bases]))
+        self.calls.append((name, [nid] + bases))
         shapes = ", ".join(str(o.shape) for o in operands)
         self.kernels.append(f"{name}: {d['op']}({shapes}) -> {out.shape} {out.dtype}")
 
@@ -195,19 +203,81 @@ class _Lowering:
         parallel.emit_entry(self.module, f"{name}_mt", range_fn, 1 + len(operands), units, self.threads)
         return f"{name}_mt"
 
+    def _outputs_of_updated_parameters(self) -> None:
+        """An output that reads a parameter the step updates must show the value from before
+        the update: copy it into its own buffer now, before any update is written."""
+        targets = {p for p, _ in self.p.updates}
+        for o in self.p.outputs:
+            if self.operand[o][0] in targets:
+                self._materialise(o)
+
     def _updates(self) -> None:
         """New values are all computed before any parameter is written (simultaneous updates).
 
-        A new value that is itself a leaf or a view is first copied to a temporary, so that
-        writing one parameter can never change another update's value."""
+        A value computed by an elementwise kernel that reads the parameter only at the element
+        it writes, when no later kernel reads the parameter, is written into the parameter in
+        place (Adam's moments, the parameters themselves). The others are copied in at the end;
+        a value that is itself a leaf or a view is first copied to a temporary, so that writing
+        one parameter can never change another update's value."""
         self.update_copies = []
         for param, new in self.p.updates:
             base, opnd = self.operand[new]
+            if self._can_write_in_place(param, new):
+                self.redirect[base] = param
+                continue
             leaf = self.g.node(base)["op"] in ("parameter", "constant", "placeholder")
             if leaf or not _is_contiguous(opnd) or opnd.shape != tuple(self.p.shapes[param]):
                 base, opnd = self._materialise_for_update(new)
-            self.update_copies.append((self._slot(param), self._slot(base),
-                                       math.prod(opnd.shape) * np.dtype(opnd.dtype).itemsize))
+            self.update_copies.append((param, base, math.prod(opnd.shape) * np.dtype(opnd.dtype).itemsize))
+
+    def _can_write_in_place(self, param: int, new: int) -> bool:
+        base, opnd = self.operand[new]
+        writer = next((i for i, (_, bufs) in enumerate(self.calls) if bufs[0] == base), None)
+        spec = self.fused_specs.get(writer)
+        if (spec is None or base != new or spec.n_reduce or not spec.per_element or base in self.fresh
+                or base in self.redirect or opnd.shape != tuple(self.p.shapes[param])
+                or self.p.dtypes[param] != opnd.dtype
+                or sum(1 for _, v in self.p.updates if self.operand[v][0] == base) > 1):
+            return False
+        _, bufs = self.calls[writer]
+        inputs = bufs[1:]
+        for ld in spec.loads:   # the parameter may only be read at the element being written
+            if inputs[ld.input] == param and (ld.offset != 0 or ld.strides != spec.out_strides):
+                return False
+        later_reads = any(param in bufs[1:] for _, bufs in self.calls[writer + 1:])
+        read_by_outputs = any(self.operand[o][0] == param for o in self.p.outputs)
+        if later_reads or read_by_outputs:
+            return False
+        # the kernel now writes memory it also reads: its pointers may alias
+        name = self.calls[writer][0]
+        for fn in (self.module.get_global(name), self.module.globals.get(f"{name}_range")):
+            if fn is not None:
+                for arg in fn.args:
+                    arg.attributes.discard("noalias")
+        for fn in self.module.functions:   # the shared range function it calls
+            if fn.name.endswith("_range") and any(
+                    getattr(ins, "callee", None) is fn for blk in self.module.get_global(name).blocks
+                    for ins in blk.instructions):
+                for arg in fn.args:
+                    arg.attributes.discard("noalias")
+        return True
+
+    def _plan_memory(self) -> None:
+        """Give computed buffers memory: blocks shared by buffers whose lifetimes do not overlap."""
+        sizes = {b: math.prod(shape) * np.dtype(dt).itemsize for b, (shape, dt) in self.buffers.items()
+                 if b not in self.redirect}
+        calls = [(self.redirect.get(bufs[0], bufs[0]), [self.redirect.get(x, x) for x in bufs[1:]])
+                 for _, bufs in self.calls]
+        live_to_end = {src for _, src, _ in self.update_copies}
+        live_to_end |= {self.operand[o][0] for o in self.p.outputs}
+        self.memory = memory.plan(sizes, calls, live_to_end)
+        blocks = [_aligned_empty((n,), np.uint8) for n in self.memory.block_sizes]
+        for b, blk in self.memory.block_of.items():
+            shape, dt = self.buffers[b]
+            nbytes = math.prod(shape) * np.dtype(dt).itemsize
+            self.arrays[b] = blocks[blk][:nbytes].view(dt).reshape(shape)
+        for v, p in self.redirect.items():
+            self.arrays[v] = self.arrays[p]
 
     def _materialise_for_update(self, nid):
         base, opnd = self.operand[nid]
@@ -223,12 +293,13 @@ class _Lowering:
 
         def slot(i):
             return b.load(elem_ptr(b, table, i, PTR), typ=PTR)
-        for name, slots in self.calls:
+        for name, bases in self.calls:
             callee = self.module.get_global(name)
-            b.call(callee, [slot(i) for i in slots])
+            b.call(callee, [slot(self._slot(x)) for x in bases])
         memcpy = self.module.declare_intrinsic("llvm.memcpy", [PTR, PTR, ir.IntType(64)])
         for dst, src, nbytes in self.update_copies:
-            b.call(memcpy, [slot(dst), slot(src), ir.Constant(ir.IntType(64), nbytes), ir.Constant(ir.IntType(1), 0)])
+            b.call(memcpy, [slot(self._slot(dst)), slot(self._slot(src)), ir.Constant(ir.IntType(64), nbytes),
+                            ir.Constant(ir.IntType(1), 0)])
         b.ret_void()
 
 
@@ -310,7 +381,11 @@ class LLVMFunction:
     def __str__(self) -> str:
         head = (f"llvm: {len(self._lowering.calls)} kernels in one native call "
                 f"(build {self.build_seconds * 1e3:.0f} ms{', object code from the disk cache' if self._compiled.from_cache else ''})")
-        return "\n".join([head] + ["  " + k for k in self._lowering.kernels])
+        low = self._lowering
+        mem = (f"memory: {len(low.memory.block_of)} intermediate buffers in {len(low.memory.block_sizes)} "
+               f"blocks ({low.memory.total_bytes / 1024:.0f} KiB); updates: {len(low.redirect)} written in place, "
+               f"{len(low.update_copies)} copied")
+        return "\n".join([head, mem] + ["  " + k for k in low.kernels])
 
 
 def _strided_copy(arr: np.ndarray, opnd: Operand) -> np.ndarray:
