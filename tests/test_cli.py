@@ -22,6 +22,7 @@ def test_main_job_trains_an_mlp_on_digits_to_at_least_95_percent():
     (["train", "--epochs", "0"], "--epochs"),
     (["train", "--optimizer", "bogus"], "--optimizer"),
     (["train", "--backend", "cuda"], "--backend"),
+    (["train", "--backend", "triton"], "--backend"),
 ])
 def test_bad_options_give_one_clear_line_and_no_traceback(args, culprit):
     proc = run_cli(*args)

@@ -56,7 +56,8 @@ def main() -> None:
               help="Learning rate (default: a sensible value per optimizer).")
 @click.option("--epochs", type=click.IntRange(min=1), default=20, show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
-@click.option("--backend", type=click.Choice(["interp", "llvm", "triton"]), default="interp", show_default=True)
+@click.option("--backend", type=click.Choice(["interp", "llvm", "triton"]), default="llvm", show_default=True,
+              help="llvm: native code for this CPU; interp: the NumPy reference; triton: NVIDIA GPUs.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--patience", type=click.IntRange(min=1), default=None, help="Early-stopping patience (epochs).")
 @click.option("--progress/--no-progress", default=True, help="Show a progress bar.")

@@ -28,9 +28,10 @@ def get_backend(name):
 
 
 def _load(name: str) -> None:
-    if name == "interp":
-        from . import interp  # noqa: F401
-    elif name == "llvm":
-        from . import llvm  # noqa: F401
-    elif name == "triton":
-        from . import triton  # noqa: F401
+    import importlib
+    if name in ("interp", "llvm", "triton"):
+        try:
+            importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as e:
+            if e.name != f"{__name__}.{name}":
+                raise            # the backend exists but something it needs is missing: say what
