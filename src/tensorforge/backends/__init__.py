@@ -23,7 +23,7 @@ def get_backend(name):
     except KeyError:
         if name in ("llvm", "triton"):
             raise ValueError(f"backend {name!r} is not built yet; available now: "
-                             f"{', '.join(sorted(set(_BACKENDS) | {'interp'}))}") from None
+                             f"{', '.join(sorted(set(_BACKENDS) | {'interp', 'llvm'}))}") from None
         raise ValueError(f"unknown backend {name!r}; choose one of interp, llvm, triton") from None
 
 
