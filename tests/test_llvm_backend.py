@@ -331,7 +331,7 @@ def _compiled(name="chain_of_ten", dtype="float32"):
 
 def test_a_chain_of_ten_elementwise_ops_is_one_kernel():
     f, ex = _compiled()
-    assert len(ex._lowering.calls) == 1
+    assert len(ex.manifest["kernels"]) == 1
     assert "1 kernels" in str(f)
 
 

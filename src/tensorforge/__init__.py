@@ -6,6 +6,8 @@ NVIDIA GPUs). See docs/architecture.md for the pipeline.
 """
 from __future__ import annotations
 
+__version__ = "0.1.0"
+
 from .graph import Graph, Tensor, as_tensor, constant, dprint, get_default_graph, parameter, placeholder
 from .ops import (OPS, ShapeError, abs, add, argmax, avg_pool2d, batch_norm, binary_cross_entropy,
                   broadcast_to, cast, concat, conv2d, div, dropout, elu, equal, exp, expand_dims, getitem,
@@ -20,4 +22,3 @@ from .compile import CompiledFunction, InputError, compile
 from .runtime import set_num_threads, get_num_threads
 from . import init, optim, nn, testing, data, train
 
-__version__ = "0.1.0"

@@ -161,10 +161,17 @@ class CompiledFunction:
                          self._describe_key(key), ", ".join(self._describe_key(k) for k in self._cache))
             t0 = time.perf_counter()
             from .passes import run_passes
-            program = run_passes(self._program(arrays), self.passes)
-            self.pass_logs[key] = list(program.pass_log)
-            # the graph passes have already run: ``passes`` tells the backend which, not to rerun them
-            exe = self.backend.build(program, passes=self.passes)
+            program = self._program(arrays)
+            # backends with a disk cache of whole steps skip the passes and code generation on a hit
+            cache_key = self.backend.cache_key(program, self.passes) if hasattr(self.backend, "cache_key") else None
+            exe = self.backend.load_cached(cache_key, program) if cache_key else None
+            if exe is not None:
+                self.pass_logs[key] = [tuple(entry) for entry in getattr(exe, "pass_log", [])]
+            else:
+                program = run_passes(program, self.passes)
+                self.pass_logs[key] = list(program.pass_log)
+                # the graph passes have already run: ``passes`` tells the backend which, not to rerun them
+                exe = self.backend.build(program, passes=self.passes, **({"cache_key": cache_key} if cache_key else {}))
             self.compile_times[key] = time.perf_counter() - t0
             self._cache[key] = exe
         return exe

@@ -122,3 +122,22 @@ def detach(program: Program) -> Program:
         prog.shapes[nid] = g.node(nid)["shape"]
         prog.dtypes[nid] = g.node(nid)["dtype"]
     return prog
+
+
+def fingerprint(program: Program) -> str:
+    """A stable hash of everything a compiled step depends on: every node's op, attributes,
+    inputs, concrete shape and dtype, constant values, and the inputs/outputs/updates.
+    Parameter *values* are not part of it (they are read at run time)."""
+    import hashlib
+    h = hashlib.sha256()
+    g = program.graph
+    for nid in program.order:
+        d = g.node(nid)
+        h.update(repr((nid, d["op"], d["inputs"], d["attrs"] if d["op"] != "constant" else (),
+                       tuple(program.shapes[nid]), program.dtypes[nid])).encode())
+        if d["op"] == "constant":
+            h.update(np.ascontiguousarray(g.values[nid]).tobytes())
+        elif d["op"] in ("placeholder", "parameter"):
+            h.update(d["name"].encode())
+    h.update(repr((program.inputs, program.outputs, program.updates)).encode())
+    return h.hexdigest()

@@ -28,10 +28,11 @@ from llvmlite import ir
 from ...kernel_ir import describe
 from ...passes.fusion import VIEW_OPS, view_input_map
 from ...passes.pipeline import COMPILER_PASSES
-from ...program import Program
+from ... import __version__
+from ...program import Program, fingerprint
 from ...runtime import get_num_threads
 from .. import register_backend
-from . import jit, memory, parallel
+from . import jit, memory, parallel, step_cache
 from .library import LIBRARY, Operand
 from .library.linalg import matmul_units
 from .library.common import PTR, contiguous_strides, elem_ptr
@@ -303,52 +304,105 @@ class _Lowering:
         b.ret_void()
 
 
-class LLVMFunction:
-    """The executable of one program: a slot table, buffers, and the compiled entry point."""
+    # -- the executable's description, as plain data (cached on disk beside the object code) --
+    def manifest(self, user_graph) -> tuple[dict, dict[str, np.ndarray]]:
+        """Everything the executable needs besides the machine code: JSON-able, plus the arrays
+        of constants that the passes made (the user's parameters are found again by node id)."""
+        for o in self.p.outputs:                      # outputs read their base through a slot
+            self._slot(self.operand[o][0])
+        origin = self.p.origin or {}
+        base_of_slot = {s: b for b, s in self.slot_of.items()}
+        slots, arrays = [], {}
+        for i, (kind, what) in enumerate(self.slots):
+            base = base_of_slot[i]
+            if kind == "input":
+                slots.append({"kind": "input", "pos": what})
+            elif kind == "output":
+                slots.append({"kind": "output", "shape": list(what[0]), "dtype": what[1]})
+            elif base in self.memory.block_of:
+                shape, dt = self.buffers[base]
+                slots.append({"kind": "block", "block": self.memory.block_of[base], "shape": list(shape),
+                              "dtype": dt})
+            else:
+                user = origin.get(base, base)
+                if user in user_graph.values and user_graph.values[user] is what:
+                    slots.append({"kind": "leaf", "node": user})
+                else:                                  # a constant the passes made
+                    arrays[f"c{i}"] = np.asarray(what)
+                    slots.append({"kind": "const", "name": f"c{i}"})
+        outputs = []
+        for o in self.p.outputs:
+            base, opnd = self.operand[o]
+            outputs.append({"slot": self._slot(base), "shape": list(opnd.shape), "strides": list(opnd.strides),
+                            "offset": opnd.offset, "dtype": opnd.dtype})
+        summary = (f"memory: {len(self.memory.block_of)} intermediate buffers in {len(self.memory.block_sizes)} "
+                   f"blocks ({self.memory.total_bytes / 1024:.0f} KiB); updates: {len(self.redirect)} written "
+                   f"in place, {len(self.update_copies)} copied")
+        return {"version": MANIFEST_VERSION, "slots": slots, "outputs": outputs,
+                "blocks": list(self.memory.block_sizes), "kernels": list(self.kernels),
+                "summary": summary}, arrays
 
-    def __init__(self, program: Program, lowering: _Lowering, compiled, build_seconds: float):
+
+MANIFEST_VERSION = 1
+
+
+class LLVMFunction:
+    """The executable of one program: a slot table over buffers, and the compiled entry point.
+
+    Built from a manifest (plain data), so that a step found in the disk cache runs without
+    passes, lowering or LLVM: the warm path only reads two files and maps the object code."""
+
+    def __init__(self, manifest: dict, consts: dict, user_graph, compiled, build_seconds: float,
+                 program: Program | None = None):
         self.program = program
-        self._lowering = lowering
+        self.manifest = manifest
+        self.pass_log = manifest.get("pass_log", [])
         self._compiled = compiled
         self.build_seconds = build_seconds
-        slots = lowering.slots
+        blocks = [_aligned_empty((n,), np.uint8) for n in manifest["blocks"]]
+        slots = manifest["slots"]
+        self._arrays: dict[int, np.ndarray] = {}   # slot -> the array behind it (not inputs/outputs)
         self._table = (ctypes.c_void_p * max(1, len(slots)))()
-        self._input_slots = []
-        self._fresh_slots = []           # (slot, shape, dtype, node): a new output array per call
-        for i, (kind, what) in enumerate(slots):
+        self._input_slots, self._fresh_slots = [], []
+        for i, sl in enumerate(slots):
+            kind = sl["kind"]
             if kind == "input":
-                self._input_slots.append((i, what))
-            elif kind == "output":
-                base = next(b for b, s in lowering.slot_of.items() if s == i)
-                self._fresh_slots.append((i, what[0], np.dtype(what[1]), base))
+                self._input_slots.append((i, sl["pos"]))
+                continue
+            if kind == "output":
+                self._fresh_slots.append((i, tuple(sl["shape"]), np.dtype(sl["dtype"])))
+                continue
+            if kind == "block":
+                nbytes = math.prod(sl["shape"]) * np.dtype(sl["dtype"]).itemsize
+                arr = blocks[sl["block"]][:nbytes].view(sl["dtype"]).reshape(sl["shape"])
+            elif kind == "leaf":
+                arr = user_graph.values[sl["node"]]
             else:
-                self._table[i] = what.ctypes.data
+                arr = consts[sl["name"]]
+            self._arrays[i] = arr
+            self._table[i] = arr.ctypes.data
+        self._input_pos = {i: pos for i, pos in self._input_slots}
         self._entry = compiled.function("tf_step", None, [ctypes.c_void_p])
-        self._outputs = [self._output_reader(o) for o in program.outputs]
         self._lock = threading.Lock()
         self._last: dict[int, np.ndarray] = {}
 
-    def _output_array(self, base, shape, dtype) -> np.ndarray:
+    def _output_array(self, slot, shape, dtype) -> np.ndarray:
         """A new array for an output, or last call's one when the caller has let go of it.
 
         Fresh memory costs page faults (for 64 MB about as much as the kernel itself), so an
         output nobody references any more is recycled, as array libraries' allocators do."""
-        last = self._last.get(base)
+        last = self._last.get(slot)
         if last is not None and sys.getrefcount(last) == 3:   # _last, `last`, and the argument
             return last
-        self._last[base] = out = np.empty(shape, dtype)
+        self._last[slot] = out = np.empty(shape, dtype)
         return out
 
-    def _output_reader(self, nid: int):
-        """A function that returns output ``nid`` as a fresh array after a step."""
-        base, opnd = self._lowering.operand[nid]
-        if base in self._lowering.fresh:
-            return lambda arrays, fresh: fresh[base]
-        if base in self.program.inputs:
-            pos = self.program.inputs.index(base)
-            return lambda arrays, fresh: _strided_copy(arrays[pos], opnd)
-        arr = self._lowering.arrays[base]
-        return lambda arrays, fresh: _strided_copy(arr, opnd)
+    def _read_output(self, out: dict, arrays, fresh):
+        slot = out["slot"]
+        if slot in fresh:
+            return fresh[slot]
+        src = arrays[self._input_pos[slot]] if slot in self._input_pos else self._arrays[slot]
+        return _strided_copy(src, Operand(tuple(out["shape"]), tuple(out["strides"]), out["offset"], out["dtype"]))
 
     def __call__(self, arrays):
         with self._lock:
@@ -356,11 +410,11 @@ class LLVMFunction:
             for slot, pos in self._input_slots:
                 table[slot] = arrays[pos].ctypes.data
             fresh = {}
-            for slot, shape, dtype, base in self._fresh_slots:
-                fresh[base] = out = self._output_array(base, shape, dtype)
+            for slot, shape, dtype in self._fresh_slots:
+                fresh[slot] = out = self._output_array(slot, shape, dtype)
                 table[slot] = out.ctypes.data
             self._entry(table)
-            results = [read(arrays, fresh) for read in self._outputs]
+            results = [self._read_output(o, arrays, fresh) for o in self.manifest["outputs"]]
         # the same node asked for twice: distinct arrays, as every other backend returns
         seen = set()
         for i, r in enumerate(results):
@@ -379,13 +433,10 @@ class LLVMFunction:
         return self._compiled.asm
 
     def __str__(self) -> str:
-        head = (f"llvm: {len(self._lowering.calls)} kernels in one native call "
-                f"(build {self.build_seconds * 1e3:.0f} ms{', object code from the disk cache' if self._compiled.from_cache else ''})")
-        low = self._lowering
-        mem = (f"memory: {len(low.memory.block_of)} intermediate buffers in {len(low.memory.block_sizes)} "
-               f"blocks ({low.memory.total_bytes / 1024:.0f} KiB); updates: {len(low.redirect)} written in place, "
-               f"{len(low.update_copies)} copied")
-        return "\n".join([head, mem] + ["  " + k for k in low.kernels])
+        where = ", from the disk cache" if self._compiled.from_cache else ""
+        head = (f"llvm: {len(self.manifest['kernels'])} kernels in one native call "
+                f"(build {self.build_seconds * 1e3:.0f} ms{where})")
+        return "\n".join([head, self.manifest["summary"]] + ["  " + k for k in self.manifest["kernels"]])
 
 
 def _strided_copy(arr: np.ndarray, opnd: Operand) -> np.ndarray:
@@ -397,17 +448,37 @@ def _strided_copy(arr: np.ndarray, opnd: Operand) -> np.ndarray:
 
 
 class LLVMBackend:
+    """Registered as "llvm". Caches whole steps on disk: key = fingerprint of the specialised
+    program + passes + threads + target; value = object code + manifest (+ folded constants)."""
     name = "llvm"
     default_passes = COMPILER_PASSES
 
-    def build(self, program: Program, passes=None) -> LLVMFunction:
+    def cache_key(self, program: Program, passes) -> str:
+        text = "|".join([fingerprint(program), repr(tuple(passes or ())), str(get_num_threads()),
+                         jit.target_description(), __version__, str(MANIFEST_VERSION)])
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    def load_cached(self, key: str, program: Program):
+        t0 = time.perf_counter()
+        entry = step_cache.load(key)
+        if entry is None:
+            return None
+        manifest, consts, obj, ir_text = entry
+        compiled = jit.load_object(obj, ir_text)
+        return LLVMFunction(manifest, consts, program.graph, compiled, time.perf_counter() - t0, program)
+
+    def build(self, program: Program, passes=None, cache_key: str | None = None) -> LLVMFunction:
         t0 = time.perf_counter()
         lowering = _Lowering(program, threads=get_num_threads())
         lowering.lower()
         text = str(lowering.module)
-        key = hashlib.sha256(text.encode()).hexdigest()
-        compiled = jit.compile_module(text, key=key)
-        return LLVMFunction(program, lowering, compiled, time.perf_counter() - t0)
+        compiled = jit.compile_module(text)
+        user_graph = program.source or program.graph
+        manifest, consts = lowering.manifest(user_graph)
+        manifest["pass_log"] = [list(entry) for entry in program.pass_log]
+        if cache_key is not None:
+            step_cache.store(cache_key, manifest, consts, compiled.object_code, compiled.ir)
+        return LLVMFunction(manifest, consts, user_graph, compiled, time.perf_counter() - t0, program)
 
 
 register_backend(LLVMBackend())

@@ -94,6 +94,7 @@ class CompiledModule:
     ir: str | None                    # optimised IR text (None for a cache hit without the .ll sidecar)
     compile_seconds: float            # wall time of optimise + codegen + load (or of the cache load)
     from_cache: bool = False
+    object_code: bytes | None = field(default=None, repr=False)
     _asm: str | None = field(default=None, repr=False)
     _functions: dict = field(default_factory=dict, repr=False)
 
@@ -205,4 +206,11 @@ def compile_module(ir_text: str, key: str | None = None, speed_level: int = 3) -
     engine = _load_object(obj)
     if path is not None:
         _write_cache(path, obj, optimised_ir)
-    return CompiledModule(engine, optimised_ir, time.perf_counter() - start)
+    return CompiledModule(engine, optimised_ir, time.perf_counter() - start, object_code=obj)
+
+
+def load_object(obj: bytes, ir_text: str | None = None) -> CompiledModule:
+    """A CompiledModule from object code made earlier (e.g. found in a cache)."""
+    start = time.perf_counter()
+    engine = _load_object(obj)
+    return CompiledModule(engine, ir_text, time.perf_counter() - start, from_cache=True, object_code=obj)

@@ -22,7 +22,7 @@ from llvmlite import ir
 from . import Operand, register
 from .common import (I64, PTR, convert_float, declare, elem_ptr, float_type, for_range, i64, imax, imin,
                      load_elem, new_function, store_elem)
-from .linalg import GemmSpec, MatrixView, choose_tiling, emit_gemm
+from .linalg import GemmSpec, MatrixView, choose_tiling, emit_gemm, plain_loop
 
 _SCRATCH_BYTES = 8 << 20      # im2col scratch per chunk of samples
 
@@ -82,7 +82,7 @@ class _ConvEmitter:
                 val = convert_float(b, load_elem(b, src, src_index, float_type(op.dtype)), self.T)
                 store_elem(b, val, dst, dst_index)
                 return
-            with for_range(b, 0, shape[axis], name=f"cp{axis}") as v:
+            with plain_loop(b, 0, shape[axis], name=f"cp{axis}") as v:
                 idx.append(v)
                 nest(axis + 1)
                 idx.pop()
@@ -110,11 +110,11 @@ class _ConvEmitter:
 
     def im2col_taps(self, b, body):
         """Calls body(c, i, j, oh, ow, kidx, pidx) inside the (c, i, j, oh, ow) loop nest."""
-        with for_range(b, 0, self.c, name="c") as c:
-            with for_range(b, 0, self.kh, name="i") as i:
-                with for_range(b, 0, self.kw, name="j") as j:
+        with plain_loop(b, 0, self.c, name="c") as c:
+            with plain_loop(b, 0, self.kh, name="i") as i:
+                with plain_loop(b, 0, self.kw, name="j") as j:
                     kidx = b.add(b.mul(b.add(b.mul(c, i64(self.kh)), i), i64(self.kw)), j)
-                    with for_range(b, 0, self.ho, name="oh") as oh:
+                    with plain_loop(b, 0, self.ho, name="oh") as oh:
                         with for_range(b, 0, self.wo, name="ow") as ow:
                             pidx = b.add(b.mul(oh, i64(self.wo)), ow)
                             body(c, i, j, oh, ow, kidx, pidx)
@@ -130,7 +130,7 @@ class _ConvEmitter:
 
     def chunks(self, b):
         """Loop over sample chunks; yields (first sample n0, samples in this chunk nb)."""
-        return for_range(b, 0, self.n, self.chunk, name="n0")
+        return plain_loop(b, 0, self.n, self.chunk, name="n0")
 
 
 def _gemm_units_per_entry(spec: GemmSpec) -> int:
@@ -157,7 +157,7 @@ def emit_conv2d(module, name, inputs, out, attrs) -> ir.Function:
     col = e.alloc(b, e.chunk * e.k * e.p, "col")
     with e.chunks(b) as n0:
         nb = imin(b, e.chunk, b.sub(i64(e.n), n0))
-        with for_range(b, 0, nb, name="s") as s:
+        with plain_loop(b, 0, nb, name="s") as s:
             col_s = elem_ptr(b, col, b.mul(s, i64(e.k * e.p)), e.T)
 
             def write(c, i, j, oh, ow, kidx, pidx):
@@ -202,8 +202,8 @@ def emit_conv2d_grad_weight(module, name, inputs, out, attrs) -> ir.Function:
     with e.chunks(b) as n0:
         nb = imin(b, e.chunk, b.sub(i64(e.n), n0))
         # a partial last chunk leaves stale columns in colT: zero gT's so they add nothing
-        with for_range(b, 0, e.o, name="o") as o:
-            with for_range(b, 0, e.chunk, name="s") as s:
+        with plain_loop(b, 0, e.o, name="o") as o:
+            with plain_loop(b, 0, e.chunk, name="s") as s:
                 with for_range(b, 0, e.p, name="q") as q:
                     gs = g.strides
                     oh, ow = b.sdiv(q, i64(e.wo)), b.srem(q, i64(e.wo))
@@ -213,7 +213,7 @@ def emit_conv2d_grad_weight(module, name, inputs, out, attrs) -> ir.Function:
                     val = convert_float(b, load_elem(b, g_ptr, index, float_type(g.dtype)), e.T)
                     val = b.select(b.icmp_signed("<", s, nb), val, zero)
                     store_elem(b, val, g_t, b.add(b.mul(b.add(b.mul(o, i64(e.chunk)), s), i64(e.p)), q))
-        with for_range(b, 0, nb, name="s") as s:
+        with plain_loop(b, 0, nb, name="s") as s:
 
             def write(c, i, j, oh, ow, kidx, pidx):
                 val = e.gather_x(b, x_ptr, x, b.add(n0, s), c, i, j, oh, ow)
@@ -268,7 +268,7 @@ def emit_conv2d_grad_input(module, name, inputs, out, attrs) -> ir.Function:
         g_chunk = elem_ptr(b, gm, b.mul(n0, i64(g_bs)), g_elem)
         units = b.mul(nb, i64(_gemm_units_per_entry(spec)))
         b.call(gemm_range, [colg, wm, g_chunk, i64(0), units])
-        with for_range(b, 0, nb, name="s") as s:
+        with plain_loop(b, 0, nb, name="s") as s:
             col_s = elem_ptr(b, colg, b.mul(s, i64(e.k * e.p)), e.T)
             plane = b.mul(b.add(n0, s), i64(e.c * e.h * e.w))
 

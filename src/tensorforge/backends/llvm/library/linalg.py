@@ -24,13 +24,14 @@ the work units [begin, end) (a unit is one MR-row panel of one batch entry; see
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
 from llvmlite import ir
 
 from . import Operand, register
-from .common import (I1, I64, PTR, declare, convert_float, elem_ptr, float_type, for_range, host_vector_bits,
+from .common import (F64, I1, I8, I64, PTR, declare, convert_float, elem_ptr, float_type, for_range, host_vector_bits,
                      i64, imax, imin, load_elem, new_function, store_elem)
 
 
@@ -101,30 +102,289 @@ def gemm_units(spec: GemmSpec, tiling: Tiling | None = None) -> int:
     return spec.batch_count * -(-spec.m // tiling.mr)
 
 
-# ---- emission --------------------------------------------------------------------------------
+# ---- the generic kernel: one per (module, dtypes, register tile) -----------------------------------
 
-class _GemmEmitter:
-    """Emits the functions of one GEMM instance into a module."""
+@dataclass(frozen=True)
+class GemmKind:
+    """What the code of a generic GEMM depends on; every size, stride and block is a run-time argument."""
+    dtype: str        # C (and accumulation) dtype
+    a_dtype: str
+    b_dtype: str
+    vw: int
+    mr: int
+    nr: int
+    direct_a: bool    # the microkernel reads A in place through its strides (no A packing)
+
+    @property
+    def nvec(self) -> int:
+        return self.nr // self.vw
+
+    @property
+    def function_name(self) -> str:
+        short = {"float32": "f32", "float64": "f64"}
+        types = "".join(short[d] for d in (self.dtype, self.a_dtype, self.b_dtype))
+        return f"tf_gemm.{types}.v{self.vw}m{self.mr}n{self.nr}{'.direct_a' if self.direct_a else ''}"
+
+
+def gemm_kind(spec: GemmSpec, tiling: Tiling) -> GemmKind:
+    # with a single narrow B panel every A element is used once: packing A would only add a
+    # copy, so the narrow kernel reads A in place (when no dtype conversion is needed)
+    direct_a = tiling.nvec == 1 and spec.n <= tiling.nr and spec.a.dtype == spec.dtype
+    return GemmKind(spec.dtype, spec.a.dtype, spec.b.dtype, tiling.vw, tiling.mr, tiling.nr, direct_a)
+
+
+@contextmanager
+def plain_loop(b: ir.IRBuilder, start, stop, step=1, name="i"):
+    """``for_range`` whose latch carries ``llvm.loop`` hints switching off loop vectorisation and
+    unrolling: the GEMM's vector code is written by hand, and letting LLVM version, vectorise
+    and unroll every scalar bookkeeping loop (runtime strides!) multiplies compile time."""
+    with for_range(b, start, stop, step, name=name) as index:
+        yield index
+        latch_block = b.block
+    latch = latch_block.instructions[-1]
+    module = b.module
+    hints = module.__dict__.get("_tf_loop_hints")
+    if hints is None:
+        hints = module.__dict__["_tf_loop_hints"] = (
+            module.add_metadata([ir.MetaDataString(module, "llvm.loop.vectorize.enable"), ir.Constant(I1, 0)]),
+            module.add_metadata([ir.MetaDataString(module, "llvm.loop.unroll.disable")]))
+    loop_id = ir.values.MDValue(module, [], name=str(len(module.metadata)))
+    loop_id.operands = (loop_id, *hints)        # a loop ID is a self-referential node
+    latch.set_metadata("llvm.loop", loop_id)
+
+
+def shared_pack(module: ir.Module, dtype: str, src_dtype: str) -> ir.Function:
+    """The module's packing routine from ``src_dtype`` to ``dtype`` (one for every GEMM kind):
+
+        void tf_gemm_pack.<dtype><src>(ptr dst, ptr src, i64 s_w, i64 s_p, i64 width, i64 depth, i64 W)
+
+    dst[q*W*depth + p*W + w] = src[(q*W + w) * s_w + p * s_p] for q*W + w < width, else 0
+    (panels of W lanes, p < depth). For A: W = MR, lanes walk rows (s_w = a_rs), p walks k;
+    for B: W = NR, lanes walk columns (s_w = b_cs), p walks k (s_p = b_rs)."""
+    cache = module.__dict__.setdefault("_tf_gemm_pack", {})
+    if (dtype, src_dtype) not in cache:
+        cache[(dtype, src_dtype)] = _emit_pack(module, dtype, src_dtype)
+    return cache[(dtype, src_dtype)]
+
+
+def _emit_pack(module: ir.Module, dtype: str, src_dtype: str) -> ir.Function:
+    """Full panels whose lanes are adjacent in the source (s_w == 1: row-major B, transposed A)
+    are copied as 32-byte vectors; every other panel by a scalar loop nest whose inner loop
+    follows the source's smaller stride (chosen at run time), after zeroing lanes past the edge."""
+    T, TS = float_type(dtype), float_type(src_dtype)
+    elem, src_elem = np.dtype(dtype).itemsize, np.dtype(src_dtype).itemsize
+    short = {"float32": "f32", "float64": "f64"}
+    fn = new_function(module, f"tf_gemm_pack.{short[dtype]}{short[src_dtype]}", 2, [I64] * 5, linkage="internal")
+    fn.attributes.add("noinline")         # shared by every GEMM kind of the module: keep one copy
+    dst, src, s_w, s_p, width, depth, W = fn.args
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    chunk = 32 // elem
+    src_vec, dst_vec = ir.VectorType(TS, chunk), ir.VectorType(T, chunk)
+    vector_ok = b.and_(b.icmp_signed("==", s_w, i64(1)), b.icmp_signed("==", b.srem(W, i64(chunk)), i64(0)))
+    full_panels = b.select(vector_ok, b.sdiv(width, W), i64(0))
+    panel_size = b.mul(depth, W)
+    with plain_loop(b, 0, full_panels, name="q") as q:
+        panel, first = b.mul(q, panel_size), b.mul(q, W)
+        with plain_loop(b, 0, depth, name="p") as p:
+            at, to = b.add(first, b.mul(p, s_p)), b.add(panel, b.mul(p, W))
+            with plain_loop(b, 0, W, chunk, name="c") as c:
+                vals = b.load(elem_ptr(b, src, b.add(at, c), TS), typ=src_vec, align=src_elem)
+                if TS != T:
+                    vals = b.fpext(vals, dst_vec) if T == F64 else b.fptrunc(vals, dst_vec)
+                b.store(vals, elem_ptr(b, dst, b.add(to, c), T), align=elem)
+    n_panels = b.sdiv(b.add(width, b.sub(W, i64(1))), W)
+    lanes_inner = b.icmp_signed("<=", imax(b, s_w, b.sub(i64(0), s_w)), imax(b, s_p, b.sub(i64(0), s_p)))
+    memset = module.declare_intrinsic("llvm.memset", [PTR, I64])
+    with plain_loop(b, full_panels, n_panels, name="sq") as q:
+        panel = b.mul(q, panel_size)
+        valid = imin(b, W, b.sub(width, b.mul(q, W)))
+        with b.if_then(b.icmp_signed("<", valid, W)):
+            b.call(memset, [elem_ptr(b, dst, panel, T), ir.Constant(I8, 0), b.mul(panel_size, i64(elem)),
+                            ir.Constant(I1, 0)])
+        first = b.mul(b.mul(q, W), s_w)
+        # (count, source stride, destination stride) of the outer and the inner loop
+        pick = lambda lanes, ks: b.select(lanes_inner, lanes, ks)  # noqa: E731
+        n_o, so, do = pick(depth, valid), pick(s_p, s_w), pick(W, i64(1))
+        n_i, si, di = pick(valid, depth), pick(s_w, s_p), pick(i64(1), W)
+        with plain_loop(b, 0, n_o, name="o") as o:
+            src_o, dst_o = b.add(first, b.mul(o, so)), b.add(panel, b.mul(o, do))
+            # the one loop LLVM may vectorise: strided copies are where packing time goes
+            with for_range(b, 0, n_i, name="i") as i:
+                val = convert_float(b, load_elem(b, src, b.add(src_o, b.mul(i, si)), TS), T)
+                store_elem(b, val, dst, b.add(dst_o, b.mul(i, di)))
+    b.ret_void()
+    return fn
+
+
+# argument order of the generic function (after the pointers c, a, b)
+_GEMM_ARGS = ("m", "n", "k", "a_rs", "a_cs", "b_rs", "b_cs", "c_rs", "row0", "row1", "kc", "mc", "nc")
+
+
+def generic_gemm(module: ir.Module, kind: GemmKind) -> ir.Function:
+    """The module's generic GEMM of ``kind`` (emitted on first use, then reused):
+
+        void tf_gemm.<kind>(ptr c, ptr a, ptr b, i64 m, n, k, a_rs, a_cs, b_rs, b_cs, c_rs,
+                            i64 row0, row1, kc, mc, nc, ptr a_pack, ptr b_pack)
+
+    computes rows [row0, row1) of C (row stride c_rs, unit column stride) = A (m x k) @ B (k x n),
+    A and B read through their strides; row0 is a multiple of MR. kc/mc/nc are the cache blocks,
+    a_pack/b_pack scratch of at least mc*kc and nc*kc elements (a_pack unused when direct_a)."""
+    cache = module.__dict__.setdefault("_tf_gemm", {})
+    if kind not in cache:
+        cache[kind] = _GenericGemm(module, kind).emit()
+    return cache[kind]
+
+
+class _GenericGemm:
+    """Emits the generic GEMM of one kind: the BLIS loop nest, packing, and the microkernel."""
+
+    def __init__(self, module: ir.Module, kind: GemmKind):
+        self.module, self.kind, self.name = module, kind, kind.function_name
+        self.T = float_type(kind.dtype)
+        self.TA = float_type(kind.a_dtype)
+        self.TB = float_type(kind.b_dtype)
+        self.elem_bytes = np.dtype(kind.dtype).itemsize
+        self.vec = ir.VectorType(self.T, kind.vw)
+        suffix = f"v{kind.vw}f{8 * self.elem_bytes}"
+        self.fma = declare(module, f"llvm.fma.{suffix}", self.vec, [self.vec] * 3)
+
+    def emit(self) -> ir.Function:
+        k = self.kind
+        ukernel = self._emit_microkernel()
+        pack_a = None if k.direct_a else shared_pack(self.module, k.dtype, k.a_dtype)
+        pack_b = shared_pack(self.module, k.dtype, k.b_dtype)
+        fn = new_function(self.module, self.name, 3, [I64] * len(_GEMM_ARGS) + [PTR, PTR])
+        # never inline or clone it into the callers: sharing one copy is the point
+        fn.attributes.add("noinline")
+        c, a, bm = fn.args[:3]
+        arg = dict(zip(_GEMM_ARGS, fn.args[3:]))
+        ap, bp = fn.args[-2:]
+        for ptr in (ap, bp):
+            ptr.add_attribute("noalias")
+        b = ir.IRBuilder(fn.append_basic_block("entry"))
+        n, kk, row0, row1 = arg["n"], arg["k"], arg["row0"], arg["row1"]
+        with plain_loop(b, 0, n, arg["nc"], name="jc") as jc:
+            nc = imin(b, arg["nc"], b.sub(n, jc))
+            with plain_loop(b, 0, kk, arg["kc"], name="pc") as pc:
+                kc = imin(b, arg["kc"], b.sub(kk, pc))
+                accumulate = b.icmp_signed(">", pc, i64(0))
+                # B block (kc x nc) at (pc, jc): rows walk k, columns walk n
+                b_block = elem_ptr(b, bm, b.add(b.mul(pc, arg["b_rs"]), b.mul(jc, arg["b_cs"])), self.TB)
+                b.call(pack_b, [bp, b_block, arg["b_cs"], arg["b_rs"], nc, kc, i64(k.nr)])
+                with plain_loop(b, row0, row1, arg["mc"], name="ic") as ic:
+                    mc = imin(b, arg["mc"], b.sub(row1, ic))
+                    a_block = elem_ptr(b, a, b.add(b.mul(ic, arg["a_rs"]), b.mul(pc, arg["a_cs"])), self.TA)
+                    if pack_a is not None:
+                        b.call(pack_a, [ap, a_block, arg["a_rs"], arg["a_cs"], mc, kc, i64(k.mr)])
+                        a_block = ap
+                    self._emit_macro_kernel(b, ukernel, a_block, bp, c, arg, ic, mc, jc, nc, kc, accumulate)
+        b.ret_void()
+        return fn
+
+    # -- microkernel: C[mr x nr] (+)= Ap[kc x MR]^T-panel @ Bp[kc x NR]-panel
+    def _emit_microkernel(self) -> ir.Function:
+        k, T, vec = self.kind, self.T, self.vec
+        fn = new_function(self.module, f"{self.name}.ukernel", 3, [I64, I64, I64, I1, I64, I64, I64],
+                          linkage="internal")
+        ap, bp, c, kc, mr, nr, accumulate, c_rs, a_rs, a_cs = fn.args
+        b = ir.IRBuilder(fn.append_basic_block("entry"))
+        accs = [[b.alloca(vec, name=f"acc{r}_{v}") for v in range(k.nvec)] for r in range(k.mr)]
+        zero = ir.Constant(vec, [ir.Constant(T, 0.0)] * k.vw)
+        for row in accs:
+            for slot in row:
+                b.store(zero, slot)
+        vec_align = k.vw * self.elem_bytes
+        if k.direct_a:        # rows past the edge re-read row 0 (their results are discarded)
+            row_offsets = [b.select(b.icmp_signed("<", i64(r), mr), b.mul(i64(r), a_rs), i64(0))
+                           for r in range(k.mr)]
+        with plain_loop(b, 0, kc, name="p") as p:
+            b_row = b.mul(p, i64(k.nr))
+            bvecs = [b.load(elem_ptr(b, bp, b.add(b_row, i64(v * k.vw)), T), typ=vec, align=vec_align)
+                     for v in range(k.nvec)]
+            if k.direct_a:
+                a_row = b.mul(p, a_cs)
+                a_index = [b.add(a_row, off) for off in row_offsets]
+            else:
+                a_row = b.mul(p, i64(k.mr))
+                a_index = [b.add(a_row, i64(r)) for r in range(k.mr)]
+            for r in range(k.mr):
+                a_elem = load_elem(b, ap, a_index[r], T)
+                splat = b.shuffle_vector(b.insert_element(ir.Constant(vec, ir.Undefined), a_elem, i64(0)),
+                                         ir.Constant(vec, ir.Undefined),
+                                         ir.Constant(ir.VectorType(ir.IntType(32), k.vw), [0] * k.vw))
+                for v in range(k.nvec):
+                    acc = b.load(accs[r][v], typ=vec)
+                    b.store(b.call(self.fma, [splat, bvecs[v], acc]), accs[r][v])
+        full = b.and_(b.icmp_signed("==", mr, i64(k.mr)), b.icmp_signed("==", nr, i64(k.nr)))
+        with b.if_else(full) as (then, otherwise):
+            with then:
+                self._store_full_tile(b, c, c_rs, accs, accumulate)
+            with otherwise:
+                self._store_partial_tile(b, c, c_rs, accs, mr, nr, accumulate)
+        b.ret_void()
+        return fn
+
+    def _store_full_tile(self, b, c, c_rs, accs, accumulate):
+        k, vec = self.kind, self.vec
+        rows = [elem_ptr(b, c, b.mul(i64(r), c_rs), self.T) for r in range(k.mr)]
+        with b.if_else(accumulate) as (add, assign):
+            for branch, add_old in ((add, True), (assign, False)):
+                with branch:
+                    for r in range(k.mr):
+                        for v in range(k.nvec):
+                            ptr = elem_ptr(b, rows[r], v * k.vw, self.T)
+                            val = b.load(accs[r][v], typ=vec)
+                            if add_old:
+                                val = b.fadd(b.load(ptr, typ=vec, align=self.elem_bytes), val)
+                            b.store(val, ptr, align=self.elem_bytes)
+
+    def _store_partial_tile(self, b, c, c_rs, accs, mr, nr, accumulate):
+        """Spill the accumulators to a stack tile and copy its valid mr x nr corner to C."""
+        k, T = self.kind, self.T
+        # typed as vectors (llvmlite checks stores against alloca types); read back element-wise
+        tile = b.alloca(self.vec, size=i64(k.mr * k.nvec), name="tile")
+        for r in range(k.mr):
+            for v in range(k.nvec):
+                b.store(b.load(accs[r][v], typ=self.vec), elem_ptr(b, tile, r * k.nr + v * k.vw, T))
+        with plain_loop(b, 0, mr, name="er") as r:
+            with plain_loop(b, 0, nr, name="ej") as j:
+                val = load_elem(b, tile, b.add(b.mul(r, i64(k.nr)), j), T)
+                ptr = elem_ptr(b, c, b.add(b.mul(r, c_rs), j), T)
+                old = b.load(ptr, typ=T)
+                b.store(b.select(accumulate, b.fadd(old, val), val), ptr)
+
+    def _emit_macro_kernel(self, b, ukernel, ap, bp, c, arg, ic, mc, jc, nc, kc, accumulate):
+        """Every MR x NR tile of the packed block; the A panel (MR x kc) stays in L1 while the
+        B panels stream past it from L2."""
+        k, T = self.kind, self.T
+        a_rs, a_cs, c_rs = arg["a_rs"], arg["a_cs"], arg["c_rs"]
+        with plain_loop(b, 0, mc, k.mr, name="ir") as ir_:
+            a_step = a_rs if k.direct_a else kc       # rows apart in A, or packed panels
+            a_panel = elem_ptr(b, ap, b.mul(ir_, a_step), T)
+            mr = imin(b, k.mr, b.sub(mc, ir_))
+            row = b.add(ic, ir_)
+            with plain_loop(b, 0, nc, k.nr, name="jr") as jr:
+                b_panel = elem_ptr(b, bp, b.mul(jr, kc), T)
+                nr = imin(b, k.nr, b.sub(nc, jr))
+                c_tile = elem_ptr(b, c, b.add(b.mul(row, c_rs), b.add(jc, jr)), T)
+                b.call(ukernel, [a_panel, b_panel, c_tile, kc, mr, nr, accumulate, c_rs, a_rs, a_cs])
+
+
+# ---- one GEMM instance: two small functions calling the generic kernel with constants --------------
+
+class _GemmInstance:
+    """``name(c, a, b)`` and ``name_range(c, a, b, begin, end)`` of one product: the batch loop,
+    the packing scratch (malloc'ed per range call) and a call of the generic kernel per batch entry."""
 
     def __init__(self, module: ir.Module, name: str, spec: GemmSpec, tiling: Tiling):
         self.module, self.name, self.spec, self.t = module, name, spec, tiling
+        self.kind = gemm_kind(spec, tiling)
         self.T = float_type(spec.dtype)
-        self.TA = float_type(spec.a.dtype)
-        self.TB = float_type(spec.b.dtype)
         self.elem_bytes = np.dtype(spec.dtype).itemsize
-        self.vec = ir.VectorType(self.T, tiling.vw)
-        suffix = f"v{tiling.vw}f{8 * self.elem_bytes}"
-        self.fma = declare(module, f"llvm.fma.{suffix}", self.vec, [self.vec] * 3)
-        # with a single B panel every A element is used once: packing A would only add a copy,
-        # so the microkernel then reads A in place through its strides
-        self.direct_a = spec.n <= tiling.nr and spec.a.dtype == spec.dtype
+        self.panels = -(-spec.m // tiling.mr)
 
-    # -- the public pair of functions
     def emit(self) -> ir.Function:
-        ukernel = self._emit_microkernel()
-        pack_a = self._emit_pack_a()
-        pack_b = self._emit_pack_b()
-        ranged = self._emit_range(ukernel, pack_a, pack_b)
+        ranged = self._emit_range()
         fn = new_function(self.module, self.name, 3)
         b = ir.IRBuilder(fn.append_basic_block("entry"))
         units = gemm_units(self.spec, self.t)
@@ -133,141 +393,54 @@ class _GemmEmitter:
         b.ret_void()
         return fn
 
-    # -- microkernel: C[mr x nr] (+)= Ap[kc x MR]^T-panel @ Bp[kc x NR]-panel
-    def _emit_microkernel(self) -> ir.Function:
-        t, T, vec = self.t, self.T, self.vec
-        fn = new_function(self.module, f"{self.name}.ukernel", 3, [I64, I64, I64, I1], linkage="internal")
-        ap, bp, c, kc, mr, nr, accumulate = fn.args
+    def _emit_range(self) -> ir.Function:
+        s, t = self.spec, self.t
+        fn = new_function(self.module, f"{self.name}_range", 3, [I64, I64])
+        c, a, bm, begin, end = fn.args
         b = ir.IRBuilder(fn.append_basic_block("entry"))
-        accs = [[b.alloca(vec, name=f"acc{r}_{v}") for v in range(t.nvec)] for r in range(t.mr)]
-        zero = ir.Constant(vec, [ir.Constant(T, 0.0)] * t.vw)
-        for row in accs:
-            for slot in row:
-                b.store(zero, slot)
-        vec_align = t.vw * self.elem_bytes
-        if self.direct_a:     # rows past the edge re-read row 0 (their results are discarded)
-            row_offsets = [b.select(b.icmp_signed("<", i64(r), mr), i64(r * self.spec.a.rs), i64(0))
-                           for r in range(t.mr)]
-        with for_range(b, 0, kc, name="p") as p:
-            b_row = b.mul(p, i64(t.nr))
-            bvecs = [b.load(elem_ptr(b, bp, b.add(b_row, i64(v * t.vw)), T), typ=vec, align=vec_align)
-                     for v in range(t.nvec)]
-            if self.direct_a:
-                a_row = b.mul(p, i64(self.spec.a.cs))
-                a_index = [b.add(a_row, off) for off in row_offsets]
-            else:
-                a_row = b.mul(p, i64(t.mr))
-                a_index = [b.add(a_row, i64(r)) for r in range(t.mr)]
-            for r in range(t.mr):
-                a_elem = load_elem(b, ap, a_index[r], T)
-                splat = b.shuffle_vector(b.insert_element(ir.Constant(vec, ir.Undefined), a_elem, i64(0)),
-                                         ir.Constant(vec, ir.Undefined),
-                                         ir.Constant(ir.VectorType(ir.IntType(32), t.vw), [0] * t.vw))
-                for v in range(t.nvec):
-                    acc = b.load(accs[r][v], typ=vec)
-                    b.store(b.call(self.fma, [splat, bvecs[v], acc]), accs[r][v])
-        full = b.and_(b.icmp_signed("==", mr, i64(t.mr)), b.icmp_signed("==", nr, i64(t.nr)))
-        with b.if_else(full) as (then, otherwise):
-            with then:
-                self._store_full_tile(b, c, accs, accumulate)
-            with otherwise:
-                self._store_partial_tile(b, c, accs, mr, nr, accumulate)
+        if s.k == 0:                       # empty sum: C = 0 for the rows of these units
+            self._fill_units(b, c, begin, end, 0)
+            b.ret_void()
+            return fn
+        with b.if_then(b.icmp_signed("<", begin, end)):
+            aligned_alloc = declare(self.module, "aligned_alloc", PTR, [I64, I64])
+            free = declare(self.module, "free", ir.VoidType(), [PTR])
+            kc, mc, nc = min(t.kc, s.k), min(t.mc, _round_up(s.m, t.mr)), min(t.nc, _round_up(s.n, t.nr))
+            a_bytes = _round_up(mc * kc * self.elem_bytes, 64)
+            b_bytes = _round_up(nc * kc * self.elem_bytes, 64)
+            null = ir.Constant(PTR, None)
+            ap = null if self.kind.direct_a else b.call(aligned_alloc, [i64(64), i64(a_bytes)], name="ap")
+            bp = b.call(aligned_alloc, [i64(64), i64(b_bytes)], name="bp")
+            failed = b.icmp_unsigned("==", bp, null)
+            if not self.kind.direct_a:
+                failed = b.or_(failed, b.icmp_unsigned("==", ap, null))
+            with b.if_else(failed) as (oom, ok):
+                with oom:      # no scratch: NaN results rather than silently wrong numbers
+                    self._fill_units(b, c, begin, end, 0xFF)
+                with ok:
+                    self._emit_batches(b, c, a, bm, begin, end, ap, bp, kc, mc, nc)
+            b.call(free, [ap])          # free(NULL) is a no-op
+            b.call(free, [bp])
         b.ret_void()
         return fn
 
-    def _store_full_tile(self, b, c, accs, accumulate):
-        t, vec = self.t, self.vec
-        with b.if_else(accumulate) as (add, assign):
-            for branch, add_old in ((add, True), (assign, False)):
-                with branch:
-                    for r in range(t.mr):
-                        for v in range(t.nvec):
-                            ptr = elem_ptr(b, c, r * self.spec.n + v * t.vw, self.T)
-                            val = b.load(accs[r][v], typ=vec)
-                            if add_old:
-                                val = b.fadd(b.load(ptr, typ=vec, align=self.elem_bytes), val)
-                            b.store(val, ptr, align=self.elem_bytes)
-
-    def _store_partial_tile(self, b, c, accs, mr, nr, accumulate):
-        """Spill the accumulators to a stack tile and copy its valid mr x nr corner to C."""
-        t, T = self.t, self.T
-        # typed as vectors (llvmlite checks stores against alloca types); read back element-wise
-        tile = b.alloca(self.vec, size=i64(t.mr * t.nvec), name="tile")
-        for r in range(t.mr):
-            for v in range(t.nvec):
-                b.store(b.load(accs[r][v], typ=self.vec), elem_ptr(b, tile, r * t.nr + v * t.vw, T))
-        with for_range(b, 0, mr, name="er") as r:
-            with for_range(b, 0, nr, name="ej") as j:
-                val = load_elem(b, tile, b.add(b.mul(r, i64(t.nr)), j), T)
-                ptr = elem_ptr(b, c, b.add(b.mul(r, i64(self.spec.n)), j), T)
-                old = b.load(ptr, typ=T)
-                b.store(b.select(accumulate, b.fadd(old, val), val), ptr)
-
-    # -- packing: A block (mc x kc) into MR-row panels, element (p, r) of panel q at q*MR*kc + p*MR + r
-    def _emit_pack_a(self) -> ir.Function:
-        t, T, va = self.t, self.T, self.spec.a
-        fn = new_function(self.module, f"{self.name}.pack_a", 2, [I64, I64, I64, I64, I64],
-                          linkage="internal")
-        dst, src, base, ic, mc, pc, kc = fn.args
-        b = ir.IRBuilder(fn.append_basic_block("entry"))
-        n_panels = b.sdiv(b.add(mc, i64(t.mr - 1)), i64(t.mr))
-        with for_range(b, 0, n_panels, name="q") as q:
-            panel = b.mul(q, b.mul(kc, i64(t.mr)))
-            rows = imin(b, i64(t.mr), b.sub(mc, b.mul(q, i64(t.mr))))
-            row0 = b.add(ic, b.mul(q, i64(t.mr)))
-
-            def copy(r, p):
-                src_index = b.add(base, b.add(b.mul(b.add(row0, r), i64(va.rs)),
-                                              b.mul(b.add(pc, p), i64(va.cs))))
-                val = convert_float(b, load_elem(b, src, src_index, self.TA), T)
-                store_elem(b, val, dst, b.add(panel, b.add(b.mul(p, i64(t.mr)), r)))
-
-            if abs(va.cs) <= abs(va.rs):           # row-major A: walk k innermost (contiguous reads)
-                with for_range(b, 0, rows, name="r") as r:
-                    with for_range(b, 0, kc, name="p") as p:
-                        copy(r, p)
-            else:                                  # transposed A: walk rows innermost
-                with for_range(b, 0, kc, name="p") as p:
-                    with for_range(b, 0, rows, name="r") as r:
-                        copy(r, p)
-            with for_range(b, rows, t.mr, name="zr") as r:      # zero rows past the edge
-                with for_range(b, 0, kc, name="zp") as p:
-                    store_elem(b, ir.Constant(T, 0.0), dst, b.add(panel, b.add(b.mul(p, i64(t.mr)), r)))
-        b.ret_void()
-        return fn
-
-    # -- packing: B block (kc x nc) into NR-column panels, element (p, c) of panel j at j*NR*kc + p*NR + c
-    def _emit_pack_b(self) -> ir.Function:
-        t, T, vb = self.t, self.T, self.spec.b
-        fn = new_function(self.module, f"{self.name}.pack_b", 2, [I64, I64, I64, I64, I64],
-                          linkage="internal")
-        dst, src, base, pc, kc, jc, nc = fn.args
-        b = ir.IRBuilder(fn.append_basic_block("entry"))
-        n_panels = b.sdiv(b.add(nc, i64(t.nr - 1)), i64(t.nr))
-        with for_range(b, 0, n_panels, name="q") as q:
-            panel = b.mul(q, b.mul(kc, i64(t.nr)))
-            cols = imin(b, i64(t.nr), b.sub(nc, b.mul(q, i64(t.nr))))
-            col0 = b.add(jc, b.mul(q, i64(t.nr)))
-
-            def copy(p, col):
-                src_index = b.add(base, b.add(b.mul(b.add(pc, p), i64(vb.rs)),
-                                              b.mul(b.add(col0, col), i64(vb.cs))))
-                val = convert_float(b, load_elem(b, src, src_index, self.TB), T)
-                store_elem(b, val, dst, b.add(panel, b.add(b.mul(p, i64(t.nr)), col)))
-
-            if abs(vb.cs) <= abs(vb.rs):           # row-major B: columns innermost
-                with for_range(b, 0, kc, name="p") as p:
-                    with for_range(b, 0, cols, name="c") as col:
-                        copy(p, col)
-            else:                                  # transposed B: k innermost
-                with for_range(b, 0, cols, name="c") as col:
-                    with for_range(b, 0, kc, name="p") as p:
-                        copy(p, col)
-            with for_range(b, 0, kc, name="zp") as p:           # zero columns past the edge
-                with for_range(b, cols, t.nr, name="zc") as col:
-                    store_elem(b, ir.Constant(T, 0.0), dst, b.add(panel, b.add(b.mul(p, i64(t.nr)), col)))
-        b.ret_void()
-        return fn
+    def _emit_batches(self, b, c, a, bm, begin, end, ap, bp, kc, mc, nc):
+        s, t, panels = self.spec, self.t, self.panels
+        generic = generic_gemm(self.module, self.kind)
+        first_batch = b.sdiv(begin, i64(panels))
+        last_batch = b.sdiv(b.add(end, i64(panels - 1)), i64(panels))
+        with plain_loop(b, first_batch, last_batch, name="bat") as bidx:
+            unit0 = b.mul(bidx, i64(panels))
+            row0 = b.mul(imax(b, b.sub(begin, unit0), 0), i64(t.mr))
+            row1 = imin(b, b.mul(imin(b, b.sub(end, unit0), panels), i64(t.mr)), s.m)
+            a_base = elem_ptr(b, a, b.add(i64(s.a.offset), self._batch_offset(b, bidx, s.a.batch_strides)),
+                              float_type(s.a.dtype))
+            b_base = elem_ptr(b, bm, b.add(i64(s.b.offset), self._batch_offset(b, bidx, s.b.batch_strides)),
+                              float_type(s.b.dtype))
+            c_batch = elem_ptr(b, c, b.mul(bidx, i64(s.m * s.n)), self.T)
+            sizes = dict(m=s.m, n=s.n, k=s.k, a_rs=s.a.rs, a_cs=s.a.cs, b_rs=s.b.rs, b_cs=s.b.cs, c_rs=s.n,
+                         row0=row0, row1=row1, kc=kc, mc=mc, nc=nc)
+            b.call(generic, [c_batch, a_base, b_base] + [i64(sizes[key]) for key in _GEMM_ARGS] + [ap, bp])
 
     def _batch_offset(self, b, bidx, strides):
         """sum over batch axes of index_along_axis(bidx) * stride (row-major batch order)."""
@@ -280,87 +453,29 @@ class _GemmEmitter:
             inner *= size
         return total
 
-    # -- the blocked loop nest over work units [begin, end)
-    def _emit_range(self, ukernel, pack_a, pack_b) -> ir.Function:
-        s, t, T = self.spec, self.t, self.T
-        fn = new_function(self.module, f"{self.name}_range", 3, [I64, I64])
-        c, a, bm, begin, end = fn.args
-        b = ir.IRBuilder(fn.append_basic_block("entry"))
-        if s.k == 0:                       # empty sum: C = 0 for the rows of these units
-            self._emit_zero_units(b, c, begin, end)
-            b.ret_void()
-            return fn
+    def _fill_units(self, b, c, begin, end, byte):
+        """Every byte of the C rows of the work units [begin, end) = ``byte`` (one memset: the
+        rows of consecutive units are adjacent in C). 0 gives zeros, 0xFF gives NaNs."""
+        s, t, panels = self.spec, self.t, self.panels
+
+        def row_start(unit, extra_rows):
+            bidx = b.sdiv(unit, i64(panels))
+            row = imin(b, b.add(b.mul(b.srem(unit, i64(panels)), i64(t.mr)), i64(extra_rows)), s.m)
+            return b.add(b.mul(bidx, i64(s.m * s.n)), b.mul(row, i64(s.n)))
+
         with b.if_then(b.icmp_signed("<", begin, end)):
-            aligned_alloc = declare(self.module, "aligned_alloc", PTR, [I64, I64])
-            free = declare(self.module, "free", ir.VoidType(), [PTR])
-            a_bytes = _round_up(t.mc * t.kc * self.elem_bytes, 64)
-            b_bytes = _round_up(t.nc * t.kc * self.elem_bytes, 64)
-            ap = b.call(aligned_alloc, [i64(64), i64(a_bytes)], name="ap")
-            bp = b.call(aligned_alloc, [i64(64), i64(b_bytes)], name="bp")
-            panels = -(-s.m // t.mr)
-            first_batch = b.sdiv(begin, i64(panels))
-            last_batch = b.sdiv(b.add(end, i64(panels - 1)), i64(panels))
-            with for_range(b, first_batch, last_batch, name="bat") as bidx:
-                unit0 = b.mul(bidx, i64(panels))
-                p0 = imax(b, b.sub(begin, unit0), 0)
-                p1 = imin(b, b.sub(end, unit0), panels)
-                row0 = b.mul(p0, i64(t.mr))
-                row1 = imin(b, b.mul(p1, i64(t.mr)), s.m)
-                a_base = b.add(i64(s.a.offset), self._batch_offset(b, bidx, s.a.batch_strides))
-                b_base = b.add(i64(s.b.offset), self._batch_offset(b, bidx, s.b.batch_strides))
-                c_batch = elem_ptr(b, c, b.mul(bidx, i64(s.m * s.n)), T)
-                with for_range(b, 0, s.n, t.nc, name="jc") as jc:
-                    nc = imin(b, t.nc, b.sub(i64(s.n), jc))
-                    with for_range(b, 0, s.k, t.kc, name="pc") as pc:
-                        kc = imin(b, t.kc, b.sub(i64(s.k), pc))
-                        accumulate = b.icmp_signed(">", pc, i64(0))
-                        b.call(pack_b, [bp, bm, b_base, pc, kc, jc, nc])
-                        with for_range(b, row0, row1, t.mc, name="ic") as ic:
-                            mc = imin(b, t.mc, b.sub(row1, ic))
-                            if self.direct_a:
-                                a_block = elem_ptr(b, a, b.add(a_base, b.add(b.mul(ic, i64(s.a.rs)),
-                                                                             b.mul(pc, i64(s.a.cs)))), T)
-                            else:
-                                b.call(pack_a, [ap, a, a_base, ic, mc, pc, kc])
-                                a_block = ap
-                            self._emit_macro_kernel(b, ukernel, a_block, bp, c_batch, ic, mc, jc, nc, kc,
-                                                    accumulate)
-            b.call(free, [ap])
-            b.call(free, [bp])
-        b.ret_void()
-        return fn
-
-    def _emit_macro_kernel(self, b, ukernel, ap, bp, c_batch, ic, mc, jc, nc, kc, accumulate):
-        """Every MR x NR tile of the packed block; the A panel (MR x kc) stays in L1 while the
-        B panels stream past it from L2."""
-        s, t, T = self.spec, self.t, self.T
-        with for_range(b, 0, mc, t.mr, name="ir") as ir_:
-            a_step = i64(s.a.rs) if self.direct_a else kc     # rows apart in A, or packed panels
-            a_panel = elem_ptr(b, ap, b.mul(ir_, a_step), T)
-            mr = imin(b, t.mr, b.sub(mc, ir_))
-            row = b.add(ic, ir_)
-            with for_range(b, 0, nc, t.nr, name="jr") as jr:
-                b_panel = elem_ptr(b, bp, b.mul(jr, kc), T)
-                nr = imin(b, t.nr, b.sub(nc, jr))
-                c_tile = elem_ptr(b, c_batch, b.add(b.mul(row, i64(s.n)), b.add(jc, jr)), T)
-                b.call(ukernel, [a_panel, b_panel, c_tile, kc, mr, nr, accumulate])
-
-    def _emit_zero_units(self, b, c, begin, end):
-        s, t = self.spec, self.t
-        panels = -(-s.m // t.mr)
-        with for_range(b, begin, end, name="u") as u:
-            bidx = b.sdiv(u, i64(panels))
-            row0 = b.mul(b.srem(u, i64(panels)), i64(t.mr))
-            row1 = imin(b, b.add(row0, i64(t.mr)), s.m)
-            first = b.add(b.mul(bidx, i64(s.m * s.n)), b.mul(row0, i64(s.n)))
-            count = b.mul(b.sub(row1, row0), i64(s.n))
-            with for_range(b, 0, count, name="z") as z:
-                store_elem(b, ir.Constant(self.T, 0.0), c, b.add(first, z))
+            first = row_start(begin, 0)
+            stop = row_start(b.sub(end, i64(1)), t.mr)
+            memset = self.module.declare_intrinsic("llvm.memset", [PTR, I64])
+            nbytes = b.mul(b.sub(stop, first), i64(self.elem_bytes))
+            b.call(memset, [elem_ptr(b, c, first, self.T), ir.Constant(ir.IntType(8), byte), nbytes,
+                            ir.Constant(I1, 0)])
 
 
 def emit_gemm(module: ir.Module, name: str, spec: GemmSpec, tiling: Tiling | None = None) -> ir.Function:
-    """Add ``void name(ptr c, ptr a, ptr b)`` and ``void name_range(c, a, b, i64 begin, i64 end)``."""
-    return _GemmEmitter(module, name, spec, tiling or choose_tiling(spec)).emit()
+    """Add ``void name(ptr c, ptr a, ptr b)`` and ``void name_range(c, a, b, i64 begin, i64 end)``,
+    thin wrappers around the module's shared generic GEMM of this dtype combination and tile."""
+    return _GemmInstance(module, name, spec, tiling or choose_tiling(spec)).emit()
 
 
 # ---- the matmul op ---------------------------------------------------------------------------------

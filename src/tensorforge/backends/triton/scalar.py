@@ -1,0 +1,272 @@
+"""Lower scalar expression DAGs (ops/scalar.py ``Expr``) to Triton source statements.
+
+An ``Emitter`` turns an expression into lines ``t7 = <triton expression>`` over
+block-shaped values (the leaves are names the caller defines: loaded blocks and
+reduction results) and returns the name holding the result. The typing rules are
+those of the LLVM lowering (backends/llvm/scalar.py): NumPy promotion of the typed
+operands; untyped constants take the type of the operand they meet, or the context
+type when a whole subtree is constant; div/pow/exp/log/tanh/sqrt of integers give
+float64; comparisons and logical ops give bool (``tl.int1``).
+
+Every constant is written with its dtype (``tl.full([], v, tl.float64)``): a bare
+Python float in Triton is an fp32 constant, which would round float64 arithmetic.
+NaN and Inf behave as in NumPy: ordered comparisons are False on nan and != is True,
+maximum/minimum propagate nan, pow follows C's special cases for the exponents the
+tests use. Structurally equal subexpressions are emitted once.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ...ops.scalar import Expr
+
+__all__ = ["TL_TYPES", "tl_type", "Emitter", "convert", "constant", "is_float", "promote"]
+
+TL_TYPES = {
+    "float32": "tl.float32", "float64": "tl.float64", "int64": "tl.int64", "int32": "tl.int32",
+    "bool": "tl.int1",
+}
+_FLOAT_UNARY = ("exp", "log", "tanh", "sqrt")
+_LOGICAL = ("logical_and", "logical_or", "logical_not")
+_CMP_SYMBOLS = {"lt": "<", "le": "<=", "gt": ">", "ge": ">=", "eq": "==", "ne": "!="}
+_ARITH_SYMBOLS = {"add": "+", "sub": "-", "mul": "*", "div": "/"}
+# tanh(x) ~ x * (1 + x^2 * (c1 + x^2 * (c2 + ...))) below this |x|: 1 - exp(-2|x|) cancels there
+_TANH_SERIES_LIMIT = 0.125
+_TANH_SERIES = (-1.0 / 3.0, 2.0 / 15.0, -17.0 / 315.0, 62.0 / 2835.0, -1382.0 / 155925.0)
+
+
+def tl_type(dtype: str) -> str:
+    try:
+        return TL_TYPES[str(np.dtype(dtype))]
+    except KeyError:
+        raise TypeError(f"the Triton backend does not support dtype {dtype}") from None
+
+
+def is_float(dtype) -> bool:
+    return dtype is not None and np.dtype(dtype).kind == "f"
+
+
+def promote(*dtypes):
+    """NumPy promotion of the typed operands; None when every operand is an untyped constant."""
+    typed = [d for d in dtypes if d is not None]
+    if not typed:
+        return None
+    return str(np.result_type(*[np.dtype(d) for d in typed]))
+
+
+def constant(value, dtype: str) -> str:
+    """Source text of a 0-d constant of ``dtype`` (inf and nan spelled with float(...))."""
+    dtype = str(np.dtype(dtype))
+    if is_float(dtype):
+        v = float(value)
+        text = repr(v) if math.isfinite(v) else f'float("{v!r}")'
+    elif dtype == "bool":
+        text = str(int(bool(value)))
+    else:
+        text = str(int(value))
+    return f"tl.full([], {text}, {tl_type(dtype)})"
+
+
+def convert(text: str, src: str, dst: str) -> str:
+    """NumPy ``astype`` between the supported dtypes as source text (float->bool is != 0, so nan -> True)."""
+    src, dst = str(np.dtype(src)), str(np.dtype(dst))
+    if src == dst:
+        return text
+    if dst == "bool":
+        return f"({text} != 0)"
+    return f"{text}.to({tl_type(dst)})"
+
+
+class Emitter:
+    """Emits expressions as statements into ``lines``; one instance is one CSE scope.
+
+    ``leaf(e)`` gives (name, dtype) of an ``arg`` or ``stage`` leaf (it may append the lines that
+    define it, e.g. a load, to ``lines`` first). ``names`` is a shared counter (a list with one int)
+    so that temporaries of different scopes in one kernel never clash."""
+
+    def __init__(self, leaf, lines: list, default_float: str = "float32", names=None, prefix: str = "t"):
+        self.leaf = leaf
+        self.lines = lines
+        self.default_float = default_float
+        self.names = names if names is not None else [0]
+        self.prefix = prefix
+        self.types: dict = {}
+        self.emitted: dict = {}
+
+    # ---- types ----------------------------------------------------------------------
+    def dtype_of(self, e: Expr):
+        """Static dtype of e, or None for a subtree made of untyped constants only."""
+        if e not in self.types:
+            self.types[e] = self._infer(e)
+        return self.types[e]
+
+    def _infer(self, e: Expr):
+        op = e.op
+        if op in ("arg", "stage"):
+            return self.leaf_dtype(e)
+        if op == "const":
+            return None if e.dtype is None else str(np.dtype(e.dtype))
+        if op == "cast":
+            return str(np.dtype(e.value))
+        if op in _CMP_SYMBOLS or op in _LOGICAL:
+            return "bool"
+        sub = [self.dtype_of(a) for a in e.args]
+        if op == "where":
+            return promote(*sub[1:])
+        t = promote(*sub)
+        if op in _FLOAT_UNARY or op in ("div", "pow"):
+            return t if t is None or is_float(t) else "float64"
+        return t
+
+    def leaf_dtype(self, e: Expr) -> str:
+        return str(np.dtype(self.leaf(e)[1]))
+
+    # ---- emission -------------------------------------------------------------------
+    def tmp(self, text: str) -> str:
+        """Assign ``text`` to a fresh temporary; return its name."""
+        name = f"{self.prefix}{self.names[0]}"
+        self.names[0] += 1
+        self.lines.append(f"{name} = {text}")
+        return name
+
+    def value(self, expr: Expr, out_dtype: str | None = None):
+        """(name, dtype) of expr, converted to ``out_dtype`` when given."""
+        dtype = self.dtype_of(expr) or out_dtype or self.default_float
+        name = self.emit(expr, dtype)
+        if out_dtype is not None and str(np.dtype(out_dtype)) != dtype:
+            name, dtype = self.tmp(convert(name, dtype, out_dtype)), str(np.dtype(out_dtype))
+        return name, dtype
+
+    def emit(self, e: Expr, want: str) -> str:
+        """Name of e's value with dtype dtype_of(e), or ``want`` when e is an untyped subtree."""
+        dtype = self.dtype_of(e) or want
+        key = (e, dtype, math.copysign(1.0, e.value) if e.op == "const" else None)
+        if key not in self.emitted:
+            self.emitted[key] = self._emit(e, dtype)
+        return self.emitted[key]
+
+    def operand(self, e: Expr, dtype: str) -> str:
+        """e emitted and converted to dtype (untyped constants are born in dtype)."""
+        src = self.dtype_of(e) or dtype
+        name = self.emit(e, dtype)
+        return name if src == dtype else self.tmp(convert(name, src, dtype))
+
+    def _emit(self, e: Expr, dtype: str) -> str:
+        op = e.op
+        if op in ("arg", "stage"):
+            name, src = self.leaf(e)
+            return name if str(np.dtype(src)) == dtype else self.tmp(convert(name, src, dtype))
+        if op == "const":
+            return self.tmp(constant(e.value, dtype))
+        if op == "cast":
+            inner = self.dtype_of(e.args[0]) or self.default_float
+            return self.tmp(convert(self.emit(e.args[0], inner), inner, dtype))
+        if op in _CMP_SYMBOLS:
+            return self._compare(e)
+        if op in _LOGICAL:
+            vals = [self.operand(x, "bool") for x in e.args]
+            if op == "logical_not":
+                return self.tmp(f"{vals[0]} == 0")
+            return self.tmp(f"{vals[0]} {'&' if op == 'logical_and' else '|'} {vals[1]}")
+        if op == "where":
+            cond = self.operand(e.args[0], "bool")
+            a, b = (self.operand(x, dtype) for x in e.args[1:])
+            return self.tmp(f"tl.where({cond}, {a}, {b})")
+        if dtype == "bool":
+            raise NotImplementedError(f"scalar primitive {op!r} on bool operands: cast them first")
+        if op == "pow" and is_float(dtype):
+            return self._pow(e, dtype)
+        vals = [self.operand(x, dtype) for x in e.args]
+        if is_float(dtype):
+            return self._float_op(op, vals, dtype)
+        return self._int_op(op, vals, dtype)
+
+    def _compare(self, e: Expr) -> str:
+        t = promote(*[self.dtype_of(a) for a in e.args]) or self.default_float
+        a, b = (self.operand(x, t) for x in e.args)
+        if t == "bool":   # compare 0/1 as integers (i1 order is ambiguous)
+            a, b = self.tmp(f"{a}.to(tl.int32)"), self.tmp(f"{b}.to(tl.int32)")
+        return self.tmp(f"{a} {_CMP_SYMBOLS[e.op]} {b}")
+
+    def _float_op(self, op: str, vals, dtype: str) -> str:
+        if op in _ARITH_SYMBOLS:
+            return self.tmp(f"{vals[0]} {_ARITH_SYMBOLS[op]} {vals[1]}")
+        if op in ("maximum", "minimum"):
+            # NumPy: nan in either operand gives nan
+            return self.tmp(f"tl.{op}({vals[0]}, {vals[1]}, propagate_nan=tl.PropagateNan.ALL)")
+        (x,) = vals
+        if op == "neg":
+            return self.tmp(f"-{x}")
+        if op in ("abs", "floor", "exp", "log"):
+            return self.tmp(f"tl.{op}({x})")
+        if op == "sqrt":
+            return self.tmp(f"tl.sqrt_rn({x})")  # tl.sqrt may be an approximation on GPUs
+        if op == "tanh":
+            return self._tanh(x, dtype)
+        raise NotImplementedError(f"scalar primitive {op!r} is not lowered for floats")
+
+    def _int_op(self, op: str, vals, dtype: str) -> str:
+        if op in ("add", "sub", "mul"):
+            return self.tmp(f"{vals[0]} {_ARITH_SYMBOLS[op]} {vals[1]}")
+        if op in ("maximum", "minimum"):
+            return self.tmp(f"tl.{op}({vals[0]}, {vals[1]})")
+        (x,) = vals
+        if op == "neg":
+            return self.tmp(f"-{x}")
+        if op == "abs":
+            return self.tmp(f"tl.where({x} < 0, -{x}, {x})")
+        if op == "floor":
+            return x
+        raise NotImplementedError(f"scalar primitive {op!r} is not lowered for {dtype}")
+
+    def _const(self, value, dtype: str) -> str:
+        return self.emit(Expr("const", (), float(value), None), dtype)
+
+    def _tanh(self, x: str, dtype: str) -> str:
+        """tanh from exp: sign(x) (1 - e) / (1 + e) with e = exp(-2|x|) (saturates to ±1, nan stays
+        nan), and an odd series below |x| = 0.125, where 1 - e would cancel."""
+        c = lambda v: self._const(v, dtype)  # noqa: E731
+        ax = self.tmp(f"tl.abs({x})")
+        e = self.tmp(f"tl.exp({ax} * {c(-2.0)})")
+        big = self.tmp(f"({c(1.0)} - {e}) / ({c(1.0)} + {e})")
+        big = self.tmp(f"tl.where({x} < {c(0.0)}, -{big}, {big})")
+        x2 = self.tmp(f"{x} * {x}")
+        poly = c(_TANH_SERIES[-1])
+        for coef in reversed(_TANH_SERIES[:-1]):
+            poly = self.tmp(f"{c(coef)} + {x2} * {poly}")
+        small = self.tmp(f"{x} + {x} * ({x2} * {poly})")
+        return self.tmp(f"tl.where({ax} < {c(_TANH_SERIES_LIMIT)}, {small}, {big})")
+
+    def _pow(self, e: Expr, dtype: str) -> str:
+        base, exponent = e.args
+        x = self.operand(base, dtype)
+        if exponent.op == "const":  # exact shortcuts for the exponents ops write most
+            quick = {1.0: "{x}", 2.0: "{x} * {x}", 3.0: "{x} * {x} * {x}"}.get(exponent.value)
+            if quick is not None:
+                return self.tmp(quick.format(x=x))
+            if exponent.value == -1.0:
+                return self.tmp(f"{self._const(1.0, dtype)} / {x}")
+        y = self.operand(exponent, dtype)
+        return self._general_pow(x, y, dtype)
+
+    def _general_pow(self, x: str, y: str, dtype: str) -> str:
+        """C pow: exp(y log|x|) (in float64, so float32 results stay exact to rounding), then the
+        sign of negative bases with odd integer exponents, nan for negative finite bases with
+        non-integer exponents, pow(±1 / anything, 0) = 1 and pow(1, y) = 1."""
+        w = "float64"
+        c = lambda v, t=dtype: self._const(v, t)  # noqa: E731
+        xw, yw = self.tmp(convert(x, dtype, w)), self.tmp(convert(y, dtype, w))
+        ax = self.tmp(f"tl.abs({xw})")
+        t = self.tmp(f"tl.where({ax} == {c(1.0, w)}, {c(0.0, w)}, {yw} * tl.log({ax}))")
+        r = self.tmp(convert(self.tmp(f"tl.exp({t})"), w, dtype))
+        fy = self.tmp(f"tl.floor({y})")
+        is_int = self.tmp(f"{fy} == {y}")
+        half = self.tmp(f"tl.floor({y} * {c(0.5)})")
+        is_odd = self.tmp(f"{is_int} & ({y} - {half} * {c(2.0)} == {c(1.0)})")
+        negative = self.tmp(f"({x} < {c(0.0)}) | (({x} == {c(0.0)}) & ({c(1.0)} / {x} < {c(0.0)}))")
+        r = self.tmp(f"tl.where({negative} & {is_odd}, -{r}, {r})")
+        bad = self.tmp(f"({x} < {c(0.0)}) & ({x} > {c(-math.inf)}) & ({is_int} == 0)")
+        r = self.tmp(f"tl.where({bad}, {c(math.nan)}, {r})")
+        return self.tmp(f"tl.where({y} == {c(0.0)}, {c(1.0)}, {r})")
