@@ -13,7 +13,9 @@ and apply the updates to the parameter buffers in place. Between specialisation 
 from __future__ import annotations
 
 import logging
+import os
 import time
+from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -174,7 +176,27 @@ class CompiledFunction:
                 exe = self.backend.build(program, passes=self.passes, **({"cache_key": cache_key} if cache_key else {}))
             self.compile_times[key] = time.perf_counter() - t0
             self._cache[key] = exe
+            self._dump(key, exe)
         return exe
+
+    @property
+    def ir(self) -> str:
+        """The generated code of the most recent specialisation: LLVM IR for backend="llvm",
+        Triton source for "triton" (set TENSORFORGE_DUMP_IR=<folder> to have every build written there)."""
+        if not self._cache:
+            raise RuntimeError(f"{self.name} has not been called yet: code is generated per input shapes")
+        exe = list(self._cache.values())[-1]
+        if not hasattr(exe, "ir"):
+            raise AttributeError(f"backend {self.backend.name!r} generates no code (it runs the graph node by node)")
+        return exe.ir
+
+    def _dump(self, key, exe) -> None:
+        folder = os.environ.get("TENSORFORGE_DUMP_IR")
+        if folder and hasattr(exe, "ir") and exe.ir:
+            path = Path(folder)
+            path.mkdir(parents=True, exist_ok=True)
+            shapes = "_".join("x".join(map(str, s)) or "scalar" for s in key)
+            (path / f"{self.name}_{self.backend.name}_{shapes}.txt").write_text(exe.ir)
 
     def _describe_key(self, key) -> str:
         return " ".join(f"{t.name}={format_shape(s)}" for t, s in zip(self.inputs, key))
