@@ -26,13 +26,15 @@ import numpy as np
 from llvmlite import ir
 
 from ...kernel_ir import describe
-from ...passes.fusion import VIEW_OPS, view_input_map
+from ...passes.fusion import VIEW_OPS
 from ...passes.pipeline import COMPILER_PASSES
 from ... import __version__
 from ...program import Program, fingerprint
 from ...runtime import get_num_threads
 from .. import register_backend
-from . import jit, memory, parallel, step_cache
+from .. import memory
+from ..common import is_contiguous as _is_contiguous, view_operand
+from . import jit, parallel, step_cache
 from .library import LIBRARY, Operand
 from .library.linalg import matmul_units
 from .library.common import PTR, contiguous_strides, elem_ptr
@@ -52,12 +54,6 @@ def _aligned_empty(shape, dtype) -> np.ndarray:
     raw = np.empty(nbytes + ALIGN, dtype=np.uint8)
     start = (-raw.ctypes.data) % ALIGN
     return raw[start:start + nbytes].view(dtype).reshape(shape)
-
-
-def _is_contiguous(op: Operand) -> bool:
-    """C-contiguous from offset 0 (strides of size-1 axes do not matter)."""
-    want = contiguous_strides(op.shape)
-    return op.offset == 0 and all(s == w for s, w, d in zip(op.strides, want, op.shape) if d > 1)
 
 
 class _Lowering:
@@ -134,21 +130,12 @@ class _Lowering:
     def _view(self, nid: int, d: dict) -> None:
         (src,) = d["inputs"][:1]
         base, opnd = self.operand[src]
-        in_shape, out_shape = self.p.shapes[src], self.p.shapes[nid]
-        if d["op"] in ("reshape", "reshape_like") and [s for s in in_shape if s != 1] != \
-                [s for s in out_shape if s != 1]:
-            if not _is_contiguous(opnd):
-                base, opnd = self._materialise(src)
-            self.operand[nid] = (base, Operand(tuple(out_shape), contiguous_strides(out_shape), opnd.offset,
-                                               opnd.dtype))
-            return
-        eye = np.eye(len(out_shape), dtype=np.int64)
-        M, off = view_input_map(d["op"], dict(d["attrs"]), in_shape, out_shape, eye,
-                                np.zeros(len(out_shape), np.int64))
-        s_in = np.array(opnd.strides, dtype=np.int64)
-        strides = tuple(int(v) for v in (s_in @ M)) if len(s_in) else (0,) * len(out_shape)
-        offset = opnd.offset + (int(s_in @ off) if len(s_in) else 0)
-        self.operand[nid] = (base, Operand(tuple(out_shape), strides, offset, opnd.dtype))
+        args = (d["op"], dict(d["attrs"]), self.p.shapes[src], self.p.shapes[nid])
+        view = view_operand(*args, opnd)
+        if view is None:                       # an index-mixing reshape of a strided view
+            base, opnd = self._materialise(src)
+            view = view_operand(*args, opnd)
+        self.operand[nid] = (base, view)
 
     def _materialise(self, nid: int):
         """Copy a strided view into a buffer of its own (when a kernel needs it contiguous)."""

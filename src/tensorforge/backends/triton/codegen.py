@@ -116,7 +116,7 @@ class _Kernel:
     def scope(self, axis_groups, stages=(), tag: str = ""):
         """An expression scope whose loads index with ``axis_groups``: a list of
         (index_names {axis: name}, mask name) pairs, one per block dimension in use."""
-        return _Scope(self, axis_groups, list(stages), tag)
+        return _Scope(self, axis_groups, stages, tag)
 
 
 class _Scope:
@@ -125,7 +125,7 @@ class _Scope:
     def __init__(self, kernel: _Kernel, axis_groups, stages, tag):
         self.k = kernel
         self.axis_groups = axis_groups
-        self.stages = stages
+        self.stages = stages            # names of the reduction results so far (a shared, growing list)
         self.tag = tag
         self.loaded: dict[int, str] = {}
         self.emitter = Emitter(self.leaf, kernel.lines, kernel.default_float, kernel.names)
@@ -174,7 +174,7 @@ def _signature(fn: str, spec: LoopSpec, in_dtypes, constexprs) -> list[str]:
 
 # ---- elementwise -------------------------------------------------------------------------
 
-def _elementwise(k: _Kernel, block: int, wide: bool) -> None:
+def _elementwise(k: _Kernel, wide: bool) -> None:
     spec = k.spec
     total = math.prod(spec.space)
     pid = "tl.program_id(0).to(tl.int64)" if wide else "tl.program_id(0)"
@@ -216,14 +216,15 @@ def _finish(k: _Kernel, op: str, acc: str, stage: str) -> None:
         k.lines.append(f"{stage} = tl.where({stage}_nan > 0, {constant(math.nan, dtype)}, {stage})")
 
 
-def _reduction(k: _Kernel, xblock: int, rblock: int, wide: bool) -> None:
+def _reduction(k: _Kernel, rblock: int, wide: bool) -> None:
     spec = k.spec
     n_outer = len(spec.space) - spec.n_reduce
     outer_total, inner_total = math.prod(spec.outer), math.prod(spec.inner)
     persistent = inner_total <= rblock
     pid = "tl.program_id(0).to(tl.int64)" if wide else "tl.program_id(0)"
     k.lines += [f"xo = {pid} * XBLOCK + tl.arange(0, XBLOCK)[:, None]", f"xmask = xo < {outer_total}"]
-    onames = _decompose(k.lines, "xo", spec.outer, {a: f"o{a}" for a in range(n_outer)})
+    onames = _decompose(k.lines, "xo", spec.outer, [f"o{a}" for a in range(n_outer)])
+
     def chunk_indices(base: str) -> dict:
         """Lines for one [1, RBLOCK] chunk of the reduced space starting at ``base``."""
         k.lines += [f"rr = {base} + tl.arange(0, RBLOCK)[None, :]", f"rmask = rr < {inner_total}",
@@ -256,8 +257,6 @@ def _reduction(k: _Kernel, xblock: int, rblock: int, wide: bool) -> None:
             _indent(k.lines, indent)
         _finish(k, red.op, acc, f"s{j}")
         stages.append(f"s{j}")
-        if shared is not None:
-            shared.stages = stages
     if spec.per_element:
         if persistent:
             scope, rn, indent = shared, shared_rn, None
@@ -310,13 +309,13 @@ def emit_loop_kernel(name: str, spec: LoopSpec, in_dtypes, *, block: int | None 
         block = block or min(next_pow2(max(total, 1)), MAX_BLOCK)
         grid = (-(-total // block),)
         constexprs = {"BLOCK": block}
-        _elementwise(k, block, _needs_int64(spec, grid[0] * block))
+        _elementwise(k, _needs_int64(spec, grid[0] * block))
     else:
         outer_total, inner_total = math.prod(spec.outer), math.prod(spec.inner)
         xblock, rblock = _reduction_blocks(outer_total, inner_total, xblock, rblock)
         grid = (-(-outer_total // xblock),)
         constexprs = {"XBLOCK": xblock, "RBLOCK": rblock}
-        _reduction(k, xblock, rblock, _needs_int64(spec, grid[0] * xblock + inner_total + rblock))
+        _reduction(k, rblock, _needs_int64(spec, grid[0] * xblock + inner_total + rblock))
     head = _signature(fn, spec, in_dtypes, constexprs)
     text = "\n".join(head + [_IND + ln for ln in k.lines]) + "\n"
     warps = 8 if math.prod(constexprs.values()) >= 2048 else 4

@@ -495,8 +495,11 @@ def emit_dropout(name, inputs, out, attrs):
 # ---- matmul -----------------------------------------------------------------------------
 
 def _matmul_blocks(m, n, k):
-    """Tile sizes: powers of two >= 16 (tl.dot's minimum), small for small problems."""
-    return _pow2(m, 16, 64), _pow2(n, 16, 64), _pow2(k, 16, 32)
+    """Tile sizes: powers of two >= 16 (tl.dot's minimum), small for small problems, 128x128
+    tiles (8 warps, 3 pipeline stages on a GPU) for big ones."""
+    big = m >= 256 and n >= 256
+    cap = 128 if big else 64
+    return _pow2(m, 16, cap), _pow2(n, 16, cap), _pow2(k, 16, 32), big
 
 
 def _batch_strides(op: Operand, batch) -> tuple[int, ...]:
@@ -518,7 +521,7 @@ def matmul_kernel(kname, a: Operand, b: Operand, out_dtype, batch, a_bstrides, b
     if int(b.shape[-2]) != k:
         raise ValueError(f"matmul: inner dimensions differ: {a.shape} @ {b.shape}")
     _require_float(out_dtype, "matmul")
-    bm, bn, bk = _matmul_blocks(m, n, k)
+    bm, bn, bk, big = _matmul_blocks(m, n, k)
     tm, tn = _cdiv(m, bm), _cdiv(n, bn)
     n_batch = _size(batch)
     acc_t = "tl.float64" if out_dtype == "float64" else "tl.float32"
@@ -559,6 +562,8 @@ def {kname}(out_ptr, a_ptr, b_ptr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
     tl.store(out, acc.to({_tl(out_dtype)}), mask=(rm[:, None] < {m}) & (rn[None, :] < {n}))
 """
     meta = {"BLOCK_M": bm, "BLOCK_N": bn, "BLOCK_K": bk, "GROUP_M": 8}
+    if big and out_dtype == "float32":    # launch options (ignored by the interpreter)
+        meta.update(num_warps=8, num_stages=3)
     return text, (n_batch * tm * tn,), meta
 
 

@@ -202,7 +202,8 @@ class Emitter:
         if op in ("abs", "floor", "exp", "log"):
             return self.tmp(f"tl.{op}({x})")
         if op == "sqrt":
-            return self.tmp(f"tl.sqrt_rn({x})")  # tl.sqrt may be an approximation on GPUs
+            # fp32 tl.sqrt may be an approximation on GPUs; sqrt_rn is IEEE (fp32 only, fp64 sqrt is exact)
+            return self.tmp(f"tl.sqrt_rn({x})" if dtype == "float32" else f"tl.sqrt({x})")
         if op == "tanh":
             return self._tanh(x, dtype)
         raise NotImplementedError(f"scalar primitive {op!r} is not lowered for floats")

@@ -7,15 +7,9 @@ is contiguous C order with offset 0.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 
-@dataclass(frozen=True)
-class Operand:
-    shape: tuple[int, ...]
-    strides: tuple[int, ...]   # in elements (not bytes); may be 0 (broadcast) or permuted (transposed view)
-    offset: int                # in elements
-    dtype: str                 # numpy dtype name: "float32", "float64", "int64", "bool" (bool = i8 0/1)
+from ...common import Operand  # noqa: E402  (shared with the Triton backend)
 
 
 LIBRARY: dict[str, callable] = {}   # op name -> emitter

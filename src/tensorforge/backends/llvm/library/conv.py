@@ -11,6 +11,8 @@ The GEMMs are ``linalg.emit_gemm`` instances (same microkernel as matmul), calle
 their ``_range`` entry so a partial last chunk runs fewer batch entries. Operands whose
 flattened axes have no single stride (e.g. a permuted weight view) are first copied to a
 contiguous scratch array; every other read goes through the operand's own strides.
+Outer loops are ``plain_loop``s (no LLVM vectorisation or unrolling: compile time); the innermost
+im2col and copy loops stay open to the vectoriser.
 """
 from __future__ import annotations
 

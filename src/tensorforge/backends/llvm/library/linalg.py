@@ -1,9 +1,11 @@
 """Matrix multiplication library kernel: a packed, cache-blocked, register-tiled GEMM in LLVM IR.
 
-Structure (the BLIS/GotoBLAS loop nest; every size, stride and offset is a compile-time
-constant of the emitted functions):
+One *generic* GEMM per module and kind (dtypes of C, A, B and the register tile, see
+``GemmKind``) takes every size, stride and cache block as a run-time argument; it is emitted
+on first use and shared by all the products of the module, so a training step pays LLVM's
+optimisation and code generation for it once instead of once per matmul. Its loop nest
+(BLIS/GotoBLAS), over the rows [row0, row1) of one matrix:
 
-    for batch entries and MR-row panels in [begin, end):       (the range a thread owns)
       for jc in 0..N step NC:                                   column block
         for pc in 0..K step KC:                                 depth block
           pack B[pc:pc+kc, jc:jc+nc] into KC x NR panels       (reads any strides)
@@ -14,12 +16,16 @@ constant of the emitted functions):
 The microkernel keeps an MR x NR block of C in MR * NR/VW vector accumulators, loads
 NR/VW vectors of packed B and broadcasts one packed A element per row per k step
 (llvm.fma on vectors). Packing zero-pads the panels, so the microkernel always runs a full
-tile; partial tiles at the M/N edges are written back through a small stack tile.
+tile; partial tiles at the M/N edges are written back through a small stack tile. One packing
+routine per dtype pair serves A and B of every kind.
 
-``emit_gemm`` is reused by the convolution kernels (conv.py) on im2col scratch buffers.
-Each GEMM also gets ``<name>_range(c, a, b, i64 begin, i64 end)``, which computes only
-the work units [begin, end) (a unit is one MR-row panel of one batch entry; see
-``GemmSpec.units``), so a threading layer can split one product across cores.
+Each product (``emit_gemm``; also used by conv.py on im2col scratch buffers) is then just
+``<name>(c, a, b)`` and ``<name>_range(c, a, b, i64 begin, i64 end)``: the latter computes the
+work units [begin, end) (a unit is one MR-row panel of one batch entry; see ``gemm_units``)
+so a threading layer can split one product across cores; it allocates the packing scratch
+and calls the generic kernel once per batch entry with the product's constants.
+Loops carry ``llvm.loop`` hints that switch off LLVM's own vectorisation and unrolling where
+the vector code is written by hand (``plain_loop``): that keeps the compile time down.
 """
 from __future__ import annotations
 
@@ -297,7 +303,7 @@ class _GenericGemm:
         if k.direct_a:        # rows past the edge re-read row 0 (their results are discarded)
             row_offsets = [b.select(b.icmp_signed("<", i64(r), mr), b.mul(i64(r), a_rs), i64(0))
                            for r in range(k.mr)]
-        with plain_loop(b, 0, kc, name="p") as p:
+        with for_range(b, 0, kc, name="p") as p:      # LLVM may unroll the k loop
             b_row = b.mul(p, i64(k.nr))
             bvecs = [b.load(elem_ptr(b, bp, b.add(b_row, i64(v * k.vw)), T), typ=vec, align=vec_align)
                      for v in range(k.nvec)]
