@@ -206,3 +206,64 @@ def test_conv_in_several_sample_chunks(monkeypatch):
     for op, ins, shape in (("conv2d", [x, w], g.shape), ("conv2d_grad_input", [g, w, x], x.shape),
                            ("conv2d_grad_weight", [g, x, w], w.shape)):
         assert_matches(run_kernel(op, ins, shape, "float64", attrs), reference(op, ins, attrs), "float64")
+
+
+# ---- one generic GEMM per module -------------------------------------------------------------
+
+def _defines(module: ir.Module) -> list[str]:
+    return [line for line in str(module).splitlines() if line.startswith("define")]
+
+
+def test_matmuls_of_different_shapes_share_one_generic_gemm():
+    """Every instance is two small wrappers around the module's shared generic kernel (plus one
+    packing routine): adding more shapes of the same kind adds only wrappers."""
+    a1, b1 = rand(33, 70), rand(70, 50)
+    a2, b2 = rand(128, 40).T, rand(128, 64)          # transposed A, other sizes
+    a3, b3 = rand(2, 9, 20), rand(20, 40)            # batched, B broadcast
+    module = ir.Module()
+    cases = [("mm1", [a1, b1], (33, 50)), ("mm2", [a2, b2], (40, 64)), ("mm3", [a3, b3], (2, 9, 40))]
+    for name, views, shape in cases:
+        out_op = Operand(shape, tuple(int(np.prod(shape[i + 1:])) for i in range(len(shape))), 0, "float32")
+        LIBRARY["matmul"](module, name, [operand_of(v)[0] for v in views], out_op, {})
+    defines = _defines(module)
+    generic = [d for d in defines if "tf_gemm." in d and "ukernel" not in d]
+    assert len(generic) == 1, defines
+    # 3 x (name, name_range) + generic + its microkernel + the packing routine
+    assert len(defines) == 2 * len(cases) + 3, defines
+    compiled = jit.compile_module(str(module))
+    for name, views, shape in cases:
+        pairs = [operand_of(v) for v in views]
+        out = np.empty(shape, np.float32)
+        compiled.function(name, None, [ctypes.c_void_p] * 3)(out.ctypes.data, *[p[1].ctypes.data for p in pairs])
+        assert_matches(out, views[0] @ views[1], "float32")
+
+
+def test_conv_and_its_gradients_reuse_the_module_gemms():
+    """conv2d, conv2d_grad_input and conv2d_grad_weight in one module: at most one generic GEMM
+    per register-tile kind (wide and narrow outputs) and one packing routine, not one per GEMM."""
+    attrs, x, w, g = _conv_inputs((2, 2, 6, 6), (4, 2, 3, 3), (1, 1), (1, 1), "float32")
+    module = ir.Module()
+    for name, op, views, shape in (("c0", "conv2d", [x, w], g.shape), ("c1", "conv2d_grad_input", [g, w, x], x.shape),
+                                   ("c2", "conv2d_grad_weight", [g, x, w], w.shape)):
+        out_op = Operand(shape, tuple(int(np.prod(shape[i + 1:])) for i in range(len(shape))), 0, "float32")
+        LIBRARY[op](module, name, [operand_of(v)[0] for v in views], out_op, attrs)
+    generic = [d for d in _defines(module) if "tf_gemm." in d and "ukernel" not in d]
+    assert 1 <= len(generic) <= 2, generic
+    assert sum("tf_gemm_pack" in d for d in _defines(module)) == 1
+
+
+def test_gemm_range_out_of_memory_gives_nan_not_garbage():
+    """A failed scratch allocation (simulated by an aligned_alloc that returns NULL) fills the
+    units' output rows with NaN instead of leaving stale values."""
+    a, b = rand(20, 30), rand(30, 40)
+    (oa, ba), (ob, bb) = operand_of(a), operand_of(b)
+    module = ir.Module()
+    failing = ir.Function(module, ir.FunctionType(ir.PointerType(), [ir.IntType(64)] * 2), name="aligned_alloc")
+    failing.linkage = "internal"
+    builder = ir.IRBuilder(failing.append_basic_block())
+    builder.ret(ir.Constant(ir.PointerType(), None))
+    LIBRARY["matmul"](module, "mm", [oa, ob], Operand((20, 40), (40, 1), 0, "float32"), {})
+    compiled = jit.compile_module(str(module))
+    out = np.zeros((20, 40), np.float32)
+    compiled.function("mm", None, [ctypes.c_void_p] * 3)(out.ctypes.data, ba.ctypes.data, bb.ctypes.data)
+    assert np.isnan(out).all()

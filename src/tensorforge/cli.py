@@ -69,7 +69,10 @@ def train(model, optimizer, lr, epochs, batch_size, backend, seed, patience, pro
 
     try:
         get_backend(backend)
-    except ValueError as e:
+        if backend == "triton":
+            from .backends.triton.backend import device
+            device()
+    except (ValueError, RuntimeError) as e:
         raise click.BadParameter(str(e), param_hint="--backend") from None
 
     x_train, y_train, x_test, y_test = data.digits(flat=(model == "mlp"), seed=seed)

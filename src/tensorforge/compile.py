@@ -203,7 +203,12 @@ class CompiledFunction:
 
     def __call__(self, *args, **kwargs):
         arrays = [self._check(t, v) for t, v in zip(self.inputs, self._bind(args, kwargs))]
+        mirrored = self.graph is not None and self.graph.device_mirrors and not getattr(self.backend, "on_device", False)
+        if mirrored:          # a host backend on a graph whose parameters also live on a GPU
+            self.graph.sync_host()
         results = self.executable_for(arrays)(arrays)
+        if mirrored:
+            self.graph.host_changed([p.id for p, _ in self.updates])
         return results[0] if self._single else list(results)
 
     def __repr__(self) -> str:

@@ -60,6 +60,9 @@ class Graph:
         self.values: dict[int, np.ndarray] = {}       # parameter storage
         self.default_updates: dict[int, int] = {}     # state node -> update node (e.g. running stats)
         self.update_triggers: dict[int, int] = {}     # state node -> node whose use implies the update
+        # parameters that a GPU backend keeps on the device: node id -> mirror with .stale
+        # (the device copy is newer) and to_host()/from_host(); see backends/triton/backend.py
+        self.device_mirrors: dict[int, object] = {}
         self._intern: dict[tuple, int] = {}
         self._ids = itertools.count()
         self._names: dict[str, int] = {}
@@ -81,6 +84,19 @@ class Graph:
 
     def __len__(self) -> int:
         return self.nx.number_of_nodes()
+
+    def sync_host(self) -> None:
+        """Bring every parameter that lives on a device back into ``values`` (if it changed there)."""
+        for mirror in self.device_mirrors.values():
+            if mirror.stale:
+                mirror.to_host()
+
+    def host_changed(self, nids) -> None:
+        """Parameters ``nids`` were written on the host: their device copies must be refreshed."""
+        for nid in nids:
+            mirror = self.device_mirrors.get(nid)
+            if mirror is not None:
+                mirror.host_newer = True
 
     def __bool__(self) -> bool:
         # always true, even when empty: `graph or get_default_graph()` must not swap an
@@ -224,6 +240,9 @@ class Tensor:
     @property
     def value(self) -> np.ndarray:
         if self.op == "parameter":
+            mirror = self.graph.device_mirrors.get(self.id)
+            if mirror is not None and mirror.stale:
+                mirror.to_host()
             return self.graph.values[self.id]
         if self.op == "constant":
             return self.graph.values[self.id]
@@ -237,7 +256,11 @@ class Tensor:
         cur = self.graph.values[self.id]
         if new.shape != cur.shape:
             raise ValueError(f"parameter {self.name!r}: expected a value of shape {cur.shape}, got {new.shape}")
+        mirror = self.graph.device_mirrors.get(self.id)
+        if mirror is not None and mirror.stale:
+            mirror.to_host()          # a partial write must not be lost by the next download
         cur[...] = new  # in place: compiled code holds on to this buffer
+        self.graph.host_changed([self.id])
 
     @property
     def T(self) -> "Tensor":

@@ -1,9 +1,11 @@
-"""The Triton GPU backend: the shared kernel IR lowered to ``@triton.jit`` source text.
+"""The Triton GPU backend: the shared kernel IR lowered to Triton kernels.
 
-    source.py    generated modules: sanitised identifiers, atomic writes to the cache, import
-    scalar.py    scalar expressions (ops' declarations) -> Triton expression statements
-    codegen.py   kernel-IR LoopSpec -> one @triton.jit kernel + its launch description
+    scalar.py    scalar expressions -> Triton statements
+    codegen.py   kernel-IR LoopSpec -> one @triton.jit kernel (elementwise or staged reductions)
+    library.py   matmul (tl.dot), conv (im2col + matmul), pooling, indexing, random, argmax, copy
+    source.py    generated modules: sanitised identifiers, atomic cache files, import
+    backend.py   program -> module + launch list over device buffers (registered as "triton")
 
-This package imports nothing heavy (no triton, no torch): the backend module, which
-registers the backend, imports them when it is used.
+Importing this package imports neither triton nor torch; the generated module does.
 """
+from . import backend  # noqa: F401  (registers the backend)

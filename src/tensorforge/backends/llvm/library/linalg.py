@@ -303,7 +303,7 @@ class _GenericGemm:
         if k.direct_a:        # rows past the edge re-read row 0 (their results are discarded)
             row_offsets = [b.select(b.icmp_signed("<", i64(r), mr), b.mul(i64(r), a_rs), i64(0))
                            for r in range(k.mr)]
-        with for_range(b, 0, kc, name="p") as p:      # LLVM may unroll the k loop
+        with plain_loop(b, 0, kc, name="p") as p:
             b_row = b.mul(p, i64(k.nr))
             bvecs = [b.load(elem_ptr(b, bp, b.add(b_row, i64(v * k.vw)), T), typ=vec, align=vec_align)
                      for v in range(k.nvec)]
