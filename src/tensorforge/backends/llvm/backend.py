@@ -185,7 +185,8 @@ class _Lowering:
             return name
         units = matmul_units(operands, out)
         k = operands[0].shape[-1]
-        if not parallel.worth_splitting(math.prod(out.shape) * k, units, self.threads):
+        # a multiply-add is far cheaper than a loop element's memory traffic: weigh it 1/32
+        if not parallel.worth_splitting(math.prod(out.shape) * k // 32, units, self.threads):
             return name
         range_fn = self.module.get_global(f"{name}_range")
         parallel.emit_entry(self.module, f"{name}_mt", range_fn, 1 + len(operands), units, self.threads)
