@@ -293,6 +293,14 @@ class _Fuser:
         for j, a in enumerate(perm):
             M[a, j] = 1
         x_e = self.expr(x, M, np.zeros(len(xs), np.int64))
+        if not red:   # a sum or max over no axes is its input: an elementwise kernel
+            out, dtype_out = x_e, dtype
+            if epilogue_root is not None:
+                self._stage_of[n] = x_e
+                out = self.expr(epilogue_root, M, np.zeros(len(xs), np.int64), top=True)
+                dtype_out = self.p.dtypes[epilogue_root]
+            return LoopSpec(space, 0, tuple(self._load_list()), (), out, True, contiguous_strides(out_shape),
+                            out_shape, dtype_out)
         if op in ("softmax", "log_softmax"):
             xcs = contiguous_strides(xs)          # output has x's shape: same permutation
             out_strides = tuple(xcs[a] for a in perm)

@@ -231,7 +231,9 @@ class TritonFunction:
             nbytes = math.prod(shape) * np.dtype(dt).itemsize
             self._tensors[b] = blocks[plan.block_of[b]][:nbytes].view(_tdtype(dt)).view(shape) if nbytes else \
                 torch.empty(shape, dtype=_tdtype(dt), device=self.dev)
-        for i, nid in enumerate(program.inputs):
+        for nid in program.inputs:
+            if nid not in program.shapes:      # an input the outputs do not depend on
+                continue
             shape, dt = program.shapes[nid], program.dtypes[nid]
             self._tensors[nid] = torch.empty(shape, dtype=_tdtype(dt), device=self.dev)
         self._mirrors = {b: m for b, m in low.leaves.items() if isinstance(m, DeviceParameter)}
@@ -288,6 +290,8 @@ class TritonFunction:
                 if m.host_newer:
                     m.from_host()
             for nid, arr in zip(self.program.inputs, arrays):
+                if nid not in self._tensors:
+                    continue
                 src = torch.from_numpy(arr.view(np.int8) if arr.dtype == np.bool_ else arr)
                 self._tensors[nid].copy_(src)
             self._step()

@@ -149,6 +149,8 @@ def _addr(var: str, shape, strides, offset: int) -> str:
             idx = f"({idx} % {d})"
             terms.append(idx if s == 1 else f"{idx} * {s}")
         divisor *= d
+    if len(terms) == 1:        # a single element read by a block of lanes: keep the address a block
+        terms.append(f"0 * {var}")
     return " + ".join(terms)
 
 

@@ -249,8 +249,28 @@ class Emitter:
                 return self.tmp(quick.format(x=x))
             if exponent.value == -1.0:
                 return self.tmp(f"{self._const(1.0, dtype)} / {x}")
+            return self._const_pow(x, float(exponent.value), dtype)
         y = self.operand(exponent, dtype)
         return self._general_pow(x, y, dtype)
+
+    def _const_pow(self, x: str, v: float, dtype: str) -> str:
+        """C pow with a constant exponent: the integer/odd tests are decided here, not in the kernel
+        (scalar boolean tensors do not combine with ``&`` in every Triton version)."""
+        w = "float64"
+        c = lambda val, t=dtype: self._const(val, t)  # noqa: E731
+        if v == 0.0:
+            return self.tmp(f"tl.where({x} == {x}, {c(1.0)}, {c(1.0)})")   # 1 everywhere, nan included
+        xw = self.tmp(convert(x, dtype, w))
+        ax = self.tmp(f"tl.abs({xw})")
+        t = self.tmp(f"tl.where({ax} == {c(1.0, w)}, {c(0.0, w)}, {c(v, w)} * tl.log({ax}))")
+        r = self.tmp(convert(self.tmp(f"tl.exp({t})"), w, dtype))
+        is_int = math.isfinite(v) and float(v).is_integer()
+        if is_int and int(v) % 2 == 1:
+            negative = self.tmp(f"({x} < {c(0.0)}) | (({x} == {c(0.0)}) & ({c(1.0)} / {x} < {c(0.0)}))")
+            r = self.tmp(f"tl.where({negative}, -{r}, {r})")
+        if not is_int:
+            r = self.tmp(f"tl.where(({x} < {c(0.0)}) & ({x} > {c(-math.inf)}), {c(math.nan)}, {r})")
+        return r
 
     def _general_pow(self, x: str, y: str, dtype: str) -> str:
         """C pow: exp(y log|x|) (in float64, so float32 results stay exact to rounding), then the
