@@ -268,6 +268,8 @@ class TritonFunction:
         if self.dev != "cuda":
             self._launch_all()
             return
+        if self._graph is None and os.environ.get("TENSORFORGE_CUDA_GRAPHS", "1") == "0":
+            self._graph = False
         if self._graph is None and self._runs >= 1:     # the first run compiled every kernel
             try:
                 g = torch.cuda.CUDAGraph()
