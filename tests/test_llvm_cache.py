@@ -62,3 +62,16 @@ def test_generated_ir_can_be_read_and_dumped(cache, tmp_path, monkeypatch):
     g, _, _ = _run("interp", steps=1)
     with pytest.raises(AttributeError, match="generates no code"):
         g.ir
+
+
+def test_an_mlp_steps_kernel_count_is_reported_and_fusion_shrinks_it(cache):
+    ins, loss, updates, _ = _step()
+    f = tg.compile(ins, [loss], updates=updates, backend="llvm")
+    f(np.zeros((5, 6), np.float32), np.zeros(5, np.int64))
+    exe = next(iter(f._cache.values()))
+    kernels = len(exe.manifest["kernels"])
+    assert f"llvm: {kernels} kernels in one native call" in repr(f)
+    unfused = tg.compile(ins, [loss], updates=updates, backend="interp")
+    unfused(np.zeros((5, 6), np.float32), np.zeros(5, np.int64))
+    nodes = len(next(iter(unfused._cache.values())).program.order)
+    assert kernels < nodes / 3          # fusion: far fewer kernels than graph nodes
