@@ -41,6 +41,24 @@ def is_contiguous(op: Operand) -> bool:
     return op.offset == 0 and all(s == w for s, w, d in zip(op.strides, want, op.shape) if d > 1)
 
 
+def broadcast_view(src: Operand, shape) -> Operand | None:
+    """``src`` seen with ``shape`` under NumPy broadcasting (stride 0 on broadcast axes), or
+    None when the shapes do not broadcast."""
+    shape = tuple(int(d) for d in shape)
+    if len(src.shape) > len(shape):
+        return None
+    lead = len(shape) - len(src.shape)
+    strides = [0] * lead
+    for d_src, s_src, d_out in zip(src.shape, src.strides, shape[lead:]):
+        if d_src == d_out:
+            strides.append(s_src)
+        elif d_src == 1:
+            strides.append(0)
+        else:
+            return None
+    return Operand(shape, tuple(strides), src.offset, src.dtype)
+
+
 def is_index_mixing_reshape(op: str, in_shape, out_shape) -> bool:
     """A reshape that is more than inserting/removing size-1 axes (it needs contiguous memory)."""
     return op in ("reshape", "reshape_like") and \

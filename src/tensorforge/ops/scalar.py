@@ -90,6 +90,20 @@ class Expr:
         return order
 
 
+def is_float_dtype(dtype) -> bool:
+    return dtype is not None and np.dtype(dtype).kind == "f"
+
+
+def promote(*dtypes):
+    """NumPy promotion of the typed operands of an expression; None when every operand is an
+    untyped constant (which then takes the type of whatever it meets). Both code generators
+    type expressions with this rule."""
+    typed = [d for d in dtypes if d is not None]
+    if not typed:
+        return None
+    return str(np.result_type(*[np.dtype(d) for d in typed]))
+
+
 def _lift(x):
     return x if isinstance(x, Expr) else Expr("const", (), float(x))
 

@@ -24,6 +24,7 @@ from llvmlite import ir
 
 from ...ops.registry import TensorType
 from ...ops.scalar import SYMBOLIC, Expr
+from ...ops.scalar import is_float_dtype as _is_float, promote as _promote
 from . import jit, vecmath
 
 FASTMATH = ("contract", "arcp", "afn", "nsz")
@@ -45,18 +46,6 @@ def ir_type(dtype: str, in_memory: bool = False):
         return table[str(np.dtype(dtype))]
     except KeyError:
         raise TypeError(f"the LLVM backend does not support dtype {dtype}") from None
-
-
-def _is_float(dtype) -> bool:
-    return dtype is not None and np.dtype(dtype).kind == "f"
-
-
-def _promote(*dtypes):
-    """NumPy promotion of the typed operands; None when every operand is an untyped constant."""
-    typed = [d for d in dtypes if d is not None]
-    if not typed:
-        return None
-    return str(np.result_type(*[np.dtype(d) for d in typed]))
 
 
 class _Lowering:

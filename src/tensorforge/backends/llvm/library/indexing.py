@@ -9,27 +9,10 @@ from __future__ import annotations
 
 from llvmlite import ir
 
+from ...common import broadcast_view
 from . import Operand, register
 from .common import (I64, begin_kernel, contiguous_strides, emit_fill, emit_strided_copy, for_range,
                      i64, is_unsigned, loop_nest, load_elem, store_elem, strided_index, value_type)
-
-
-def _broadcast_view(src: Operand, shape) -> Operand | None:
-    """``src`` seen with ``shape`` under NumPy broadcasting (stride 0 on broadcast axes), or
-    None when the shapes do not broadcast."""
-    shape = tuple(int(d) for d in shape)
-    if len(src.shape) > len(shape):
-        return None
-    lead = len(shape) - len(src.shape)
-    strides = [0] * lead
-    for d_src, s_src, d_out in zip(src.shape, src.strides, shape[lead:]):
-        if d_src == d_out:
-            strides.append(s_src)
-        elif d_src == 1:
-            strides.append(0)
-        else:
-            return None
-    return Operand(shape, tuple(strides), src.offset, src.dtype)
 
 
 def _size(shape) -> int:
@@ -51,7 +34,7 @@ def emit_copy(module: ir.Module, name: str, inputs: list[Operand], out: Operand,
     (src,) = inputs
     fn, b = begin_kernel(module, name, 1)
     dst_ptr, src_ptr = fn.args
-    view = _broadcast_view(src, out.shape)
+    view = broadcast_view(src, out.shape)
     if view is not None:
         emit_strided_copy(b, dst_ptr, 0, contiguous_strides(out.shape), out.dtype,
                           src_ptr, view.offset, view.strides, src.dtype, out.shape)
