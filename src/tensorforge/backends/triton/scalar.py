@@ -21,6 +21,7 @@ import math
 import numpy as np
 
 from ...ops.scalar import Expr
+from ...ops.scalar import is_float_dtype as is_float, promote  # the typing rule both generators share
 
 __all__ = ["TL_TYPES", "tl_type", "Emitter", "convert", "constant", "is_float", "promote"]
 
@@ -42,18 +43,6 @@ def tl_type(dtype: str) -> str:
         return TL_TYPES[str(np.dtype(dtype))]
     except KeyError:
         raise TypeError(f"the Triton backend does not support dtype {dtype}") from None
-
-
-def is_float(dtype) -> bool:
-    return dtype is not None and np.dtype(dtype).kind == "f"
-
-
-def promote(*dtypes):
-    """NumPy promotion of the typed operands; None when every operand is an untyped constant."""
-    typed = [d for d in dtypes if d is not None]
-    if not typed:
-        return None
-    return str(np.result_type(*[np.dtype(d) for d in typed]))
 
 
 def constant(value, dtype: str) -> str:
