@@ -21,4 +21,4 @@ from .clone import clone
 from .compile import CompiledFunction, InputError, compile
 from .runtime import set_num_threads, get_num_threads
 from . import init, optim, nn, testing, data, train
-
+from . import export

@@ -55,6 +55,8 @@ def grad(y: Tensor, xs: Tensor | Sequence[Tensor], grad_y: Tensor | None = None)
         if x.id in ancestors_of_y:
             wanted |= (nx.descendants(g.nx, x.id) | {x.id}) & ancestors_of_y
 
+    # remember which nodes this call adds (ids only grow), so tg.export can style them as gradients
+    first_new = max(g.nx.nodes, default=-1) + 1
     grads: dict[int, Tensor] = {y.id: grad_y}
     for nid in reversed(g.topological_order([y.id])):
         if nid not in grads or nid not in wanted:
@@ -77,4 +79,5 @@ def grad(y: Tensor, xs: Tensor | Sequence[Tensor], grad_y: Tensor | None = None)
             grads[inp] = apply("add", [grads[inp], gi]) if inp in grads else gi
 
     out = [grads[x.id] if x.id in grads else _zeros_like(x) for x in xs]
+    g.grad_nodes.update(n for n in g.nx.nodes if n >= first_new)
     return out[0] if single else out

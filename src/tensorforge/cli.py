@@ -1,21 +1,35 @@
-"""The ``tensorforge`` command line.
+"""The ``tensorforge`` command line: train, bench, export and show.
 
 ``tensorforge train`` with no options is the project's main job: train an MLP on
-the bundled digits data set and print its test accuracy.
+the bundled digits data set and print its test accuracy. User mistakes (a missing
+file, a bad option value, data of the wrong shape) end with one line on stderr and a
+non-zero exit code, never a traceback: they are raised as click exceptions.
 """
 from __future__ import annotations
 
+import inspect
+import math
+import os
 import sys
+from collections import Counter
+from pathlib import Path
 
 import click
+import numpy as np
 
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "adadelta", "rmsprop", "adam", "adamw", "adamax",
               "nadam")
+DATASETS = ("digits", "digits-images", "xor", "spirals")
+SCHEDULES = ("none", "step", "cosine", "onecycle", "plateau")
+BACKENDS = ("interp", "llvm", "triton")
+EXPORT_FORMATS = ("dot", "svg", "png", "json", "onnx")
 
 
-def _make_optimizer(name: str, lr: float | None):
+# ---- optimizers --------------------------------------------------------------------------
+
+def _optimizer_table():
     from . import optim
-    table = {
+    return {
         "sgd": (optim.SGD, {"lr": 0.1}),
         "momentum": (optim.SGD, {"lr": 0.05, "momentum": 0.9}),
         "nesterov": (optim.SGD, {"lr": 0.05, "momentum": 0.9, "nesterov": True}),
@@ -27,20 +41,210 @@ def _make_optimizer(name: str, lr: float | None):
         "adamax": (optim.Adamax, {"lr": 5e-3}),
         "nadam": (optim.NAdam, {"lr": 3e-3}),
     }
-    cls, kwargs = table[name]
+
+
+def _make_optimizer(name: str, lr: float | None, **hyper):
+    """The optimizer ``name`` with its default lr (or ``lr``) and the hyper-parameters given
+    (None = not given); one it does not take is a bad option, not a silent no-op."""
+    cls, kwargs = _optimizer_table()[name]
+    kwargs = dict(kwargs)
     if lr is not None:
         kwargs["lr"] = lr
-    return cls(**kwargs)
+    accepted = inspect.signature(cls.__init__).parameters
+    for key, value in hyper.items():
+        if value is None:
+            continue
+        if key == "beta1" or key == "beta2":
+            if "betas" not in accepted:
+                raise click.BadParameter(f"{name} has no betas", param_hint=f"--{key}")
+            betas = list(kwargs.get("betas", accepted["betas"].default))
+            betas[0 if key == "beta1" else 1] = value
+            kwargs["betas"] = tuple(betas)
+            continue
+        if key not in accepted:
+            raise click.BadParameter(f"{name} does not take {key.replace('_', '-')}",
+                                     param_hint="--" + key.replace("_", "-"))
+        kwargs[key] = value
+    try:
+        return cls(**kwargs)
+    except ValueError as e:
+        raise click.UsageError(f"{name}: {e}") from None
 
 
-def _build_model(kind: str, seed: int):
+def _make_schedule(kind: str, opt, epochs: int, steps_per_epoch: int, step_size: int | None,
+                   gamma: float | None):
+    """(schedule or None, "epoch" or "batch"): how often fit steps it."""
+    from .optim import schedules
+    if kind == "none":
+        return None, "epoch"
+    if kind == "step":
+        return schedules.StepLR(opt, step_size or max(1, epochs // 3), gamma if gamma is not None else 0.1), "epoch"
+    if kind == "cosine":
+        return schedules.CosineAnnealingLR(opt, T_max=epochs), "epoch"
+    if kind == "onecycle":
+        return schedules.OneCycleLR(opt, max_lr=float(opt.lr), epochs=epochs,
+                                    steps_per_epoch=steps_per_epoch), "batch"
+    return schedules.ReduceLROnPlateau(opt, factor=gamma if gamma is not None else 0.5,
+                                       patience=step_size or 2), "epoch"
+
+
+# ---- data sets -----------------------------------------------------------------------------
+
+def _load_user_data(path: Path):
+    """(x, y) from a .npz (arrays "x" and "y") or a .csv (numbers, last column the label)."""
+    if not path.is_file():
+        raise click.BadParameter(f"no such file: {path}", param_hint="--data")
+    if path.suffix == ".npz":
+        try:
+            with np.load(path, allow_pickle=False) as f:
+                if "x" not in f or "y" not in f:
+                    raise click.BadParameter(f"{path} must hold arrays 'x' and 'y' (has {', '.join(f.files)})",
+                                             param_hint="--data")
+                x, y = f["x"], f["y"]
+        except (ValueError, OSError) as e:
+            raise click.BadParameter(f"cannot read {path}: {e}", param_hint="--data") from None
+    elif path.suffix == ".csv":
+        table = _read_csv(path)
+        if table.ndim != 2 or table.shape[1] < 2:
+            raise click.BadParameter(f"{path} needs at least two columns (features, then the label)",
+                                     param_hint="--data")
+        x, y = table[:, :-1], table[:, -1]
+    else:
+        raise click.BadParameter(f"{path}: expected one of {', '.join(DATASETS)}, or a .npz or .csv file",
+                                 param_hint="--data")
+    if len(x) != len(y) or len(x) < 2:
+        raise click.BadParameter(f"{path}: x has {len(x)} rows and y has {len(y)}; need as many, at least 2",
+                                 param_hint="--data")
+    return np.asarray(x, np.float32), _as_labels(np.asarray(y), path)
+
+
+def _read_csv(path: Path) -> np.ndarray:
+    # a header line is allowed: it is the one line that does not parse as numbers
+    for skip in (0, 1):
+        try:
+            return np.loadtxt(path, delimiter=",", skiprows=skip, ndmin=2, dtype=np.float64)
+        except ValueError as e:
+            error = e
+    raise click.BadParameter(f"cannot read {path} as numbers: {error}", param_hint="--data")
+
+
+def _as_labels(y: np.ndarray, where) -> np.ndarray:
+    if y.ndim != 1 or not np.all(np.isfinite(y)) or np.any(y != np.round(y)) or np.any(y < 0):
+        raise click.BadParameter(f"{where}: labels must be one non-negative integer class per row",
+                                 param_hint="--data")
+    return y.astype(np.int64)
+
+
+def _split(x, y, seed: int, test_fraction: float = 0.25):
+    """A seeded random train/test split; sets too small to split are used for both."""
+    n = len(x)
+    n_test = int(round(n * test_fraction))
+    if n_test < 1 or n - n_test < 1 or n < 8:
+        return x, y, x, y
+    order = np.random.default_rng(seed).permutation(n)
+    test, train = order[:n_test], order[n_test:]
+    return x[train], y[train], x[test], y[test]
+
+
+def _load_data(name: str, seed: int, images: bool):
+    """(x_train, y_train, x_test, y_test, description)."""
+    from . import data
+    if name in ("digits", "digits-images"):
+        x_train, y_train, x_test, y_test = data.digits(flat=not (images or name == "digits-images"), seed=seed)
+        return x_train, y_train, x_test, y_test, "digits"
+    if name == "xor":
+        x, y = data.xor()
+        return x, y, x, y, "xor"
+    if name == "spirals":
+        x, y = data.two_spirals(n=200, noise=0.0, seed=seed)
+        return (*_split(x, y, seed), "two spirals")
+    path = Path(name)
+    x, y = _load_user_data(path)
+    return (*_split(x, y, seed), path.name)
+
+
+# ---- models -----------------------------------------------------------------------------------
+
+def _build_model(kind: str, seed: int, in_features: int = 64, classes: int = 10, hidden: int = 128,
+                 image_hw: tuple[int, int] = (8, 8)):
     from . import nn
     if kind == "mlp":
-        return nn.Sequential(nn.Dense(64, 128, seed=seed), nn.ReLU(), nn.Dense(128, 10, seed=seed + 1))
+        return nn.Sequential(nn.Dense(in_features, hidden, seed=seed), nn.ReLU(),
+                             nn.Dense(hidden, classes, seed=seed + 1))
+    h, w = image_hw
     return nn.Sequential(
         nn.Conv2d(1, 8, 3, padding=1, seed=seed), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Flatten(), nn.Dense(8 * 4 * 4, 10, seed=seed + 1))
+        nn.Flatten(), nn.Dense(8 * (h // 2) * (w // 2), classes, seed=seed + 1))
 
+
+def _graph_module(loaded):
+    """A ``tg.nn`` module that re-applies a saved graph (one input) on the placeholder it gets,
+    with the saved parameters as its own (trainable) parameters."""
+    from . import graph as g
+    from .nn.module import Module, ParamSpec
+    from .ops.registry import apply
+
+    if len(loaded.inputs) != 1 or len(loaded.outputs) != 1:
+        raise click.BadParameter(f"a saved graph to train needs one input and one output (it has "
+                                 f"{len(loaded.inputs)} and {len(loaded.outputs)})", param_hint="--model")
+    src_in, src_out = loaded.inputs[0], loaded.outputs[0]
+
+    class SavedGraph(Module):
+        kind = "saved_graph"
+
+        def forward(self, x, training):
+            made = {src_in.id: x}
+            source = src_out.graph
+            for nid in source.topological_order([src_out.id]):
+                t = source.tensor(nid)
+                if nid in made:
+                    continue
+                if t.op == "placeholder":
+                    raise click.BadParameter(f"the saved graph has a second placeholder {t.name!r}",
+                                             param_hint="--model")
+                if t.op == "parameter":
+                    value = np.array(t.value)
+                    made[nid] = self.param(x.graph, t.name.replace("/", "_"),
+                                           ParamSpec(value.shape, lambda v=value: v), dtype=t.dtype)
+                elif t.op == "constant":
+                    made[nid] = g.constant(np.array(t.value), dtype=t.dtype, graph=x.graph)
+                else:
+                    made[nid] = apply(t.op, [made[i.id] for i in t.inputs], **t.attrs)
+            return made[src_out.id]
+
+    return SavedGraph(), tuple(src_in.shape[1:])
+
+
+def _load_saved(path: str, param_hint: str):
+    """tg.export.load(path), with a missing file or a bad document as one clear line."""
+    p = Path(path)
+    if not p.is_file():
+        raise click.BadParameter(f"no such file: {path}", param_hint=param_hint)
+    from . import export
+    try:
+        return export.load(str(p))
+    except export.LoadError as e:
+        raise click.BadParameter(f"cannot load {path}: {e}", param_hint=param_hint) from None
+
+
+def _parameter_list(loaded) -> list:
+    """The saved parameters as a list (``Loaded.parameters`` maps names to tensors)."""
+    params = loaded.parameters
+    return list(params.values()) if isinstance(params, dict) else list(params)
+
+
+def _check_backend(backend: str) -> None:
+    from .backends import get_backend
+    try:
+        get_backend(backend)
+        if backend == "triton":
+            from .backends.triton.backend import device
+            device()
+    except (ValueError, RuntimeError, ImportError) as e:
+        raise click.BadParameter(str(e), param_hint="--backend") from None
+
+
+# ---- the command group ------------------------------------------------------------------------
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="tensorforge")
@@ -48,50 +252,334 @@ def main() -> None:
     """tensorforge: a symbolic computational-graph compiler (graphs, autodiff, LLVM/Triton code)."""
 
 
+# ---- train --------------------------------------------------------------------------------------
+
 @main.command()
-@click.option("--model", type=click.Choice(["mlp", "cnn"]), default="mlp", show_default=True,
-              help="mlp: 64-128-10 on flat digits; cnn: conv3x3(8)-relu-maxpool-dense on 1x8x8 images.")
+@click.option("--data", "dataset", default="digits", show_default=True, metavar="NAME|FILE",
+              help=f"{', '.join(DATASETS)}, or a .npz (arrays x, y) or .csv (last column the label).")
+@click.option("--model", default="mlp", show_default=True, metavar="mlp|cnn|FILE",
+              help="mlp: in-hidden-classes (ReLU); cnn: conv3x3(8)-relu-maxpool-dense on 1xHxW images; "
+                   "or a graph saved with tg.export.save / `tensorforge export --format json`.")
+@click.option("--hidden", type=click.IntRange(min=1), default=128, show_default=True, help="MLP hidden units.")
 @click.option("--optimizer", type=click.Choice(OPTIMIZERS), default="adam", show_default=True)
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Learning rate (default: a sensible value per optimizer).")
+@click.option("--momentum", type=click.FloatRange(min=0), default=None, help="SGD/RMSprop momentum.")
+@click.option("--weight-decay", type=click.FloatRange(min=0), default=None)
+@click.option("--beta1", type=click.FloatRange(0, 1, max_open=True), default=None, help="Adam-family beta1.")
+@click.option("--beta2", type=click.FloatRange(0, 1, max_open=True), default=None, help="Adam-family beta2.")
+@click.option("--eps", type=click.FloatRange(min=0, min_open=True), default=None)
+@click.option("--schedule", type=click.Choice(SCHEDULES), default="none", show_default=True,
+              help="Learning-rate schedule (onecycle peaks at --lr and steps every batch).")
+@click.option("--step-size", type=click.IntRange(min=1), default=None,
+              help="step: epochs between decays (default epochs/3); plateau: patience (default 2).")
+@click.option("--gamma", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=None,
+              help="step: decay factor (default 0.1); plateau: factor (default 0.5).")
 @click.option("--epochs", type=click.IntRange(min=1), default=20, show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
-@click.option("--backend", type=click.Choice(["interp", "llvm", "triton"]), default="llvm", show_default=True,
+@click.option("--backend", type=click.Choice(BACKENDS), default="llvm", show_default=True,
               help="llvm: native code for this CPU; interp: the NumPy reference; triton: NVIDIA GPUs.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--patience", type=click.IntRange(min=1), default=None, help="Early-stopping patience (epochs).")
 @click.option("--progress/--no-progress", default=True, help="Show a progress bar.")
-def train(model, optimizer, lr, epochs, batch_size, backend, seed, patience, progress) -> None:
-    """Train a model on the bundled digits data set and print its test accuracy."""
-    from . import data
-    from .backends import get_backend
+@click.option("--plot", type=click.Path(dir_okay=False, writable=True), default=None,
+              help="Write loss/accuracy curves to this PNG.")
+@click.option("--checkpoint-dir", type=click.Path(file_okay=False), default=None,
+              help="Save a checkpoint there after every epoch.")
+@click.option("--resume", is_flag=True, help="Resume from the last checkpoint in --checkpoint-dir.")
+def train(dataset, model, hidden, optimizer, lr, momentum, weight_decay, beta1, beta2, eps, schedule, step_size,
+          gamma, epochs, batch_size, backend, seed, patience, progress, plot, checkpoint_dir, resume) -> None:
+    """Train a model on a data set and print a summary table and its test accuracy."""
     from .train import evaluate, fit
 
-    try:
-        get_backend(backend)
-        if backend == "triton":
-            from .backends.triton.backend import device
-            device()
-    except (ValueError, RuntimeError) as e:
-        raise click.BadParameter(str(e), param_hint="--backend") from None
+    _check_backend(backend)
+    if resume and not checkpoint_dir:
+        raise click.BadParameter("--resume needs --checkpoint-dir", param_hint="--resume")
+    if plot is not None and not plot.lower().endswith(".png"):
+        raise click.BadParameter("the plot is a PNG: give a path ending in .png", param_hint="--plot")
 
-    x_train, y_train, x_test, y_test = data.digits(flat=(model == "mlp"), seed=seed)
+    net, in_shape = None, None
+    if model not in ("mlp", "cnn"):
+        loaded = _load_saved(model, "--model")
+        net, in_shape = _graph_module(loaded)
+    x_train, y_train, x_test, y_test, data_name = _load_data(dataset, seed, images=(model == "cnn"))
+    x_train, x_test = _shape_for_model(model, in_shape, x_train, x_test)
+    classes = int(max(y_train.max(), y_test.max())) + 1
+    if net is None:
+        features = int(np.prod(x_train.shape[1:]))
+        net = _build_model(model, seed, in_features=features, classes=classes, hidden=hidden,
+                           image_hw=tuple(x_train.shape[-2:]) if model == "cnn" else (8, 8))
+
     # validation (monitoring, early stopping) comes out of the training set; the test set is
-    # touched once, at the end
+    # touched once, at the end. Tiny sets (xor) validate on the training set itself.
     n_val = len(x_train) // 6
-    x_train, x_val = x_train[n_val:], x_train[:n_val]
-    y_train, y_val = y_train[n_val:], y_train[:n_val]
-    net = _build_model(model, seed)
-    opt = _make_optimizer(optimizer, lr)
-    click.echo(f"training a {model.upper()} on digits ({len(x_train)} train / {len(x_val)} validation / "
-               f"{len(x_test)} test), "
-               f"{optimizer}, backend={backend}")
-    hist = fit(net, x_train, y_train, loss="cross_entropy", optimizer=opt, epochs=epochs,
-               batch_size=batch_size, validation_data=(x_val, y_val), early_stopping=patience,
-               backend=backend, seed=seed, progress=progress, verbose=True)
-    result = evaluate(net, x_test, y_test, backend=backend)
+    if n_val >= 1:
+        x_train, x_val = x_train[n_val:], x_train[:n_val]
+        y_train, y_val = y_train[n_val:], y_train[:n_val]
+    else:
+        x_val, y_val = x_train, y_train
+    opt = _make_optimizer(optimizer, lr, momentum=momentum, weight_decay=weight_decay, beta1=beta1,
+                          beta2=beta2, eps=eps)
+    sched, interval = _make_schedule(schedule, opt, epochs, math.ceil(len(x_train) / batch_size), step_size,
+                                     gamma)
+    extra = _checkpoint_kwargs(fit, checkpoint_dir, resume)
+    model_name = model.upper() if model in ("mlp", "cnn") else Path(model).name
+    click.echo(f"training a {model_name} on {data_name} ({len(x_train)} train / {len(x_val)} validation / "
+               f"{len(x_test)} test), {optimizer}, backend={backend}")
+    try:
+        hist = fit(net, x_train, y_train, loss="cross_entropy", optimizer=opt, epochs=epochs,
+                   batch_size=batch_size, validation_data=(x_val, y_val), early_stopping=patience,
+                   schedule=sched, schedule_interval=interval, backend=backend, seed=seed,
+                   progress=progress, verbose=True, **extra)
+        train_result = evaluate(net, x_train, y_train, backend=backend)
+        test_result = evaluate(net, x_test, y_test, backend=backend)
+    except click.ClickException:
+        raise
+    except ValueError as e:       # ShapeError is a ValueError: the data does not fit the model
+        raise click.ClickException(f"the data does not fit the model: {e}") from None
     click.echo(f"epochs run: {len(hist['loss'])}, final train loss {hist['loss'][-1]:.4f}")
-    click.echo(f"test accuracy: {result['accuracy']:.4f}")
+    click.echo(_summary_table(hist, train_result, test_result))
+    if plot is not None:
+        _plot_history(hist, plot)
+        click.echo(f"wrote {plot}")
+    click.echo(f"test accuracy: {test_result['accuracy']:.4f}")
+
+
+def _shape_for_model(model, in_shape, x_train, x_test):
+    """Images (N,1,H,W) for the CNN (square rows of pixels are reshaped), rows for the MLP,
+    the saved input shape for a saved graph; anything else is a clear error."""
+    if model == "cnn":
+        if x_train.ndim == 2:
+            side = int(round(math.sqrt(x_train.shape[1])))
+            if side * side != x_train.shape[1]:
+                raise click.BadParameter(f"the cnn needs images; rows of {x_train.shape[1]} features are not "
+                                         f"square", param_hint="--data")
+            return x_train.reshape(-1, 1, side, side), x_test.reshape(-1, 1, side, side)
+        if x_train.ndim != 4 or x_train.shape[1] != 1 or min(x_train.shape[2:]) < 2:
+            raise click.BadParameter(f"the cnn needs (N, 1, H, W) images, got {x_train.shape}",
+                                     param_hint="--data")
+        return x_train, x_test
+    if model == "mlp":
+        return x_train.reshape(len(x_train), -1), x_test.reshape(len(x_test), -1)
+    want = tuple(d for d in in_shape)
+    if any(d is not None for d in want) and int(np.prod([d for d in want if d])) == int(np.prod(x_train.shape[1:])) \
+            and None not in want:
+        return x_train.reshape((-1,) + want), x_test.reshape((-1,) + want)
+    raise click.BadParameter(f"the saved graph takes samples of shape {want}, the data has {x_train.shape[1:]}",
+                             param_hint="--data")
+
+
+def _checkpoint_kwargs(fit, checkpoint_dir, resume) -> dict:
+    if checkpoint_dir is None:
+        return {}
+    if "checkpoint_dir" not in inspect.signature(fit).parameters:
+        raise click.ClickException("this version of tg.train.fit cannot save checkpoints")
+    return {"checkpoint_dir": checkpoint_dir, "resume": resume}
+
+
+def _summary_table(hist, train_result, test_result) -> str:
+    """The final table: loss and accuracy on train / validation (best epoch) / test."""
+    best = hist.best_epoch if hist.best_epoch is not None else len(hist["loss"]) - 1
+    rows = [("train", train_result["loss"], train_result["accuracy"]),
+            (f"validation (epoch {best + 1})", hist["val_loss"][best], hist["val_accuracy"][best]),
+            ("test", test_result["loss"], test_result["accuracy"])]
+    width = max(len(r[0]) for r in rows)
+    lines = [f"{'set':<{width}}  {'loss':>8}  {'accuracy':>8}", f"{'-' * width}  {'-' * 8}  {'-' * 8}"]
+    lines += [f"{name:<{width}}  {loss:8.4f}  {acc:8.4f}" for name, loss, acc in rows]
+    return "\n".join(lines)
+
+
+def _plot_history(hist, path: str) -> None:
+    """Loss (train, validation) and accuracy curves per epoch, side by side, in one PNG."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from .bench import _save_figure
+    epochs = np.arange(1, len(hist["loss"]) + 1)
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(9, 3.5))
+    for key, ax in (("loss", ax_loss), ("accuracy", ax_acc)):
+        ax.plot(epochs, hist[key], marker="o", label="train")
+        if "val_" + key in hist:
+            ax.plot(epochs, hist["val_" + key], marker="o", label="validation")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(key)
+        ax.legend()
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    try:
+        _save_figure(fig, path)
+    except OSError as e:
+        raise click.ClickException(f"cannot write {path}: {e}") from None
+    finally:
+        plt.close(fig)
+
+
+# ---- bench ----------------------------------------------------------------------------------------
+
+@main.command()
+@click.argument("workload", type=click.Choice(["mlp", "small-mlp", "cnn"]), default="small-mlp")
+@click.option("--seconds", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True,
+              help="Measuring time per system.")
+@click.option("--backend", "systems", multiple=True, metavar="NAME",
+              help="Measure only these (repeatable): interp, llvm, triton, torch, jax. Default: all available.")
+@click.option("--peers/--no-peers", default=True, help="Include PyTorch and JAX when installed.")
+@click.option("--plot", type=click.Path(dir_okay=False), default=None, help="Write a bar chart to this PNG.")
+def bench(workload, seconds, systems, peers, plot) -> None:
+    """Time one training step of WORKLOAD (mlp, small-mlp, cnn) on every available backend."""
+    from . import bench as b
+    available = b.available_systems(peers=True)
+    if systems:
+        for s in systems:
+            if s not in available:
+                raise click.BadParameter(f"{s!r} is not available here (available: {', '.join(available)})",
+                                         param_hint="--backend")
+        chosen = list(dict.fromkeys(systems))
+    else:
+        chosen = [s for s in available if peers or s not in ("torch", "jax")]
+    if plot is not None and not plot.lower().endswith(".png"):
+        raise click.BadParameter("the chart is a PNG: give a path ending in .png", param_hint="--plot")
+    click.echo(f"{workload}: {b.WORKLOADS[workload][0]}; {seconds:g} s per system on {', '.join(chosen)}")
+    results = b.run_benchmark(workload, chosen, seconds)
+    click.echo(b.format_table(results))
+    if plot is not None:
+        try:
+            b.plot_bars(results, workload, plot)
+        except OSError as e:
+            raise click.ClickException(f"cannot write {plot}: {e}") from None
+        click.echo(f"wrote {plot}")
+
+
+# ---- export -------------------------------------------------------------------------------------------
+
+def _builtin_graph(kind: str, backward: bool, seed: int = 0):
+    """(inputs, outputs) of the built-in model in a new graph: the inference graph, or with
+    ``backward`` a training step (cross-entropy loss, gradients, Adam updates)."""
+    from . import graph as g
+    from . import ops
+    from .optim import Adam
+    graph = g.Graph(f"{kind}")
+    shape = (None, 64) if kind == "mlp" else (None, 1, 8, 8)
+    x = g.placeholder("x", shape, graph=graph)
+    net = _build_model(kind, seed)
+    if not backward:
+        return [x], [net(x, training=False)], None
+    y = g.placeholder("y", (None,), dtype="int64", graph=graph)
+    loss = ops.mean(ops.softmax_cross_entropy(net(x, training=True), y))
+    updates = Adam(lr=1e-3).updates(loss, net.parameters(graph))
+    return [x, y], [loss], updates
+
+
+def _example_inputs(inputs, batch: int) -> list[np.ndarray]:
+    """Random arrays for the placeholders (unknown dimensions = ``batch``), labels in 0..9."""
+    rng = np.random.default_rng(0)
+    arrays = []
+    for t in inputs:
+        shape = tuple(batch if d is None else d for d in t.shape)
+        if np.dtype(t.dtype).kind in "iu":
+            arrays.append(rng.integers(0, 10, shape).astype(t.dtype))
+        else:
+            arrays.append(rng.standard_normal(shape).astype(t.dtype))
+    return arrays
+
+
+@main.command()
+@click.argument("source", metavar="MODEL|FILE")
+@click.option("--format", "fmt", type=click.Choice(EXPORT_FORMATS), required=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False), required=True, help="The file to write.")
+@click.option("--backward", is_flag=True, help="Include the gradient graph (a training step with Adam).")
+@click.option("--fused", is_flag=True, help="Show the compiled kernel groups (dot/svg/png).")
+@click.option("--backend", type=click.Choice(BACKENDS), default="llvm", show_default=True,
+              help="The backend compiled for --fused.")
+@click.option("--max-nodes", type=click.IntRange(min=1), default=300, show_default=True)
+def export(source, fmt, output, backward, fused, backend, max_nodes) -> None:
+    """Write a built-in model (mlp, cnn) or a saved graph FILE as dot, svg, png, json or onnx."""
+    from . import export as ex
+    from .compile import compile as tg_compile
+    if source in ("mlp", "cnn"):
+        inputs, outputs, updates = _builtin_graph(source, backward)
+    else:
+        loaded = _load_saved(source, "MODEL|FILE")
+        inputs, outputs, updates = list(loaded.inputs), list(loaded.outputs), None
+        if backward:
+            raise click.BadParameter("--backward applies to the built-in models (mlp, cnn)",
+                                     param_hint="--backward")
+    if fmt in ("json", "onnx") and (backward or fused):
+        raise click.BadParameter(f"{fmt} exports the inference graph: drop --backward/--fused",
+                                 param_hint="--format")
+    if fmt == "svg" or fmt == "png":
+        if Path(output).suffix.lower() != "." + fmt:
+            raise click.BadParameter(f"a {fmt} picture needs a path ending in .{fmt}", param_hint="-o")
+    if fmt == "json" and Path(output).suffix.lower() != ".json":
+        raise click.BadParameter("the saved graph needs a path ending in .json", param_hint="-o")
+    try:
+        obj = list(outputs) + ([new for _, new in updates] if updates else [])
+        if fused:
+            _check_backend(backend)
+            obj = tg_compile(inputs, outputs, updates=updates, backend=backend, name=f"{source}_step")
+            obj(*_example_inputs(inputs, 32))     # the kernel groups exist once a shape is compiled
+        if fmt == "dot":
+            text = ex.to_dot(obj, backward=backward, fused=fused, max_nodes=max_nodes)
+            _write_text(output, text)
+        elif fmt in ("svg", "png"):
+            ex.draw(obj, output, backward=backward, fused=fused, max_nodes=max_nodes)
+        elif fmt == "json":
+            ex.save(output, outputs, inputs)
+        else:
+            ex.to_onnx(inputs, outputs, output)
+    except OSError as e:
+        raise click.ClickException(f"cannot write {output}: {e}") from None
+    except (ValueError, NotImplementedError) as e:
+        raise click.ClickException(f"cannot export {source} as {fmt}: {e}") from None
+    click.echo(f"wrote {output}" + (f" and {Path(output).with_suffix('.npz')}" if fmt == "json" else ""))
+
+
+def _write_text(path: str, text: str) -> None:
+    tmp = f"{path}.tmp{os.getpid()}"
+    try:
+        Path(tmp).write_text(text)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+# ---- show ------------------------------------------------------------------------------------------------
+
+@main.command()
+@click.argument("file", metavar="FILE")
+@click.option("--ir", is_flag=True, help="Print the generated code of the forward function.")
+@click.option("--backend", type=click.Choice(["llvm", "triton"]), default="llvm", show_default=True,
+              help="With --ir: LLVM IR (llvm) or Triton source (triton).")
+@click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True,
+              help="With --ir: the size given to unknown (batch) dimensions.")
+def show(file, ir, backend, batch) -> None:
+    """Summarise a saved graph FILE: inputs, outputs, ops, parameters and their shapes."""
+    from .compile import compile as tg_compile
+    from .graph import format_shape
+    loaded = _load_saved(file, "FILE")
+    if ir:
+        _check_backend(backend)
+        fn = tg_compile(list(loaded.inputs), list(loaded.outputs), backend=backend, name="forward")
+        try:
+            fn(*_example_inputs(loaded.inputs, batch))
+        except ValueError as e:
+            raise click.ClickException(f"cannot compile {file}: {e}") from None
+        click.echo(fn.ir)
+        return
+    graph = loaded.outputs[0].graph
+    nodes = [graph.tensor(n) for n in graph.topological_order([t.id for t in loaded.outputs])]
+    ops = Counter(t.op for t in nodes if t.op not in ("placeholder", "parameter", "constant"))
+    params = _parameter_list(loaded)
+    n_params = sum(int(np.prod(p.shape)) for p in params)
+    click.echo(f"{file}: {len(nodes)} nodes, {sum(ops.values())} ops, {len(params)} parameters "
+               f"({n_params:,} values)")
+    for title, tensors in (("inputs", loaded.inputs), ("outputs", loaded.outputs), ("parameters", params)):
+        click.echo(f"{title}:")
+        for t in tensors:
+            click.echo(f"  {t.name:<24} {format_shape(t.shape):<16} {t.dtype}")
+    click.echo("ops:")
+    for op, count in sorted(ops.items(), key=lambda kv: (-kv[1], kv[0])):
+        click.echo(f"  {op:<24} {count}")
 
 
 def run() -> None:  # pragma: no cover - console entry point wrapper

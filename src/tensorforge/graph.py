@@ -63,6 +63,7 @@ class Graph:
         # parameters that a GPU backend keeps on the device: node id -> mirror with .stale
         # (the device copy is newer) and to_host()/from_host(); see backends/triton/backend.py
         self.device_mirrors: dict[int, object] = {}
+        self.grad_nodes: set[int] = set()             # nodes that tg.grad added (export styles them)
         self._intern: dict[tuple, int] = {}
         self._ids = itertools.count()
         self._names: dict[str, int] = {}

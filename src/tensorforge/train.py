@@ -285,7 +285,7 @@ def fit(model, x_train, y_train, loss="cross_entropy", optimizer=None, epochs: i
         restore_best: bool = True, penalty: Callable | None = None, clip_norm: float | None = None,
         backend: str = "interp", seed: int = 0, progress: bool = True, verbose: bool = True,
         schedule_interval: str = "epoch", augment: Callable | None = None, eval_batch_size: int | None = None,
-        on_epoch_end: Callable | None = None) -> History:
+        on_epoch_end: Callable | None = None, checkpoint_dir=None, resume: bool = False) -> History:
     """Train ``model`` (a ``tg.nn`` module) on (x_train, y_train) and return a :class:`History`.
 
     loss: "cross_entropy" (integer labels, or one-hot float targets), "mse", "bce" (on logits),
@@ -300,7 +300,11 @@ def fit(model, x_train, y_train, loss="cross_entropy", optimizer=None, epochs: i
     penalty: callable(params) -> scalar tensor added to the training loss (e.g.
         ``lambda ps: tg.nn.l2(ps, 1e-4)``); "loss" in the history includes it, "val_loss" does not.
     clip_norm: clip gradients by global norm.  augment: callable(x_batch, seed) -> x_batch.
-    on_epoch_end: callable(epoch, history) called after each epoch's bookkeeping.
+    on_epoch_end: callable(epoch, history) called after each epoch's bookkeeping (and checkpoint).
+    checkpoint_dir: save a checkpoint there after every epoch (parameters, optimizer and schedule
+        state, epoch, RNG counter, shuffle state; JSON + npz, atomic; see ``tg.export.checkpoint``).
+    resume: continue from the checkpoint in ``checkpoint_dir`` if there is one (same model
+        architecture, optimizer and seed); the run ends as an uninterrupted one would.
 
     Each call builds a new graph; the model starts from its current parameter values (see
     ``tg.nn.Module``) and its train()/eval() flags are left as they are (fit passes the mode
@@ -348,8 +352,19 @@ def fit(model, x_train, y_train, loss="cross_entropy", optimizer=None, epochs: i
     history.monitor = "val_loss" if validation_data is not None else "loss"
     best, best_snap, waited = math.inf, None, 0
     n_batches = math.ceil(len(x_train) / batch_size)
+    if resume and checkpoint_dir is None:
+        raise ValueError("fit: resume=True needs a checkpoint_dir")
+    start_epoch = 0
+    if resume:
+        from .export import checkpoint as ckpt
+        if ckpt.latest_checkpoint(checkpoint_dir) is not None:
+            meta, arrays = ckpt.load_checkpoint(checkpoint_dir)
+            start_epoch, best, waited, best_snap = ckpt.restore_training_state(
+                graph, optimizer, schedule, history, meta, arrays, seed, variables)
+            if verbose:
+                print(f"resumed from {checkpoint_dir} after epoch {start_epoch}")
 
-    for epoch in range(epochs):
+    for epoch in range(start_epoch, epochs):
         t0 = time.perf_counter()
         if hasattr(optimizer, "take_snapshot"):
             optimizer.take_snapshot([x_ph, y_ph], [x_train, y_train], batch_size=eval_bs, backend=backend)
@@ -404,6 +419,11 @@ def fit(model, x_train, y_train, loss="cross_entropy", optimizer=None, epochs: i
             waited += 1
         if verbose:
             print(_epoch_line(history, epoch, epochs))
+        if checkpoint_dir is not None:
+            from .export import checkpoint as ckpt
+            arrays, meta = ckpt.training_state(graph, optimizer, schedule, history, epoch + 1, seed, best,
+                                               waited, best_snap, variables)
+            ckpt.save_checkpoint(checkpoint_dir, epoch + 1, arrays, meta)
         if on_epoch_end is not None:
             on_epoch_end(epoch, history)
         if early_stopping is not None and waited >= early_stopping:

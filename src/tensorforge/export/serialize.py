@@ -1,0 +1,275 @@
+"""Save a sub-graph to disk and load it back, without pickle and without running code.
+
+``save(path, outputs, inputs)`` writes two files, each atomically (temp file + os.replace):
+
+    <path>          JSON: format name and version, the sub-graph as networkx node-link data
+                    (op, ordered inputs, attrs, shape, dtype, name per node), input names, output ids
+    <stem>.npz      the parameter and constant arrays, keyed "n<node id>" (np.savez)
+
+``load(path)`` checks everything before it builds anything: format and version, known ops,
+node references, no cycles, every array present with the declared shape and dtype (read with
+``allow_pickle=False``), and re-runs each op's type rule against the saved shape. Any problem
+is a :class:`LoadError` that says what and where.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+
+import networkx as nx
+import numpy as np
+
+from ..graph import Graph, Tensor, constant, format_shape, parameter, placeholder
+from ..ops.registry import OPS, ShapeError, apply
+
+__all__ = ["save", "load", "Loaded", "LoadError", "FORMAT_NAME", "FORMAT_VERSION", "arrays_path"]
+
+FORMAT_NAME = "tensorforge-graph"
+FORMAT_VERSION = 1
+LEAVES = ("placeholder", "parameter", "constant")
+# attrs that only make interning work (constants are re-interned on load)
+DROPPED_ATTRS = ("key", "uid")
+
+
+class LoadError(ValueError):
+    """A saved graph file is malformed, tampered with, or from an incompatible version."""
+
+
+def arrays_path(path) -> Path:
+    """The .npz next to a graph file: ``model.json`` -> ``model.npz``."""
+    path = Path(path)
+    return path.with_suffix(".npz") if path.suffix else path.with_name(path.name + ".npz")
+
+
+# ---- saving -------------------------------------------------------------------------------
+
+def _jsonable(value, where: str):
+    """Attribute values as JSON (tuples become lists; the loader freezes them back)."""
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return {"float": repr(value)}
+        return value
+    if isinstance(value, (np.integer, np.floating, np.bool_)):
+        return _jsonable(value.item(), where)
+    if isinstance(value, (tuple, list)):
+        return [_jsonable(v, where) for v in value]
+    raise TypeError(f"save: {where} has an attribute value of type {type(value).__name__} that cannot be "
+                    f"saved as JSON ({value!r})")
+
+
+def _from_json(value):
+    if isinstance(value, list):
+        return tuple(_from_json(v) for v in value)
+    if isinstance(value, dict):
+        if set(value) == {"float"} and value["float"] in ("inf", "-inf", "nan"):
+            return float(value["float"])
+        raise LoadError(f"unexpected object {value!r} in an attribute")
+    return value
+
+
+def _atomic_write(path: Path, write_bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; saved models are ordinary files
+        with os.fdopen(fd, "wb") as f:
+            write_bytes(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def save(path, outputs, inputs=None) -> Path:
+    """Save the sub-graph computing ``outputs`` (a Tensor or list). ``inputs``: the placeholders in
+    call order (default: every placeholder the outputs depend on, in creation order)."""
+    outputs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
+    if not outputs:
+        raise ValueError("save: no outputs given")
+    graph = outputs[0].graph
+    if any(t.graph is not graph for t in outputs):
+        raise ValueError("save: the outputs come from different graphs")
+    graph.sync_host()
+    order = graph.topological_order([t.id for t in outputs])
+    if inputs is None:
+        inputs = [graph.tensor(n) for n in sorted(order) if graph.node(n)["op"] == "placeholder"]
+    inputs = [inputs] if isinstance(inputs, Tensor) else list(inputs)
+    needed = set(order)
+    for t in inputs:
+        if t.graph is not graph or t.op != "placeholder":
+            raise ValueError(f"save: input {t!r} is not a placeholder of the outputs' graph")
+    missing = [graph.node(n)["name"] for n in order
+               if graph.node(n)["op"] == "placeholder" and n not in {t.id for t in inputs}]
+    if missing:
+        raise ValueError(f"save: the outputs depend on placeholders {missing} that are not among the inputs")
+    extra = [t.id for t in inputs if t.id not in needed]
+    sub = nx.DiGraph()
+    arrays = {}
+    for n in order + extra:
+        d = graph.node(n)
+        attrs = [[k, _jsonable(v, f"node %{n} ({d['op']})")] for k, v in d["attrs"] if k not in DROPPED_ATTRS]
+        sub.add_node(n, op=d["op"], inputs=list(d["inputs"]), attrs=attrs,
+                     shape=[None if s is None else int(s) for s in d["shape"]], dtype=d["dtype"], name=d["name"])
+        for i in d["inputs"]:
+            sub.add_edge(i, n)
+        if d["op"] in ("parameter", "constant"):
+            arrays[f"n{n}"] = np.asarray(graph.values[n])
+    doc = {"format": FORMAT_NAME, "version": FORMAT_VERSION, "graph_name": graph.name,
+           "inputs": [t.id for t in inputs], "outputs": [t.id for t in outputs],
+           "graph": nx.node_link_data(sub, edges="links")}
+    path = Path(path)
+    text = json.dumps(doc, indent=1, allow_nan=False).encode()
+    _atomic_write(arrays_path(path), lambda f: np.savez(f, **arrays))
+    _atomic_write(path, lambda f: f.write(text))
+    return path
+
+
+# ---- loading ------------------------------------------------------------------------------
+
+class Loaded:
+    """A loaded graph: ``.graph``, ``.inputs`` (placeholders in call order), ``.outputs``,
+    ``.parameters`` (name -> Tensor), and ``loaded["name"]`` for any input, output or parameter."""
+
+    def __init__(self, graph: Graph, inputs: list[Tensor], outputs: list[Tensor]):
+        self.graph, self.inputs, self.outputs = graph, inputs, outputs
+        self.parameters = {t.name: t for t in graph.parameters()}
+
+    def __getitem__(self, name: str) -> Tensor:
+        for t in self.outputs:
+            if t.name == name:
+                return t
+        return self.graph.by_name(name)
+
+    def compile(self, **kwargs):
+        from ..compile import compile as _compile
+        return _compile(self.inputs, self.outputs, **kwargs)
+
+    def __repr__(self) -> str:
+        return (f"<Loaded {self.graph.name!r}: inputs {[t.name for t in self.inputs]}, "
+                f"{len(self.outputs)} outputs, {len(self.parameters)} parameters>")
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        doc = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise LoadError(f"{path}: no such graph file") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise LoadError(f"{path}: not a JSON graph file ({e})") from None
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT_NAME:
+        raise LoadError(f"{path}: not a {FORMAT_NAME} file")
+    if doc.get("version") != FORMAT_VERSION:
+        raise LoadError(f"{path}: format version {doc.get('version')!r} is not supported "
+                        f"(this tensorforge reads version {FORMAT_VERSION})")
+    return doc
+
+
+def _read_arrays(path: Path) -> dict[str, np.ndarray]:
+    npz = arrays_path(path)
+    try:
+        with np.load(npz, allow_pickle=False) as f:
+            return {k: f[k] for k in f.files}
+    except FileNotFoundError:
+        raise LoadError(f"{path}: the arrays file {npz} is missing") from None
+    except ValueError as e:
+        # object arrays need pickle, which is refused: a saved graph never holds one
+        raise LoadError(f"{npz}: refused to load an array that needs pickle (allow_pickle=False): {e}") from None
+    except Exception as e:
+        raise LoadError(f"{npz}: not a readable .npz file ({type(e).__name__}: {e})") from None
+
+
+def _check_nodes(doc: dict, path: Path) -> tuple[dict[int, dict], list[int]]:
+    """Validate the node table; return it and a topological order."""
+    try:
+        nodes = {int(d["id"]): d for d in doc["graph"]["nodes"]}
+        inputs, outputs = [int(i) for i in doc["inputs"]], [int(o) for o in doc["outputs"]]
+    except (KeyError, TypeError, ValueError) as e:
+        raise LoadError(f"{path}: malformed graph table ({type(e).__name__}: {e})") from None
+    dep = nx.DiGraph()
+    for nid, d in nodes.items():
+        for key in ("op", "inputs", "attrs", "shape", "dtype", "name"):
+            if key not in d:
+                raise LoadError(f"{path}: node %{nid} has no {key!r}")
+        op = d["op"]
+        if op not in LEAVES and op not in OPS:
+            raise LoadError(f"{path}: node %{nid} ({d['name']!r}) uses unknown op {op!r}")
+        if not isinstance(d["shape"], list) or not all(s is None or (isinstance(s, int) and s >= 0)
+                                                       for s in d["shape"]):
+            raise LoadError(f"{path}: node %{nid} ({d['name']!r}) has an invalid shape {d['shape']!r}")
+        try:
+            np.dtype(d["dtype"])
+        except TypeError:
+            raise LoadError(f"{path}: node %{nid} has an invalid dtype {d['dtype']!r}") from None
+        if np.dtype(d["dtype"]).kind not in "biuf":
+            raise LoadError(f"{path}: node %{nid} has an unsupported dtype {d['dtype']!r}")
+        dep.add_node(nid)
+        for i in d["inputs"]:
+            if not isinstance(i, int) or i not in nodes:
+                raise LoadError(f"{path}: node %{nid} ({d['name']!r}) refers to missing node {i!r}")
+            dep.add_edge(i, nid)
+    for i in inputs:
+        if i not in nodes or nodes[i]["op"] != "placeholder":
+            raise LoadError(f"{path}: input %{i} is not a placeholder of the file")
+    for o in outputs:
+        if o not in nodes:
+            raise LoadError(f"{path}: output %{o} is not a node of the file")
+    if not nx.is_directed_acyclic_graph(dep):
+        cycle = nx.find_cycle(dep)
+        raise LoadError(f"{path}: the graph has a cycle through nodes {[a for a, _ in cycle]}")
+    return nodes, list(nx.lexicographical_topological_sort(dep))
+
+
+def _array_for(nid: int, d: dict, arrays: dict, path: Path) -> np.ndarray:
+    key = f"n{nid}"
+    if key not in arrays:
+        raise LoadError(f"{path}: the array of {d['op']} %{nid} ({d['name']!r}) is missing from "
+                        f"{arrays_path(path).name}")
+    arr = arrays[key]
+    if list(arr.shape) != d["shape"] or arr.dtype != np.dtype(d["dtype"]):
+        raise LoadError(f"{path}: the array of %{nid} ({d['name']!r}) is {arr.shape} {arr.dtype}, but the "
+                        f"graph declares {tuple(d['shape'])} {d['dtype']}")
+    return arr
+
+
+def load(path) -> Loaded:
+    """Load a graph written by :func:`save` into a new Graph (see the module docstring)."""
+    path = Path(path)
+    doc = _read_json(path)
+    nodes, order = _check_nodes(doc, path)
+    arrays = _read_arrays(path)
+    graph = Graph(str(doc.get("graph_name", path.stem)))
+    new: dict[int, Tensor] = {}
+    for nid in order:
+        d = nodes[nid]
+        op, shape, name = d["op"], tuple(d["shape"]), str(d["name"])
+        try:
+            attrs = {str(k): _from_json(v) for k, v in d["attrs"]}
+        except (TypeError, ValueError) as e:
+            raise LoadError(f"{path}: node %{nid} has malformed attrs ({e})") from None
+        try:
+            if op == "placeholder":
+                t = placeholder(name, shape, d["dtype"], graph=graph)
+            elif op == "parameter":
+                t = parameter(name, _array_for(nid, d, arrays, path), trainable=bool(attrs.get("trainable", True)),
+                              dtype=d["dtype"], graph=graph)
+            elif op == "constant":
+                t = constant(_array_for(nid, d, arrays, path), dtype=d["dtype"], graph=graph)
+            else:
+                t = apply(op, [new[i] for i in d["inputs"]], **attrs)
+        except LoadError:
+            raise
+        except (ShapeError, TypeError, ValueError, KeyError) as e:
+            raise LoadError(f"{path}: node %{nid} ({op} {name!r}) cannot be rebuilt: {e}") from None
+        if tuple(t.shape) != shape or t.dtype != np.dtype(d["dtype"]).name:
+            raise LoadError(f"{path}: node %{nid} ({op} {name!r}) declares {format_shape(shape)} {d['dtype']}, "
+                            f"but its inputs give {format_shape(t.shape)} {t.dtype}")
+        new[nid] = t
+    return Loaded(graph, [new[i] for i in doc["inputs"]], [new[o] for o in doc["outputs"]])
