@@ -193,3 +193,20 @@ def test_parameters_read_back_through_value_and_shared_by_two_compiled_functions
     np.testing.assert_allclose(host(xv)[0], xv @ after, rtol=1e-6)
     w.value = np.zeros((3, 2), np.float32)        # a host write reaches the device copy
     np.testing.assert_array_equal(predict(xv)[0], 0.0)
+
+
+def test_scratch_buffers_are_reused_across_steps():
+    g = tg.Graph()
+    with g:
+        x = tg.placeholder("x", (2, 1, 5, 5))
+        w = tg.parameter("w", np.random.default_rng(0).standard_normal((3, 1, 3, 3)).astype("float32"))
+        loss = tg.sum(tg.conv2d(x, w, padding=1) ** 2.0)
+        step = tg.compile([x], [loss], updates=tg.optim.SGD(lr=1e-3).updates(loss, [w]), backend="triton")
+    xv = np.random.default_rng(1).standard_normal((2, 1, 5, 5)).astype("float32")
+    step(xv)
+    exe = next(iter(step._cache.values()))
+    held = len(exe._scratch)
+    assert held > 0                       # im2col needs scratch
+    for _ in range(3):
+        step(xv)
+    assert len(exe._scratch) == held      # no new buffers per step

@@ -14,6 +14,7 @@ buffers are torch tensors on the GPU:
 from __future__ import annotations
 
 import hashlib
+import itertools
 import math
 import os
 import threading
@@ -246,11 +247,18 @@ class TritonFunction:
 
     # -- running ------------------------------------------------------------------------
     def _alloc_scratch(self, key):
+        """The scratch buffers of one library op: allocated on its first launch, reused by every
+        later step (the k-th request of a launch always gets the same buffer, which is also what a
+        captured CUDA graph replays)."""
         torch = _torch()
+        count = itertools.count()
 
         def alloc(shape, dtype):
-            k = (key, tuple(shape), dtype, len([1 for s in self._scratch if s[0] == key]))
-            return self._scratch.setdefault(k, torch.empty(shape, dtype=_tdtype(dtype), device=self.dev))
+            k = (key, next(count))
+            buf = self._scratch.get(k)
+            if buf is None or tuple(buf.shape) != tuple(shape) or buf.dtype != _tdtype(dtype):
+                buf = self._scratch[k] = torch.empty(shape, dtype=_tdtype(dtype), device=self.dev)
+            return buf
         return alloc
 
     def _launch_all(self) -> None:
