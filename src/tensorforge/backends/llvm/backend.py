@@ -41,6 +41,7 @@ from .library.common import PTR, contiguous_strides, elem_ptr
 from .loops import emit_loop_kernel
 
 ALIGN = 64
+ENTRY = "tf_step"          # the one exported function: a whole step, one native call
 
 
 class BackendError(NotImplementedError):
@@ -126,6 +127,17 @@ class _Lowering:
         self._updates()
         self._plan_memory()
         self._entry()
+        self._hide_kernels()
+
+    def _hide_kernels(self) -> None:
+        """Give every kernel internal linkage: only ``tf_step`` is called from outside.
+
+        Kernels are inlined into ``tf_step``; an exported kernel would also keep its own
+        copy, so LLVM optimised and emitted each body twice (about 40 % of the compile time
+        of an MLP step)."""
+        for fn in self.module.functions:
+            if not fn.is_declaration and fn.name != ENTRY:
+                fn.linkage = "internal"
 
     def _view(self, nid: int, d: dict) -> None:
         (src,) = d["inputs"][:1]
@@ -276,7 +288,7 @@ class _Lowering:
         return self._materialise(nid)
 
     def _entry(self) -> None:
-        fn = ir.Function(self.module, ir.FunctionType(ir.VoidType(), [PTR]), name="tf_step")
+        fn = ir.Function(self.module, ir.FunctionType(ir.VoidType(), [PTR]), name=ENTRY)
         b = ir.IRBuilder(fn.append_basic_block("entry"))
         table = fn.args[0]
 
@@ -331,7 +343,7 @@ class _Lowering:
                 "summary": summary}, arrays
 
 
-MANIFEST_VERSION = 1
+MANIFEST_VERSION = 2
 
 
 class LLVMFunction:
@@ -370,7 +382,7 @@ class LLVMFunction:
             self._arrays[i] = arr
             self._table[i] = arr.ctypes.data
         self._input_pos = {i: pos for i, pos in self._input_slots}
-        self._entry = compiled.function("tf_step", None, [ctypes.c_void_p])
+        self._entry = compiled.function(ENTRY, None, [ctypes.c_void_p])
         self._lock = threading.Lock()
         self._last: dict[int, np.ndarray] = {}
 
