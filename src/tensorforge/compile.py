@@ -6,7 +6,9 @@ backend code runs, specialises the graph once per combination of input shapes
 
     backend.build(program) -> executable;  executable(list_of_arrays) -> list_of_arrays
 
-and apply the updates to the parameter buffers in place. Between specialisation and
+and apply the updates to the parameter buffers in place. An executable that can time its
+kernels also has ``timed_call(arrays) -> (arrays, [(kernel, seconds), ...])`` (or the backend
+builds one with ``build(program, profile=True)``): ``CompiledFunction.profile`` uses it. Between specialisation and
 ``build``, the graph passes named by ``passes`` run on a private copy of the program
 (None: the backend's ``default_passes``, none for the interpreter; see tensorforge.passes).
 """
@@ -15,6 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -107,6 +110,7 @@ class CompiledFunction:
         self.name = name or "step"
         self._cache: dict[tuple, object] = {}
         self.compile_times: dict[tuple, float] = {}
+        self._timing_cache: dict[tuple, object] = {}   # input shapes -> a build that times its kernels
         self._by_name = {t.name: i for i, t in enumerate(self.inputs)}
 
     # -- input validation --------------------------------------------------------------
@@ -212,6 +216,58 @@ class CompiledFunction:
         if mirrored:
             self.graph.host_changed([p.id for p, _ in self.updates])
         return results[0] if self._single else list(results)
+
+    # -- profiling ---------------------------------------------------------------------
+    def profile(self, *args, steps: int = 20, warmup: int = 2, **kwargs):
+        """Time every kernel of the specialisation for these inputs: a ``tensorforge.profiler.Profile``
+        (``print`` it for a table of the slowest kernels).
+
+        Runs ``warmup`` + ``steps`` real steps, but the parameters and optimizer state they
+        update get their old values back afterwards, so profiling never changes training.
+        LLVM steps are timed by a separate build that reads the cycle counter around each
+        kernel; see tensorforge.profiler for the other backends."""
+        from .profiler import Profile
+        if not isinstance(steps, int) or steps < 1 or not isinstance(warmup, int) or warmup < 0:
+            raise ValueError(f"profile: steps must be an int >= 1 and warmup an int >= 0, got {steps!r}, {warmup!r}")
+        arrays = [self._check(t, v) for t, v in zip(self.inputs, self._bind(args, kwargs))]
+        exe = self._timing_executable(arrays)
+        with self._parameters_restored():
+            for _ in range(warmup):
+                exe.timed_call(arrays)
+            start = time.perf_counter()
+            runs = [exe.timed_call(arrays)[1] for _ in range(steps)]
+            wall = time.perf_counter() - start
+        return Profile.from_runs(self.name, self.backend.name, runs, wall)
+
+    def _timing_executable(self, arrays):
+        exe = self.executable_for(arrays)          # compiled as a call would (and cached)
+        if getattr(exe, "can_time_kernels", False):
+            return exe
+        key = tuple(a.shape for a in arrays)
+        if key not in self._timing_cache:
+            from .passes import run_passes
+            program = run_passes(self._program(arrays), self.passes)
+            self._timing_cache[key] = self.backend.build(program, passes=self.passes, profile=True)
+        return self._timing_cache[key]
+
+    @contextmanager
+    def _parameters_restored(self):
+        """The parameters this function updates have their current values again afterwards
+        (device copies included: they are refreshed from the host at the next call)."""
+        ids = [p.id for p, _ in self.updates]
+        if self.graph is None or not ids:
+            yield
+            return
+        g = self.graph
+        g.sync_host()
+        saved = {i: np.array(g.values[i]) for i in ids}
+        try:
+            yield
+        finally:
+            g.sync_host()
+            for i, value in saved.items():
+                np.copyto(g.values[i], value)
+            g.host_changed(ids)
 
     def __repr__(self) -> str:
         lines = [f"<CompiledFunction {self.name} backend={self.backend.name} "

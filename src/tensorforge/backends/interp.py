@@ -5,6 +5,8 @@ baseline they are measured against.
 """
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 from ..ops.registry import get_op
@@ -34,17 +36,31 @@ class InterpretedFunction:
                 continue
             self._steps.append((nid, get_op(d["op"]).impl, d["inputs"], dict(d["attrs"])))
 
+    can_time_kernels = True
+
     def __call__(self, arrays):
+        return self._run(arrays)
+
+    def timed_call(self, arrays):
+        """One step, and how long each NumPy call took: (results, [(node, seconds), ...])."""
+        times: list = []
+        results = self._run(arrays, times)
+        return results, times
+
+    def _run(self, arrays, times: list | None = None):
         prog = self.program
         env = {nid: arrays[i] for nid, i in self._inputs.items()}
         values = prog.graph.values
         for nid in self._leaves:
             env[nid] = values[nid]
         for nid, impl, ins, attrs in self._steps:
+            start = time.perf_counter()
             try:
                 out = impl(*[env[i] for i in ins], **attrs)
             except Exception as e:  # noqa: BLE001 - re-raised with the node named
                 raise NodeError(f"{prog.describe_node(nid)} raised {type(e).__name__}: {e}") from e
+            if times is not None:
+                times.append((self._label(nid), time.perf_counter() - start))
             want = prog.dtypes[nid]
             if out.dtype != want:
                 out = out.astype(want)
@@ -66,6 +82,10 @@ class InterpretedFunction:
         for p, new in new_values:
             np.copyto(values[p], new, casting="same_kind")
         return results
+
+    def _label(self, nid: int) -> str:
+        d = self.program.graph.node(nid)
+        return f"%{nid} {d['op']} {d['name']!r} -> {self.program.shapes[nid]} {self.program.dtypes[nid]}"
 
     def _aliases_leaf(self, arr: np.ndarray, env: dict) -> bool:
         return arr.base is not None and any(np.may_share_memory(arr, env[i]) for i in self._leafset)

@@ -21,6 +21,7 @@ import math
 import sys
 import threading
 import time
+from contextlib import contextmanager
 
 import numpy as np
 from llvmlite import ir
@@ -57,12 +58,43 @@ def _aligned_empty(shape, dtype) -> np.ndarray:
     return raw[start:start + nbytes].view(dtype).reshape(shape)
 
 
+class _CycleTable:
+    """``cycles[k] += elapsed`` around a piece of ``tf_step``, with the CPU's cycle counter
+    (``llvm.readcyclecounter``: rdtsc on x86). The counter is a side effect, so LLVM keeps the
+    kernel between the two reads."""
+
+    def __init__(self, builder: ir.IRBuilder, table):
+        self.b, self.table = builder, table
+        i64 = ir.IntType(64)
+        self.read = builder.module.declare_intrinsic("llvm.readcyclecounter", (), ir.FunctionType(i64, []))
+
+    def now(self):
+        return self.b.call(self.read, [])
+
+    def add(self, k: int, start) -> None:
+        i64 = ir.IntType(64)
+        ptr = elem_ptr(self.b, self.table, k, i64)
+        self.b.store(self.b.add(self.b.load(ptr, typ=i64), self.b.sub(self.now(), start)), ptr)
+
+
+@contextmanager
+def _timed(clock: "_CycleTable | None", k: int):
+    """Count the cycles of what the body emits into ``cycles[k]`` (nothing without a clock)."""
+    if clock is None:
+        yield
+        return
+    start = clock.now()
+    yield
+    clock.add(k, start)
+
+
 class _Lowering:
     """Walks a fused program and builds the module, the slot table and the kernel list."""
 
-    def __init__(self, program: Program, threads: int = 1):
+    def __init__(self, program: Program, threads: int = 1, profile: bool = False):
         self.p = program
         self.threads = threads
+        self.profile = profile             # tf_step also adds each kernel's cycle count to a table
         self.g = program.graph
         self.module = ir.Module(name="tensorforge")
         self.module.triple = jit.target_machine().triple
@@ -288,21 +320,28 @@ class _Lowering:
         return self._materialise(nid)
 
     def _entry(self) -> None:
-        fn = ir.Function(self.module, ir.FunctionType(ir.VoidType(), [PTR]), name=ENTRY)
+        """``void tf_step(ptr slots)``: every kernel in order, then the update copies. A profiling
+        build takes a second pointer, to ``uint64 cycles[len(calls) + 2]``: per kernel, for the
+        update copies, and for the whole step."""
+        params = [PTR, PTR] if self.profile else [PTR]
+        fn = ir.Function(self.module, ir.FunctionType(ir.VoidType(), params), name=ENTRY)
         b = ir.IRBuilder(fn.append_basic_block("entry"))
         table = fn.args[0]
+        clock = _CycleTable(b, fn.args[1]) if self.profile else None
 
         def slot(i):
             return b.load(elem_ptr(b, table, i, PTR), typ=PTR)
-        for name, bases in self.calls:
-            callee = self.module.get_global(name)
-            b.call(callee, [slot(self._slot(x)) for x in bases])
-        memcpy = self.module.declare_intrinsic("llvm.memcpy", [PTR, PTR, ir.IntType(64)])
-        for dst, src, nbytes in self.update_copies:
-            b.call(memcpy, [slot(self._slot(dst)), slot(self._slot(src)), ir.Constant(ir.IntType(64), nbytes),
-                            ir.Constant(ir.IntType(1), 0)])
+        with _timed(clock, len(self.calls) + 1):
+            for k, (name, bases) in enumerate(self.calls):
+                callee = self.module.get_global(name)
+                with _timed(clock, k):
+                    b.call(callee, [slot(self._slot(x)) for x in bases])
+            memcpy = self.module.declare_intrinsic("llvm.memcpy", [PTR, PTR, ir.IntType(64)])
+            with _timed(clock, len(self.calls)):
+                for dst, src, nbytes in self.update_copies:
+                    b.call(memcpy, [slot(self._slot(dst)), slot(self._slot(src)),
+                                    ir.Constant(ir.IntType(64), nbytes), ir.Constant(ir.IntType(1), 0)])
         b.ret_void()
-
 
     # -- the executable's description, as plain data (cached on disk beside the object code) --
     def manifest(self, user_graph) -> tuple[dict, dict[str, np.ndarray]]:
@@ -340,7 +379,7 @@ class _Lowering:
                    f"in place, {len(self.update_copies)} copied")
         return {"version": MANIFEST_VERSION, "slots": slots, "outputs": outputs,
                 "blocks": list(self.memory.block_sizes), "kernels": list(self.kernels),
-                "summary": summary}, arrays
+                "summary": summary, "profiled": self.profile}, arrays
 
 
 MANIFEST_VERSION = 2
@@ -382,7 +421,13 @@ class LLVMFunction:
             self._arrays[i] = arr
             self._table[i] = arr.ctypes.data
         self._input_pos = {i: pos for i, pos in self._input_slots}
-        self._entry = compiled.function(ENTRY, None, [ctypes.c_void_p])
+        self.can_time_kernels = bool(manifest.get("profiled"))
+        if self.can_time_kernels:
+            self._cycles = np.zeros(len(manifest["kernels"]) + 2, np.uint64)
+            self._profiled_entry = compiled.function(ENTRY, None, [ctypes.c_void_p, ctypes.c_void_p])
+            self._entry, self._entry_seconds = self._timed_entry, 0.0
+        else:
+            self._entry = compiled.function(ENTRY, None, [ctypes.c_void_p])
         self._lock = threading.Lock()
         self._last: dict[int, np.ndarray] = {}
 
@@ -422,6 +467,25 @@ class LLVMFunction:
                 results[i] = r.copy()
             seen.add(id(r))
         return results
+
+    def _timed_entry(self, table) -> None:
+        start = time.perf_counter()
+        self._profiled_entry(table, self._cycles.ctypes.data)
+        self._entry_seconds = time.perf_counter() - start
+
+    def timed_call(self, arrays):
+        """One step, and how long each kernel took: (results, [(kernel, seconds), ...]).
+
+        Only a profiling build (``build(..., profile=True)``) counts cycles. They are turned
+        into seconds by the wall time of the native call, so no clock rate is assumed."""
+        if not self.can_time_kernels:
+            raise RuntimeError("this executable was built without profile=True: it does not time its kernels")
+        self._cycles[:] = 0
+        results = self(arrays)
+        *per_call, total = (int(c) for c in self._cycles)
+        seconds_per_cycle = self._entry_seconds / total if total else 0.0
+        labels = list(self.manifest["kernels"]) + ["update copies (parameters not written in place)"]
+        return results, [(label, c * seconds_per_cycle) for label, c in zip(labels, per_call)]
 
     @property
     def ir(self) -> str:
@@ -467,9 +531,13 @@ class LLVMBackend:
         compiled = jit.load_object(obj, ir_text)
         return LLVMFunction(manifest, consts, program.graph, compiled, time.perf_counter() - t0, program)
 
-    def build(self, program: Program, passes=None, cache_key: str | None = None) -> LLVMFunction:
+    def build(self, program: Program, passes=None, cache_key: str | None = None,
+              profile: bool = False) -> LLVMFunction:
+        """``profile=True``: a build whose ``timed_call`` counts every kernel's cycles (never
+        cached on disk: it is a different program)."""
         t0 = time.perf_counter()
-        lowering = _Lowering(program, threads=get_num_threads())
+        lowering = _Lowering(program, threads=get_num_threads(), profile=profile)
+        cache_key = None if profile else cache_key
         lowering.lower()
         text = str(lowering.module)
         compiled = jit.compile_module(text)

@@ -19,6 +19,7 @@ import math
 import os
 import threading
 import time
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -261,15 +262,31 @@ class TritonFunction:
             return buf
         return alloc
 
-    def _launch_all(self) -> None:
+    def _launch_all(self, times: list | None = None) -> None:
+        """Every kernel in order, then the update copies. With ``times``: each launch is
+        synchronised and its wall time appended (``(kernel, seconds)``)."""
         t = self._tensors
-        for kind, name, info, out, ins in self._low.calls:
-            if kind == "fused":
-                info.launch(self._module, t[out], *[t[i] for i in ins])
-            else:
-                library.launch(self._module, info, t[out], [t[i] for i in ins], self._alloc_scratch(name))
-        for param, value in self._low.update_values:
-            t[param].copy_(t[value].view(t[param].shape))
+        for k, (kind, name, info, out, ins) in enumerate(self._low.calls):
+            with self._timed(times, self._low.kernels[k]):
+                if kind == "fused":
+                    info.launch(self._module, t[out], *[t[i] for i in ins])
+                else:
+                    library.launch(self._module, info, t[out], [t[i] for i in ins], self._alloc_scratch(name))
+        with self._timed(times, "update copies"):
+            for param, value in self._low.update_values:
+                t[param].copy_(t[value].view(t[param].shape))
+
+    @contextmanager
+    def _timed(self, times: list | None, label: str):
+        if times is None:
+            yield
+            return
+        sync = _torch().cuda.synchronize if self.dev == "cuda" else (lambda: None)
+        sync()
+        start = time.perf_counter()
+        yield
+        sync()
+        times.append((label, time.perf_counter() - start))
 
     def _step(self) -> None:
         torch = _torch()
@@ -293,7 +310,15 @@ class TritonFunction:
             self._launch_all()
         self._runs += 1
 
-    def __call__(self, arrays):
+    can_time_kernels = True
+
+    def timed_call(self, arrays):
+        """One step launched kernel by kernel (no CUDA graph), each synchronised and timed:
+        (results, [(kernel, seconds), ...]). Small kernels then show their launch cost too."""
+        times: list = []
+        return self(arrays, times), times
+
+    def __call__(self, arrays, times: list | None = None):
         torch = _torch()
         with self._lock:
             for m in self._mirrors.values():
@@ -304,7 +329,10 @@ class TritonFunction:
                     continue
                 src = torch.from_numpy(arr.view(np.int8) if arr.dtype == np.bool_ else arr)
                 self._tensors[nid].copy_(src)
-            self._step()
+            if times is None:
+                self._step()
+            else:
+                self._launch_all(times)
             results = [self._read(o) for o in self.program.outputs]
             for param, _ in self._low.update_values:
                 mirror = self._mirrors.get(param)
