@@ -157,6 +157,39 @@ def test_matmul_range_entry_splits_the_work():
     assert_matches(out, a @ b, "float32")
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_matmul_with_few_outputs_and_a_long_depth_uses_dot_products(dtype):
+    a = rand(5, 700, dtype=dtype)                   # rows contiguous along the depth
+    b = rand(3, 700, dtype=dtype).T                 # columns contiguous along the depth
+    spec = linalg_lib.matmul_spec([operand_of(a)[0], operand_of(b)[0]],
+                                  Operand((5, 3), (3, 1), 0, dtype))
+    assert linalg_lib.dot_products(spec)
+    assert_matches(run_kernel("matmul", [a, b], (5, 3), dtype), a @ b, dtype)
+    # batched, broadcast over a stride-0 batch axis, mixed dtypes
+    c = rand(2, 4, 300, dtype="float32")
+    d = np.broadcast_to(rand(6, 300, dtype=dtype).T, (2, 300, 6))
+    want = reference("matmul", [c, d])
+    assert_matches(run_kernel("matmul", [c, d], want.shape, str(want.dtype)), want, str(want.dtype))
+
+
+def test_dot_product_matmul_range_entry_splits_the_work():
+    a, b = rand(2, 33, 400), rand(2, 5, 400).transpose(0, 2, 1)
+    (oa, ba), (ob, bb) = operand_of(a), operand_of(b)
+    out = np.full((2, 33, 5), np.nan, np.float32)
+    out_op = Operand(out.shape, (165, 5, 1), 0, "float32")
+    assert linalg_lib.dot_products(linalg_lib.matmul_spec([oa, ob], out_op))
+    module = ir.Module()
+    LIBRARY["matmul"](module, "mm", [oa, ob], out_op, {})
+    compiled = jit.compile_module(str(module))
+    ranged = compiled.function("mm_range", None, [ctypes.c_void_p] * 3 + [ctypes.c_int64] * 2)
+    units = linalg_lib.matmul_units([oa, ob], out_op)
+    cut = units // 2 + 1
+    ranged(out.ctypes.data, ba.ctypes.data, bb.ctypes.data, 0, cut)
+    assert np.isnan(out).any()
+    ranged(out.ctypes.data, ba.ctypes.data, bb.ctypes.data, cut, units)
+    assert_matches(out, a @ b, "float32")
+
+
 # ---- convolutions -----------------------------------------------------------------------------
 
 CONV_CASES = [  # x shape, w shape, stride, padding
@@ -164,6 +197,7 @@ CONV_CASES = [  # x shape, w shape, stride, padding
     ((3, 2, 7, 9), (4, 2, 3, 2), (2, 1), (0, 1)),
     ((1, 3, 6, 5), (2, 3, 1, 1), (1, 2), (0, 0)),
     ((2, 2, 5, 5), (3, 2, 5, 5), (1, 1), (2, 2)),
+    ((8, 1, 8, 8), (8, 1, 3, 3), (1, 1), (1, 1)),   # grad_weight: 8 x 9 outputs, depth 512 (dot products)
 ]
 
 

@@ -280,6 +280,9 @@ POOLS = [  # (input shape, kernel, stride, padding)
     ((2, 2, 9, 7), (3, 2), (2, 1), (1, 0)),
     ((1, 3, 6, 10), (3, 5), (3, 2), (1, 2)),
     ((2, 1, 5, 5), (4, 4), (1, 3), (2, 2)),
+    # windows of more than 64 cells take the row-wise (not unrolled) kernels
+    ((1, 2, 12, 11), (9, 9), (2, 1), (4, 3)),
+    ((1, 2, 18, 18), (9, 9), (9, 9), (0, 0)),
 ]
 
 

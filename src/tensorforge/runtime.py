@@ -1,6 +1,8 @@
-"""Runtime knobs shared by the backends: thread count and the on-disk cache folder."""
+"""Runtime knobs shared by the backends: thread count, the on-disk cache folder and its key."""
 from __future__ import annotations
 
+import functools
+import hashlib
 import os
 from pathlib import Path
 
@@ -31,3 +33,16 @@ def get_num_threads() -> int:
 def cache_dir() -> Path:
     """Where compiled code is cached on disk (TENSORFORGE_CACHE_DIR, default ~/.cache/tensorforge)."""
     return Path(os.environ.get("TENSORFORGE_CACHE_DIR", Path.home() / ".cache" / "tensorforge"))
+
+
+@functools.lru_cache(maxsize=None)
+def code_fingerprint() -> str:
+    """A hash of tensorforge's own source files: part of every disk-cache key, so compiled code
+    made by other code (an edited checkout, another version) is never served. Read once per
+    process (about a hundred small files)."""
+    package = Path(__file__).resolve().parent
+    h = hashlib.sha256()
+    for path in sorted(package.rglob("*.py")):
+        h.update(str(path.relative_to(package)).encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()[:16]

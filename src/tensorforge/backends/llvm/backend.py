@@ -31,7 +31,7 @@ from ...passes.fusion import VIEW_OPS
 from ...passes.pipeline import COMPILER_PASSES
 from ... import __version__
 from ...program import Program, fingerprint
-from ...runtime import get_num_threads
+from ...runtime import code_fingerprint, get_num_threads
 from .. import register_backend
 from .. import memory
 from ..common import is_contiguous as _is_contiguous, view_operand
@@ -519,7 +519,7 @@ class LLVMBackend:
 
     def cache_key(self, program: Program, passes) -> str:
         text = "|".join([fingerprint(program), repr(tuple(passes or ())), str(get_num_threads()),
-                         jit.target_description(), __version__, str(MANIFEST_VERSION)])
+                         jit.target_description(), __version__, code_fingerprint(), str(MANIFEST_VERSION)])
         return hashlib.sha256(text.encode()).hexdigest()
 
     def load_cached(self, key: str, program: Program):

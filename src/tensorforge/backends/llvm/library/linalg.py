@@ -26,6 +26,11 @@ so a threading layer can split one product across cores; it allocates the packin
 and calls the generic kernel once per batch entry with the product's constants.
 Loops carry ``llvm.loop`` hints that switch off LLVM's own vectorisation and unrolling where
 the vector code is written by hand (``plain_loop``): that keeps the compile time down.
+
+Products with few outputs and a long depth that both operands walk contiguously
+(conv2d_grad_weight's O x K += gT @ colT^T with a depth of samples x positions) skip the
+tiles: their MR x NR tile would be mostly padding, so each output is one dot product whose
+depth loop LLVM vectorises (``dot_products``; 30 us -> a few us for 8 x 9 x 4096).
 """
 from __future__ import annotations
 
@@ -96,6 +101,17 @@ def choose_tiling(spec: GemmSpec) -> Tiling:
     mc = _round_up(min(spec.m, 96), mr)
     nc = _round_up(min(spec.n, 2048 if elem_bytes == 4 else 1024), nr)
     return Tiling(vw, mr, nr, max(kc, 1), max(mc, mr), max(nc, nr))
+
+
+_DOT_MAX_OUTPUTS = 256        # m * n at most ...
+_DOT_MIN_DEPTH = 256          # ... and k at least: one dot product per output beats the tiles
+_DOT_SUM_FLAGS = ("reassoc", "contract", "nsz")   # the depth sum may be split into vector lanes
+
+
+def dot_products(spec: GemmSpec) -> bool:
+    """Whether the product runs as one vectorised dot product per output (see the module doc)."""
+    return (spec.m * spec.n <= _DOT_MAX_OUTPUTS and spec.k >= _DOT_MIN_DEPTH
+            and spec.a.cs == 1 and spec.b.rs == 1)
 
 
 def _round_up(x: int, to: int) -> int:
@@ -388,6 +404,7 @@ class _GemmInstance:
         self.T = float_type(spec.dtype)
         self.elem_bytes = np.dtype(spec.dtype).itemsize
         self.panels = -(-spec.m // tiling.mr)
+        self.dot = dot_products(spec)
 
     def emit(self) -> ir.Function:
         ranged = self._emit_range()
@@ -406,6 +423,11 @@ class _GemmInstance:
         b = ir.IRBuilder(fn.append_basic_block("entry"))
         if s.k == 0:                       # empty sum: C = 0 for the rows of these units
             self._fill_units(b, c, begin, end, 0)
+            b.ret_void()
+            return fn
+        if self.dot:                       # no packing, no scratch
+            acc = b.alloca(self.T, name="acc")
+            self._emit_batches(b, c, a, bm, begin, end, acc, None, 0, 0, 0)
             b.ret_void()
             return fn
         with b.if_then(b.icmp_signed("<", begin, end)):
@@ -431,8 +453,10 @@ class _GemmInstance:
         return fn
 
     def _emit_batches(self, b, c, a, bm, begin, end, ap, bp, kc, mc, nc):
+        """Per batch entry of the units [begin, end): the generic kernel over its rows (or, for
+        ``dot_products``, the dot-product loops, with ``ap`` their accumulator slot)."""
         s, t, panels = self.spec, self.t, self.panels
-        generic = generic_gemm(self.module, self.kind)
+        generic = None if self.dot else generic_gemm(self.module, self.kind)
         first_batch = b.sdiv(begin, i64(panels))
         last_batch = b.sdiv(b.add(end, i64(panels - 1)), i64(panels))
         with plain_loop(b, first_batch, last_batch, name="bat") as bidx:
@@ -444,9 +468,31 @@ class _GemmInstance:
             b_base = elem_ptr(b, bm, b.add(i64(s.b.offset), self._batch_offset(b, bidx, s.b.batch_strides)),
                               float_type(s.b.dtype))
             c_batch = elem_ptr(b, c, b.mul(bidx, i64(s.m * s.n)), self.T)
-            sizes = dict(m=s.m, n=s.n, k=s.k, a_rs=s.a.rs, a_cs=s.a.cs, b_rs=s.b.rs, b_cs=s.b.cs, c_rs=s.n,
-                         row0=row0, row1=row1, kc=kc, mc=mc, nc=nc)
-            b.call(generic, [c_batch, a_base, b_base] + [i64(sizes[key]) for key in _GEMM_ARGS] + [ap, bp])
+            if self.dot:
+                self._emit_dot_rows(b, c_batch, a_base, b_base, row0, row1, ap)
+            else:
+                sizes = dict(m=s.m, n=s.n, k=s.k, a_rs=s.a.rs, a_cs=s.a.cs, b_rs=s.b.rs, b_cs=s.b.cs, c_rs=s.n,
+                             row0=row0, row1=row1, kc=kc, mc=mc, nc=nc)
+                b.call(generic, [c_batch, a_base, b_base] + [i64(sizes[key]) for key in _GEMM_ARGS] + [ap, bp])
+
+    def _emit_dot_rows(self, b, c, a, bm, row0, row1, acc):
+        """C[i, j] = sum over k of A[i, k] * B[k, j] for the rows [row0, row1): the depth loop is
+        innermost and contiguous on both sides, so LLVM vectorises it (a reassociated sum, like
+        the fused reductions' sums)."""
+        s = self.spec
+        at, bt = float_type(s.a.dtype), float_type(s.b.dtype)
+        zero = ir.Constant(self.T, 0.0)
+        with plain_loop(b, row0, row1, name="dm") as i:
+            a_row = b.mul(i, i64(s.a.rs))
+            with plain_loop(b, 0, s.n, name="dn") as j:
+                b_col = b.mul(j, i64(s.b.cs))
+                b.store(zero, acc)
+                with for_range(b, 0, s.k, name="dk") as k:
+                    x = convert_float(b, load_elem(b, a, b.add(a_row, k), at), self.T)
+                    y = convert_float(b, load_elem(b, bm, b.add(b_col, k), bt), self.T)
+                    total = b.fadd(b.load(acc, typ=self.T), b.fmul(x, y, flags=("contract",)), flags=_DOT_SUM_FLAGS)
+                    b.store(total, acc)
+                store_elem(b, b.load(acc, typ=self.T), c, b.add(b.mul(i, i64(s.n)), j))
 
     def _batch_offset(self, b, bidx, strides):
         """sum over batch axes of index_along_axis(bidx) * stride (row-major batch order)."""

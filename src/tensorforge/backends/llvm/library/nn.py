@@ -6,12 +6,15 @@ Semantics are those of the NumPy references in ops/nn.py:
 - average pooling counts the zero padding in the divisor (kh*kw, count_include_pad), and
   its gradient spreads g / (kh*kw) over each window.
 
-Forward kernels run one output row at a time: for every window offset (i, j) an inner
-loop over the output columns whose input column is in bounds (that range is a constant
-worked out here), so the innermost loop has no branch and vectorises. The gradients are
-gathers (each input element sums the windows that cover it, in increasing output order,
-which is the order the reference adds them in); max_pool2d_grad accumulates in float64
-like the reference's bincount, so its result is bit-identical.
+Windows of at most ``_MAX_UNROLLED_TAPS`` cells (2x2, 3x3: the usual ones) are unrolled
+here: each output keeps its running max/sum (or argmax) in registers while the taps are
+read with clamped, always-valid indices and padding cells are masked by a select, so the
+loop over output columns has no branch and no store-to-load round trip per tap. Larger
+windows run one output row at a time: for every window offset (i, j) an inner loop over
+the output columns whose input column is in bounds (a range worked out here). The
+gradients are gathers (each input element sums the windows that cover it, in increasing
+output order, which is the order the reference adds them in); max_pool2d_grad accumulates
+in float64 like the reference's bincount, so its result is bit-identical.
 """
 from __future__ import annotations
 
@@ -24,6 +27,7 @@ from .common import (F64, I64, begin_kernel, convert_float, emit_fill, float_typ
                      load_elem, loop_nest, store_elem, strided_index)
 
 _MAX_ROW_SCRATCH = 1 << 16   # max_pool2d_grad keeps one float64 input row on the stack
+_MAX_UNROLLED_TAPS = 64       # windows up to 8x8 are unrolled into straight-line code per output
 
 
 class _Geometry:
@@ -46,6 +50,35 @@ class _Geometry:
         lo = max(0, -((j - self.pw) // self.sw))                 # ceil((pw - j) / sw)
         hi = min(self.wo, (self.w - 1 + self.pw - j) // self.sw + 1)
         return lo, max(lo, hi)
+
+    @property
+    def unrolled(self) -> bool:
+        return self.kh * self.kw <= _MAX_UNROLLED_TAPS
+
+
+def _window_taps(b, geo, x: Operand, x_plane, oh, ow):
+    """For each cell (i, j) of window (oh, ow), row-major: (input row, input column, element
+    index, in-bounds flag or None when it cannot be padding). Indices are clamped into the
+    plane, so a load from them is always valid; the caller masks out-of-bounds values."""
+    top = b.sub(b.mul(oh, i64(geo.sh)), i64(geo.ph)) if geo.ph else b.mul(oh, i64(geo.sh))
+    left = b.sub(b.mul(ow, i64(geo.sw)), i64(geo.pw)) if geo.pw else b.mul(ow, i64(geo.sw))
+    taps = []
+    for i in range(geo.kh):
+        row = b.add(top, i64(i)) if i else top
+        row_ok, row_c = _clamped(b, row, geo.h) if geo.ph else (None, row)
+        for j in range(geo.kw):
+            col = b.add(left, i64(j)) if j else left
+            col_ok, col_c = _clamped(b, col, geo.w) if geo.pw else (None, col)
+            ok = row_ok if col_ok is None else (col_ok if row_ok is None else b.and_(row_ok, col_ok))
+            index = b.add(x_plane, b.add(b.mul(row_c, i64(x.strides[2])), b.mul(col_c, i64(x.strides[3]))))
+            taps.append((row, col, index, ok))
+    return taps
+
+
+def _clamped(b, pos, size: int):
+    """(0 <= pos < size, pos clamped into [0, size))."""
+    ok = b.and_(b.icmp_signed(">=", pos, i64(0)), b.icmp_signed("<", pos, i64(size)))
+    return ok, imin(b, imax(b, pos, 0), size - 1)
 
 
 def _plane_base(b, op: Operand, n, c):
@@ -70,6 +103,8 @@ def _nan_max(b, acc, value):
 def _emit_pool_forward(module, name, inputs, out, attrs, kind):
     (x,) = inputs
     geo = _Geometry(x.shape, out.shape, attrs)
+    if geo.unrolled:
+        return _emit_pool_forward_unrolled(module, name, x, out, geo, kind)
     ft = float_type(out.dtype)
     xt = float_type(x.dtype)
     fn, b = begin_kernel(module, name, 1)
@@ -102,6 +137,28 @@ def _emit_pool_forward(module, name, inputs, out, attrs, kind):
                 with for_range(b, 0, geo.wo, name="div") as ow:
                     slot = b.add(o_row, ow)
                     store_elem(b, b.fdiv(load_elem(b, out_ptr, slot, ft), count), out_ptr, slot)
+    b.ret_void()
+    return fn
+
+
+def _emit_pool_forward_unrolled(module, name, x, out, geo, kind):
+    """One output at a time, its window's taps unrolled and accumulated in a register, in the
+    reference's row-major order (padding cells add 0.0 / compare -inf: no effect)."""
+    ft, xt = float_type(out.dtype), float_type(x.dtype)
+    fn, b = begin_kernel(module, name, 1)
+    out_ptr, x_ptr = fn.args
+    neutral = ir.Constant(ft, -math.inf if kind == "max" else 0.0)
+    with loop_nest(b, (geo.n, geo.c, geo.ho, geo.wo), name="o") as (n, c, oh, ow):
+        acc = neutral
+        for _, _, index, ok in _window_taps(b, geo, x, _plane_base(b, x, n, c), oh, ow):
+            v = convert_float(b, load_elem(b, x_ptr, index, xt), ft)
+            if ok is not None:
+                v = b.select(ok, v, neutral)
+            acc = _nan_max(b, acc, v) if kind == "max" else b.fadd(acc, v)
+        if kind == "avg":                             # divide (not multiply) like the reference
+            acc = b.fdiv(acc, ir.Constant(ft, float(geo.kh * geo.kw)))
+        slot = b.add(b.mul(b.add(b.mul(b.add(b.mul(n, i64(geo.c)), c), i64(geo.ho)), oh), i64(geo.wo)), ow)
+        store_elem(b, acc, out_ptr, slot)
     b.ret_void()
     return fn
 
@@ -146,6 +203,25 @@ def _emit_window_argmax(b, geo, x, x_ptr, x_plane, oh, ow, slots):
     row = b.select(none, b.select(corner_inside, top, i64(-1)), row)
     col = b.select(none, left, col)
     return row, col
+
+
+def _window_argmax_unrolled(b, geo, x, x_ptr, x_plane, oh, ow):
+    """``_emit_window_argmax`` with the taps unrolled and the running best in registers."""
+    xt = float_type(x.dtype)
+    best, row, col = ir.Constant(xt, -math.inf), i64(-1), i64(-1)
+    taps = _window_taps(b, geo, x, x_plane, oh, ow)
+    for r, c, index, ok in taps:
+        v = load_elem(b, x_ptr, index, xt)
+        take = b.or_(b.fcmp_ordered(">", v, best),
+                     b.and_(b.fcmp_unordered("uno", v, v), b.fcmp_ordered("ord", best, best)))
+        if ok is not None:
+            take = b.and_(ok, take)
+        best, row, col = b.select(take, v, best), b.select(take, r, row), b.select(take, c, col)
+    # nothing beat -inf: the window's first cell wins, an input cell only if it is in bounds
+    first_row, first_col, _, first_ok = taps[0]
+    none = b.icmp_signed("<", row, i64(0))
+    row = b.select(none, first_row if first_ok is None else b.select(first_ok, first_row, i64(-1)), row)
+    return row, b.select(none, first_col, col)
 
 
 @register("max_pool2d_grad")
@@ -209,7 +285,10 @@ def _emit_max_pool_grad_disjoint(module, name, g, x, out, geo):
         with for_range(b, 0, geo.ho, name="oh") as oh:
             g_row = b.add(g_plane, b.mul(oh, i64(g.strides[2])))
             with for_range(b, 0, geo.wo, name="ow") as ow:
-                row, col = _emit_window_argmax(b, geo, x, x_ptr, x_plane, oh, ow, slots)
+                if geo.unrolled:
+                    row, col = _window_argmax_unrolled(b, geo, x, x_ptr, x_plane, oh, ow)
+                else:
+                    row, col = _emit_window_argmax(b, geo, x, x_ptr, x_plane, oh, ow, slots)
                 with b.if_then(b.icmp_signed(">=", row, i64(0))):
                     gv = load_elem(b, g_ptr, b.add(g_row, b.mul(ow, i64(g.strides[3]))), gt)
                     value = b.fadd(ir.Constant(F64, 0.0), convert_float(b, gv, F64))
