@@ -7,6 +7,11 @@
         per element:  for each inner index r: out[o, r] = out_expr(loads, s)
         otherwise:    out[o] = out_expr(loads at r = 0, s)
 
+A sum or max down the columns (the last outer axis walked contiguously, reduced axes strided:
+``x.sum(axis=0)`` of a row-major matrix, a bias gradient) runs with the loops swapped
+(``_emit_column_reduce``): every row updates the whole output row, so the innermost loop
+is contiguous and vectorises instead of striding through memory one column at a time.
+
 Loads are affine: ``in_k[offset + Σ index_a * stride_a]``. Scalar expressions are
 emitted by ``scalar.lower``; reduction results enter the expressions as extra
 arguments. Sum accumulators carry ``reassoc`` so the vectoriser may split them into
@@ -120,6 +125,53 @@ def _outer_loops(b: ir.IRBuilder, outer, begin, end):
         yield [first] + list(rest)
 
 
+def _is_column_reduce(spec: LoopSpec, acc_dtype: str) -> bool:
+    """The last outer axis contiguous for the output and every load, some load strided along
+    the reduced axes, and a single reduction whose result is stored straight (perhaps scaled)."""
+    n_outer = len(spec.space) - spec.n_reduce
+    if n_outer < 1 or not spec.n_reduce or spec.per_element or len(spec.reductions) != 1:
+        return False
+    last = n_outer - 1
+    if acc_dtype != spec.dtype or spec.out_strides[last] != 1:
+        return False
+    if any(e.op == "arg" for e in spec.out.walk()):      # the stored value reads only the stage
+        return False
+    if any(ld.strides[last] not in (0, 1) for ld in spec.loads):
+        return False
+    return any(any(st not in (0, 1) for st in ld.strides[n_outer:]) for ld in spec.loads)
+
+
+def _emit_column_reduce(b: ir.IRBuilder, spec: LoopSpec, out_ptr, begin, end, value) -> None:
+    """out[..., o] = combine over the reduced index r of expr(..., o, r), with r outside the
+    contiguous o loop. The outer axes before o (if any) run outside both; the first outer
+    axis covers [begin, end) (the threads' share)."""
+    (red,) = spec.reductions
+    ty = scalar.ir_type(spec.dtype)
+    outer = spec.outer
+    n_outer = len(outer)
+    with ExitStack() as stack:
+        if n_outer == 1:
+            prefix, o_begin, o_end = [], begin, end
+        else:
+            prefix = list(stack.enter_context(_outer_loops(b, outer[:-1], begin, end)))
+            o_begin, o_end = ir.Constant(I64, 0), ir.Constant(I64, outer[-1])
+
+        def out_slot(o):
+            return strided_index(b, 0, spec.out_strides[:n_outer], prefix + [o])
+
+        with for_range(b, o_begin, o_end, name="init") as o:
+            _store(b, _init(red.op, spec.dtype), out_ptr, out_slot(o), spec.dtype)
+        with loop_nest(b, spec.inner, "r") as ridx:
+            with for_range(b, o_begin, o_end, name="o") as o:
+                v = value(red.expr, prefix + [o] + list(ridx), [], spec.dtype)
+                acc = b.load(elem_ptr(b, out_ptr, out_slot(o), ty), typ=ty)
+                _store(b, _combine(b, red.op, acc, v, spec.dtype), out_ptr, out_slot(o), spec.dtype)
+        zeros = [ir.Constant(I64, 0)] * spec.n_reduce
+        with for_range(b, o_begin, o_end, name="fin") as o:
+            stage = b.load(elem_ptr(b, out_ptr, out_slot(o), ty), typ=ty)
+            _store(b, value(spec.out, prefix + [o] + zeros, [stage], spec.dtype), out_ptr, out_slot(o), spec.dtype)
+
+
 def _emit_range(module: ir.Module, name: str, spec: LoopSpec, in_dtypes) -> ir.Function:
     fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [PTR] * (1 + len(in_dtypes)) + [I64, I64]), name=name)
     for a in fn.args[:1 + len(in_dtypes)]:
@@ -143,6 +195,10 @@ def _emit_range(module: ir.Module, name: str, spec: LoopSpec, in_dtypes) -> ir.F
                             default_float=acc_dtype, out_dtype=dtype)
         return v
 
+    if _is_column_reduce(spec, acc_dtype):
+        _emit_column_reduce(b, spec, out_ptr, begin, end, value)
+        b.ret_void()
+        return fn
     # accumulators live in allocas of the entry block; SROA/mem2reg turn them into registers
     accs = [b.alloca(scalar.ir_type(acc_dtype), name=f"acc{j}") for j in range(len(spec.reductions))]
     with _outer_loops(b, outer, begin, end) as oidx:
