@@ -19,7 +19,9 @@ Every configuration (system x thread count) runs in its own subprocess, so the t
 settings are in the environment before NumPy, PyTorch or JAX load; a worker prints one
 ``RESULT {json}`` line per measurement on stdout and a progress line on stderr. Every system
 starts from the same initial parameters and trains on the same batch, so the first-step
-losses must agree across systems (the table shows them).
+losses must agree across systems (the table shows them); the models, their initial values and
+the optimizer settings of the training steps come from tensorforge.bench, which
+``tensorforge bench`` measures too.
 
     python benchmarks/compiler.py [--threads 1 2] [--quick] [--out docs/performance.md]
 """
@@ -38,6 +40,9 @@ import time
 from importlib import metadata
 from pathlib import Path
 
+from tensorforge.bench import (ADAM, SGD, cnn_init, jax_compiled_step, jax_model, mlp_init, random_batch,
+                               tensorforge_training_step, torch_model)
+
 ROOT = Path(__file__).resolve().parent.parent
 SYSTEMS = ("numpy", "interp", "llvm", "torch", "torch.compile", "jax")
 STEP_WORKLOADS = ("mlp", "small_mlp", "cnn")
@@ -54,8 +59,6 @@ SIZES = {
               "budget_s": 0.05, "min_samples": 3},
 }
 CHAIN_A, CHAIN_B = 1.5, -0.25          # the chain's scalar constants, the same in every system
-ADAM = {"lr": 1e-3, "b1": 0.9, "b2": 0.999, "eps": 1e-8}
-SGD = {"lr": 0.01, "momentum": 0.9}
 
 
 # ======================================================================================
@@ -118,35 +121,15 @@ def chain_reference(x):
     return 1.0 / (1.0 + np.exp(-(CHAIN_A * x + CHAIN_B))) * np.tanh(x) + np.maximum(x - 1.0, 0.0) * 0.5
 
 
-def mlp_init(sizes, seed=0):
-    """He-normal weights (in, out) and zero biases, float32: shared by every system."""
-    import numpy as np
-    rng = np.random.default_rng(seed)
-    return [((rng.standard_normal((i, o)) * np.sqrt(2.0 / i)).astype(np.float32), np.zeros(o, np.float32))
-            for i, o in zip(sizes[:-1], sizes[1:])]
-
-
-def cnn_init(seed=0):
-    """conv weight (8,1,3,3) + bias (8,), dense (128,10) + bias (10,), float32."""
-    import numpy as np
-    rng = np.random.default_rng(seed)
-    return [(rng.standard_normal((8, 1, 3, 3)) * np.sqrt(2.0 / 9)).astype(np.float32),
-            np.zeros(8, np.float32),
-            (rng.standard_normal((128, 10)) * np.sqrt(2.0 / 128)).astype(np.float32),
-            np.zeros(10, np.float32)]
-
-
 def batch(kind, sizes, seed=1):
     """The fixed (x, y) batch a workload trains on, repeatedly."""
-    import numpy as np
-    rng = np.random.default_rng(seed)
     if kind == "cnn":
-        n, shape = sizes["cnn_batch"], (sizes["cnn_batch"], 1, 8, 8)
+        shape = (sizes["cnn_batch"], 1, 8, 8)
     elif kind == "mlp":
-        n, shape = sizes["mlp_batch"], (sizes["mlp_batch"], sizes["mlp"][0])
+        shape = (sizes["mlp_batch"], sizes["mlp"][0])
     else:
-        n, shape = sizes["small_batch"], (sizes["small_batch"], sizes["small_mlp"][0])
-    return rng.standard_normal(shape).astype(np.float32), rng.integers(0, 10, n).astype(np.int64)
+        shape = (sizes["small_batch"], sizes["small_mlp"][0])
+    return random_batch(shape, seed)
 
 
 # ======================================================================================
@@ -282,37 +265,13 @@ class TensorforgeSystem:
         return self._run("chain", fn, x)
 
     def _mlp_graph(self, sizes, x, y):
-        tg = self.tg
-        with tg.Graph():
-            xs = tg.placeholder("x", x.shape)
-            ys = tg.placeholder("y", y.shape, dtype="int64")
-            params, h = [], xs
-            for i, (w, b) in enumerate(mlp_init(sizes)):
-                W, B = tg.parameter(f"W{i}", w), tg.parameter(f"b{i}", b)
-                params += [W, B]
-                h = h @ W + B
-                if i + 2 < len(sizes):
-                    h = tg.relu(h)
-            loss = tg.mean(tg.softmax_cross_entropy(h, ys))
-            updates = tg.optim.Adam(lr=ADAM["lr"], betas=(ADAM["b1"], ADAM["b2"]), eps=ADAM["eps"]).updates(
-                loss, params)
-        return tg.compile([xs, ys], loss, updates=updates, backend=self.backend, name="mlp_step")
+        return tensorforge_training_step(sizes, x, y, self.backend, name="mlp_step")
 
     def mlp_step(self, sizes, x, y, key="mlp"):
         return self._run(key, self._mlp_graph(sizes, x, y), x, y)
 
     def cnn_step(self, x, y):
-        tg = self.tg
-        with tg.Graph():
-            xs = tg.placeholder("x", x.shape)
-            ys = tg.placeholder("y", y.shape, dtype="int64")
-            w, cb, wd, bd = [tg.parameter(n, v) for n, v in zip(("w", "cb", "wd", "bd"), cnn_init())]
-            h = tg.max_pool2d(tg.relu(tg.conv2d(xs, w, cb, stride=1, padding=1)), 2)
-            logits = tg.reshape(h, (x.shape[0], 128)) @ wd + bd
-            loss = tg.mean(tg.softmax_cross_entropy(logits, ys))
-            updates = tg.optim.SGD(lr=SGD["lr"], momentum=SGD["momentum"]).updates(loss, [w, cb, wd, bd])
-        fn = tg.compile([xs, ys], loss, updates=updates, backend=self.backend, name="cnn_step")
-        return self._run("cnn", fn, x, y)
+        return self._run("cnn", tensorforge_training_step(None, x, y, self.backend, name="cnn_step"), x, y)
 
     def matmul(self, a, b):
         tg = self.tg
@@ -347,7 +306,7 @@ class TorchSystem:
         f = self._maybe_compile(f)
         return lambda: f(xt).numpy()
 
-    def _train_step(self, params, forward, opt, x, y):
+    def _train_step(self, forward, opt, x, y):
         torch = self.torch
         xt, yt = torch.from_numpy(x), torch.from_numpy(y)
 
@@ -366,32 +325,11 @@ class TorchSystem:
             return loss.item()
         return step
 
-    def _params(self, arrays):
-        return [self.torch.tensor(a, requires_grad=True) for a in arrays]
-
     def mlp_step(self, sizes, x, y):
-        torch = self.torch
-        params = self._params([p for layer in mlp_init(sizes) for p in layer])
-
-        def forward(h):
-            for i in range(0, len(params), 2):
-                h = h @ params[i] + params[i + 1]
-                if i + 2 < len(params):
-                    h = torch.relu(h)
-            return h
-        opt = torch.optim.Adam(params, lr=ADAM["lr"], betas=(ADAM["b1"], ADAM["b2"]), eps=ADAM["eps"])
-        return self._train_step(params, forward, opt, x, y)
+        return self._train_step(*torch_model(sizes), x, y)
 
     def cnn_step(self, x, y):
-        torch = self.torch
-        F = torch.nn.functional
-        w, cb, wd, bd = params = self._params(cnn_init())
-
-        def forward(h):
-            h = F.max_pool2d(torch.relu(F.conv2d(h, w, cb, padding=1)), 2)
-            return h.reshape(h.shape[0], 128) @ wd + bd
-        opt = torch.optim.SGD(params, lr=SGD["lr"], momentum=SGD["momentum"])
-        return self._train_step(params, forward, opt, x, y)
+        return self._train_step(*torch_model(None), x, y)
 
 
 class JaxSystem:
@@ -412,73 +350,15 @@ class JaxSystem:
         return lambda: f(xj).block_until_ready()
 
     def _train(self, key, loss_fn, update, params, state, x, y):
-        """A jitted step (params, state, x, y) -> (params, state, loss); buffers donated (in place)."""
-        jax = self.jax
-
-        def step(p, s, xb, yb):
-            loss, grads = jax.value_and_grad(loss_fn)(p, xb, yb)
-            p, s = update(p, grads, s)
-            return p, s, loss
-        jitted = jax.jit(step, donate_argnums=(0, 1))
-        xj, yj = self.jnp.asarray(x), self.jnp.asarray(y)
-        t0 = time.perf_counter()
-        compiled = jitted.lower(params, state, xj, yj).compile()
-        self.compile_s[key] = time.perf_counter() - t0
-        box = [params, state]
-
-        def run():
-            box[0], box[1], loss = compiled(box[0], box[1], xj, yj)
-            return float(loss)                       # waits for the result
+        """The jitted step's run(); its compile time is kept under ``key``."""
+        run, self.compile_s[key] = jax_compiled_step(loss_fn, update, params, state, x, y)
         return run
 
-    def _xent(self, logits, y):
-        jnp = self.jnp
-        logp = self.jax.nn.log_softmax(logits, axis=1)
-        return -jnp.mean(jnp.take_along_axis(logp, y[:, None], axis=1))
-
     def mlp_step(self, sizes, x, y, key="mlp"):
-        jax, jnp = self.jax, self.jnp
-        params = [jnp.asarray(p) for layer in mlp_init(sizes) for p in layer]
-
-        def loss_fn(p, xb, yb):
-            h = xb
-            for i in range(0, len(p), 2):
-                h = h @ p[i] + p[i + 1]
-                if i + 2 < len(p):
-                    h = jax.nn.relu(h)
-            return self._xent(h, yb)
-
-        b1, b2, lr, eps = ADAM["b1"], ADAM["b2"], ADAM["lr"], ADAM["eps"]
-
-        def update(p, g, s):
-            m, v, t = s
-            t = t + 1
-            m = [b1 * mi + (1 - b1) * gi for mi, gi in zip(m, g)]
-            v = [b2 * vi + (1 - b2) * gi * gi for vi, gi in zip(v, g)]
-            step_size = lr / (1 - b1 ** t)
-            bc2_sqrt = jnp.sqrt(1 - b2 ** t)
-            p = [pi - step_size * mi / (jnp.sqrt(vi) / bc2_sqrt + eps) for pi, mi, vi in zip(p, m, v)]
-            return p, (m, v, t)
-        state = ([jnp.zeros_like(p) for p in params], [jnp.zeros_like(p) for p in params],
-                 jnp.asarray(0.0, jnp.float32))
-        return self._train(key, loss_fn, update, params, state, x, y)
+        return self._train(key, *jax_model(sizes), x, y)
 
     def cnn_step(self, x, y):
-        jax, jnp = self.jax, self.jnp
-        params = [jnp.asarray(p) for p in cnn_init()]
-
-        def loss_fn(p, xb, yb):
-            w, cb, wd, bd = p
-            h = jax.lax.conv_general_dilated(xb, w, (1, 1), ((1, 1), (1, 1)),
-                                             dimension_numbers=("NCHW", "OIHW", "NCHW"))
-            h = jax.nn.relu(h + cb[None, :, None, None])
-            h = jax.lax.reduce_window(h, -jnp.inf, jax.lax.max, (1, 1, 2, 2), (1, 1, 2, 2), "VALID")
-            return self._xent(h.reshape(h.shape[0], 128) @ wd + bd, yb)
-
-        def update(p, g, s):
-            s = [SGD["momentum"] * bi + gi for bi, gi in zip(s, g)]
-            return [pi - SGD["lr"] * bi for pi, bi in zip(p, s)], s
-        return self._train("cnn", loss_fn, update, params, [jnp.zeros_like(p) for p in params], x, y)
+        return self._train("cnn", *jax_model(None), x, y)
 
 
 # ======================================================================================

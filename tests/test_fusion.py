@@ -10,6 +10,8 @@ from tensorforge.kernel_ir import Load, LoopSpec, collapse, evaluate
 from tensorforge.ops.scalar import SYMBOLIC
 from tensorforge.passes.pipeline import COMPILER_PASSES, stats
 
+from helpers import apply_program
+
 RTOL = dict(rtol=1e-5, atol=1e-6)
 
 
@@ -188,13 +190,7 @@ def test_random_elementwise_broadcast_reduction_graphs(case):
     with g:
         x = tg.placeholder("x", shape)
         b = tg.placeholder("b", bshape)
-        vals = [x, b]
-        for step in program:
-            if step[0] == "u":
-                vals.append(getattr(tg, step[1])(vals[step[2] % len(vals)]))
-            else:
-                vals.append(getattr(tg, step[1])(vals[step[2] % len(vals)], vals[step[3] % len(vals)]))
-        out = vals[-1]
+        out = apply_program(x, b, program)
         outs = [out, tg.sum(out * out, axis=reduce_axis if reduce_axis is None or reduce_axis < len(out.shape)
                             else None)]
     feeds = [rng.standard_normal(shape).astype("float32"), rng.standard_normal(bshape).astype("float32")]

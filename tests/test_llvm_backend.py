@@ -17,6 +17,8 @@ from hypothesis import given, settings, strategies as st
 import tensorforge as tg
 from tensorforge.ops import OPS
 
+from helpers import apply_program
+
 TOL = {"float32": dict(rtol=1e-4, atol=1e-5), "float64": dict(rtol=1e-10, atol=1e-12)}
 
 
@@ -240,11 +242,8 @@ def run_both(name, dtype, calls=1):
 PARAMS = [pytest.param(name, dt, id=f"{name}-{dt}") for name, (_, _, dts) in CASES.items() for dt in dts]
 
 
-@pytest.mark.parametrize("name, dtype", PARAMS)
-def test_llvm_matches_interp(name, dtype):
-    res = run_both(name, dtype)
-    (ref,), _ = res["interp"]
-    (got,), _ = res["llvm"]
+def assert_same(ref, got):
+    """Output by output: the same shape and dtype, equal integers, floats within TOL."""
     assert len(ref) == len(got)
     for k, (a, b) in enumerate(zip(ref, got)):
         a, b = np.asarray(a), np.asarray(b)
@@ -253,6 +252,14 @@ def test_llvm_matches_interp(name, dtype):
             np.testing.assert_array_equal(b, a, err_msg=f"output {k}")
         else:
             np.testing.assert_allclose(b, a, **TOL[str(a.dtype)], err_msg=f"output {k}")
+
+
+@pytest.mark.parametrize("name, dtype", PARAMS)
+def test_llvm_matches_interp(name, dtype):
+    res = run_both(name, dtype)
+    (ref,), _ = res["interp"]
+    (got,), _ = res["llvm"]
+    assert_same(ref, got)
 
 
 def _ops_of(graph) -> set:
@@ -388,6 +395,35 @@ def test_large_kernels_split_across_threads_match_the_interpreter(threads):
         tg.set_num_threads(saved)
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64", "int64"])
+def test_column_reductions_run_with_swapped_loops_and_match_the_interpreter(dtype, tmp_path, monkeypatch):
+    """sum/max/mean down the columns (bias gradients) take the loop-swapped kernel."""
+    monkeypatch.setenv("TENSORFORGE_CACHE_DIR", str(tmp_path))     # built here, so its program is the fused one
+    from tensorforge.backends.llvm.loops import _is_column_reduce
+    from tensorforge.kernel_ir import collapse
+    rng = np.random.default_rng(5)
+    xv = (rng.standard_normal((3, 130, 70)) * 10).astype(dtype)
+    if dtype != "int64":
+        xv[1, 7, 3] = np.nan                       # max and sum must propagate it
+    results, fns = [], []
+    for backend in ("interp", "llvm"):
+        with tg.Graph():
+            x = tg.placeholder("x", xv.shape, dtype=dtype)
+            outs = [tg.sum(x, axis=(0, 1)), tg.max(x, axis=1)]
+            if dtype != "int64":
+                outs.append(tg.mean(x * 2.0, axis=0))
+            fns.append(tg.compile([x], outs, backend=backend))
+        results.append(fns[-1](xv))
+    for a, c in zip(*results):
+        if dtype == "int64":
+            np.testing.assert_array_equal(c, a)
+        else:
+            np.testing.assert_allclose(c, a, rtol=1e-5 if dtype == "float32" else 1e-12, atol=1e-3)
+    specs = [collapse(dict(d["attrs"])["spec"]) for _, d in list(fns[1]._cache.values())[0].program.graph.nx.nodes(data=True)
+             if d["op"] == "fused"]
+    assert sum(_is_column_reduce(sp, sp.dtype) for sp in specs) == len(results[0])
+
+
 def test_non_contiguous_inputs_outputs_are_fresh_and_shapes_respecialise():
     fs = {}
     for backend in ("interp", "llvm"):
@@ -442,13 +478,7 @@ def _random_graph(case):
     with g:
         x = tg.placeholder("x", shape)
         b = tg.placeholder("b", bshape)
-        vals = [x, b]
-        for step in program:
-            if step[0] == "u":
-                vals.append(getattr(tg, step[1])(vals[step[2] % len(vals)]))
-            else:
-                vals.append(getattr(tg, step[1])(vals[step[2] % len(vals)], vals[step[3] % len(vals)]))
-        out = vals[-1]
+        out = apply_program(x, b, program)
         nd = len(out.shape)
         if reduction == "logsumexp":
             ax = -1 if axis is None or isinstance(axis, tuple) else axis
@@ -461,15 +491,20 @@ def _random_graph(case):
     return [x, b], [out, red, gx, gb]
 
 
-@settings(max_examples=40, deadline=None)
-@given(elementwise_graphs())
-def test_random_elementwise_broadcast_reduction_graphs(case):
+def check_random_graph(case, backend):
+    """The graph of ``case`` gives the interpreter's outputs when compiled for ``backend``."""
     shape, bshape = case[0], case[1]
     rng = np.random.default_rng(0)
     feeds = [rng.standard_normal(shape).astype("float32"), rng.standard_normal(bshape).astype("float32")]
     results = []
-    for backend in ("interp", "llvm"):
+    for name in ("interp", backend):
         ins, outs = _random_graph(case)
-        results.append(tg.compile(ins, outs, backend=backend)(*feeds))
+        results.append(tg.compile(ins, outs, backend=name)(*feeds))
     for a, b in zip(*results):
         np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-5)
+
+
+@settings(max_examples=40, deadline=None)
+@given(elementwise_graphs())
+def test_random_elementwise_broadcast_reduction_graphs(case):
+    check_random_graph(case, "llvm")

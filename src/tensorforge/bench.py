@@ -1,8 +1,8 @@
 """Benchmark workloads by name, for ``tensorforge bench``: one training step on every backend.
 
-The workloads are those of benchmarks/compiler.py (copied here so the installed package has
-them): every system starts from the same initial parameters and trains repeatedly on the same
-fixed batch, so the first-step losses must agree across systems.
+Every system starts from the same initial parameters and trains repeatedly on the same fixed
+batch, so the first-step losses must agree across systems. The models, their initial values and
+the optimizer settings live here once: benchmarks/compiler.py imports them, so the two agree.
 
     mlp        MLP 784-256-256-10, batch 128, softmax cross-entropy, Adam
     small-mlp  MLP 64-64-10, batch 32, Adam (overhead-bound)
@@ -63,21 +63,23 @@ def cnn_init(seed=0):
             np.zeros(10, np.float32)]
 
 
+def random_batch(shape, seed: int = 1):
+    """(x, y): standard-normal float32 inputs of ``shape`` and one integer label 0..9 per row."""
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal(shape).astype(np.float32), rng.integers(0, 10, shape[0]).astype(np.int64)
+
+
 def fixed_batch(workload: str, seed: int = 1):
     """The (x, y) batch a workload trains on, repeatedly."""
     _, sizes, n = WORKLOADS[workload]
-    shape = (n, 1, 8, 8) if sizes is None else (n, sizes[0])
-    rng = np.random.default_rng(seed)
-    return rng.standard_normal(shape).astype(np.float32), rng.integers(0, 10, n).astype(np.int64)
+    return random_batch((n, 1, 8, 8) if sizes is None else (n, sizes[0]), seed)
 
 
-# ---- tensorforge -------------------------------------------------------------------------
+# ---- the model on each system: ``sizes`` are an MLP's layer sizes, None is the CNN -------
 
-def tensorforge_step(workload: str, backend: str):
-    """(the compiled training step, x, y) of ``workload`` on a tensorforge backend."""
+def tensorforge_training_step(sizes, x, y, backend: str, name: str):
+    """The compiled training step (loss and in-place updates) for batches shaped like (x, y)."""
     import tensorforge as tg
-    x, y = fixed_batch(workload)
-    _, sizes, _ = WORKLOADS[workload]
     with tg.Graph():
         xs = tg.placeholder("x", x.shape)
         ys = tg.placeholder("y", y.shape, dtype="int64")
@@ -97,25 +99,12 @@ def tensorforge_step(workload: str, backend: str):
             opt = tg.optim.Adam(lr=ADAM["lr"], betas=(ADAM["b1"], ADAM["b2"]), eps=ADAM["eps"])
         loss = tg.mean(tg.softmax_cross_entropy(logits, ys))
         updates = opt.updates(loss, params)
-    fn = tg.compile([xs, ys], loss, updates=updates, backend=backend, name=f"{workload}_step")
-    return fn, x, y
+    return tg.compile([xs, ys], loss, updates=updates, backend=backend, name=name)
 
 
-def _tensorforge_runner(workload: str, backend: str):
-    fn, x, y = tensorforge_step(workload, backend)
-    t0 = time.perf_counter()
-    first = float(fn(x, y))            # the first call specialises and compiles
-    compile_s = max(fn.compile_times.values()) if fn.compile_times else time.perf_counter() - t0
-    return (lambda: fn(x, y)), first, compile_s
-
-
-# ---- peers (imported only when asked for and installed) ----------------------------------
-
-def _torch_runner(workload: str):
+def torch_model(sizes):
+    """(forward(x) -> logits, optimizer over the parameters) in PyTorch."""
     import torch
-    x, y = fixed_batch(workload)
-    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
-    _, sizes, _ = WORKLOADS[workload]
     F = torch.nn.functional
     if sizes is None:
         w, cb, wd, bd = params = [torch.tensor(a, requires_grad=True) for a in cnn_init()]
@@ -123,33 +112,23 @@ def _torch_runner(workload: str):
         def forward(h):
             h = F.max_pool2d(torch.relu(F.conv2d(h, w, cb, padding=1)), 2)
             return h.reshape(h.shape[0], 128) @ wd + bd
-        opt = torch.optim.SGD(params, lr=SGD["lr"], momentum=SGD["momentum"])
-    else:
-        params = [torch.tensor(p, requires_grad=True) for layer in mlp_init(sizes) for p in layer]
+        return forward, torch.optim.SGD(params, lr=SGD["lr"], momentum=SGD["momentum"])
+    params = [torch.tensor(p, requires_grad=True) for layer in mlp_init(sizes) for p in layer]
 
-        def forward(h):
-            for i in range(0, len(params), 2):
-                h = h @ params[i] + params[i + 1]
-                if i + 2 < len(params):
-                    h = torch.relu(h)
-            return h
-        opt = torch.optim.Adam(params, lr=ADAM["lr"], betas=(ADAM["b1"], ADAM["b2"]), eps=ADAM["eps"])
-
-    def step():
-        opt.zero_grad(set_to_none=True)
-        loss = F.cross_entropy(forward(xt), yt)
-        loss.backward()
-        opt.step()
-        return loss.item()
-    first = step()
-    return step, first, None           # eager: nothing is compiled
+    def forward(h):
+        for i in range(0, len(params), 2):
+            h = h @ params[i] + params[i + 1]
+            if i + 2 < len(params):
+                h = torch.relu(h)
+        return h
+    return forward, torch.optim.Adam(params, lr=ADAM["lr"], betas=(ADAM["b1"], ADAM["b2"]), eps=ADAM["eps"])
 
 
-def _jax_runner(workload: str):
+def jax_model(sizes):
+    """(loss_fn(params, x, y), update(params, grads, state) -> (params, state), params, state) in JAX;
+    the updates are torch.optim's SGD with momentum and Adam, written out."""
     import jax
     import jax.numpy as jnp
-    x, y = fixed_batch(workload)
-    _, sizes, _ = WORKLOADS[workload]
 
     def xent(logits, yb):
         logp = jax.nn.log_softmax(logits, axis=1)
@@ -169,30 +148,38 @@ def _jax_runner(workload: str):
         def update(p, g, s):
             s = [SGD["momentum"] * bi + gi for bi, gi in zip(s, g)]
             return [pi - SGD["lr"] * bi for pi, bi in zip(p, s)], s
-        state = [jnp.zeros_like(p) for p in params]
-    else:
-        params = [jnp.asarray(p) for layer in mlp_init(sizes) for p in layer]
+        return loss_fn, update, params, [jnp.zeros_like(p) for p in params]
+    params = [jnp.asarray(p) for layer in mlp_init(sizes) for p in layer]
 
-        def loss_fn(p, xb, yb):
-            h = xb
-            for i in range(0, len(p), 2):
-                h = h @ p[i] + p[i + 1]
-                if i + 2 < len(p):
-                    h = jax.nn.relu(h)
-            return xent(h, yb)
-        b1, b2, lr, eps = ADAM["b1"], ADAM["b2"], ADAM["lr"], ADAM["eps"]
+    def loss_fn(p, xb, yb):
+        h = xb
+        for i in range(0, len(p), 2):
+            h = h @ p[i] + p[i + 1]
+            if i + 2 < len(p):
+                h = jax.nn.relu(h)
+        return xent(h, yb)
+    b1, b2, lr, eps = ADAM["b1"], ADAM["b2"], ADAM["lr"], ADAM["eps"]
 
-        def update(p, g, s):
-            m, v, t = s
-            t = t + 1
-            m = [b1 * mi + (1 - b1) * gi for mi, gi in zip(m, g)]
-            v = [b2 * vi + (1 - b2) * gi * gi for vi, gi in zip(v, g)]
-            step_size = lr / (1 - b1 ** t)
-            bc2_sqrt = jnp.sqrt(1 - b2 ** t)
-            p = [pi - step_size * mi / (jnp.sqrt(vi) / bc2_sqrt + eps) for pi, mi, vi in zip(p, m, v)]
-            return p, (m, v, t)
-        state = ([jnp.zeros_like(p) for p in params], [jnp.zeros_like(p) for p in params],
-                 jnp.asarray(0.0, jnp.float32))
+    def update(p, g, s):
+        m, v, t = s
+        t = t + 1
+        m = [b1 * mi + (1 - b1) * gi for mi, gi in zip(m, g)]
+        v = [b2 * vi + (1 - b2) * gi * gi for vi, gi in zip(v, g)]
+        step_size = lr / (1 - b1 ** t)
+        bc2_sqrt = jnp.sqrt(1 - b2 ** t)
+        p = [pi - step_size * mi / (jnp.sqrt(vi) / bc2_sqrt + eps) for pi, mi, vi in zip(p, m, v)]
+        return p, (m, v, t)
+    state = ([jnp.zeros_like(p) for p in params], [jnp.zeros_like(p) for p in params],
+             jnp.asarray(0.0, jnp.float32))
+    return loss_fn, update, params, state
+
+
+def jax_compiled_step(loss_fn, update, params, state, x, y):
+    """(run, compile seconds): jax.jit of the whole step (value_and_grad and update), compiled
+    ahead for (x, y); its parameter and state buffers are donated, so each run() updates them in
+    place and returns the loss."""
+    import jax
+    import jax.numpy as jnp
 
     def step(p, s, xb, yb):
         loss, grads = jax.value_and_grad(loss_fn)(p, xb, yb)
@@ -207,6 +194,45 @@ def _jax_runner(workload: str):
     def run():
         box[0], box[1], loss = compiled(box[0], box[1], xj, yj)
         return float(loss)               # float() waits for the result
+    return run, compile_s
+
+
+# ---- the runners: (step, first-step loss, compile seconds or None) -----------------------
+
+def tensorforge_step(workload: str, backend: str):
+    """(the compiled training step, x, y) of ``workload`` on a tensorforge backend."""
+    x, y = fixed_batch(workload)
+    fn = tensorforge_training_step(WORKLOADS[workload][1], x, y, backend, name=f"{workload}_step")
+    return fn, x, y
+
+
+def _tensorforge_runner(workload: str, backend: str):
+    fn, x, y = tensorforge_step(workload, backend)
+    t0 = time.perf_counter()
+    first = float(fn(x, y))            # the first call specialises and compiles
+    compile_s = max(fn.compile_times.values()) if fn.compile_times else time.perf_counter() - t0
+    return (lambda: fn(x, y)), first, compile_s
+
+
+def _torch_runner(workload: str):
+    import torch
+    x, y = fixed_batch(workload)
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    forward, opt = torch_model(WORKLOADS[workload][1])
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        loss = torch.nn.functional.cross_entropy(forward(xt), yt)
+        loss.backward()
+        opt.step()
+        return loss.item()
+    first = step()
+    return step, first, None           # eager: nothing is compiled
+
+
+def _jax_runner(workload: str):
+    x, y = fixed_batch(workload)
+    run, compile_s = jax_compiled_step(*jax_model(WORKLOADS[workload][1]), x, y)
     first = run()
     return run, first, compile_s
 

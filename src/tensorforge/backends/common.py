@@ -1,4 +1,6 @@
-"""What every code-generating backend shares: strided operands and how views become them.
+"""What every code-generating backend shares: strided operands and how views become them,
+the registry of library-kernel emitters, and the shape work of library ops that does not
+depend on the code being generated.
 
 A view (transpose, broadcast, slice, size-1 reshape, ...) is never computed: it is a
 different way of reading its base buffer, described by an ``Operand`` (shape, element
@@ -78,3 +80,45 @@ def view_operand(op: str, attrs: dict, in_shape, out_shape, src: Operand) -> Ope
     strides = tuple(int(v) for v in (s_in @ M)) if len(s_in) else (0,) * len(out_shape)
     offset = src.offset + (int(s_in @ off) if len(s_in) else 0)
     return Operand(tuple(out_shape), strides, offset, src.dtype)
+
+
+# ---- library kernels: the emitter registry and backend-independent shape work ------------
+
+def library_registrar(library: dict, what: str):
+    """The decorator ``register(op_name)`` that adds an emitter to ``library`` (op name ->
+    emitter); registering an op twice is a ValueError that names ``what``."""
+    def register(op_name):
+        """Decorator adding an emitter to the library under ``op_name``."""
+        def add(emitter):
+            if op_name in library:
+                raise ValueError(f"{what} for {op_name!r} is registered twice")
+            library[op_name] = emitter
+            return emitter
+        return add
+    return register
+
+
+def argmax_axes(axis, ndim: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """(reduced axes, kept axes) of argmax over ``axis``: None reduces every axis; otherwise one
+    axis, given as an int or a one-element list or tuple."""
+    if axis is None:
+        return tuple(range(ndim)), ()
+    if isinstance(axis, (tuple, list)):
+        if len(axis) != 1:
+            raise NotImplementedError(f"argmax over several axes {axis} is not supported (NumPy neither)")
+        axis = axis[0]
+    if not -ndim <= int(axis) < ndim:
+        raise ValueError(f"argmax: axis {axis} is out of range for rank {ndim}")
+    reduced = int(axis) % ndim
+    return (reduced,), tuple(a for a in range(ndim) if a != reduced)
+
+
+def concat_grad_view(g: Operand, before_shape, out_shape, axis) -> Operand:
+    """The slab of concat's gradient ``g`` that belongs to one input of shape ``out_shape``:
+    along ``axis`` it starts after the inputs before it (together ``before_shape``)."""
+    axis = int(axis) % len(g.shape)
+    start = before_shape[axis]
+    if start + out_shape[axis] > g.shape[axis]:
+        raise ValueError(f"concat_grad: part [{start}, {start + out_shape[axis]}) exceeds g's axis "
+                         f"{axis} of size {g.shape[axis]}")
+    return Operand(tuple(out_shape), g.strides, g.offset + start * g.strides[axis], g.dtype)

@@ -17,6 +17,7 @@ The primitive set is deliberately small; every backend must implement each one:
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -102,6 +103,38 @@ def promote(*dtypes):
     if not typed:
         return None
     return str(np.result_type(*[np.dtype(d) for d in typed]))
+
+
+LOGICAL = ("logical_and", "logical_or", "logical_not")
+FLOAT_RESULT = ("div", "pow", "exp", "log", "tanh", "sqrt")   # of integers: float64, like NumPy
+
+
+def expr_dtype(e: Expr, dtype_of):
+    """Static dtype of node ``e``, given ``dtype_of(sub)`` for its arguments; None for a subtree of
+    untyped constants only. Both code generators type expressions with this rule: arg and const
+    carry their dtype (a leaf typed by its caller is the caller's to look up first), cast gives
+    its target, comparisons and logical ops give bool, where promotes its two branches, the
+    FLOAT_RESULT ops give float64 for integers, and every other op promotes its operands."""
+    op = e.op
+    if op in ("arg", "const"):
+        return None if e.dtype is None else str(np.dtype(e.dtype))
+    if op == "cast":
+        return str(np.dtype(e.value))
+    if op in COMPARISONS or op in LOGICAL:
+        return "bool"
+    sub = [dtype_of(a) for a in e.args]
+    if op == "where":
+        return promote(*sub[1:])
+    t = promote(*sub)
+    if op in FLOAT_RESULT:
+        return t if t is None or is_float_dtype(t) else "float64"
+    return t
+
+
+def emission_key(e: Expr, dtype: str):
+    """The key under which a lowering emits ``e`` as ``dtype`` once: structurally equal
+    subexpressions share it, but 0.0 and -0.0 (equal, with one hash) stay apart."""
+    return e, dtype, math.copysign(1.0, e.value) if e.op == "const" else None
 
 
 def _lift(x):

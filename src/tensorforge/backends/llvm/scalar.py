@@ -17,13 +17,12 @@ contiguous arrays: the test harness for every elementwise op of the registry.
 from __future__ import annotations
 
 import ctypes
-import math
 
 import numpy as np
 from llvmlite import ir
 
 from ...ops.registry import TensorType
-from ...ops.scalar import SYMBOLIC, Expr
+from ...ops.scalar import SYMBOLIC, Expr, LOGICAL as _LOGICAL, emission_key, expr_dtype
 from ...ops.scalar import is_float_dtype as _is_float, promote as _promote
 from . import jit, vecmath
 
@@ -35,8 +34,6 @@ _IR_TYPES = {
 _MEMORY_TYPES = dict(_IR_TYPES, bool=ir.IntType(8))
 _ARITH = ("add", "sub", "mul", "div", "pow", "maximum", "minimum")
 _SAME_TYPE_UNARY = ("neg", "abs", "floor")
-_FLOAT_UNARY = ("exp", "log", "tanh", "sqrt")
-_LOGICAL = ("logical_and", "logical_or", "logical_not")
 _CMP_SYMBOLS = {"lt": "<", "le": "<=", "gt": ">", "ge": ">=", "eq": "==", "ne": "!="}
 
 
@@ -64,30 +61,14 @@ class _Lowering:
         """Static dtype of e, or None for a subtree made of untyped constants only."""
         key = id(e)
         if key not in self.types:
-            self.types[key] = self._infer(e)
+            self.types[key] = expr_dtype(e, self.dtype_of)
         return self.types[key]
-
-    def _infer(self, e: Expr):
-        op = e.op
-        if op in ("arg", "const"):
-            return None if e.dtype is None else str(np.dtype(e.dtype))
-        if op == "cast":
-            return str(np.dtype(e.value))
-        if op in _CMP_SYMBOLS or op in _LOGICAL:
-            return "bool"
-        sub = [self.dtype_of(a) for a in e.args]
-        if op == "where":
-            return _promote(*sub[1:])
-        t = _promote(*sub)
-        if op in _FLOAT_UNARY or op in ("div", "pow"):
-            return t if t is None or _is_float(t) else "float64"
-        return t
 
     # ---- emission -------------------------------------------------------------------
     def emit(self, e: Expr, want: str):
         """IR value of e with dtype dtype_of(e), or ``want`` when e is an untyped subtree."""
         dtype = self.dtype_of(e) or want
-        key = (e, dtype, math.copysign(1.0, e.value) if e.op == "const" else None)
+        key = emission_key(e, dtype)
         if key not in self.emitted:
             self.emitted[key] = self._emit(e, dtype)
         return self.emitted[key]

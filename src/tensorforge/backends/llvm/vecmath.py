@@ -114,20 +114,24 @@ def _round_to_int(m: _Emitter, t):
     return n_float, n_int
 
 
+def _exp_mantissa(m: _Emitter, xc):
+    """(e^r, n) with xc = n ln2 + r, |r| <= ln2 / 2: exp(xc) = e^r * 2^n."""
+    n_float, n_int = _round_to_int(m, m.mul(xc, m.c(1.0 / math.log(2.0))))
+    r = m.sub(xc, m.mul(n_float, m.c(_EXP_C1)))
+    r = m.sub(r, m.mul(n_float, m.c(_EXP_C2_32 if m.is32 else _EXP_C2_64)))
+    if m.is32:
+        return m.add(m.add(m.mul(m.poly(r, _EXPF_P), m.mul(r, r)), r), m.c(1.0)), n_int
+    rr = m.mul(r, r)
+    px = m.mul(r, m.poly(rr, _EXP_P))
+    return m.add(m.c(1.0), m.mul(m.c(2.0), m.div(px, m.sub(m.poly(rr, _EXP_Q), px)))), n_int
+
+
 def exp(builder: ir.IRBuilder, x):
     m = _Emitter(builder, x.type)
     hi, lo = _EXP_LIMITS["f32" if m.is32 else "f64"]
     xc = m.sel(m.cmp("<=", x, m.c(hi)), x, m.c(hi))     # nan -> hi: keeps the lanes finite
     xc = m.sel(m.cmp(">=", xc, m.c(lo)), xc, m.c(lo))
-    n_float, n_int = _round_to_int(m, m.mul(xc, m.c(1.0 / math.log(2.0))))
-    r = m.sub(xc, m.mul(n_float, m.c(_EXP_C1)))
-    r = m.sub(r, m.mul(n_float, m.c(_EXP_C2_32 if m.is32 else _EXP_C2_64)))
-    if m.is32:
-        y = m.add(m.add(m.mul(m.poly(r, _EXPF_P), m.mul(r, r)), r), m.c(1.0))
-    else:
-        rr = m.mul(r, r)
-        px = m.mul(r, m.poly(rr, _EXP_P))
-        y = m.add(m.c(1.0), m.mul(m.c(2.0), m.div(px, m.sub(m.poly(rr, _EXP_Q), px))))
+    y, n_int = _exp_mantissa(m, xc)
     # scale by 2^n in two halves so subnormal results and n = max exponent + 1 both work
     n1 = m.b.ashr(n_int, m.ic(1))
     n2 = m.b.sub(n_int, n1)
@@ -206,11 +210,19 @@ _TANH_P = (-9.64399179425052238628e-1, -9.92877231001918586564e1, -1.61468768441
 _TANH_Q = (1.0, 1.12811678491632931402e2, 2.23548839060100448583e3, 4.84406305325125486048e3)
 
 
+_TANH_EXP_LIMIT = {"f32": 88.0, "f64": 708.0}    # 2^n stays a normal number (n <= 127 / 1022)
+
+
 def tanh(builder: ir.IRBuilder, x):
     m = _Emitter(builder, x.type)
     ax = m.intrinsic("llvm.fabs", x)
-    # |x| >= 0.625: 1 - 2/(e^{2|x|} + 1), exact limit ±1 once e^{2|x|} overflows to inf
-    big = m.sub(m.c(1.0), m.div(m.c(2.0), m.add(exp(builder, m.add(ax, ax)), m.c(1.0))))
+    # |x| >= 0.625: 1 - 2/(e^{2|x|} + 1). e^{2|x|} needs none of exp's edge cases: 2|x| is
+    # clamped below the largest exponent whose power of two is still normal, where the result
+    # is already exactly ±1 (2/e^{2|x|} is far below half an ulp of 1), and NaN is fixed last
+    limit = _TANH_EXP_LIMIT["f32" if m.is32 else "f64"]
+    two_ax = m.add(ax, ax)
+    e, n_int = _exp_mantissa(m, m.sel(m.cmp("<=", two_ax, m.c(limit)), two_ax, m.c(limit)))
+    big = m.sub(m.c(1.0), m.div(m.c(2.0), m.add(m.mul(e, m.pow2i(n_int)), m.c(1.0))))
     big = m.intrinsic("llvm.copysign", big, x)
     # |x| < 0.625: odd polynomial / rational function, no cancellation near 0
     z = m.mul(x, x)
@@ -219,7 +231,8 @@ def tanh(builder: ir.IRBuilder, x):
     else:
         tail = m.div(m.poly(z, _TANH_P), m.poly(z, _TANH_Q))
     small = m.add(x, m.mul(m.mul(x, z), tail))
-    return m.sel(m.cmp("<", ax, m.c(0.625)), small, big)
+    y = m.sel(m.cmp("<", ax, m.c(0.625)), small, big)
+    return m.sel(m.b.fcmp_unordered("uno", x, x), x, y)
 
 
 # ---- pow ---------------------------------------------------------------------------------

@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ...ops import random as rnd
-from ..llvm.library import Operand
+from ..common import (Operand, argmax_axes, broadcast_view, concat_grad_view, contiguous_strides,
+                      library_registrar)
 from .source import PRELUDE, ident, load_module
 from .tuning import TuneSpec, choose
 
@@ -59,16 +60,7 @@ class LaunchInfo:
 
 
 LIBRARY: dict[str, callable] = {}   # op name -> emitter
-
-
-def register(op_name):
-    """Decorator adding an emitter to LIBRARY under ``op_name``."""
-    def add(emitter):
-        if op_name in LIBRARY:
-            raise ValueError(f"Triton library kernel for {op_name!r} is registered twice")
-        LIBRARY[op_name] = emitter
-        return emitter
-    return add
+register = library_registrar(LIBRARY, "Triton library kernel")   # decorator: @register("op name")
 
 
 # ---- launching ------------------------------------------------
@@ -136,14 +128,6 @@ def _lit(value: float) -> str:
 
 def _size(shape) -> int:
     return int(math.prod(int(d) for d in shape))
-
-
-def contiguous_strides(shape) -> tuple[int, ...]:
-    strides, step = [], 1
-    for d in reversed(tuple(shape)):
-        strides.append(step)
-        step *= int(d)
-    return tuple(reversed(strides))
 
 
 def _addr(var: str, shape, strides, offset: int) -> str:
@@ -225,29 +209,12 @@ def _copy_op(name, shape, src: Operand, strides, offset, out: Operand, buffers=(
 
 # ---- copy / getitem / getitem_grad / concat / concat_grad ---------------------------------
 
-def _broadcast_view(src: Operand, shape) -> Operand | None:
-    """``src`` seen with ``shape`` under NumPy broadcasting (stride 0 on broadcast axes)."""
-    shape = tuple(int(d) for d in shape)
-    if len(src.shape) > len(shape):
-        return None
-    lead = len(shape) - len(src.shape)
-    strides = [0] * lead
-    for d_src, s_src, d_out in zip(src.shape, src.strides, shape[lead:]):
-        if d_src == d_out:
-            strides.append(s_src)
-        elif d_src == 1:
-            strides.append(0)
-        else:
-            return None
-    return Operand(shape, tuple(strides), src.offset, src.dtype)
-
-
 @register("copy")
 def emit_copy(name, inputs, out, attrs):
     """out = input read through its strides: same shape, a broadcast, or a reshape (C order);
     dtype converted like astype."""
     (src,) = inputs
-    view = _broadcast_view(src, out.shape)
+    view = broadcast_view(src, out.shape)
     if view is not None:
         text, l = _copy_op(name, out.shape, src, view.strides, view.offset, out)
     elif _size(src.shape) == _size(out.shape):
@@ -323,12 +290,8 @@ def emit_concat(name, inputs, out, attrs):
 def emit_concat_grad(name, inputs, out, attrs):
     """out = g[before.shape[axis] : + ref.shape[axis]] along axis (before, ref: shapes only)."""
     g, before, _ref = inputs
-    axis = int(attrs["axis"]) % len(g.shape)
-    start = before.shape[axis]
-    if start + out.shape[axis] > g.shape[axis]:
-        raise ValueError(f"concat_grad: part [{start}, {start + out.shape[axis]}) exceeds g's axis "
-                         f"{axis} of size {g.shape[axis]}")
-    text, l = _copy_op(name, out.shape, g, g.strides, g.offset + start * g.strides[axis], out)
+    part = concat_grad_view(g, before.shape, out.shape, attrs["axis"])
+    text, l = _copy_op(name, out.shape, g, part.strides, part.offset, out)
     return _single(text, [l])
 
 
@@ -355,18 +318,6 @@ def emit_one_hot(name, inputs, out, attrs):
 
 # ---- argmax -----------------------------------------------------------------------------
 
-def _reduced_axes(axis, ndim):
-    if axis is None:
-        return tuple(range(ndim))
-    if isinstance(axis, (tuple, list)):
-        if len(axis) != 1:
-            raise NotImplementedError(f"argmax over several axes {axis} is not supported")
-        axis = axis[0]
-    if not -ndim <= int(axis) < ndim:
-        raise ValueError(f"argmax: axis {axis} is out of range for rank {ndim}")
-    return (int(axis) % ndim,)
-
-
 def _lowest(dtype: str) -> str:
     if _is_float(dtype):
         return '-float("inf")'
@@ -380,9 +331,7 @@ def emit_argmax(name, inputs, out, attrs):
     """One program per kept index; the reduced run (flat C order) is scanned in chunks of
     RBLOCK. NumPy's rule: the first maximum wins, a NaN is the maximum (the first NaN wins)."""
     (x,) = inputs
-    ndim = len(x.shape)
-    axes = _reduced_axes(attrs.get("axis", -1), ndim)
-    kept = [a for a in range(ndim) if a not in axes]
+    axes, kept = argmax_axes(attrs.get("axis", -1), len(x.shape))
     kept_shape = [x.shape[a] for a in kept]
     red_shape = [x.shape[a] for a in axes]
     n_red, n_out = _size(red_shape), _size(kept_shape)

@@ -3,7 +3,7 @@
 An ``Emitter`` turns an expression into lines ``t7 = <triton expression>`` over
 block-shaped values (the leaves are names the caller defines: loaded blocks and
 reduction results) and returns the name holding the result. The typing rules are
-those of the LLVM lowering (backends/llvm/scalar.py): NumPy promotion of the typed
+``expr_dtype`` of ops/scalar.py, which the LLVM lowering uses too: NumPy promotion of the typed
 operands; untyped constants take the type of the operand they meet, or the context
 type when a whole subtree is constant; div/pow/exp/log/tanh/sqrt of integers give
 float64; comparisons and logical ops give bool (``tl.int1``).
@@ -20,7 +20,7 @@ import math
 
 import numpy as np
 
-from ...ops.scalar import Expr
+from ...ops.scalar import Expr, LOGICAL as _LOGICAL, emission_key, expr_dtype
 from ...ops.scalar import is_float_dtype as is_float, promote  # the typing rule both generators share
 
 __all__ = ["TL_TYPES", "tl_type", "Emitter", "convert", "constant", "is_float", "promote"]
@@ -29,8 +29,6 @@ TL_TYPES = {
     "float32": "tl.float32", "float64": "tl.float64", "int64": "tl.int64", "int32": "tl.int32",
     "bool": "tl.int1",
 }
-_FLOAT_UNARY = ("exp", "log", "tanh", "sqrt")
-_LOGICAL = ("logical_and", "logical_or", "logical_not")
 _CMP_SYMBOLS = {"lt": "<", "le": "<=", "gt": ">", "ge": ">=", "eq": "==", "ne": "!="}
 _ARITH_SYMBOLS = {"add": "+", "sub": "-", "mul": "*", "div": "/"}
 # tanh(x) ~ x * (1 + x^2 * (c1 + x^2 * (c2 + ...))) below this |x|: 1 - exp(-2|x|) cancels there
@@ -92,22 +90,9 @@ class Emitter:
         return self.types[e]
 
     def _infer(self, e: Expr):
-        op = e.op
-        if op in ("arg", "stage"):
+        if e.op in ("arg", "stage"):          # the caller's leaves: typed by what it loaded
             return self.leaf_dtype(e)
-        if op == "const":
-            return None if e.dtype is None else str(np.dtype(e.dtype))
-        if op == "cast":
-            return str(np.dtype(e.value))
-        if op in _CMP_SYMBOLS or op in _LOGICAL:
-            return "bool"
-        sub = [self.dtype_of(a) for a in e.args]
-        if op == "where":
-            return promote(*sub[1:])
-        t = promote(*sub)
-        if op in _FLOAT_UNARY or op in ("div", "pow"):
-            return t if t is None or is_float(t) else "float64"
-        return t
+        return expr_dtype(e, self.dtype_of)
 
     def leaf_dtype(self, e: Expr) -> str:
         return str(np.dtype(self.leaf(e)[1]))
@@ -131,7 +116,7 @@ class Emitter:
     def emit(self, e: Expr, want: str) -> str:
         """Name of e's value with dtype dtype_of(e), or ``want`` when e is an untyped subtree."""
         dtype = self.dtype_of(e) or want
-        key = (e, dtype, math.copysign(1.0, e.value) if e.op == "const" else None)
+        key = emission_key(e, dtype)
         if key not in self.emitted:
             self.emitted[key] = self._emit(e, dtype)
         return self.emitted[key]

@@ -7,22 +7,10 @@ is contiguous C order with offset 0.
 """
 from __future__ import annotations
 
-
-
-from ...common import Operand  # noqa: E402  (shared with the Triton backend)
-
+from ...common import Operand, library_registrar  # shared with the Triton backend
 
 LIBRARY: dict[str, callable] = {}   # op name -> emitter
-
-
-def register(op_name):
-    """Decorator adding an emitter to LIBRARY under ``op_name``."""
-    def add(emitter):
-        if op_name in LIBRARY:
-            raise ValueError(f"library kernel for {op_name!r} is registered twice")
-        LIBRARY[op_name] = emitter
-        return emitter
-    return add
+register = library_registrar(LIBRARY, "library kernel")   # decorator: @register("op name")
 
 
 # the emitter modules register themselves on import (kept at the bottom: they import Operand)

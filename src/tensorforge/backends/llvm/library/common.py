@@ -7,6 +7,8 @@ from contextlib import contextmanager
 
 from llvmlite import ir
 
+from ...common import contiguous_strides  # noqa: F401  (re-exported: the kernels and backend.py import it from here)
+
 I1 = ir.IntType(1)
 I8 = ir.IntType(8)
 I32 = ir.IntType(32)
@@ -182,15 +184,6 @@ def convert_value(builder: ir.IRBuilder, value, src: str, dst: str):
     if to.width < value.type.width:
         return builder.trunc(value, to)
     return builder.zext(value, to) if is_unsigned(src) else builder.sext(value, to)
-
-
-def contiguous_strides(shape) -> tuple[int, ...]:
-    """C-order strides in elements."""
-    strides, step = [], 1
-    for d in reversed(tuple(shape)):
-        strides.append(step)
-        step *= int(d)
-    return tuple(reversed(strides))
 
 
 def strided_index(builder: ir.IRBuilder, offset: int, strides, indices) -> ir.Value:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from llvmlite import ir
 
-from ...common import broadcast_view
+from ...common import broadcast_view, concat_grad_view
 from . import Operand, register
 from .common import (I64, begin_kernel, contiguous_strides, emit_fill, emit_strided_copy, for_range,
                      i64, is_unsigned, loop_nest, load_elem, store_elem, strided_index, value_type)
@@ -77,6 +77,16 @@ def index_view(base: Operand, index) -> Operand:
     return Operand(tuple(shape), tuple(strides), offset, base.dtype)
 
 
+def _view_copy_kernel(module, name, n_inputs, view: Operand, out: Operand) -> ir.Function:
+    """A kernel copying ``view`` of its first input into ``out`` (contiguous, converted to out's
+    dtype); the other inputs only give shapes."""
+    fn, b = begin_kernel(module, name, n_inputs)
+    emit_strided_copy(b, fn.args[0], 0, contiguous_strides(out.shape), out.dtype,
+                      fn.args[1], view.offset, view.strides, view.dtype, out.shape)
+    b.ret_void()
+    return fn
+
+
 def _check_shape(what, got, want):
     if tuple(got) != tuple(want):
         raise ValueError(f"{what}: shape {tuple(got)} does not match the expected {tuple(want)}")
@@ -88,11 +98,7 @@ def emit_getitem(module, name, inputs, out, attrs):
     (x,) = inputs
     view = index_view(x, attrs["index"])
     _check_shape("getitem", view.shape, out.shape)
-    fn, b = begin_kernel(module, name, 1)
-    emit_strided_copy(b, fn.args[0], 0, contiguous_strides(out.shape), out.dtype,
-                      fn.args[1], view.offset, view.strides, x.dtype, out.shape)
-    b.ret_void()
-    return fn
+    return _view_copy_kernel(module, name, 1, view, out)
 
 
 @register("getitem_grad")
@@ -136,16 +142,8 @@ def emit_concat(module, name, inputs, out, attrs):
 def emit_concat_grad(module, name, inputs, out, attrs):
     """out = g[before.shape[axis] : + ref.shape[axis]] along axis (before, ref: shapes only)."""
     g, before, _ref = inputs
-    axis = int(attrs["axis"]) % len(g.shape)
-    start = before.shape[axis]
-    if start + out.shape[axis] > g.shape[axis]:
-        raise ValueError(f"concat_grad: part [{start}, {start + out.shape[axis]}) exceeds g's axis "
-                         f"{axis} of size {g.shape[axis]}")
-    fn, b = begin_kernel(module, name, 3)
-    emit_strided_copy(b, fn.args[0], 0, contiguous_strides(out.shape), out.dtype,
-                      fn.args[1], g.offset + start * g.strides[axis], g.strides, g.dtype, out.shape)
-    b.ret_void()
-    return fn
+    part = concat_grad_view(g, before.shape, out.shape, attrs["axis"])
+    return _view_copy_kernel(module, name, 3, part, out)
 
 
 # ---- one_hot ---------------------------------------------------------------------------

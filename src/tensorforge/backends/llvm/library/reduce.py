@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from llvmlite import ir
 
+from ...common import argmax_axes
 from . import Operand, register
 from .common import (I64, begin_kernel, contiguous_strides, i64, is_float, is_unsigned,
                      load_elem, loop_nest, store_elem, strided_index, value_type)
@@ -22,23 +23,11 @@ def takes_over(builder: ir.IRBuilder, value, best, dtype: str) -> ir.Value:
     return builder.icmp_signed(">", value, best)
 
 
-def _reduced_axes(axis, ndim):
-    if axis is None:
-        return tuple(range(ndim))
-    if not isinstance(axis, int):
-        raise NotImplementedError(f"argmax over several axes {axis} is not supported (NumPy neither)")
-    if not -ndim <= axis < ndim:
-        raise ValueError(f"argmax: axis {axis} is out of range for rank {ndim}")
-    return (axis % ndim,)
-
-
 @register("argmax")
 def emit_argmax(module, name, inputs: list[Operand], out: Operand, attrs):
     """out[kept...] = first index of the maximum of x over the reduced axis (or all axes)."""
     (x,) = inputs
-    ndim = len(x.shape)
-    axes = _reduced_axes(attrs.get("axis", -1), ndim)
-    kept = [a for a in range(ndim) if a not in axes]
+    axes, kept = argmax_axes(attrs.get("axis", -1), len(x.shape))
     kept_shape = [x.shape[a] for a in kept]
     red_shape = [x.shape[a] for a in axes]
     red_count = 1
