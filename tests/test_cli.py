@@ -174,7 +174,20 @@ def test_bench_interp_and_llvm_table_and_bar_chart(tmp_path):
     assert chart.read_bytes()[:8] == PNG_MAGIC
 
 
+def test_bench_profile_lists_the_slowest_kernels_of_each_step():
+    out = ok("bench", "cnn", "--seconds", "0.1", "--backend", "llvm", "--profile", "3")
+    head = re.search(r"^profile of cnn step on llvm: 50 steps, .* in (\d+) kernels$", out, re.M)
+    assert head, out
+    rows = re.findall(r"^\s+([0-9,.]+)\s+([0-9.]+)%\s+(k\d+_\w+): ", out, re.M)
+    assert len(rows) == 3, out
+    times = [float(t.replace(",", "")) for t, _, _ in rows]
+    assert times == sorted(times, reverse=True) and times[0] > 0      # slowest first
+    assert sum(float(share) for _, share, _ in rows) <= 100.5
+    assert re.search(r"\(\d+ more kernels\)", out)
+
+
 def test_bench_errors():
+    fails("bench", "--profile", "0", mentions="--profile")
     fails("bench", "resnet", mentions="'resnet' is not one of")
     fails("bench", "--backend", "cuda", "--seconds", "0.1", mentions="--backend")
     fails("bench", "--seconds", "0", mentions="--seconds")

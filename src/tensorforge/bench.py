@@ -305,6 +305,17 @@ def run_benchmark(workload: str, systems: list[str], seconds: float = 1.0,
     return results
 
 
+def profile_workload(workload: str, backend: str, steps: int = 50):
+    """Per-kernel timings (a ``tensorforge.profiler.Profile``) of ``workload``'s training step on
+    a tensorforge backend (interp, llvm, triton)."""
+    if workload not in WORKLOADS:
+        raise ValueError(f"unknown workload {workload!r}; choose one of {', '.join(WORKLOADS)}")
+    x, y = fixed_batch(workload)
+    step = tensorforge_training_step(WORKLOADS[workload][1], x, y, backend, name=f"{workload} step")
+    step(x, y)                                    # compile outside the profile
+    return step.profile(x, y, steps=steps)
+
+
 def format_table(results: list[Result]) -> str:
     """Plain aligned text: system, steps/s, speed-up vs interp, compile time, first-step loss."""
     header = ["system", "steps/s", "vs interp", "compile s", "first loss"]

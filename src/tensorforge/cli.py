@@ -424,7 +424,9 @@ def _plot_history(hist, path: str) -> None:
               help="Measure only these (repeatable): interp, llvm, triton, torch, jax. Default: all available.")
 @click.option("--peers/--no-peers", default=True, help="Include PyTorch and JAX when installed.")
 @click.option("--plot", type=click.Path(dir_okay=False), default=None, help="Write a bar chart to this PNG.")
-def bench(workload, seconds, systems, peers, plot) -> None:
+@click.option("--profile", "top", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Then list the N slowest kernels of each tensorforge backend's step.")
+def bench(workload, seconds, systems, peers, plot, top) -> None:
     """Time one training step of WORKLOAD (mlp, small-mlp, cnn) on every available backend."""
     from . import bench as b
     available = b.available_systems(peers=True)
@@ -447,6 +449,11 @@ def bench(workload, seconds, systems, peers, plot) -> None:
         except OSError as e:
             raise click.ClickException(f"cannot write {plot}: {e}") from None
         click.echo(f"wrote {plot}")
+    if top is not None:
+        for system in chosen:
+            if system in ("interp", "llvm", "triton"):
+                click.echo("")
+                click.echo(b.profile_workload(workload, system).table(n=top))
 
 
 # ---- export -------------------------------------------------------------------------------------------
