@@ -74,6 +74,16 @@ def _windows(xp: np.ndarray, kernel, stride) -> np.ndarray:
     return sliding_window_view(xp, kernel, axis=(2, 3))[:, :, ::sh, ::sw]
 
 
+def _taps(xp: np.ndarray, kernel, stride, out_hw):
+    """For each window cell (i, j), row-major: the (N, C, Ho, Wo) view of that cell in every
+    window. Reducing these one by one is one fast NumPy call per cell, where a reduction over
+    the 6-D window view (``_windows``) walks memory element by element (~30x slower)."""
+    (kh, kw), (sh, sw), (ho, wo) = kernel, stride, out_hw
+    for i in range(kh):
+        for j in range(kw):
+            yield xp[:, :, i:i + sh * (ho - 1) + 1:sh, j:j + sw * (wo - 1) + 1:sw]
+
+
 def _dilate(g: np.ndarray, stride) -> np.ndarray:
     """Insert stride-1 zeros between the output positions (the transposed stride)."""
     sh, sw = stride
@@ -249,9 +259,15 @@ def _pool_grad_type(types, kernel, stride, padding):
     return x.shape, g.dtype
 
 
+def _pool_out_hw(x_shape, kernel, stride, padding):
+    return tuple((x_shape[2 + a] + 2 * padding[a] - kernel[a]) // stride[a] + 1 for a in range(2))
+
+
 def _max_pool_ref(x, kernel, stride, padding):
-    win = _windows(_pad_hw(x, padding, -np.inf), kernel, stride)
-    return np.asarray(win.max(axis=(4, 5)), order="C")
+    out = None
+    for tap in _taps(_pad_hw(x, padding, -np.inf), kernel, stride, _pool_out_hw(x.shape, kernel, stride, padding)):
+        out = np.array(tap) if out is None else np.maximum(out, tap, out=out)   # NaN propagates
+    return out
 
 
 def _max_pool_grad_ref(g, x, kernel, stride, padding):
@@ -274,8 +290,10 @@ def _max_pool_grad_ref(g, x, kernel, stride, padding):
 
 
 def _avg_pool_ref(x, kernel, stride, padding):
-    win = _windows(_pad_hw(x, padding), kernel, stride)
-    return np.asarray(win.sum(axis=(4, 5)) / np.asarray(kernel[0] * kernel[1], x.dtype), order="C")
+    total = None                          # summed cell by cell, in row-major window order
+    for tap in _taps(_pad_hw(x, padding), kernel, stride, _pool_out_hw(x.shape, kernel, stride, padding)):
+        total = np.array(tap) if total is None else np.add(total, tap, out=total)
+    return total / np.asarray(kernel[0] * kernel[1], x.dtype)
 
 
 def _avg_pool_grad_ref(g, x_ref, kernel, stride, padding):
