@@ -136,6 +136,18 @@ def batch(kind, sizes, seed=1):
 # the systems: each returns callables for the workloads
 # ======================================================================================
 
+def softmax_xent_and_grad(logits, y, rows):
+    """Mean softmax cross-entropy of integer labels ``y`` and its gradient w.r.t. the logits."""
+    import numpy as np
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    e = np.exp(shifted)
+    s = e.sum(axis=1, keepdims=True)
+    loss = np.log(s[:, 0]).mean() - shifted[rows, y].mean()
+    g = e / s
+    g[rows, y] -= 1
+    return loss, g / len(y)
+
+
 class NumpySystem:
     """Hand-written, vectorised NumPy: the expression, forward + backward + optimizer."""
 
@@ -151,7 +163,7 @@ class NumpySystem:
         params = [p.copy() for layer in mlp_init(sizes) for p in layer]
         m = [np.zeros_like(p) for p in params]
         v = [np.zeros_like(p) for p in params]
-        rows, n = np.arange(len(y)), len(y)
+        rows = np.arange(len(y))
         t = [0]
 
         def step():
@@ -160,13 +172,7 @@ class NumpySystem:
                 z = hs[-1] @ params[i] + params[i + 1]
                 hs.append(np.maximum(z, 0, out=z) if i + 2 < len(params) else z)
             logits = hs.pop()
-            shifted = logits - logits.max(axis=1, keepdims=True)
-            e = np.exp(shifted)
-            s = e.sum(axis=1, keepdims=True)
-            loss = np.log(s[:, 0]).mean() - shifted[rows, y].mean()
-            g = e / s
-            g[rows, y] -= 1
-            g /= n
+            loss, g = softmax_xent_and_grad(logits, y, rows)
             grads = [None] * len(params)
             for i in range(len(params) - 2, -1, -2):
                 h = hs[i // 2]
@@ -199,13 +205,7 @@ class NumpySystem:
             pooled = r6.max(axis=(2, 4))                                   # (n,4,4,8)
             flat = pooled.transpose(0, 3, 1, 2).reshape(n, 128)           # NCHW flatten order
             logits = flat @ wd + bd
-            shifted = logits - logits.max(axis=1, keepdims=True)
-            e = np.exp(shifted)
-            s = e.sum(axis=1, keepdims=True)
-            loss = np.log(s[:, 0]).mean() - shifted[rows, y].mean()
-            g = e / s
-            g[rows, y] -= 1
-            g /= n
+            loss, g = softmax_xent_and_grad(logits, y, rows)
             gwd, gbd = flat.T @ g, g.sum(axis=0)
             gpool = (g @ wd.T).reshape(n, 8, 4, 4).transpose(0, 2, 3, 1)  # (n,4,4,8)
             # ties in a pooling window happen only among zeros, which the ReLU mask removes
