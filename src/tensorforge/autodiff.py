@@ -22,8 +22,12 @@ def _zeros_like(x: Tensor) -> Tensor:
 
 
 def _match_shape(g: Tensor, x: Tensor) -> Tensor:
-    """Sum a gradient down to its primal's shape when the forward op broadcast."""
-    if g.shape == x.shape:
+    """Sum a gradient down to its primal's shape when the forward op broadcast.
+
+    Equal static shapes prove nothing when they hold a None: a dimension bound at call
+    time may be 1 in ``x`` and 11 in ``g``. Such gradients keep a sum_to_like, which is
+    decided once shapes are concrete (simplify folds it away where they match)."""
+    if g.shape == x.shape and None not in x.shape:
         return g
     return apply("sum_to_like", [g, x])
 

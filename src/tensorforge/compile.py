@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import logging
 import os
+import re
+import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,7 +26,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from .graph import Tensor, format_shape
-from .program import Program, needed_nodes, specialise
+from .program import Program, label_checks, needed_nodes, specialise
 
 log = logging.getLogger("tensorforge")
 
@@ -112,6 +114,11 @@ class CompiledFunction:
         self.compile_times: dict[tuple, float] = {}
         self._timing_cache: dict[tuple, object] = {}   # input shapes -> a build that times its kernels
         self._by_name = {t.name: i for i, t in enumerate(self.inputs)}
+        # concurrency: one build per input-shape key, and one call at a time (a step updates
+        # the parameters in place, so two at once would race on them)
+        self._build_lock = threading.RLock()
+        self._call_lock = threading.RLock()
+        self._labels = None      # [LabelCheck], found on the first call (see _check_labels)
 
     # -- input validation --------------------------------------------------------------
     def _bind(self, args, kwargs) -> list:
@@ -145,9 +152,12 @@ class CompiledFunction:
             raise InputError(f"input {t.name!r}: expected integer dtype {want}, got {arr.dtype}")
         if want.kind == "b" and arr.dtype.kind != "b":
             raise InputError(f"input {t.name!r}: expected bool, got {arr.dtype}")
+        if want.kind in "iu" and arr.dtype != want and arr.size and not np.can_cast(arr.dtype, want):
+            _check_fits(t, arr, want)
         if arr.ndim != len(t.shape) or any(d is not None and d != s for d, s in zip(t.shape, arr.shape)):
             raise InputError(f"input {t.name!r}: expected shape {format_shape(t.shape)}, got "
                              f"{format_shape(arr.shape)}")
+        # (a big-endian array has a dtype != want too: the copy makes it native, as compiled code needs)
         if arr.dtype != want or not arr.flags.c_contiguous or not arr.flags.aligned:
             arr = np.array(arr, dtype=want, order="C")  # (ascontiguousarray would make 0-d 1-d)
         return arr
@@ -158,8 +168,45 @@ class CompiledFunction:
         return specialise(self.graph, [t.id for t in self.inputs], [t.id for t in self.outputs],
                           [(p.id, n.id) for p, n in self.updates], types)
 
+    def _check_labels(self, arrays) -> None:
+        """Class labels that reach one_hot / softmax_cross_entropy straight from a leaf must lie
+        in [0, depth): the interpreter would raise, compiled code would silently build an
+        all-zero row. One min and max per label array, before anything runs."""
+        if self._labels is None:
+            self._labels = label_checks(self.graph, [o.id for o in self.outputs],
+                                        [(p.id, n.id) for p, n in self.updates]) if self.graph else []
+        if not self._labels:
+            return
+        position = {t.id: i for i, t in enumerate(self.inputs)}
+        for check in self._labels:
+            d = self.graph.node(check.node)
+            if check.node in position:
+                arr, what = arrays[position[check.node]], f"input {d['name']!r}"
+            else:
+                arr, what = self.graph.values[check.node], f"{d['op']} {d['name']!r}"
+            if arr.size and (arr.min() < 0 or arr.max() >= check.depth):
+                bad = (arr < 0) | (arr >= check.depth)
+                raise InputError(f"{what}: {check.op}: label {arr[bad].flat[0]} is out of range "
+                                 f"[0, {check.depth}) ({int(bad.sum())} bad label(s))")
+
+    def _unshare_parameters(self, arrays) -> list:
+        """Copy an input that shares memory with a parameter this function updates (e.g.
+        ``step(W.value)``): updates are simultaneous, so every read must see the old value,
+        and compiled code may already have written the parameter when it reads the input."""
+        if not self.updates:
+            return arrays
+        buffers = [self.graph.values[p.id] for p, _ in self.updates]
+        return [np.array(a) if any(np.may_share_memory(a, b) for b in buffers) else a for a in arrays]
+
     def executable_for(self, arrays):
         key = tuple(a.shape for a in arrays)
+        exe = self._cache.get(key)
+        if exe is not None:
+            return exe
+        with self._build_lock:          # threads calling with new shapes at once build once
+            return self._cached_or_built(key, arrays)
+
+    def _cached_or_built(self, key, arrays):
         exe = self._cache.get(key)
         if exe is None:
             if self._cache:
@@ -195,26 +242,38 @@ class CompiledFunction:
         return exe.ir
 
     def _dump(self, key, exe) -> None:
+        """Write the generated code to TENSORFORGE_DUMP_IR (a debugging aid: a failure to write
+        is logged, never raised, and the file name cannot leave the folder)."""
         folder = os.environ.get("TENSORFORGE_DUMP_IR")
-        if folder and hasattr(exe, "ir") and exe.ir:
+        if not (folder and hasattr(exe, "ir") and exe.ir):
+            return
+        shapes = "_".join("x".join(map(str, s)) or "scalar" for s in key)
+        filename = dump_file_name(f"{self.name}_{self.backend.name}_{shapes}")
+        try:
             path = Path(folder)
             path.mkdir(parents=True, exist_ok=True)
-            shapes = "_".join("x".join(map(str, s)) or "scalar" for s in key)
-            (path / f"{self.name}_{self.backend.name}_{shapes}.txt").write_text(exe.ir)
+            (path / filename).write_text(exe.ir)
+        except (OSError, ValueError) as e:
+            log.warning("%s: could not write the IR dump %r to TENSORFORGE_DUMP_IR=%r: %s",
+                        self.name, filename, folder, e)
 
     def _describe_key(self, key) -> str:
         return " ".join(f"{t.name}={format_shape(s)}" for t, s in zip(self.inputs, key))
 
     def __call__(self, *args, **kwargs):
         arrays = [self._check(t, v) for t, v in zip(self.inputs, self._bind(args, kwargs))]
-        # (a bool, not the dict itself: the build below may fill the graph's device mirrors)
-        mirrored = bool(self.graph is not None and self.graph.device_mirrors
-                        and not getattr(self.backend, "on_device", False))
-        if mirrored:          # a host backend on a graph whose parameters also live on a GPU
-            self.graph.sync_host()
-        results = self.executable_for(arrays)(arrays)
-        if mirrored:
-            self.graph.host_changed([p.id for p, _ in self.updates])
+        exe = self.executable_for(arrays)
+        with self._call_lock:
+            self._check_labels(arrays)
+            arrays = self._unshare_parameters(arrays)
+            # (a bool, not the dict itself: the build above may fill the graph's device mirrors)
+            mirrored = bool(self.graph is not None and self.graph.device_mirrors
+                            and not getattr(self.backend, "on_device", False))
+            if mirrored:          # a host backend on a graph whose parameters also live on a GPU
+                self.graph.sync_host()
+            results = exe(arrays)
+            if mirrored:
+                self.graph.host_changed([p.id for p, _ in self.updates])
         return results[0] if self._single else list(results)
 
     # -- profiling ---------------------------------------------------------------------
@@ -231,7 +290,7 @@ class CompiledFunction:
             raise ValueError(f"profile: steps must be an int >= 1 and warmup an int >= 0, got {steps!r}, {warmup!r}")
         arrays = [self._check(t, v) for t, v in zip(self.inputs, self._bind(args, kwargs))]
         exe = self._timing_executable(arrays)
-        with self._parameters_restored():
+        with self._call_lock, self._parameters_restored():
             for _ in range(warmup):
                 exe.timed_call(arrays)
             start = time.perf_counter()
@@ -283,6 +342,25 @@ class CompiledFunction:
                 lines.append("    passes: none")
             lines += ["    " + ln for ln in str(exe).splitlines()]
         return "\n".join(lines)
+
+
+def _check_fits(t: Tensor, arr: np.ndarray, want: np.dtype) -> None:
+    """Integer data must fit the placeholder's integer dtype: a cast would wrap silently."""
+    lo, hi = arr.min(), arr.max()
+    info = np.iinfo(want)
+    if lo < info.min or hi > info.max:
+        raise InputError(f"input {t.name!r}: values in [{lo}, {hi}] ({arr.dtype}) do not fit its dtype "
+                         f"{want} (range [{info.min}, {info.max}])")
+
+
+_UNSAFE_IN_FILE_NAMES = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+def dump_file_name(stem: str) -> str:
+    """``stem`` made a plain file name: only [A-Za-z0-9_.-], no leading dot (so no path
+    separators, no "..", no hidden files, no NUL)."""
+    safe = _UNSAFE_IN_FILE_NAMES.sub("_", stem).lstrip(".")
+    return (safe or "step") + ".txt"
 
 
 def compile(inputs: Sequence[Tensor], outputs, updates=None, backend: str = "interp", passes=None,

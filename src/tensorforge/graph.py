@@ -15,6 +15,7 @@ expression twice yields the same node: common-subexpression elimination for free
 """
 from __future__ import annotations
 
+import hashlib
 import itertools
 import threading
 from typing import Any, Iterable
@@ -45,6 +46,39 @@ def _freeze(value: Any) -> Any:
 
 def freeze_attrs(attrs: dict) -> tuple:
     return tuple(sorted((k, _freeze(v)) for k, v in attrs.items()))
+
+
+def constant_key(arr: np.ndarray) -> dict:
+    """The interning key of a constant: its content, so equal constants merge and different
+    ones never can. Small arrays are keyed by their bytes; big ones by a sha256 digest of
+    them (a counter-based key could collide with one copied from another graph)."""
+    data = np.ascontiguousarray(arr).tobytes()
+    if arr.size <= 16:
+        return {"key": (arr.dtype.str, arr.shape, data)}
+    return {"key": (arr.dtype.str, arr.shape, "sha256:" + hashlib.sha256(data).hexdigest())}
+
+
+def native_byte_order(arr: np.ndarray) -> np.ndarray:
+    """``arr`` in the machine's byte order (compiled code reads raw memory); a copy only
+    when it was not already native."""
+    if arr.dtype.byteorder not in ("=", "|") and not arr.dtype.isnative:
+        return arr.astype(arr.dtype.newbyteorder("="))
+    return arr
+
+
+def check_leaf_name(kind: str, name) -> str:
+    """A placeholder or parameter name must be a non-empty str that UTF-8 can encode: calls
+    pass inputs by keyword, and backends and exports write names out as text."""
+    if not isinstance(name, str):
+        raise TypeError(f"{kind} name must be a str, got {type(name).__name__} {name!r}")
+    if not name:
+        raise ValueError(f"{kind} name must not be empty (inputs are passed by name)")
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise ValueError(f"{kind} name {name!r} cannot be encoded as UTF-8 ({e.reason} at position "
+                         f"{e.start}); use a name without lone surrogates") from None
+    return name
 
 
 def format_shape(shape) -> str:
@@ -253,7 +287,7 @@ class Tensor:
     def value(self, new) -> None:
         if self.op != "parameter":
             raise AttributeError(f"cannot assign a value to {self.op!r} node {self.name!r}")
-        new = np.asarray(new)
+        new = native_byte_order(np.asarray(new))
         cur = self.graph.values[self.id]
         if new.shape != cur.shape:
             raise ValueError(f"parameter {self.name!r}: expected a value of shape {cur.shape}, got {new.shape}")
@@ -308,6 +342,7 @@ def as_tensor(x, like: Tensor | None = None, graph: Graph | None = None) -> Tens
 
 def placeholder(name: str, shape, dtype: str = "float32", graph: Graph | None = None) -> Tensor:
     """A graph input fed at call time. ``None`` in ``shape`` is bound per call."""
+    check_leaf_name("placeholder", name)
     g = graph or get_default_graph()
     shape = tuple(None if d is None else int(d) for d in shape)
     if any(d is not None and d < 0 for d in shape):
@@ -320,8 +355,9 @@ def placeholder(name: str, shape, dtype: str = "float32", graph: Graph | None = 
 def parameter(name: str, value, trainable: bool = True, dtype: str | None = None,
               graph: Graph | None = None) -> Tensor:
     """A variable whose value lives in the graph; compiled updates change it in place."""
+    check_leaf_name("parameter", name)
     g = graph or get_default_graph()
-    arr = np.array(value, dtype=dtype if dtype is not None else None, copy=True)
+    arr = native_byte_order(np.array(value, dtype=dtype if dtype is not None else None, copy=True))
     if arr.dtype == np.float64 and dtype is None and not isinstance(value, np.ndarray):
         arr = arr.astype(np.float32)  # Python floats default to float32, like the rest of the API
     arr = np.asarray(arr, order="C")  # (ascontiguousarray would turn a 0-d value 1-d)
@@ -335,14 +371,13 @@ def parameter(name: str, value, trainable: bool = True, dtype: str | None = None
 def constant(value, dtype: str | None = None, graph: Graph | None = None) -> Tensor:
     """A constant; equal small constants are shared."""
     g = graph or get_default_graph()
-    arr = np.array(value, dtype=dtype)
+    arr = native_byte_order(np.array(value, dtype=dtype))
     if arr.dtype == np.float64 and dtype is None and not isinstance(value, np.ndarray):
         arr = arr.astype(np.float32)
     if arr.dtype.kind == "i" and arr.dtype != np.int64 and not isinstance(value, np.ndarray):
         arr = arr.astype(np.int64)
     arr.setflags(write=False)
-    key_attrs = {"key": (arr.dtype.name, arr.shape, arr.tobytes())} if arr.size <= 16 else {"uid": next(g._ids)}
-    nid = g.add_node("constant", (), key_attrs, arr.shape, arr.dtype.name,
+    nid = g.add_node("constant", (), constant_key(arr), arr.shape, arr.dtype.name,
                      name=f"const_{arr.item():g}" if arr.size == 1 and arr.dtype.kind in "fiu" else None)
     g.values[nid] = arr
     return Tensor(g, nid)

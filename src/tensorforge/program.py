@@ -138,6 +138,57 @@ def fingerprint(program: Program) -> str:
         if d["op"] == "constant":
             h.update(np.ascontiguousarray(g.values[nid]).tobytes())
         elif d["op"] in ("placeholder", "parameter"):
-            h.update(d["name"].encode())
+            h.update(d["name"].encode("utf-8", "surrogatepass"))
     h.update(repr((program.inputs, program.outputs, program.updates)).encode())
     return h.hexdigest()
+
+
+# ops whose output elements are input elements, moved or repeated: a label that reaches an
+# index-consuming op through them is one of the leaf's own values
+VALUE_MOVING_OPS = ("reshape", "reshape_like", "expand_dims", "squeeze", "transpose",
+                    "broadcast_to", "broadcast_like", "getitem", "concat")
+# op -> (position of its index operand, attribute holding the number of classes)
+INDEX_CONSUMING_OPS = {"one_hot": (0, "depth")}
+
+
+@dataclass(frozen=True)
+class LabelCheck:
+    """Leaf ``node`` feeds the index operand of ``op``, so its values must lie in [0, depth)."""
+    node: int
+    depth: int
+    op: str
+
+
+def label_checks(graph: Graph, outputs, updates) -> list[LabelCheck]:
+    """The leaves (placeholders, parameters, constants) whose values are used as class
+    indices by an index-consuming op, directly or through ops that only move values.
+
+    Compiled code does not bounds-check labels (an out-of-range one gives an all-zero
+    one-hot row), so tg.compile checks these leaves in Python before each call. Labels
+    computed by other ops are not traced: only the interpreter rejects those."""
+    depth_of: dict[int, LabelCheck] = {}
+    for nid in needed_nodes(graph, outputs, updates):
+        d = graph.node(nid)
+        if d["op"] not in INDEX_CONSUMING_OPS:
+            continue
+        pos, attr = INDEX_CONSUMING_OPS[d["op"]]
+        depth = int(dict(d["attrs"])[attr])
+        for leaf in _value_sources(graph, d["inputs"][pos]):
+            old = depth_of.get(leaf)
+            if old is None or depth < old.depth:
+                depth_of[leaf] = LabelCheck(leaf, depth, d["op"])
+    return list(depth_of.values())
+
+
+def _value_sources(graph: Graph, nid: int) -> set[int]:
+    """The leaves whose values ``nid`` consists of, if it only moves values; else empty."""
+    out, todo = set(), [nid]
+    while todo:
+        cur = todo.pop()
+        d = graph.node(cur)
+        if d["op"] in ("placeholder", "parameter", "constant"):
+            out.add(cur)
+        elif d["op"] in VALUE_MOVING_OPS:
+            data_inputs = d["inputs"] if d["op"] == "concat" else d["inputs"][:1]
+            todo.extend(data_inputs)
+    return out

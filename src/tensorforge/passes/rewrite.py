@@ -20,7 +20,7 @@ from typing import Callable
 
 import numpy as np
 
-from ..graph import Graph
+from ..graph import Graph, constant_key, native_byte_order
 from ..ops.registry import TensorType, get_op, infer_type
 from ..program import Program
 
@@ -94,11 +94,11 @@ class Builder:
         return self.raw(op, inputs, attrs, shape, dtype)
 
     def constant(self, array: np.ndarray) -> int:
-        """A new constant node holding (a read-only copy of) ``array``; small ones are keyed by value."""
-        arr = np.array(array, order="C")               # (ascontiguousarray would make 0-d arrays 1-d)
+        """A new constant node holding (a read-only copy of) ``array``, keyed by its content
+        (see graph.constant_key), so it merges only with an equal constant."""
+        arr = native_byte_order(np.array(array, order="C"))   # (ascontiguousarray would make 0-d arrays 1-d)
         arr.setflags(write=False)
-        key = ({"key": (arr.dtype.name, arr.shape, arr.tobytes())} if arr.size <= 16
-               else {"uid": next(self.graph._ids)})
+        key = constant_key(arr)
         name = f"const_{arr.item():g}" if arr.size == 1 and arr.dtype.kind in "fiu" else None
         nid = self.graph.add_node("constant", (), key, arr.shape, arr.dtype.name, name=name)
         self.graph.values.setdefault(nid, arr)
