@@ -49,8 +49,9 @@ def test_equal_small_constants_are_shared_and_different_dtypes_are_not():
         a, b = tg.constant(2.0), tg.constant(2.0)
         c = tg.constant(np.float64(2.0), dtype="float64")
         big1, big2 = tg.constant(np.zeros(100)), tg.constant(np.zeros(100))
+        big3 = tg.constant(np.ones(100))
     assert a.same(b) and not a.same(c)
-    assert not big1.same(big2)  # large constants are not hashed by value
+    assert big1.same(big2) and not big1.same(big3)  # large constants are interned by a digest
     assert a.dtype == "float32" and c.dtype == "float64"
 
 

@@ -369,7 +369,7 @@ def parameter(name: str, value, trainable: bool = True, dtype: str | None = None
 
 
 def constant(value, dtype: str | None = None, graph: Graph | None = None) -> Tensor:
-    """A constant; equal small constants are shared."""
+    """A constant; equal constants are shared (interned on their content, see constant_key)."""
     g = graph or get_default_graph()
     arr = native_byte_order(np.array(value, dtype=dtype))
     if arr.dtype == np.float64 and dtype is None and not isinstance(value, np.ndarray):

@@ -291,6 +291,8 @@ register("one_hot", infer=_one_hot_type, impl=_one_hot_ref, n_inputs=1, differen
 
 def one_hot(labels, depth: int, dtype: str = "float32") -> Tensor:
     """One-hot rows: ``labels`` of shape (...) become (..., depth). Labels outside
-    [0, depth) raise ValueError when the graph runs."""
+    [0, depth) raise ValueError: tg.compile checks labels that come from an input,
+    parameter or constant before each call, on every backend; labels computed by
+    other ops are checked only by the interpreter (compiled code gives a zero row)."""
     labels = as_tensor(labels)
     return apply("one_hot", [labels], depth=int(depth), dtype=np.dtype(dtype).name)
