@@ -61,7 +61,7 @@ def constant_key(arr: np.ndarray) -> dict:
 def native_byte_order(arr: np.ndarray) -> np.ndarray:
     """``arr`` in the machine's byte order (compiled code reads raw memory); a copy only
     when it was not already native."""
-    if arr.dtype.byteorder not in ("=", "|") and not arr.dtype.isnative:
+    if not arr.dtype.isnative:
         return arr.astype(arr.dtype.newbyteorder("="))
     return arr
 
