@@ -262,13 +262,13 @@ class CompiledFunction:
 
     def __call__(self, *args, **kwargs):
         arrays = [self._check(t, v) for t, v in zip(self.inputs, self._bind(args, kwargs))]
+        self._check_labels(arrays)
+        # (a bool, not the dict itself: the build below may fill the graph's device mirrors)
+        mirrored = bool(self.graph is not None and self.graph.device_mirrors
+                        and not getattr(self.backend, "on_device", False))
         exe = self.executable_for(arrays)
         with self._call_lock:
-            self._check_labels(arrays)
             arrays = self._unshare_parameters(arrays)
-            # (a bool, not the dict itself: the build above may fill the graph's device mirrors)
-            mirrored = bool(self.graph is not None and self.graph.device_mirrors
-                            and not getattr(self.backend, "on_device", False))
             if mirrored:          # a host backend on a graph whose parameters also live on a GPU
                 self.graph.sync_host()
             results = exe(arrays)
