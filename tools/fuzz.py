@@ -1,0 +1,107 @@
+"""Differential fuzzer: random graphs on each backend against a float64 NumPy reference.
+
+    python tools/fuzz.py --graphs 2000 --backend llvm triton --seed 0 --max-nodes 12
+
+Graph i has seed S+i: ``--seed S+i --graphs 1`` reproduces it alone. Graphs run in batches in
+child processes, so a segfault is reported as a crash of the graph that was running (and the
+run goes on) instead of ending the fuzzer. Each failure is printed with its seed and a shrunk
+repro (the graph as tg.dprint shows it, and the call-time inputs). The exit status is 1 when
+any graph mismatched, crashed or raised an unexplained error.
+
+``--all-features`` also generates the categories that tensorforge.fuzz.KNOWN_BUGS switches off.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+os.environ.setdefault("TRITON_INTERPRET", "1")    # before triton is imported: CPU interpreter
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from tensorforge.fuzz import FEATURES, Outcome, Report, check_case, features_for, shrink  # noqa: E402
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--graphs", type=int, default=200, help="how many graphs per backend")
+    p.add_argument("--backend", nargs="+", default=["llvm", "triton"], choices=["interp", "llvm", "triton"])
+    p.add_argument("--seed", type=int, default=0, help="seed of the first graph (graph i has seed+i)")
+    p.add_argument("--max-nodes", type=int, default=12, help="at most this many random ops per graph")
+    p.add_argument("--batch", type=int, default=40, help="graphs per child process")
+    p.add_argument("--all-features", action="store_true", help="include the KNOWN_BUGS categories")
+    p.add_argument("--no-isolate", action="store_true", help="run in this process (a crash ends the run)")
+    p.add_argument("--no-shrink", action="store_true", help="print failures as found, unshrunk")
+    p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    return p.parse_args(argv)
+
+
+def _features(args, backend):
+    return frozenset(FEATURES) if args.all_features else features_for(backend)
+
+
+def worker(args) -> None:
+    """Child process: one JSON line per outcome, flushed, so the parent sees how far it got."""
+    (backend,) = args.backend
+    for seed in range(args.seed, args.seed + args.graphs):
+        (o,) = check_case(seed, [backend], _features(args, backend), args.max_nodes)
+        print(json.dumps(o.__dict__), flush=True)
+
+
+def _child(args, backend, first, count):
+    cmd = [sys.executable, __file__, "--worker", "--backend", backend, "--seed", str(first), "--graphs", str(count),
+           "--max-nodes", str(args.max_nodes)] + (["--all-features"] if args.all_features else [])
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    outcomes = [Outcome(**json.loads(line)) for line in proc.stdout.splitlines() if line.startswith("{")]
+    return outcomes, proc
+
+
+def run_isolated(args, backend, report, bar) -> None:
+    seed, end = args.seed, args.seed + args.graphs
+    while seed < end:
+        count = min(args.batch, end - seed)
+        outcomes, proc = _child(args, backend, seed, count)
+        for o in outcomes:
+            report.add(o)
+        bar.update(len(outcomes))
+        seed += len(outcomes)
+        if len(outcomes) < count:          # the child died while running graph ``seed``
+            why = f"the process died with exit status {proc.returncode}"
+            tail = proc.stderr.strip().splitlines()[-5:]
+            report.add(Outcome(seed, backend, "crash", why, "\n".join(tail)))
+            bar.update(1)
+            seed += 1
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if args.worker:
+        worker(args)
+        return 0
+    from tqdm import tqdm
+    report = Report()
+    for backend in args.backend:
+        with tqdm(total=args.graphs, desc=backend, unit="graph") as bar:
+            if args.no_isolate:
+                for seed in range(args.seed, args.seed + args.graphs):
+                    for o in check_case(seed, [backend], _features(args, backend), args.max_nodes):
+                        report.add(o)
+                    bar.update(1)
+            else:
+                run_isolated(args, backend, report, bar)
+    for o in report.failures:
+        if o.status != "crash" and not args.no_shrink:
+            o = shrink(o, _features(args, o.backend), args.max_nodes)
+        print(f"\n{o.describe()}\nreproduce: python tools/fuzz.py --backend {o.backend} --seed {o.seed} "
+              f"--graphs 1 --max-nodes {args.max_nodes}{' --all-features' if args.all_features else ''}")
+    print(report.summary())
+    return 0 if report.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
