@@ -38,6 +38,7 @@ def parse_args(argv=None):
     p.add_argument("--no-isolate", action="store_true", help="run in this process (a crash ends the run)")
     p.add_argument("--no-shrink", action="store_true", help="print failures as found, unshrunk")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--shrink-status", help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
 
@@ -48,6 +49,10 @@ def _features(args, backend):
 def worker(args) -> None:
     """Child process: one JSON line per outcome, flushed, so the parent sees how far it got."""
     (backend,) = args.backend
+    if args.shrink_status:
+        o = Outcome(args.seed, backend, args.shrink_status)
+        print(shrink(o, _features(args, backend), args.max_nodes).describe(), flush=True)
+        return
     for seed in range(args.seed, args.seed + args.graphs):
         (o,) = check_case(seed, [backend], _features(args, backend), args.max_nodes)
         print(json.dumps(o.__dict__), flush=True)
@@ -59,6 +64,15 @@ def _child(args, backend, first, count):
     proc = subprocess.run(cmd, capture_output=True, text=True)
     outcomes = [Outcome(**json.loads(line)) for line in proc.stdout.splitlines() if line.startswith("{")]
     return outcomes, proc
+
+
+def _shrunk(args, o) -> str | None:
+    """The shrunk failure, found in a child process (shrinking may crash too): None if it died."""
+    cmd = [sys.executable, __file__, "--worker", "--backend", o.backend, "--seed", str(o.seed), "--graphs", "1",
+           "--max-nodes", str(args.max_nodes), "--shrink-status", o.status] + (
+               ["--all-features"] if args.all_features else [])
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    return proc.stdout.strip() if proc.returncode == 0 and proc.stdout.strip() else None
 
 
 def run_isolated(args, backend, report, bar) -> None:
@@ -95,9 +109,10 @@ def main(argv=None) -> int:
             else:
                 run_isolated(args, backend, report, bar)
     for o in report.failures:
+        text = o.describe()
         if o.status != "crash" and not args.no_shrink:
-            o = shrink(o, _features(args, o.backend), args.max_nodes)
-        print(f"\n{o.describe()}\nreproduce: python tools/fuzz.py --backend {o.backend} --seed {o.seed} "
+            text = _shrunk(args, o) or text
+        print(f"\n{text}\nreproduce: python tools/fuzz.py --backend {o.backend} --seed {o.seed} "
               f"--graphs 1 --max-nodes {args.max_nodes}{' --all-features' if args.all_features else ''}")
     print(report.summary())
     return 0 if report.ok else 1

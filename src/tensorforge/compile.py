@@ -78,7 +78,8 @@ def _with_default_updates(graph, outputs, updates):
 class CompiledFunction:
     """The callable returned by ``tg.compile``."""
 
-    def __init__(self, inputs, outputs, updates=None, backend="interp", passes=None, name=None):
+    def __init__(self, inputs, outputs, updates=None, backend="interp", passes=None, name=None,
+                 check: bool = False):
         from .backends import get_backend
 
         self.inputs = list(inputs)
@@ -112,6 +113,11 @@ class CompiledFunction:
         self.compile_times: dict[tuple, float] = {}
         self._timing_cache: dict[tuple, object] = {}   # input shapes -> a build that times its kernels
         self._by_name = {t.name: i for i, t in enumerate(self.inputs)}
+        # check=True: the interpreter runs beside the backend on every call (see tensorforge.debug)
+        self._checker = None
+        if check:
+            from .debug import Checker
+            self._checker = Checker(self)
 
     # -- input validation --------------------------------------------------------------
     def _bind(self, args, kwargs) -> list:
@@ -212,7 +218,8 @@ class CompiledFunction:
                         and not getattr(self.backend, "on_device", False))
         if mirrored:          # a host backend on a graph whose parameters also live on a GPU
             self.graph.sync_host()
-        results = self.executable_for(arrays)(arrays)
+        exe = self.executable_for(arrays)
+        results = self._checker(arrays, exe) if self._checker is not None else exe(arrays)
         if mirrored:
             self.graph.host_changed([p.id for p, _ in self.updates])
         return results[0] if self._single else list(results)
@@ -286,7 +293,7 @@ class CompiledFunction:
 
 
 def compile(inputs: Sequence[Tensor], outputs, updates=None, backend: str = "interp", passes=None,
-            name: str | None = None) -> CompiledFunction:  # noqa: A001 - tg.compile is the API name
+            name: str | None = None, check: bool = False) -> CompiledFunction:  # noqa: A001 - tg.compile is the API name
     """Compile a function from placeholders ``inputs`` to ``outputs``.
 
     ``updates``: (parameter, new_value) pairs or a dict, applied in place after the outputs
@@ -294,5 +301,7 @@ def compile(inputs: Sequence[Tensor], outputs, updates=None, backend: str = "int
     ``backend``: "interp" (NumPy reference), "llvm" or "triton".
     ``passes``: graph passes to run before the backend, by name (see ``tensorforge.passes.PASSES``);
     None: the backend's default (none for the interpreter, the honest reference); []: none.
+    ``check``: debug mode: run the interpreter beside the backend on every call and raise
+    ``tensorforge.debug.CheckError`` naming the first node whose value differs (slow).
     """
-    return CompiledFunction(inputs, outputs, updates, backend, passes, name)
+    return CompiledFunction(inputs, outputs, updates, backend, passes, name, check)

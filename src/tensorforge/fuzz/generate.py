@@ -37,8 +37,9 @@ FEATURES = (
     "transpose", "slice", "broadcast_to", "concat", "expand_squeeze", "small_constants",
     "big_constants", "call_time_broadcast", "size_zero", "edge_values", "grad", "updates",
     "int_division", "int_pow", "int_scalar_promotion", "pow_scalar_base", "pow_edge", "sqrt_at_zero",
-    "one_hot", "bad_labels", "deep_chain",
+    "one_hot", "bad_labels", "deep_chain", "empty_max", "view_outputs",
 )
+_VIEWS = ("reshape", "expand_dims", "squeeze")
 
 # Attributes for elementwise ops that need them (drawn per use); any other op is applied bare.
 _ATTRS = {
@@ -341,8 +342,9 @@ class _Gen:
             k = int(self.rng.integers(1, len(v.shape) + 1))
             axes = sorted(int(a) for a in self.rng.choice(len(v.shape), size=k, replace=False))
             axis = axes[0] - len(v.shape) * int(self.coin(0.3)) if len(axes) == 1 else tuple(axes)
-        if name in ("max", "min") and any(v.shape[a] == 0 for a in _axes(axis, len(v.shape))):
-            return None                              # no identity: every backend must raise; not fuzzed here
+        if name in ("max", "min") and "empty_max" not in self.on and any(
+                v.shape[a] == 0 for a in _axes(axis, len(v.shape))):
+            return None                              # no identity: every backend must raise
         keep = self.coin(0.4)
         t = getattr(_ops, name)(v.t, axis=axis, keepdims=keep)
         shape = _reduced(v.shape, axis, keep)
@@ -563,6 +565,8 @@ def _finish(gen: _Gen, seed: int, rng: np.random.Generator) -> Case:
     pool = [v for v in gen.pool if v.t.op not in ("placeholder", "parameter", "constant")] or gen.pool
     chosen = [pool[-1]] + [pool[int(i)] for i in rng.choice(len(pool), size=min(2, len(pool)), replace=False)]
     outs = list({v.t.id: v for v in chosen}.values())
+    if "view_outputs" not in gen.on and len(outs) > 1:     # a reshape of another output, returned too
+        outs = [v for v in outs if v.t.op not in _VIEWS] or outs[:1]
     outputs = [v.t for v in outs]
     labels = [f"out {i}" for i in range(len(outputs))]
     updates = []
@@ -570,6 +574,8 @@ def _finish(gen: _Gen, seed: int, rng: np.random.Generator) -> Case:
     if "grad" in gen.on and floats:
         o = floats[int(rng.integers(len(floats)))].t
         style = int(rng.integers(4))
+        if style == 3 and 0 in _shape_of(o, outs) and "empty_max" not in gen.on:
+            style = 0
         loss = [lambda: _ops.sum(o), lambda: _ops.mean(o * o), lambda: _ops.sum(_ops.tanh(o)),
                 lambda: _ops.max(o)][style]()
         if o.ndim == 0 and style == 0:
@@ -582,6 +588,10 @@ def _finish(gen: _Gen, seed: int, rng: np.random.Generator) -> Case:
             if "updates" in gen.on and rng.random() < 0.3:
                 updates = [(t, t - 0.1 * gt) for t, gt in zip(leaves, grads) if t.op == "parameter"]
     return Case(seed, gen.dtype, outputs[0].graph, gen.inputs, gen.arrays, outputs, labels, updates)
+
+
+def _shape_of(t: Tensor, values) -> tuple:
+    return next(v.shape for v in values if v.t.id == t.id)
 
 
 def _broadcastable(a, b) -> bool:
