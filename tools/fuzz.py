@@ -54,7 +54,10 @@ def worker(args) -> None:
         print(shrink(o, _features(args, backend), args.max_nodes).describe(), flush=True)
         return
     for seed in range(args.seed, args.seed + args.graphs):
-        (o,) = check_case(seed, [backend], _features(args, backend), args.max_nodes)
+        try:
+            (o,) = check_case(seed, [backend], _features(args, backend), args.max_nodes)
+        except Exception as e:  # noqa: BLE001 - a bug of the fuzzer itself: reported, not a crash
+            o = Outcome(seed, backend, "error", f"the fuzzer failed: {type(e).__name__}: {e}")
         print(json.dumps(o.__dict__), flush=True)
 
 

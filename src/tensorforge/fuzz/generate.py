@@ -132,9 +132,9 @@ class _Gen:
         """Values for a leaf, drawn in float64 and rounded to float32 (then to the build dtype)."""
         rng = self.rng
         if kind == "i":
-            return rng.integers(-4, 6, size=shape).astype(np.int64)
+            return np.asarray(rng.integers(-4, 6, size=shape).astype(np.int64))
         if kind == "b":
-            return rng.random(shape) < 0.5
+            return np.asarray(rng.random(shape) < 0.5)
         arr = rng.standard_normal(shape) * self.pick([1.0, 1.0, 3.0, 0.1])
         if self.coin(0.2):
             arr = np.round(arr)                 # repeated values: ties for max, ==, relu at 0
@@ -142,7 +142,7 @@ class _Gen:
             mask = rng.random(shape) < 0.15
             specials = np.array([0.0, -0.0, np.inf, -np.inf, np.nan])
             arr = np.where(mask, specials[rng.integers(len(specials), size=shape)], arr)
-        return arr.astype(np.float32).astype(self.dtype)
+        return np.asarray(arr.astype(np.float32).astype(self.dtype))   # (0-d: an array, not a NumPy scalar)
 
     def leaf(self, shape, kind: str = "f", declare_none=True, allow_const=True) -> Value:
         """A new placeholder, parameter or constant of call-time ``shape``."""
@@ -236,6 +236,10 @@ class _Gen:
             return self._binary_scalar(name, v)
         w = self.partner(v)
         a, b = (v, w) if self.coin(0.5) else (w, v)
+        if name == "pow" and "pow_scalar_base" not in self.on:
+            # a base that broadcasts (e.g. of shape (1,)) meets the triton bug of scalar bases
+            b = w if np.broadcast_shapes(v.shape, w.shape) == v.shape else self.leaf(v.shape, "f")
+            a = v
         x, y = a.t, b.t
         if name == "div" and not self.edge:
             y = _ops.abs(y) + 0.5                               # no division by ~0
@@ -269,6 +273,8 @@ class _Gen:
             return None
         a = self.partner(c, "f")
         b = self.partner(a, "f")
+        if not _broadcastable(np.broadcast_shapes(c.shape, a.shape), b.shape):
+            b = self.leaf(self.variant(np.broadcast_shapes(c.shape, a.shape)), "f")
         shape = np.broadcast_shapes(c.shape, a.shape, b.shape)
         return self.add(_ops.where(c.t, a.t, b.t), shape, "f", a.exact and b.exact, c, a, b)
 
@@ -433,7 +439,9 @@ class _Gen:
         v = self.choose(self._kind())
         if v is None:
             return None
-        target = tuple(self.pick([2, 3]) if d == 1 and self.coin(0.7) else d for d in v.shape)
+        # a dim declared None is expanded when it is 1 (a static target of 1 cannot be checked)
+        target = tuple(int(self.pick([2, 3])) if d == 1 and (self.coin(0.7) or s is None) else d
+                       for d, s in zip(v.shape, v.t.shape))
         if self.coin(0.5) or target == v.shape:
             target = (int(self.pick([2, 3])),) + target
         return self.add(_ops.broadcast_to(v.t, target), target, v.kind, v.exact, v)
