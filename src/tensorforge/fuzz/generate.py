@@ -237,8 +237,9 @@ class _Gen:
         w = self.partner(v)
         a, b = (v, w) if self.coin(0.5) else (w, v)
         if name == "pow" and "pow_scalar_base" not in self.on:
-            # a base that broadcasts (e.g. of shape (1,)) meets the triton bug of scalar bases
-            b = w if np.broadcast_shapes(v.shape, w.shape) == v.shape else self.leaf(v.shape, "f")
+            # a base or exponent that broadcasts (e.g. of shape (1,)) meets the triton bug of
+            # scalar bases and 0-d exponents
+            b = w if w.shape == v.shape else self.leaf(v.shape, "f")
             a = v
         x, y = a.t, b.t
         if name == "div" and not self.edge:
