@@ -30,11 +30,14 @@ from tensorforge.fuzz import FEATURES, Outcome, Report, check_case, features_for
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--graphs", type=int, default=200, help="how many graphs per backend")
-    p.add_argument("--backend", nargs="+", default=["llvm", "triton"], choices=["interp", "llvm", "triton"])
+    p.add_argument("--backend", nargs="+", default=["llvm", "triton"], choices=["interp", "interp+passes", "llvm", "triton"],
+                   help="interp+passes: the interpreter on the compiled backends' passes")
     p.add_argument("--seed", type=int, default=0, help="seed of the first graph (graph i has seed+i)")
     p.add_argument("--max-nodes", type=int, default=12, help="at most this many random ops per graph")
     p.add_argument("--batch", type=int, default=40, help="graphs per child process")
     p.add_argument("--all-features", action="store_true", help="include the KNOWN_BUGS categories")
+    p.add_argument("--enable", nargs="+", default=[], choices=FEATURES, metavar="CATEGORY",
+                   help="switch these KNOWN_BUGS categories back on")
     p.add_argument("--no-isolate", action="store_true", help="run in this process (a crash ends the run)")
     p.add_argument("--no-shrink", action="store_true", help="print failures as found, unshrunk")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
@@ -43,7 +46,7 @@ def parse_args(argv=None):
 
 
 def _features(args, backend):
-    return frozenset(FEATURES) if args.all_features else features_for(backend)
+    return frozenset(FEATURES) if args.all_features else features_for(backend) | set(args.enable)
 
 
 def worker(args) -> None:
@@ -63,17 +66,20 @@ def worker(args) -> None:
 
 def _child(args, backend, first, count):
     cmd = [sys.executable, __file__, "--worker", "--backend", backend, "--seed", str(first), "--graphs", str(count),
-           "--max-nodes", str(args.max_nodes)] + (["--all-features"] if args.all_features else [])
+           "--max-nodes", str(args.max_nodes)] + _flags(args)
     proc = subprocess.run(cmd, capture_output=True, text=True)
     outcomes = [Outcome(**json.loads(line)) for line in proc.stdout.splitlines() if line.startswith("{")]
     return outcomes, proc
 
 
+def _flags(args) -> list:
+    return (["--all-features"] if args.all_features else []) + (["--enable", *args.enable] if args.enable else [])
+
+
 def _shrunk(args, o) -> str | None:
     """The shrunk failure, found in a child process (shrinking may crash too): None if it died."""
     cmd = [sys.executable, __file__, "--worker", "--backend", o.backend, "--seed", str(o.seed), "--graphs", "1",
-           "--max-nodes", str(args.max_nodes), "--shrink-status", o.status] + (
-               ["--all-features"] if args.all_features else [])
+           "--max-nodes", str(args.max_nodes), "--shrink-status", o.status] + _flags(args)
     proc = subprocess.run(cmd, capture_output=True, text=True)
     return proc.stdout.strip() if proc.returncode == 0 and proc.stdout.strip() else None
 
@@ -116,7 +122,7 @@ def main(argv=None) -> int:
         if o.status != "crash" and not args.no_shrink:
             text = _shrunk(args, o) or text
         print(f"\n{text}\nreproduce: python tools/fuzz.py --backend {o.backend} --seed {o.seed} "
-              f"--graphs 1 --max-nodes {args.max_nodes}{' --all-features' if args.all_features else ''}")
+              f"--graphs 1 --max-nodes {args.max_nodes} {' '.join(_flags(args))}")
     print(report.summary())
     return 0 if report.ok else 1
 

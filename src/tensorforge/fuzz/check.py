@@ -24,14 +24,15 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..compile import compile as _compile
+from ..passes import COMPILER_PASSES
 from .generate import FEATURES, Case, generate
 
 # Categories of generated graphs switched off because they hit bugs fixed on other branches:
 # feature -> (why, backends it applies to). Remove an entry once the fix is merged.
-_ALL = ("interp", "llvm", "triton")
+_ALL = ("interp", "interp+passes", "llvm", "triton")
 KNOWN_BUGS: dict[str, tuple[str, tuple[str, ...]]] = {
     "big_constants": ("constant folding aliases constants of more than 16 elements (wrong values, or a "
-                      "pass AssertionError)", ("llvm", "triton")),
+                      "pass AssertionError)", ("interp+passes", "llvm", "triton")),
     "call_time_broadcast": ("gradients of call-time broadcasting (dims declared None that are 1 at call "
                             "time)", _ALL),
     "bad_labels": ("out-of-range labels of one_hot", ("llvm", "triton")),
@@ -125,8 +126,11 @@ def _run(case: Case, backend: str, check: bool = False) -> _Run:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
+            # "interp+passes": the interpreter on the compiled backends' passes (fusion included)
+            passes = COMPILER_PASSES if backend == "interp+passes" else None
+            backend = "interp" if backend == "interp+passes" else backend
             fn = _compile(case.inputs, case.outputs, updates=case.updates or None, backend=backend,
-                          **({"check": True} if check else {}))
+                          passes=passes, **({"check": True} if check else {}))
             outs = fn(*case.arrays)
         params = [np.array(p.value) for p, _ in case.updates]
         return _Run([np.asarray(o) for o in outs] + params)
@@ -220,11 +224,58 @@ def check_case(seed: int, backends, features=None, max_nodes: int = 12, limit: i
                 f32 = _run(generate(seed, "float32", features, max_nodes, limit), "interp")
             if f32.values is not None and not _differences(run, f32, case):
                 status = "imprecise"
+        if backend == "interp" and status in ("ok", "imprecise"):   # the reference itself, against calculus
+            why = gradient_check(generate(seed, "float64", features, max_nodes, limit))
+            if why:
+                status, detail = "mismatch", f"float64 reference: {why}"
         repro = case.text() if status in FAILURES else ""
         if status == "error":
             repro += "\n" + (run.trace or ref.trace)
         outcomes.append(Outcome(seed, backend, status, detail, repro, time.perf_counter() - start))
     return outcomes
+
+
+def gradient_check(case: Case, eps: float = 1e-6) -> str | None:
+    """The float64 reference's gradients against central finite differences along one random
+    direction (autodiff bugs are the same in every backend, so only this can see them).
+    None when they agree, or when the loss has a kink there (one-sided differences disagree)."""
+    if "loss" not in case.labels:
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        values = _compile(case.inputs, case.outputs, backend="interp")(*case.arrays)   # no updates
+    k = case.labels.index("loss")
+    grads = {lab[len("d loss / d "):]: v for lab, v in zip(case.labels, values) if lab.startswith("d loss / d ")}
+    loss_fn = _compile(case.inputs, [case.outputs[k]], backend="interp")
+    params = {t.name: t for t in case.graph.parameters()}
+    rng = np.random.default_rng([case.seed, 3])
+    dirs = {name: rng.standard_normal(np.shape(g)) for name, g in grads.items()}
+    saved = {name: np.array(t.value) for name, t in params.items()}
+
+    def loss_at(step):
+        for name, t in params.items():
+            np.copyto(t.value, saved[name] + step * dirs[name] if name in dirs else saved[name])
+        arrays = [a + step * dirs[t.name] if t.name in dirs else a for t, a in zip(case.inputs, case.arrays)]
+        with np.errstate(all="ignore"):
+            return float(loss_fn(*arrays)[0])
+    try:
+        lm, l0, lp = loss_at(-eps), loss_at(0.0), loss_at(eps)
+        half = (loss_at(eps / 2) - loss_at(-eps / 2)) / eps     # differs from ``central`` at a jump
+    finally:
+        for name, t in params.items():
+            np.copyto(t.value, saved[name])
+    symbolic = float(sum(np.sum(np.asarray(g, np.float64) * dirs[n]) for n, g in grads.items()))
+    if not all(np.isfinite([lm, l0, lp, symbolic])):
+        return None
+    forward, backward, central = (lp - l0) / eps, (l0 - lm) / eps, (lp - lm) / (2 * eps)
+    scale = 1e-13 * (abs(l0) + 1) / eps + 1e-7     # rounding of the loss, magnified by 1/eps
+    if abs(forward - backward) > 1e-3 * (abs(forward) + abs(backward)) + scale or not np.isfinite(half) \
+            or abs(half - central) > 1e-3 * (abs(half) + abs(central)) + scale:
+        return None                                  # not differentiable here (relu at 0, ties ...)
+    if abs(central - symbolic) > 1e-4 * (abs(central) + abs(symbolic)) + scale:
+        return (f"gradient along a random direction is {symbolic!r}, finite differences say {central!r} "
+                f"(one-sided: {forward!r}, {backward!r})")
+    return None
 
 
 def _classify(run: _Run, ref: _Run, case: Case) -> tuple[str, str]:
