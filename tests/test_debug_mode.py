@@ -86,3 +86,12 @@ def test_difference_requires_nan_and_inf_at_the_same_places():
     assert not difference(np.array([1.0, np.inf], np.float32), np.array([1.0, np.nan], np.float32))[0]
     assert not difference(np.array([1.0, 2.0], np.float32), np.array([1.0, 2.1], np.float32))[0]
     assert difference(np.array([1000.0, 1e-3], np.float32), np.array([1000.0, 1.01e-3], np.float32))[0]
+
+
+@pytest.mark.parametrize("backend", ["llvm", "triton"])
+def test_check_mode_accepts_correct_random_graphs(backend, fresh_cache):
+    """No false alarms: random graphs that agree with the reference pass check mode too."""
+    from tensorforge.fuzz import check_case, features_for
+    outcomes = [check_case(seed, [backend], features_for(backend), check_mode=True)[0] for seed in range(30)]
+    assert all(o.status in ("ok", "imprecise", "explained") for o in outcomes), [
+        o.describe() for o in outcomes if o.failed][:2]
