@@ -29,25 +29,20 @@ from .generate import FEATURES, Case, generate
 
 # Categories of generated graphs switched off because they hit bugs fixed on other branches:
 # feature -> (why, backends it applies to). Remove an entry once the fix is merged.
-_ALL = ("interp", "interp+passes", "llvm", "triton")
 KNOWN_BUGS: dict[str, tuple[str, tuple[str, ...]]] = {
     "big_constants": ("constant folding aliases constants of more than 16 elements (wrong values, or a "
                       "pass AssertionError)", ("interp+passes", "llvm", "triton")),
-    "call_time_broadcast": ("gradients of call-time broadcasting (dims declared None that are 1 at call "
-                            "time)", _ALL),
     "bad_labels": ("out-of-range labels of one_hot", ("llvm", "triton")),
-    "int_scalar_promotion": ("type promotion of Python scalars (where, min on ints)", _ALL),
-    "int_division": ("int / int should give float32", _ALL),
-    "pow_edge": ("pow gradient edge values at 0", ("llvm", "triton")),
-    "sqrt_at_zero": ("llvm: y / sqrt(x) at x = 0 gives NaN instead of inf", ("llvm",)),
     "int_pow": ("integer pow is not exact", ("llvm", "triton")),
     "pow_scalar_base": ("triton: pow with a scalar base or a 0-d exponent", ("triton",)),
     "size_zero": ("size-0 tensors on triton", ("triton",)),
     # found by this fuzzer, not yet fixed:
     "view_outputs": ("llvm returns an output that is a reshape of another output with the other's "
                      "shape: outputs [reshape(c, (2, 3)), c] come back as (6,), (6,)", ("llvm",)),
+    "signed_zero": ("tanh(-0.0) is +0.0 on llvm and triton (NumPy: -0.0), so 1 / tanh(-0.0) is +inf, "
+                    "not -inf", ("llvm", "triton")),
     "empty_max": ("max/min over an empty axis: the interpreter raises, llvm returns a value", ("llvm", "triton")),
-    "deep_chain": ("RecursionError on ~300-deep chains", _ALL),
+    "deep_chain": ("RecursionError on ~300-deep chains (in the passes)", ("interp+passes", "llvm", "triton")),
 }
 
 RTOL = {"float32": 1e-3, "float64": 1e-9}    # relative to the element and to the output's magnitude
@@ -264,7 +259,8 @@ def gradient_check(case: Case, eps: float = 1e-6) -> str | None:
     finally:
         for name, t in params.items():
             np.copyto(t.value, saved[name])
-    symbolic = float(sum(np.sum(np.asarray(g, np.float64) * dirs[n]) for n, g in grads.items()))
+    with np.errstate(all="ignore"):
+        symbolic = float(sum(np.sum(np.asarray(g, np.float64) * dirs[n]) for n, g in grads.items()))
     if not all(np.isfinite([lm, l0, lp, symbolic])):
         return None
     forward, backward, central = (lp - l0) / eps, (l0 - lm) / eps, (lp - lm) / (2 * eps)

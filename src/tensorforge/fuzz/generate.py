@@ -38,6 +38,7 @@ FEATURES = (
     "big_constants", "call_time_broadcast", "size_zero", "edge_values", "grad", "updates",
     "int_division", "int_pow", "int_scalar_promotion", "pow_scalar_base", "pow_edge", "sqrt_at_zero",
     "one_hot", "bad_labels", "deep_chain", "empty_max", "view_outputs",
+    "signed_zero",
 )
 _VIEWS = ("reshape", "expand_dims", "squeeze")
 
@@ -140,7 +141,7 @@ class _Gen:
             arr = np.round(arr)                 # repeated values: ties for max, ==, relu at 0
         if self.edge and arr.size:
             mask = rng.random(shape) < 0.15
-            specials = np.array([0.0, -0.0, np.inf, -np.inf, np.nan])
+            specials = np.array([0.0, np.inf, -np.inf, np.nan] + ([-0.0] if "signed_zero" in self.on else []))
             arr = np.where(mask, specials[rng.integers(len(specials), size=shape)], arr)
         return np.asarray(arr.astype(np.float32).astype(self.dtype))   # (0-d: an array, not a NumPy scalar)
 
