@@ -46,7 +46,7 @@ KNOWN_BUGS: dict[str, tuple[str, tuple[str, ...]]] = {
 }
 
 RTOL = {"float32": 1e-3, "float64": 1e-9}    # relative to the element and to the output's magnitude
-ATOL = {"float32": 1e-5, "float64": 1e-12}
+ATOL = {"float32": 1e-4, "float64": 1e-12}    # a 0 got by cancellation of O(1) terms is ~1e-5
 FAILURES = ("mismatch", "error", "crash")
 
 

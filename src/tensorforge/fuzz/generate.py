@@ -41,7 +41,7 @@ FEATURES = (
     "one_hot", "bad_labels", "deep_chain", "empty_max", "view_outputs",
     "signed_zero",
 )
-_VIEWS = ("reshape", "expand_dims", "squeeze")
+_VIEWS = ("reshape", "expand_dims", "squeeze", "transpose")   # transpose(x, identity) is a reshape
 
 # Attributes for elementwise ops that need them (drawn per use); any other op is applied bare.
 _ATTRS = {
