@@ -11,7 +11,7 @@ from tensorforge.fuzz import FEATURES, KNOWN_BUGS, check_case, features_for, fuz
 
 # graphs per backend: measured about 17 s for llvm (one LLVM build per graph), 20 s for triton
 # under TRITON_INTERPRET=1 and 1 s for the interpreter, on one core of a 2-core CI machine
-GRAPHS = {"interp": 100, "llvm": 250, "triton": 120}
+GRAPHS = {"interp": 100, "llvm": 250, "triton": 100}
 SEEDS = {"interp": 50_000, "llvm": 10_000, "triton": 20_000}
 
 

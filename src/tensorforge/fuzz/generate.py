@@ -239,10 +239,14 @@ class _Gen:
         w = self.partner(v)
         a, b = (v, w) if self.coin(0.5) else (w, v)
         if name == "pow" and "pow_scalar_base" not in self.on:
-            # a base or exponent that broadcasts (e.g. of shape (1,)) meets the triton bug of
-            # scalar bases and 0-d exponents
-            b = w if w.shape == v.shape else self.leaf(v.shape, "f")
-            a = v
+            # a base or exponent that is broadcast anywhere upstream (even through a (1,) tensor
+            # and broadcast_to) or 0-d meets the triton bug of scalar bases and 0-d exponents:
+            # pow of fresh full-shape placeholders only, added to v
+            if not v.shape:
+                return None
+            a, b = (self.leaf(v.shape, "f", declare_none=False, allow_const=False) for _ in range(2))
+            p = _ops.pow(_ops.abs(_ops.tanh(a.t)) + 0.5, _ops.tanh(b.t) * 2.0)   # finite even at +-inf
+            return self.add(v.t + p, v.shape, "f", False, v, a, b)
         x, y = a.t, b.t
         if name == "div" and not self.edge:
             y = _ops.abs(y) + 0.5                               # no division by ~0
