@@ -24,7 +24,7 @@ os.environ.setdefault("TRITON_INTERPRET", "1")    # before triton is imported: C
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from tensorforge.fuzz import FEATURES, Outcome, Report, check_case, features_for, shrink  # noqa: E402
+from tensorforge.fuzz import FEATURES, Outcome, Report, check_case, features_for, generate, shrink  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -42,6 +42,7 @@ def parse_args(argv=None):
     p.add_argument("--no-shrink", action="store_true", help="print failures as found, unshrunk")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--shrink-status", help=argparse.SUPPRESS)
+    p.add_argument("--limit", type=int, default=None, help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
 
@@ -58,7 +59,7 @@ def worker(args) -> None:
         return
     for seed in range(args.seed, args.seed + args.graphs):
         try:
-            (o,) = check_case(seed, [backend], _features(args, backend), args.max_nodes)
+            (o,) = check_case(seed, [backend], _features(args, backend), args.max_nodes, args.limit)
         except Exception as e:  # noqa: BLE001 - a bug of the fuzzer itself: reported, not a crash
             o = Outcome(seed, backend, "error", f"the fuzzer failed: {type(e).__name__}: {e}")
         print(json.dumps(o.__dict__), flush=True)
@@ -84,6 +85,20 @@ def _shrunk(args, o) -> str | None:
     return proc.stdout.strip() if proc.returncode == 0 and proc.stdout.strip() else None
 
 
+def _shrunk_crash(args, o) -> str:
+    """The shortest prefix of a crashing graph that still kills a child process."""
+    def crashes(limit):
+        cmd = [sys.executable, __file__, "--worker", "--backend", o.backend, "--seed", str(o.seed), "--graphs", "1",
+               "--max-nodes", str(args.max_nodes), "--limit", str(limit)] + _flags(args)
+        return subprocess.run(cmd, capture_output=True, text=True).returncode != 0
+    lo, hi = 1, args.max_nodes
+    while lo < hi:
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if crashes(mid) else (mid + 1, hi)
+    case = generate(o.seed, "float32", _features(args, o.backend), args.max_nodes, limit=hi)
+    return f"[{o.backend}] seed {o.seed}: crash: {o.detail}\n{case.text()}"
+
+
 def run_isolated(args, backend, report, bar) -> None:
     seed, end = args.seed, args.seed + args.graphs
     while seed < end:
@@ -96,7 +111,9 @@ def run_isolated(args, backend, report, bar) -> None:
         if len(outcomes) < count:          # the child died while running graph ``seed``
             why = f"the process died with exit status {proc.returncode}"
             tail = proc.stderr.strip().splitlines()[-5:]
-            report.add(Outcome(seed, backend, "crash", why, "\n".join(tail)))
+            # building the graph is safe (only running it crashed): show it
+            case = generate(seed, "float32", _features(args, backend), args.max_nodes)
+            report.add(Outcome(seed, backend, "crash", why, case.text() + "\n" + "\n".join(tail)))
             bar.update(1)
             seed += 1
 
@@ -119,8 +136,8 @@ def main(argv=None) -> int:
                 run_isolated(args, backend, report, bar)
     for o in report.failures:
         text = o.describe()
-        if o.status != "crash" and not args.no_shrink:
-            text = _shrunk(args, o) or text
+        if not args.no_shrink:
+            text = _shrunk_crash(args, o) if o.status == "crash" else _shrunk(args, o) or text
         print(f"\n{text}\nreproduce: python tools/fuzz.py --backend {o.backend} --seed {o.seed} "
               f"--graphs 1 --max-nodes {args.max_nodes} {' '.join(_flags(args))}")
     print(report.summary())
