@@ -60,8 +60,8 @@ def worker(args) -> None:
     for seed in range(args.seed, args.seed + args.graphs):
         try:
             (o,) = check_case(seed, [backend], _features(args, backend), args.max_nodes, args.limit)
-        except Exception as e:  # noqa: BLE001 - a bug of the fuzzer itself: reported, not a crash
-            o = Outcome(seed, backend, "error", f"the fuzzer failed: {type(e).__name__}: {e}")
+        except Exception as e:  # noqa: BLE001 - e.g. tg.grad failing, or a fuzzer bug: reported, not a crash
+            o = Outcome(seed, backend, "error", f"building or checking the graph raised {type(e).__name__}: {e}")
         print(json.dumps(o.__dict__), flush=True)
 
 
