@@ -80,7 +80,8 @@ def _with_default_updates(graph, outputs, updates):
 class CompiledFunction:
     """The callable returned by ``tg.compile``."""
 
-    def __init__(self, inputs, outputs, updates=None, backend="interp", passes=None, name=None):
+    def __init__(self, inputs, outputs, updates=None, backend="interp", passes=None, name=None,
+                 check: bool = False):
         from .backends import get_backend
 
         self.inputs = list(inputs)
@@ -119,6 +120,11 @@ class CompiledFunction:
         self._build_lock = threading.RLock()
         self._call_lock = threading.RLock()
         self._labels = None      # [LabelCheck], found on the first call (see _check_labels)
+        # check=True: the interpreter runs beside the backend on every call (see tensorforge.debug)
+        self._checker = None
+        if check:
+            from .debug import Checker
+            self._checker = Checker(self)
 
     # -- input validation --------------------------------------------------------------
     def _bind(self, args, kwargs) -> list:
@@ -271,7 +277,7 @@ class CompiledFunction:
             arrays = self._unshare_parameters(arrays)
             if mirrored:          # a host backend on a graph whose parameters also live on a GPU
                 self.graph.sync_host()
-            results = exe(arrays)
+            results = self._checker(arrays, exe) if self._checker is not None else exe(arrays)
             if mirrored:
                 self.graph.host_changed([p.id for p, _ in self.updates])
         return results[0] if self._single else list(results)
@@ -364,7 +370,7 @@ def dump_file_name(stem: str) -> str:
 
 
 def compile(inputs: Sequence[Tensor], outputs, updates=None, backend: str = "interp", passes=None,
-            name: str | None = None) -> CompiledFunction:  # noqa: A001 - tg.compile is the API name
+            name: str | None = None, check: bool = False) -> CompiledFunction:  # noqa: A001 - tg.compile is the API name
     """Compile a function from placeholders ``inputs`` to ``outputs``.
 
     ``updates``: (parameter, new_value) pairs or a dict, applied in place after the outputs
@@ -372,5 +378,7 @@ def compile(inputs: Sequence[Tensor], outputs, updates=None, backend: str = "int
     ``backend``: "interp" (NumPy reference), "llvm" or "triton".
     ``passes``: graph passes to run before the backend, by name (see ``tensorforge.passes.PASSES``);
     None: the backend's default (none for the interpreter, the honest reference); []: none.
+    ``check``: debug mode: run the interpreter beside the backend on every call and raise
+    ``tensorforge.debug.CheckError`` naming the first node whose value differs (slow).
     """
-    return CompiledFunction(inputs, outputs, updates, backend, passes, name)
+    return CompiledFunction(inputs, outputs, updates, backend, passes, name, check)
