@@ -166,3 +166,53 @@ def test_llvm_object_cache_swapped_files_are_not_served(tmp_path, monkeypatch):
     assert (call(add), call(sub)) == (8.0, 2.0)
     assert not add.from_cache and not sub.from_cache
     assert jit.compile_module(ir("fadd"), key="add").from_cache      # rewritten, valid again
+
+
+# ---- the Triton cache ---------------------------------------------------------------------------
+
+def _triton_step():
+    g = tg.Graph()
+    with g:
+        x = tg.placeholder("x", (None, 5))
+        y = tg.tanh(x) * 2.0 + 1.0
+    return x, y
+
+
+def _plant_pyc(py: Path, marker: Path) -> Path:
+    """A .pyc that importlib's file loader would accept for ``py`` (same mtime and size in its
+    header): it defines what the module defines, then writes ``marker`` and breaks the kernels."""
+    import importlib.util
+    from importlib import _bootstrap_external
+    evil = py.read_text() + (f"\nopen({str(marker)!r}, 'w').write('executed')\n"
+                             "for _n in [n for n in dir() if n.startswith('tf_')]:\n"
+                             "    globals()[_n] = None\n")
+    code = compile(evil, str(py), "exec")
+    st = py.stat()
+    pyc = Path(importlib.util.cache_from_source(str(py)))
+    pyc.parent.mkdir(parents=True, exist_ok=True)
+    pyc.write_bytes(bytes(_bootstrap_external._code_to_timestamp_pyc(code, int(st.st_mtime), st.st_size)))
+    return pyc
+
+
+def test_triton_cache_never_runs_a_planted_pyc(tmp_path, monkeypatch):
+    pytest.importorskip("triton")
+    from tensorforge.backends.triton import source
+    monkeypatch.setenv("TENSORFORGE_CACHE_DIR", str(tmp_path / "cache"))
+    data = np.random.default_rng(0).standard_normal((3, 5)).astype(np.float32)
+    x, y = _triton_step()
+    (want,) = tg.compile([x], [y], backend="interp")(data)
+    (first,) = tg.compile([x], [y], backend="triton")(data)
+    np.testing.assert_allclose(first, want, rtol=1e-5, atol=1e-6)
+    modules = sorted((tmp_path / "cache" / "triton").glob("*.py"))
+    assert modules
+    marker = tmp_path / "marker"
+    for py in modules:
+        _plant_pyc(py, marker)
+    for name in [n for n in source._loaded if any(n == p.stem for p in modules)]:
+        del source._loaded[name]          # as in a new process: the module is loaded again
+        sys.modules.pop(name, None)
+    x, y = _triton_step()
+    (again,) = tg.compile([x], [y], backend="triton")(data)
+    assert not marker.exists(), "the planted bytecode was executed"
+    np.testing.assert_allclose(again, want, rtol=1e-5, atol=1e-6)
+    assert not list((tmp_path / "cache" / "triton").glob("*.tmp"))
