@@ -216,3 +216,95 @@ def test_triton_cache_never_runs_a_planted_pyc(tmp_path, monkeypatch):
     assert not marker.exists(), "the planted bytecode was executed"
     np.testing.assert_allclose(again, want, rtol=1e-5, atol=1e-6)
     assert not list((tmp_path / "cache" / "triton").glob("*.tmp"))
+
+
+# ---- tg.export.save: the graph file and its arrays are one unit -----------------------------------
+
+from tensorforge.export import CheckpointError, LoadError, load, load_checkpoint, save, save_checkpoint  # noqa: E402
+from tensorforge.export.serialize import arrays_path  # noqa: E402
+
+
+def _small_graph(scale: float = 1.0):
+    g = tg.Graph("small")
+    x = tg.placeholder("x", (None, 3), graph=g)
+    w = tg.parameter("w", scale * np.arange(6, dtype=np.float32).reshape(3, 2), graph=g)
+    y = tg.leaky_relu(tg.matmul(x, w) + 1.5, 0.1)
+    return x, y
+
+
+def _saved_graph(folder: Path, scale: float = 1.0) -> Path:
+    x, y = _small_graph(scale)
+    return save(folder / "m.json", y, inputs=[x])
+
+
+def _outputs_of(path: Path) -> np.ndarray:
+    loaded = load(path)
+    data = np.linspace(-1, 1, 6, dtype=np.float32).reshape(2, 3)
+    return tg.compile(loaded.inputs, loaded.outputs, backend="interp")(data)[0]
+
+
+def _expected(scale: float) -> np.ndarray:
+    x, y = _small_graph(scale)
+    return tg.compile([x], [y], backend="interp")(np.linspace(-1, 1, 6, dtype=np.float32).reshape(2, 3))[0]
+
+
+def test_save_graph_with_another_saves_arrays_is_refused(tmp_path):
+    a = _saved_graph(tmp_path / "a", 1.0)
+    b = _saved_graph(tmp_path / "b", 2.0)
+    np.testing.assert_array_equal(_outputs_of(a), _expected(1.0))
+    arrays_path(a).write_bytes(arrays_path(b).read_bytes())     # same shapes, other weights
+    with pytest.raises(LoadError, match="sha256"):
+        load(a)
+
+
+KILLED_SAVE = textwrap.dedent("""
+    import os, sys
+    import numpy as np
+    import tensorforge as tg
+    from tensorforge.export import save, save_checkpoint
+    kind, folder = sys.argv[1], sys.argv[2]
+    real_replace, calls = os.replace, []
+    def die_after_first_rename(src, dst):
+        calls.append(dst)
+        if len(calls) == 2:
+            os._exit(9)             # killed between the two renames, the second temp file written
+        real_replace(src, dst)
+    if kind == "graph":
+        g = tg.Graph("small")
+        x = tg.placeholder("x", (None, 3), graph=g)
+        w = tg.parameter("w", 2.0 * np.arange(6, dtype=np.float32).reshape(3, 2), graph=g)
+        y = tg.leaky_relu(tg.matmul(x, w) + 1.5, 0.1)
+        os.replace = die_after_first_rename
+        save(folder + "/m.json", y, inputs=[x])
+    else:
+        os.replace = die_after_first_rename
+        save_checkpoint(folder, 1, {"w": np.full(3, 2.0, np.float32)}, {"note": "second"})
+""")
+
+
+def _killed_save(kind: str, folder: Path) -> None:
+    env = dict(os.environ, PYTHONPATH=SRC)
+    done = subprocess.run([sys.executable, "-c", KILLED_SAVE, kind, str(folder)], env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 9, done.stderr[-2000:]
+
+
+def test_save_killed_between_the_two_files_is_refused_and_leaves_no_temp_files(tmp_path):
+    path = _saved_graph(tmp_path, 1.0)
+    _killed_save("graph", tmp_path)              # new .npz in place, old graph file
+    with pytest.raises(LoadError, match="sha256"):
+        load(path)
+    assert any(p.name.endswith(".tmp") for p in tmp_path.iterdir())   # the killed writer's litter
+    path = _saved_graph(tmp_path, 3.0)           # the next save sweeps it
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.json", "m.npz"]
+    np.testing.assert_array_equal(_outputs_of(path), _expected(3.0))
+
+
+def test_checkpoint_save_killed_before_its_manifest_keeps_the_previous_checkpoint(tmp_path):
+    save_checkpoint(tmp_path, 1, {"w": np.full(3, 1.0, np.float32)}, {"note": "first"})
+    _killed_save("checkpoint", tmp_path)         # same epoch again: its .npz must not replace the old one
+    meta, arrays = load_checkpoint(tmp_path)
+    assert meta["note"] == "first"
+    np.testing.assert_array_equal(arrays["w"], np.full(3, 1.0, np.float32))
+    save_checkpoint(tmp_path, 2, {"w": np.full(3, 5.0, np.float32)}, {"note": "third"})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.json", "ckpt-epoch0002.npz"]
