@@ -308,3 +308,152 @@ def test_checkpoint_save_killed_before_its_manifest_keeps_the_previous_checkpoin
     np.testing.assert_array_equal(arrays["w"], np.full(3, 1.0, np.float32))
     save_checkpoint(tmp_path, 2, {"w": np.full(3, 5.0, np.float32)}, {"note": "third"})
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.json", "ckpt-epoch0002.npz"]
+
+
+# ---- load() and load_checkpoint(): every damaged file is a LoadError ------------------------------
+
+import io  # noqa: E402
+import zipfile  # noqa: E402
+import hashlib  # noqa: E402
+
+
+def _npz_of(arrays: dict) -> bytes:
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    return buf.getvalue()
+
+
+def _zip_of(members: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for name, data in members.items():
+            z.writestr(name, data)
+    return buf.getvalue()
+
+
+def _npy(arr) -> bytes:
+    buf = io.BytesIO()
+    np.lib.format.write_array(buf, np.asarray(arr), allow_pickle=True)
+    return buf.getvalue()
+
+
+def _deep(n: int = 100000) -> str:
+    return '{"format": "tensorforge-graph", "version": 2, "x": ' + "[" * n + "]" * n + "}"
+
+
+def _graph_variants(json_text: str, npz: bytes):
+    """(name, new json text or None, new npz bytes or None, fix digest) for each damaged file."""
+    doc = json.loads(json_text)
+    arrays = {k: v for k, v in np.load(io.BytesIO(npz)).items()}
+    w_key = next(k for k, v in arrays.items() if v.shape == (3, 2))
+
+    def edit(fn):
+        d = json.loads(json_text)
+        fn(d)
+        return json.dumps(d)
+
+    def node(d, op):
+        return next(n for n in d["graph"]["nodes"] if n["op"] == op)
+
+    for cut in (0, 1, len(json_text) // 2, len(json_text) - 2):
+        yield f"json cut at {cut}", json_text[:cut], None, False
+    for cut in (0, 20, len(npz) // 2, len(npz) - 4):
+        yield f"npz cut at {cut}", None, npz[:cut], False
+    for at in (len(npz) // 3, len(npz) - 30):
+        flipped = bytearray(npz)
+        flipped[at] ^= 0xFF
+        yield f"npz byte {at} flipped", None, bytes(flipped), False
+    yield "json first byte flipped", chr(ord(json_text[0]) ^ 0x40) + json_text[1:], None, False
+    yield "json not an object", "[1, 2, 3]", None, False
+    yield "json invalid utf-8", None, None, False   # handled below as bytes
+    for key in ("format", "version", "inputs", "outputs", "graph", "arrays_sha256"):
+        yield f"no top-level {key!r}", edit(lambda d, k=key: d.pop(k)), None, False
+    for key in ("id", "op", "inputs", "attrs", "shape", "dtype", "name"):
+        yield f"parameter node has no {key!r}", edit(lambda d, k=key: node(d, "parameter").pop(k)), None, False
+    wrong_types = {
+        "version as text": lambda d: d.update(version="2"),
+        "inputs not a list": lambda d: d.update(inputs="x"),
+        "outputs an object": lambda d: d.update(outputs={}),
+        "nodes an object": lambda d: d["graph"].update(nodes={}),
+        "node an int": lambda d: d["graph"]["nodes"].append(7),
+        "shape as text": lambda d: node(d, "parameter").update(shape="3,2"),
+        "negative dim": lambda d: node(d, "parameter").update(shape=[-3, 2]),
+        "float dim": lambda d: node(d, "parameter").update(shape=[3.0, 2]),
+        "dtype an int": lambda d: node(d, "parameter").update(dtype=5),
+        "attrs an object": lambda d: node(d, "leaky_relu").update(attrs={"alpha": 0.1}),
+        "attr value an object": lambda d: node(d, "leaky_relu").update(attrs=[["alpha", {"x": 1}]]),
+        "input id a float": lambda d: node(d, "matmul").update(inputs=[1.5, 2]),
+        "id as text": lambda d: node(d, "parameter").update(id="1"),
+        "name an int": lambda d: node(d, "parameter").update(name=7),
+        "unknown attribute": lambda d: node(d, "leaky_relu")["attrs"].append(["exec", "rm -rf /"]),
+        "unknown op": lambda d: node(d, "leaky_relu").update(op="os_system"),
+        "empty outputs": lambda d: d.update(outputs=[]),
+        "float16 node": lambda d: node(d, "parameter").update(dtype="float16"),
+        "object dtype node": lambda d: node(d, "parameter").update(dtype="object"),
+        "input is a later missing node": lambda d: node(d, "matmul").update(inputs=[10 ** 9, 0]),
+        "graph input not a placeholder": lambda d: d.update(inputs=[node(d, "parameter")["id"]]),
+        "wrong arity": lambda d: node(d, "matmul")["inputs"].append(node(d, "matmul")["inputs"][0]),
+        "attr of wrong kind": lambda d: node(d, "leaky_relu").update(attrs=[["alpha", [[1]]]]),
+    }
+    for name, fn in wrong_types.items():
+        yield name, edit(fn), None, False
+    yield "deep JSON nesting", _deep(), None, False
+    yield "empty npz", None, _npz_of({}), True
+    yield "non-npy member", None, _zip_of({**{f"{k}.npy": _npy(v) for k, v in arrays.items()},
+                                           "notes.txt": b"hello"}), True
+    yield "object array member", None, _zip_of({**{f"{k}.npy": _npy(v) for k, v in arrays.items()},
+                                                f"{w_key}.npy": _npy(np.array([{}, 1], dtype=object))}), True
+    yield "float16 member", None, _npz_of({**arrays, w_key: arrays[w_key].astype(np.float16)}), True
+    yield "member of wrong shape", None, _npz_of({**arrays, w_key: np.zeros((2, 3), np.float32)}), True
+    yield "garbled npy header", None, _zip_of({f"{k}.npy": b"\x93NUMPY\x01\x00garbage" for k in arrays}), True
+
+
+def _with_digest(text: str, npz: bytes, key: str = "arrays_sha256") -> str:
+    doc = json.loads(text)
+    doc[key] = hashlib.sha256(npz).hexdigest()
+    return json.dumps(doc)
+
+
+def test_every_damaged_graph_file_is_a_load_error(tmp_path):
+    path = _saved_graph(tmp_path / "good")
+    text, npz = path.read_text(), arrays_path(path).read_bytes()
+    variants = list(_graph_variants(text, npz))
+    assert len(variants) >= 24
+    failures = []
+    for k, (name, new_text, new_npz, fix_digest) in enumerate(variants):
+        folder = tmp_path / f"v{k}"
+        folder.mkdir()
+        p = folder / "m.json"
+        npz_bytes = npz if new_npz is None else new_npz
+        json_text = text if new_text is None else new_text
+        if fix_digest:
+            json_text = _with_digest(json_text, npz_bytes)
+        if name == "json invalid utf-8":
+            p.write_bytes(b'{"format": "\xff\xfe"}')
+        else:
+            p.write_text(json_text)
+        arrays_path(p).write_bytes(npz_bytes)
+        try:
+            load(p)
+        except LoadError as e:
+            if str(p) not in str(e) and str(arrays_path(p)) not in str(e):
+                failures.append(f"{name}: the message does not name the file: {e}")
+            continue
+        except BaseException as e:  # noqa: BLE001 - the point is that nothing else escapes
+            failures.append(f"{name}: {type(e).__name__}: {e}"[:300])
+            continue
+        failures.append(f"{name}: loaded without error")
+    assert not failures, "\n".join(failures)
+
+
+def test_big_endian_arrays_load_in_native_byte_order(tmp_path):
+    path = _saved_graph(tmp_path)
+    arrays = {k: v for k, v in np.load(arrays_path(path)).items()}
+    swapped = {k: v.astype(v.dtype.newbyteorder(">")) for k, v in arrays.items()}
+    blob = _npz_of(swapped)
+    arrays_path(path).write_bytes(blob)
+    path.write_text(_with_digest(path.read_text(), blob))
+    loaded = load(path)
+    for t in loaded.parameters.values():
+        assert t.value.dtype.isnative and t.value.dtype == np.float32
+    np.testing.assert_array_equal(_outputs_of(path), _expected(1.0))

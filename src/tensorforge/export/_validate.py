@@ -26,28 +26,38 @@ def _is_int(v) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
-def _keyword_names(fn, skip: int) -> tuple[set, bool]:
-    """Names of ``fn``'s parameters after the first ``skip``, and whether it takes **kwargs."""
+def _keyword_names(fn, skip: int) -> tuple[dict, bool]:
+    """{name: default} of ``fn``'s parameters after the first ``skip``, and whether it takes **kwargs."""
     try:
         params = list(inspect.signature(fn).parameters.values())
     except (TypeError, ValueError):
-        return set(), True
-    names = {p.name for p in params[skip:] if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
+        return {}, True
+    names = {p.name: p.default for p in params[skip:] if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
     return names, any(p.kind == p.VAR_KEYWORD for p in params)
 
 
 @functools.lru_cache(maxsize=None)
-def known_attrs(op: str) -> frozenset | None:
-    """The attribute names ``op`` reads (from its type rule and scalar expression), or None
-    when it accepts any keyword (then only the values' JSON types are checked)."""
+def known_attrs(op: str) -> dict | None:
+    """{attribute name: its default} for the attributes ``op`` reads (from its type rule and
+    scalar expression), or None when it accepts any keyword (then only the values' JSON types
+    are checked). A bool or float default says what kind of value the attribute takes."""
     if op in LEAF_ATTRS:
-        return frozenset(LEAF_ATTRS[op])
+        return {name: inspect.Parameter.empty for name in LEAF_ATTRS[op]}
     opdef = OPS[op]
     names, open_ended = _keyword_names(opdef.infer, 1)
     if opdef.scalar is not None:
-        names |= _keyword_names(opdef.scalar, 1 + (opdef.n_inputs or 0))[0]
+        names.update(_keyword_names(opdef.scalar, 1 + (opdef.n_inputs or 0))[0])
         open_ended = False      # elementwise type rules take **_ only to ignore the attributes
-    return None if open_ended else frozenset(names)
+    return None if open_ended else names
+
+
+def _kind_fits(default, value) -> bool:
+    if isinstance(default, bool):
+        return isinstance(value, bool)
+    if isinstance(default, float):      # int defaults (axis=-1) may also take tuples: not checked
+        return isinstance(value, (int, float)) and not isinstance(value, bool) or (
+            isinstance(value, dict) and set(value) == {"float"})
+    return True
 
 
 def _plain_json(value, depth=0) -> bool:
@@ -75,7 +85,7 @@ def _check_attrs(nid: int, d: dict, where: str, error) -> None:
         if known is not None and name not in known:
             raise error(f"{where}: node %{nid} ({d['op']}) has unknown attribute {name!r} "
                         f"(known: {sorted(known)})")
-        if not _plain_json(value):
+        if not _plain_json(value) or (known is not None and not _kind_fits(known[name], value)):
             raise error(f"{where}: node %{nid} ({d['op']}) attribute {name!r} has a value of an "
                         f"unsupported type ({value!r:.80})")
         if name == "dtype" and value not in SUPPORTED_DTYPES:
