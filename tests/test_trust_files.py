@@ -457,3 +457,118 @@ def test_big_endian_arrays_load_in_native_byte_order(tmp_path):
     for t in loaded.parameters.values():
         assert t.value.dtype.isnative and t.value.dtype == np.float32
     np.testing.assert_array_equal(_outputs_of(path), _expected(1.0))
+
+
+def _fit(folder: Path, epochs: int, resume: bool):
+    from tensorforge import nn, optim
+    from tensorforge.optim.schedules import StepLR
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((16, 5)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(np.int64)
+    model = nn.Sequential(nn.Dense(5, 4, seed=0), nn.ReLU(), nn.Dense(4, 2, seed=1))
+    opt = optim.Adam(lr=0.05)
+    hist = tg.train.fit(model, x, y, optimizer=opt, schedule=StepLR(opt, step_size=1, gamma=0.5), epochs=epochs,
+                        batch_size=8, seed=3, progress=False, verbose=False, checkpoint_dir=folder, resume=resume)
+    return {t.name: np.array(t.value) for t in model.variables(hist.graph)}
+
+
+def _checkpoint_variants(meta_text: str, npz_name: str, npz: bytes):
+    """(name, new manifest text or None, new npz bytes or None, fix digest)."""
+    arrays = {k: v for k, v in np.load(io.BytesIO(npz)).items()}
+    w_key = next(k for k in arrays if k.endswith("/W") and not k.startswith(("opt:", "best:")))
+    opt_key = next(k for k in arrays if k.startswith("opt:") and k.endswith("/W/exp_avg")) \
+        if any(k.endswith("/W/exp_avg") for k in arrays) else next(k for k in arrays if k.startswith("opt:") and "/" in k)
+
+    def edit(fn):
+        d = json.loads(meta_text)
+        fn(d)
+        return json.dumps(d)
+
+    for cut in (0, 7, len(meta_text) // 2):
+        yield f"manifest cut at {cut}", meta_text[:cut], None, False
+    for cut in (0, 22, len(npz) // 2, len(npz) - 10):
+        yield f"npz cut at {cut}", None, npz[:cut], False
+    flipped = bytearray(npz)
+    flipped[len(npz) // 2] ^= 0xFF
+    yield "npz byte flipped", None, bytes(flipped), False
+    yield "npz byte flipped, digest updated", None, bytes(flipped), True
+    for key in ("version", "epoch", "arrays", "arrays_sha256", "history", "best_epoch", "best", "waited", "lr",
+                "schedule", "shuffle", "rng_counter"):
+        yield f"no {key!r}", edit(lambda d, k=key: d.pop(k)), None, False
+    wrong = {
+        "epoch as text": lambda d: d.update(epoch="1"),
+        "arrays an int": lambda d: d.update(arrays=5),
+        "arrays outside the folder": lambda d: d.update(arrays="../" + npz_name),
+        "history a list": lambda d: d.update(history=[1, 2]),
+        "history values text": lambda d: d.update(history={"loss": "abc"}),
+        "lr as text": lambda d: d.update(lr="fast"),
+        "shuffle seed text": lambda d: d.update(shuffle={"seed": "3", "next_epoch": 1}),
+        "shuffle a list": lambda d: d.update(shuffle=[3, 1]),
+        "waited negative": lambda d: d.update(waited=-1),
+        "schedule a list": lambda d: d.update(schedule=[1]),
+        "schedule unknown key": lambda d: d["schedule"].update(optimizer=None),
+        "schedule value kind": lambda d: d["schedule"].update(last_epoch="one"),
+        "manifest a list": lambda d: d.clear(),
+    }
+    for name, fn in wrong.items():
+        text = edit(fn) if name != "manifest a list" else "[1, 2]"
+        yield name, text, None, False
+    yield "deep JSON nesting", '{"version": 2, "x": ' + "[" * 100000 + "]" * 100000 + "}", None, False
+    yield "invalid utf-8 manifest", "\udcff", None, False
+    yield "empty npz", None, _npz_of({}), True
+    yield "non-npy member", None, _zip_of({**{f"{k}.npy": _npy(v) for k, v in arrays.items()},
+                                           "evil.pkl": b"cos\nsystem\n"}), True
+    yield "object array member", None, _zip_of({**{f"{k}.npy": _npy(v) for k, v in arrays.items()},
+                                                f"{w_key}.npy": _npy(np.array([None], dtype=object))}), True
+    yield "float16 member", None, _npz_of({**arrays, w_key: arrays[w_key].astype(np.float16)}), True
+    yield "parameter missing", None, _npz_of({k: v for k, v in arrays.items() if k != w_key}), True
+    yield "parameter of wrong shape", None, _npz_of({**arrays, w_key: np.zeros((1, 1), np.float32)}), True
+    yield "optimizer state of wrong shape", None, _npz_of({**arrays, opt_key: np.zeros(7, np.float32)}), True
+    yield "optimizer state missing", None, _npz_of({k: v for k, v in arrays.items() if k != opt_key}), True
+
+
+def test_every_damaged_checkpoint_is_a_load_error(tmp_path):
+    good = tmp_path / "good"
+    _fit(good, epochs=1, resume=False)
+    meta_text = (good / "checkpoint.json").read_text()
+    npz_name = json.loads(meta_text)["arrays"]
+    npz = (good / npz_name).read_bytes()
+    variants = list(_checkpoint_variants(meta_text, npz_name, npz))
+    assert len(variants) >= 24
+    failures = []
+    for k, (name, new_text, new_npz, fix_digest) in enumerate(variants):
+        folder = tmp_path / f"v{k}"
+        folder.mkdir()
+        blob = npz if new_npz is None else new_npz
+        text = meta_text if new_text is None else new_text
+        if fix_digest:
+            text = _with_digest(text, blob)
+        (folder / "checkpoint.json").write_bytes(text.encode("utf-8", "surrogateescape"))
+        (folder / npz_name).write_bytes(blob)
+        try:
+            _fit(folder, epochs=2, resume=True)
+        except LoadError as e:
+            assert isinstance(e, CheckpointError)
+            continue
+        except BaseException as e:  # noqa: BLE001 - the point is that nothing else escapes
+            failures.append(f"{name}: {type(e).__name__}: {e}"[:300])
+            continue
+        failures.append(f"{name}: resumed without error")
+    assert not failures, "\n".join(failures)
+
+
+def test_checkpoint_with_big_endian_arrays_resumes_like_the_original(tmp_path):
+    want = _fit(tmp_path / "ref", epochs=2, resume=False)
+    folder = tmp_path / "ckpt"
+    _fit(folder, epochs=1, resume=False)
+    meta_path = folder / "checkpoint.json"
+    npz_path = folder / json.loads(meta_path.read_text())["arrays"]
+    arrays = {k: v for k, v in np.load(npz_path).items()}
+    blob = _npz_of({k: v.astype(v.dtype.newbyteorder(">")) for k, v in arrays.items()})
+    npz_path.write_bytes(blob)
+    meta_path.write_text(_with_digest(meta_path.read_text(), blob))
+    _, loaded = load_checkpoint(folder)
+    assert all(v.dtype.isnative for v in loaded.values())
+    got = _fit(folder, epochs=2, resume=True)
+    for name in want:
+        np.testing.assert_array_equal(got[name], want[name], err_msg=name)
