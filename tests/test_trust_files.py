@@ -367,9 +367,9 @@ def _graph_variants(json_text: str, npz: bytes):
     yield "json not an object", "[1, 2, 3]", None, False
     yield "json invalid utf-8", None, None, False   # handled below as bytes
     for key in ("format", "version", "inputs", "outputs", "graph", "arrays_sha256"):
-        yield f"no top-level {key!r}", edit(lambda d, k=key: d.pop(k)), None, False
+        yield f"no top-level {key!r}", edit(lambda d, k=key: d.pop(k, None)), None, False
     for key in ("id", "op", "inputs", "attrs", "shape", "dtype", "name"):
-        yield f"parameter node has no {key!r}", edit(lambda d, k=key: node(d, "parameter").pop(k)), None, False
+        yield f"parameter node has no {key!r}", edit(lambda d, k=key: node(d, "parameter").pop(k, None)), None, False
     wrong_types = {
         "version as text": lambda d: d.update(version="2"),
         "inputs not a list": lambda d: d.update(inputs="x"),
@@ -494,7 +494,7 @@ def _checkpoint_variants(meta_text: str, npz_name: str, npz: bytes):
     yield "npz byte flipped, digest updated", None, bytes(flipped), True
     for key in ("version", "epoch", "arrays", "arrays_sha256", "history", "best_epoch", "best", "waited", "lr",
                 "schedule", "shuffle", "rng_counter"):
-        yield f"no {key!r}", edit(lambda d, k=key: d.pop(k)), None, False
+        yield f"no {key!r}", edit(lambda d, k=key: d.pop(k, None)), None, False
     wrong = {
         "epoch as text": lambda d: d.update(epoch="1"),
         "arrays an int": lambda d: d.update(arrays=5),
