@@ -572,3 +572,46 @@ def test_checkpoint_with_big_endian_arrays_resumes_like_the_original(tmp_path):
     got = _fit(folder, epochs=2, resume=True)
     for name in want:
         np.testing.assert_array_equal(got[name], want[name], err_msg=name)
+
+
+def test_llvm_step_cache_miss_on_a_damaged_entry_is_logged(tmp_path, monkeypatch, caplog):
+    """In-process (a garbled .npz cannot crash): the rebuild says which entry and why."""
+    import logging
+    monkeypatch.setenv("TENSORFORGE_CACHE_DIR", str(tmp_path / "cache"))
+
+    def run(backend):
+        g = tg.Graph()
+        with g:
+            x = tg.placeholder("x", (None, 4))
+            w = tg.parameter("w", np.linspace(-1, 1, 12, dtype=np.float32).reshape(4, 3))
+            y = tg.tanh(x @ w) * 3.0
+        f = tg.compile([x], [y], backend=backend)
+        return f(np.ones((2, 4), np.float32))[0], f
+
+    want, _ = run("interp")
+    run("llvm")
+    for npz in (tmp_path / "cache" / "llvm" / "steps").glob("*.npz"):
+        npz.write_bytes(b"PK\x03\x04 not really a zip")
+    with caplog.at_level(logging.WARNING, logger="tensorforge.cache"):
+        got, f = run("llvm")
+    assert "from the disk cache" not in repr(f)
+    np.testing.assert_allclose(got, want, rtol=1e-5)
+    assert any("ignored and rebuilt" in r.getMessage() for r in caplog.records)
+    again, f = run("llvm")
+    assert "from the disk cache" in repr(f)
+    np.testing.assert_allclose(again, want, rtol=1e-5)
+
+
+def test_atomic_write_failure_keeps_the_old_file_and_leaves_no_temp_file(tmp_path):
+    from tensorforge._fileio import atomic_write
+    target = tmp_path / "model.json"
+    atomic_write(target, b"old")
+
+    def broken(f):
+        f.write(b"half")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write(target, broken)
+    assert target.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["model.json"]

@@ -20,7 +20,7 @@ import secrets
 from pathlib import Path
 from typing import Callable, Union
 
-__all__ = ["atomic_write", "write_signed_group", "read_signed_group", "sha256_file"]
+__all__ = ["atomic_write", "write_signed_group", "read_signed_group"]
 
 Writer = Union[bytes, Callable]
 
@@ -52,8 +52,10 @@ def _sweep_dead_temps(path: Path) -> None:
         name = p.name
         if not (name.startswith(prefix) and name.endswith(".tmp")):
             continue
-        pid_text = name[len(prefix):-len(".tmp")].split(".")[0]
-        if pid_text.isdigit() and not _pid_alive(int(pid_text)):
+        parts = name[len(prefix):-len(".tmp")].split(".")
+        if len(parts) != 2 or not parts[0].isdigit() or len(parts[1]) != 8:
+            continue                    # another target's temporary file, or not ours at all
+        if not _pid_alive(int(parts[0])):
             try:
                 p.unlink()
             except OSError:
@@ -69,8 +71,7 @@ def atomic_write(path, data_or_writer: Writer, *, mode: int = 0o644, durable: bo
     _sweep_dead_temps(path)
     tmp = _temp_name(path)
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-        with os.fdopen(fd, "wb") as f:
+        with open(tmp, "xb", opener=lambda p, flags: os.open(p, flags, mode)) as f:
             if isinstance(data_or_writer, (bytes, bytearray, memoryview)):
                 f.write(data_or_writer)
             else:
@@ -87,14 +88,6 @@ def atomic_write(path, data_or_writer: Writer, *, mode: int = 0o644, durable: bo
             except OSError:
                 pass
     return path
-
-
-def sha256_file(path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 # ---- signed groups of files (cache entries) --------------------------------------------------
