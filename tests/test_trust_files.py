@@ -405,6 +405,12 @@ def _graph_variants(json_text: str, npz: bytes):
                                                 f"{w_key}.npy": _npy(np.array([{}, 1], dtype=object))}), True
     yield "float16 member", None, _npz_of({**arrays, w_key: arrays[w_key].astype(np.float16)}), True
     yield "member of wrong shape", None, _npz_of({**arrays, w_key: np.zeros((2, 3), np.float32)}), True
+    huge = np.lib.format.header_data_from_array_1_0(np.zeros(1, np.float32))
+    huge["shape"] = (10 ** 12,)
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buf, huge)
+    yield "member header claims 4 TB", None, _zip_of({**{f"{k}.npy": _npy(v) for k, v in arrays.items()},
+                                                     f"{w_key}.npy": buf.getvalue() + b"\0" * 24}), True
     yield "garbled npy header", None, _zip_of({f"{k}.npy": b"\x93NUMPY\x01\x00garbage" for k in arrays}), True
 
 

@@ -29,12 +29,37 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def _check_declared_size(zf: zipfile.ZipFile, member: str, where: str, error) -> None:
+    """The header's shape and dtype must account for exactly the member's size: a header that
+    claims terabytes is refused before anything is allocated."""
+    fmt = np.lib.format
+    with zf.open(member) as f:
+        version = fmt.read_magic(f)
+        if version == (1, 0):
+            shape, _, dtype = fmt.read_array_header_1_0(f)
+        elif version == (2, 0):
+            shape, _, dtype = fmt.read_array_header_2_0(f)
+        else:
+            raise error(f"{where}: member {member!r} has .npy format version {version}, not 1.0 or 2.0")
+        header_end = f.tell()
+    if dtype.hasobject:
+        raise error(f"{where}: member {member!r} refused: it needs pickle (allow_pickle=False)")
+    count = 1
+    for n in shape:
+        count *= n
+    if header_end + count * dtype.itemsize != zf.getinfo(member).file_size:
+        raise error(f"{where}: member {member!r} declares {shape} {dtype}, which does not match its size")
+
+
 def _read_member(zf: zipfile.ZipFile, member: str, where: str, error) -> np.ndarray:
     if not member.endswith(".npy"):
         raise error(f"{where}: member {member!r} is not a .npy array")
     try:
+        _check_declared_size(zf, member, where, error)
         with zf.open(member) as f:
             arr = np.lib.format.read_array(f, allow_pickle=False)
+    except error:
+        raise
     except ValueError as e:
         if "allow_pickle" in str(e) or "Object arrays" in str(e):
             raise error(f"{where}: member {member!r} refused: it needs pickle (allow_pickle=False)") from None
