@@ -1,18 +1,18 @@
 """Pictures of graphs: SVG or PNG, with Graphviz ``dot`` when it is installed, otherwise a
 pure-Python layered drawing (networkx topological generations, drawn with matplotlib).
 
-Files are written atomically: to a temporary file in the same folder, then ``os.replace``.
+Files are written atomically (``_fileio.atomic_write``: a temporary file in the same folder,
+then ``os.replace``), so a failed drawing keeps the old picture.
 """
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
-import tempfile
 from pathlib import Path
 
 import networkx as nx
 
+from .._fileio import atomic_write
 from .dot import COLORS, graph_view, to_dot
 
 __all__ = ["draw", "dot_available"]
@@ -39,30 +39,16 @@ def draw(obj, path, engine: str = "auto", **to_dot_kwargs) -> Path:
         raise RuntimeError("draw: Graphviz 'dot' is not on PATH (install graphviz, or use engine='matplotlib')")
     use_dot = engine == "graphviz" or (engine == "auto" and dot_available())
     render = _render_graphviz if use_dot else _render_matplotlib
-    _atomic(path, lambda tmp: render(obj, tmp, fmt, to_dot_kwargs))
+    atomic_write(path, lambda f: render(obj, f, fmt, to_dot_kwargs))
     return path
 
 
-def _atomic(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
-    os.close(fd)
-    try:
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; a picture is for everyone to read
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def _render_graphviz(obj, tmp: str, fmt: str, kwargs: dict) -> None:
+def _render_graphviz(obj, out, fmt: str, kwargs: dict) -> None:
     text = to_dot(obj, **kwargs)
-    done = subprocess.run(["dot", f"-T{fmt}", "-o", tmp], input=text.encode(), capture_output=True,
-                          timeout=300)
+    done = subprocess.run(["dot", f"-T{fmt}"], input=text.encode(), capture_output=True, timeout=300)
     if done.returncode != 0:
         raise RuntimeError(f"draw: Graphviz dot failed: {done.stderr.decode(errors='replace').strip()}")
+    out.write(done.stdout)
 
 
 def layered_positions(nodes, edges) -> dict:
@@ -96,7 +82,7 @@ def layered_positions(nodes, edges) -> dict:
     return pos
 
 
-def _render_matplotlib(obj, tmp: str, fmt: str, kwargs: dict) -> None:
+def _render_matplotlib(obj, out, fmt: str, kwargs: dict) -> None:
     import matplotlib
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
@@ -132,5 +118,5 @@ def _render_matplotlib(obj, tmp: str, fmt: str, kwargs: dict) -> None:
     ax.axis("off")
     ax.set_title(view["graph"].name, fontsize=9)
     fig.tight_layout()
-    fig.savefig(tmp, format=fmt, dpi=110)
+    fig.savefig(out, format=fmt, dpi=110)
     plt.close(fig)

@@ -1,34 +1,42 @@
 """Save a sub-graph to disk and load it back, without pickle and without running code.
 
-``save(path, outputs, inputs)`` writes two files, each atomically (temp file + os.replace):
+``save(path, outputs, inputs)`` writes two files, each atomically (``_fileio.atomic_write``):
 
+    <stem>.npz      the parameter and constant arrays, keyed "n<node id>" (np.savez), first
     <path>          JSON: format name and version, the sub-graph as networkx node-link data
-                    (op, ordered inputs, attrs, shape, dtype, name per node), input names, output ids
-    <stem>.npz      the parameter and constant arrays, keyed "n<node id>" (np.savez)
+                    (op, ordered inputs, attrs, shape, dtype, name per node), input names, output
+                    ids, and the sha256 of the .npz it was written with, last
 
-``load(path)`` checks everything before it builds anything: format and version, known ops,
-node references, no cycles, every array present with the declared shape and dtype (read with
-``allow_pickle=False``), and re-runs each op's type rule against the saved shape. Any problem
-is a :class:`LoadError` that says what and where.
+The pair is one unit: a save that dies between the two renames, or files of two saves put
+side by side, fail the sha256 check and are refused, never loaded as one graph with another's
+weights.
+
+``load(path)`` checks everything before it builds anything: format and version, the type of
+every field, known ops and attributes, supported dtypes, node references, no cycles, non-empty
+outputs, every array a real ``.npy`` member (read with ``allow_pickle=False``, native byte order)
+with the declared shape and dtype, the pair's sha256; then it re-runs each op's type rule
+against the saved shape. Any problem is a :class:`LoadError` that says what and where.
 """
 from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 
 import networkx as nx
 import numpy as np
 
 from ..graph import Graph, Tensor, constant, format_shape, parameter, placeholder
-from ..ops.registry import OPS, ShapeError, apply
+from .._fileio import atomic_write
+from ..ops.registry import apply
+from . import _npz
+from ._validate import check_document
 
 __all__ = ["save", "load", "Loaded", "LoadError", "FORMAT_NAME", "FORMAT_VERSION", "arrays_path"]
 
 FORMAT_NAME = "tensorforge-graph"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2          # 2: the JSON holds the sha256 of its .npz
+READABLE_VERSIONS = (1, 2)  # version 1 files (no sha256) are still read
 LEAVES = ("placeholder", "parameter", "constant")
 # attrs that only make interning work (constants are re-interned on load)
 DROPPED_ATTRS = ("key", "uid")
@@ -73,19 +81,8 @@ def _from_json(value):
 
 
 def _atomic_write(path: Path, write_bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; saved models are ordinary files
-        with os.fdopen(fd, "wb") as f:
-            write_bytes(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """Kept for callers elsewhere in the package: the one helper is ``_fileio.atomic_write``."""
+    atomic_write(path, write_bytes)
 
 
 def save(path, outputs, inputs=None) -> Path:
@@ -122,13 +119,15 @@ def save(path, outputs, inputs=None) -> Path:
             sub.add_edge(i, n)
         if d["op"] in ("parameter", "constant"):
             arrays[f"n{n}"] = np.asarray(graph.values[n])
+    blob = _npz.npz_bytes(arrays)
     doc = {"format": FORMAT_NAME, "version": FORMAT_VERSION, "graph_name": graph.name,
            "inputs": [t.id for t in inputs], "outputs": [t.id for t in outputs],
+           "arrays_sha256": _npz.sha256_hex(blob),
            "graph": nx.node_link_data(sub, edges="links")}
     path = Path(path)
     text = json.dumps(doc, indent=1, allow_nan=False).encode()
-    _atomic_write(arrays_path(path), lambda f: np.savez(f, **arrays))
-    _atomic_write(path, lambda f: f.write(text))
+    atomic_write(arrays_path(path), blob)     # the graph file, written last, vouches for it
+    atomic_write(path, text)
     return path
 
 
@@ -158,73 +157,39 @@ class Loaded:
 
 
 def _read_json(path: Path) -> dict:
+    data = _npz.read_file(path, "graph file", LoadError)
     try:
-        doc = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise LoadError(f"{path}: no such graph file") from None
+        doc = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise LoadError(f"{path}: not a JSON graph file ({e})") from None
+    except RecursionError:
+        raise LoadError(f"{path}: not a JSON graph file (nested too deeply)") from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT_NAME:
         raise LoadError(f"{path}: not a {FORMAT_NAME} file")
-    if doc.get("version") != FORMAT_VERSION:
+    if doc.get("version") not in READABLE_VERSIONS or isinstance(doc.get("version"), bool):
         raise LoadError(f"{path}: format version {doc.get('version')!r} is not supported "
-                        f"(this tensorforge reads version {FORMAT_VERSION})")
+                        f"(this tensorforge reads versions {', '.join(map(str, READABLE_VERSIONS))})")
     return doc
 
 
-def _read_arrays(path: Path) -> dict[str, np.ndarray]:
+def _read_arrays(path: Path) -> tuple[dict[str, np.ndarray], bytes]:
     npz = arrays_path(path)
     try:
-        with np.load(npz, allow_pickle=False) as f:
-            return {k: f[k] for k in f.files}
+        data = npz.read_bytes()
     except FileNotFoundError:
         raise LoadError(f"{path}: the arrays file {npz} is missing") from None
-    except ValueError as e:
-        # object arrays need pickle, which is refused: a saved graph never holds one
-        raise LoadError(f"{npz}: refused to load an array that needs pickle (allow_pickle=False): {e}") from None
-    except Exception as e:
-        raise LoadError(f"{npz}: not a readable .npz file ({type(e).__name__}: {e})") from None
+    except OSError as e:
+        raise LoadError(f"{path}: the arrays file {npz} cannot be read ({e})") from None
+    return _npz.read_npz(data, npz, LoadError), data
 
 
-def _check_nodes(doc: dict, path: Path) -> tuple[dict[int, dict], list[int]]:
-    """Validate the node table; return it and a topological order."""
-    try:
-        nodes = {int(d["id"]): d for d in doc["graph"]["nodes"]}
-        inputs, outputs = [int(i) for i in doc["inputs"]], [int(o) for o in doc["outputs"]]
-    except (KeyError, TypeError, ValueError) as e:
-        raise LoadError(f"{path}: malformed graph table ({type(e).__name__}: {e})") from None
-    dep = nx.DiGraph()
-    for nid, d in nodes.items():
-        for key in ("op", "inputs", "attrs", "shape", "dtype", "name"):
-            if key not in d:
-                raise LoadError(f"{path}: node %{nid} has no {key!r}")
-        op = d["op"]
-        if op not in LEAVES and op not in OPS:
-            raise LoadError(f"{path}: node %{nid} ({d['name']!r}) uses unknown op {op!r}")
-        if not isinstance(d["shape"], list) or not all(s is None or (isinstance(s, int) and s >= 0)
-                                                       for s in d["shape"]):
-            raise LoadError(f"{path}: node %{nid} ({d['name']!r}) has an invalid shape {d['shape']!r}")
-        try:
-            np.dtype(d["dtype"])
-        except TypeError:
-            raise LoadError(f"{path}: node %{nid} has an invalid dtype {d['dtype']!r}") from None
-        if np.dtype(d["dtype"]).kind not in "biuf":
-            raise LoadError(f"{path}: node %{nid} has an unsupported dtype {d['dtype']!r}")
-        dep.add_node(nid)
-        for i in d["inputs"]:
-            if not isinstance(i, int) or i not in nodes:
-                raise LoadError(f"{path}: node %{nid} ({d['name']!r}) refers to missing node {i!r}")
-            dep.add_edge(i, nid)
-    for i in inputs:
-        if i not in nodes or nodes[i]["op"] != "placeholder":
-            raise LoadError(f"{path}: input %{i} is not a placeholder of the file")
-    for o in outputs:
-        if o not in nodes:
-            raise LoadError(f"{path}: output %{o} is not a node of the file")
-    if not nx.is_directed_acyclic_graph(dep):
-        cycle = nx.find_cycle(dep)
-        raise LoadError(f"{path}: the graph has a cycle through nodes {[a for a, _ in cycle]}")
-    return nodes, list(nx.lexicographical_topological_sort(dep))
+def _check_pair(doc: dict, path: Path, data: bytes) -> None:
+    """The .npz must be the one this graph file was written with."""
+    if doc["version"] < 2:
+        return
+    if _npz.sha256_hex(data) != doc["arrays_sha256"]:
+        raise LoadError(f"{path}: the arrays file {arrays_path(path).name} is not the one this graph file "
+                        "was saved with (sha256 differs): an interrupted save, or files of two saves")
 
 
 def _array_for(nid: int, d: dict, arrays: dict, path: Path) -> np.ndarray:
@@ -243,8 +208,12 @@ def load(path) -> Loaded:
     """Load a graph written by :func:`save` into a new Graph (see the module docstring)."""
     path = Path(path)
     doc = _read_json(path)
-    nodes, order = _check_nodes(doc, path)
-    arrays = _read_arrays(path)
+    nodes, order = check_document(doc, path, LoadError)
+    arrays, data = _read_arrays(path)
+    for nid in order:
+        if nodes[nid]["op"] in ("parameter", "constant"):
+            _array_for(nid, nodes[nid], arrays, path)
+    _check_pair(doc, path, data)
     graph = Graph(str(doc.get("graph_name", path.stem)))
     new: dict[int, Tensor] = {}
     for nid in order:
@@ -266,7 +235,7 @@ def load(path) -> Loaded:
                 t = apply(op, [new[i] for i in d["inputs"]], **attrs)
         except LoadError:
             raise
-        except (ShapeError, TypeError, ValueError, KeyError) as e:
+        except Exception as e:    # type rules only (no code runs): any failure is the file's fault
             raise LoadError(f"{path}: node %{nid} ({op} {name!r}) cannot be rebuilt: {e}") from None
         if tuple(t.shape) != shape or t.dtype != np.dtype(d["dtype"]).name:
             raise LoadError(f"{path}: node %{nid} ({op} {name!r}) declares {format_shape(shape)} {d['dtype']}, "

@@ -8,16 +8,16 @@ as its ``CompiledModule`` lives (function pointers die with the engine).
 Compilation always goes IR text -> optimised module (new pass manager, loop and
 SLP vectorisation on) -> object code -> MCJIT. The object code can be cached on
 disk (``compile_module(ir, key=...)``), under ``tensorforge.runtime.cache_dir()``.
-A cache file is ``MAGIC + sha256(payload) + payload``: it is checked before LLVM
-sees it, so a corrupted or truncated file is ignored and rebuilt, and loading it
-only maps machine code (no Python is ever executed from the cache).
+An entry (object code + optimised IR) is signed as a group (``_fileio.write_signed_group``:
+one sha256 over the entry's name and both files), checked before LLVM sees it, so a
+corrupted, truncated or swapped file is ignored and rebuilt, and loading it only maps
+machine code (no Python is ever executed from the cache).
 """
 from __future__ import annotations
 
 import ctypes
 import hashlib
-import os
-import tempfile
+import logging
 import threading
 import time
 from dataclasses import dataclass, field
@@ -27,9 +27,9 @@ import llvmlite
 import llvmlite.binding as llvm
 
 from ... import runtime
+from ..._fileio import read_signed_group, write_signed_group
 
-_MAGIC = b"TFOBJ1\n"
-_DIGEST_BYTES = 32
+log = logging.getLogger("tensorforge.cache")
 _lock = threading.Lock()
 _state: dict = {}
 
@@ -133,49 +133,35 @@ class CompiledModule:
         return self._asm
 
 
-def _cache_path(key: str, ir_text: str) -> Path:
+def _cache_entry(key: str, ir_text: str) -> str:
     # the IR text is hashed in too (cheap next to codegen): a reused key can never serve stale code
     h = hashlib.sha256(f"{key}\n{target_description()}\n".encode())
     h.update(ir_text.encode())
-    digest = h.hexdigest()
-    return runtime.cache_dir() / "llvm" / f"{digest}.o"
+    return h.hexdigest()
 
 
-def _read_cached_object(path: Path) -> bytes | None:
-    """The payload if the file exists and its checksum matches; None otherwise (never raises)."""
-    try:
-        blob = path.read_bytes()
-    except OSError:
+def _cache_folder() -> Path:
+    return runtime.cache_dir() / "llvm"
+
+
+def _read_cache(entry: str) -> tuple[bytes, str | None] | None:
+    """(object code, optimised IR) if the entry's signature covers both and matches; None otherwise
+    (never raises). The signature binds the files to the entry's name, so an object file copied
+    from another entry is a miss, not another kernel."""
+    files, why = read_signed_group(_cache_folder(), entry)
+    if files is None or "o" not in files or "ll" not in files:
+        if files is not None or why != "no entry":
+            log.warning("llvm object cache: entry %s ignored and rebuilt: %s", entry[:16], why or "incomplete")
         return None
-    head = len(_MAGIC) + _DIGEST_BYTES
-    if len(blob) <= head or not blob.startswith(_MAGIC):
-        return None
-    digest, payload = blob[len(_MAGIC):head], blob[head:]
-    if hashlib.sha256(payload).digest() != digest:
-        return None
-    return payload
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Write to a temporary file in the same folder, then os.replace: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+        return files["o"], files["ll"].decode("utf-8")
+    except UnicodeDecodeError:
+        return None
 
 
-def _write_cache(path: Path, obj: bytes, ir_text: str) -> None:
+def _write_cache(entry: str, obj: bytes, ir_text: str) -> None:
     try:
-        _atomic_write(path.with_suffix(".ll"), ir_text.encode())
-        _atomic_write(path, _MAGIC + hashlib.sha256(obj).digest() + obj)
+        write_signed_group(_cache_folder(), entry, {"o": obj, "ll": ir_text.encode()})
     except OSError:
         pass  # a read-only or full cache folder must not break compilation
 
@@ -200,14 +186,11 @@ def compile_module(ir_text: str, key: str | None = None, speed_level: int = 3) -
     text are hashed into it here, so a shared cache folder or a reused key stays correct.
     """
     start = time.perf_counter()
-    path = _cache_path(key, ir_text) if key is not None else None
-    if path is not None:
-        obj = _read_cached_object(path)
-        if obj is not None:
-            try:
-                ir = path.with_suffix(".ll").read_text()
-            except OSError:
-                ir = None
+    entry = _cache_entry(key, ir_text) if key is not None else None
+    if entry is not None:
+        cached = _read_cache(entry)
+        if cached is not None:
+            obj, ir = cached
             engine = _load_object(obj)
             return CompiledModule(engine, ir, time.perf_counter() - start, from_cache=True)
     module = _parse(ir_text)
@@ -215,8 +198,8 @@ def compile_module(ir_text: str, key: str | None = None, speed_level: int = 3) -
     optimised_ir = str(module)
     obj = target_machine().emit_object(module)
     engine = _load_object(obj)
-    if path is not None:
-        _write_cache(path, obj, optimised_ir)
+    if entry is not None:
+        _write_cache(entry, obj, optimised_ir)
     return CompiledModule(engine, optimised_ir, time.perf_counter() - start, object_code=obj)
 
 

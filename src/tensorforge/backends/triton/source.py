@@ -1,22 +1,27 @@
 """Generated Triton modules: sanitised identifiers, atomic cache files, and import.
 
-Triton's ``@triton.jit`` reads a kernel's source from a real file, so generated
-modules are written to ``runtime.cache_dir() / "triton"`` (write to a temporary
-file, then rename) and imported with importlib; nothing is ever ``exec``-ed from a
-string. A cached file is imported only if its text is exactly the text we generated.
-User-chosen names reach the source only through ``ident``.
+Triton's ``@triton.jit`` reads a kernel's source with ``inspect``, so generated
+modules are written to ``runtime.cache_dir() / "triton"`` (``_fileio.atomic_write``).
+They are not imported through importlib's file loader: that loader would run a
+``__pycache__/*.pyc`` planted beside the file instead of the text. The module is
+compiled from the text we generated, in memory, and ``linecache`` is pinned to that
+text, so what runs, what Triton parses and what the file says are the same, and no
+bytecode is ever read or written. Only text made by the code generators is compiled;
+nothing read from the cache is. User-chosen names reach the source only through ``ident``.
 """
 from __future__ import annotations
 
 import hashlib
-import importlib.util
+import linecache
 import os
 import re
 import sys
 import tempfile
+import types
 from pathlib import Path
 
 from ... import runtime
+from ..._fileio import atomic_write
 
 __all__ = ["ident", "module_source", "load_module", "PRELUDE"]
 
@@ -59,17 +64,6 @@ def _cache_folder() -> Path:
     return _fallback_dir
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".py")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _read(path: Path) -> str | None:
     try:
         return path.read_text(encoding="utf-8")
@@ -77,8 +71,25 @@ def _read(path: Path) -> str | None:
         return None
 
 
+def _exec_verified(mod_name: str, path: Path, source_text: str):
+    """A module made by compiling ``source_text`` (our own text) with ``path`` as its file name;
+    ``linecache`` holds that text (mtime None: never re-read from disk) for ``inspect``."""
+    code = compile(source_text, str(path), "exec", dont_inherit=True)
+    module = types.ModuleType(mod_name, None)
+    module.__file__ = str(path)
+    linecache.cache[str(path)] = (len(source_text), None, source_text.splitlines(True), str(path))
+    sys.modules[mod_name] = module   # inspect (used by triton.jit) looks modules up here
+    try:
+        exec(code, module.__dict__)
+    except BaseException:
+        sys.modules.pop(mod_name, None)
+        raise
+    return module
+
+
 def load_module(source_text: str, key: str):
-    """Write ``source_text`` to the cache (unless an identical file is there) and import it.
+    """Write ``source_text`` to the cache (unless an identical file is there) and load it from
+    the text itself (see the module docstring: never from a cached file's bytecode).
 
     ``key`` names the module (sanitised); the file name also carries a digest of the text, so
     different programs never share a file. The same text loads once per process."""
@@ -88,14 +99,7 @@ def load_module(source_text: str, key: str):
         return _loaded[mod_name]
     path = _cache_folder() / f"{mod_name}.py"
     if _read(path) != source_text:  # missing, or not what we generated: (re)write it
-        _write_atomic(path, source_text)
-    spec = importlib.util.spec_from_file_location(mod_name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[mod_name] = module   # inspect (used by triton.jit) looks modules up here
-    try:
-        spec.loader.exec_module(module)
-    except BaseException:
-        sys.modules.pop(mod_name, None)
-        raise
+        atomic_write(path, source_text.encode("utf-8"), durable=False)
+    module = _exec_verified(mod_name, path, source_text)
     _loaded[mod_name] = module
     return module
