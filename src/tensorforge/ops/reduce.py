@@ -114,7 +114,8 @@ def _softmax_ref(x, axis=-1):
 
 def _log_softmax_ref(x, axis=-1):
     z = x - _row_max(x, axis)
-    return z - np.log(np.sum(np.exp(z), axis=axis, keepdims=True))
+    with np.errstate(divide="ignore"):      # log(0) = -inf over an empty row
+        return z - np.log(np.sum(np.exp(z), axis=axis, keepdims=True))
 
 
 def _logsumexp_ref(x, axis=-1, keepdims=False):
