@@ -14,6 +14,9 @@ An elementwise node is *inlined* into its consumer when it has exactly one use a
 the consumer reads it elementwise (an elementwise op, a reduction, or a single-use
 view that leads to one). So every fused group is a tree whose inner nodes have no
 use outside it, which makes each group convex: no path leaves a group and comes back.
+A tree holds at most MAX_FUSED_OPS elementwise ops (a longer chain is cut into several
+kernels), and every walk here uses an explicit stack: graph depth never meets Python's
+recursion limit.
 
 The result is a program whose non-leaf nodes are ``fused`` kernels, opaque ops, and
 the views that remain between buffers and opaque ops (zero-copy strided aliases for
