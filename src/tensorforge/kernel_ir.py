@@ -34,7 +34,7 @@ from .ops.registry import register
 from .ops.scalar import NUMPY, Expr
 
 __all__ = ["Load", "Reduction", "LoopSpec", "evaluate", "eval_expr", "contiguous_strides", "collapse",
-           "describe"]
+           "describe", "reads_nothing", "is_empty"]
 
 
 @dataclass(frozen=True)
@@ -125,9 +125,10 @@ def evaluate(spec: LoopSpec, *arrays) -> np.ndarray:
         args = [_view(arrays[ld.input], ld, space) for ld in spec.loads]
         stages = []
         for r in spec.reductions:
-            fn, _ = REDUCE_OPS[r.op]
+            fn, identity = REDUCE_OPS[r.op]
             val = np.broadcast_to(eval_expr(r.expr, args, stages, spec.dtype), space)
-            stages.append(fn(val, axis=red_axes, keepdims=True).astype(spec.dtype, copy=False))
+            # ``initial``: over an empty reduced space each stage is its identity (max: -inf)
+            stages.append(fn(val, axis=red_axes, keepdims=True, initial=identity).astype(spec.dtype, copy=False))
         value = eval_expr(spec.out, args, stages, spec.dtype)
     out = np.zeros(spec.out_shape, dtype=spec.dtype)
     item = out.itemsize
@@ -140,6 +141,23 @@ def evaluate(spec: LoopSpec, *arrays) -> np.ndarray:
         value = np.broadcast_to(value, outer + (1,) * spec.n_reduce)
         target[...] = value.reshape(outer)
     return out
+
+
+def reads_nothing(spec: LoopSpec) -> LoopSpec:
+    """``spec`` with every reduction over an empty reduced space replaced by its identity, so a
+    code generator emits no load of the (empty) inputs: a kernel over rows of length 0 still
+    runs once per row but never touches memory it does not own. Other specs are returned as is."""
+    if not spec.n_reduce or math.prod(spec.inner) != 0:
+        return spec
+    reductions = tuple(Reduction(r.op, Expr("const", (), float(REDUCE_OPS[r.op][1]), spec.dtype))
+                       for r in spec.reductions)
+    return LoopSpec(spec.space, spec.n_reduce, spec.loads, reductions, spec.out, spec.per_element,
+                    spec.out_strides, spec.out_shape, spec.dtype)
+
+
+def is_empty(spec: LoopSpec) -> bool:
+    """Does the kernel write nothing (an output with a size-0 axis)? Then it is never launched."""
+    return math.prod(spec.out_shape) == 0
 
 
 # ---- loop collapsing (a shared optimisation for both code generators) --------------------

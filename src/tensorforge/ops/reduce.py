@@ -24,6 +24,17 @@ def _reduce_type(types, axis=None, keepdims=False):
     return _reduced_shape(t.shape, axis, keepdims), t.dtype
 
 
+def _max_type(types, axis=None, keepdims=False):
+    """max has no identity: over an axis of size 0 it is an error (as torch.amax), raised when the
+    shape is known, before anything runs, the same on every backend."""
+    (t,) = types
+    for a in normalize_axis(axis, len(t.shape)):
+        if t.shape[a] == 0:
+            raise ShapeError(f"max over axis {a} of a {t.shape} tensor: that axis has size 0, and the maximum "
+                             f"of nothing is undefined (as in torch.amax; logsumexp gives -inf there)")
+    return _reduce_type(types, axis, keepdims)
+
+
 def _keep(g, c):
     """Bring a reduced gradient back to the input's rank (size-1 reduced axes)."""
     if c.attrs.get("keepdims", False):
@@ -50,7 +61,7 @@ def _max_vjp(c, g):
     return [apply("mul", [apply("broadcast_like", [apply("div", [_keep(g, c), count]), x]), mask])]
 
 
-register("max", infer=_reduce_type, n_inputs=1, family="reduce",
+register("max", infer=_max_type, n_inputs=1, family="reduce",
          impl=lambda x, axis=None, keepdims=False: np.asarray(np.max(x, axis=axis, keepdims=keepdims)),
          vjp=_max_vjp, doc="maximum over axis; gradient routed to the maximal entries")
 
@@ -91,19 +102,26 @@ def _row_type(types, axis=-1):
     return t.shape, t.dtype
 
 
+def _row_max(x, axis):
+    """Row maxima, -inf for a row of length 0 (as torch: softmax of nothing is empty, logsumexp -inf)."""
+    return np.max(x, axis=axis, keepdims=True, initial=-np.inf)
+
+
 def _softmax_ref(x, axis=-1):
-    e = np.exp(x - np.max(x, axis=axis, keepdims=True))
+    e = np.exp(x - _row_max(x, axis))
     return e / np.sum(e, axis=axis, keepdims=True)
 
 
 def _log_softmax_ref(x, axis=-1):
-    z = x - np.max(x, axis=axis, keepdims=True)
-    return z - np.log(np.sum(np.exp(z), axis=axis, keepdims=True))
+    z = x - _row_max(x, axis)
+    with np.errstate(divide="ignore"):      # log(0) = -inf over an empty row
+        return z - np.log(np.sum(np.exp(z), axis=axis, keepdims=True))
 
 
 def _logsumexp_ref(x, axis=-1, keepdims=False):
-    m = np.max(x, axis=axis, keepdims=True)
-    out = m + np.log(np.sum(np.exp(x - m), axis=axis, keepdims=True))
+    m = _row_max(x, axis)
+    with np.errstate(divide="ignore"):      # log(0) = -inf over an empty row
+        out = m + np.log(np.sum(np.exp(x - m), axis=axis, keepdims=True))
     return out if keepdims else np.squeeze(out, axis=axis)
 
 

@@ -30,7 +30,7 @@ PRIMITIVES = (
 COMPARISONS = ("lt", "le", "gt", "ge", "eq", "ne")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Expr:
     """A node of a scalar expression DAG (hash-consed by value)."""
     op: str
@@ -38,13 +38,31 @@ class Expr:
     value: object = None   # const: the Python number; arg: the input position; cast: the dtype
     dtype: str | None = None  # only set on const/cast/arg
 
+    def __post_init__(self):
+        # hashed at birth: arguments are older, so their hashes are cached and a deep chain never
+        # recurses (a lazy recursive hash overflows the stack on a few hundred nested ops)
+        object.__setattr__(self, "_hash", hash((self.op, self.args, self.value, self.dtype)))
+
     def __hash__(self) -> int:
-        # cached: expression DAGs share subtrees, and a recursive hash would revisit them
-        h = self.__dict__.get("_hash")
-        if h is None:
-            h = hash((self.op, self.args, self.value, self.dtype))
-            object.__setattr__(self, "_hash", h)
-        return h
+        return self._hash
+
+    def __eq__(self, other) -> bool:
+        """Structural equality, compared with an explicit stack (deep chains must not recurse)."""
+        if self is other:
+            return True
+        if not isinstance(other, Expr):
+            return NotImplemented
+        stack, seen = [(self, other)], set()
+        while stack:
+            a, b = stack.pop()
+            if a is b or (id(a), id(b)) in seen:
+                continue
+            if (a._hash != b._hash or a.op != b.op or a.value != b.value or a.dtype != b.dtype
+                    or len(a.args) != len(b.args)):
+                return False
+            seen.add((id(a), id(b)))
+            stack.extend(zip(a.args, b.args))
+        return True
 
     def _bin(self, op, other, swap=False):
         other = other if isinstance(other, Expr) else Expr("const", (), float(other))
@@ -66,28 +84,36 @@ class Expr:
     __ge__ = lambda a, b: a._bin("ge", b)
 
     def __repr__(self) -> str:
-        if self.op == "arg":
-            return f"x{self.value}"
-        if self.op == "stage":
-            return f"s{self.value}"
-        if self.op == "const":
-            return repr(self.value)
-        if self.op == "cast":
-            return f"cast({self.args[0]!r}, {self.value})"
-        return f"{self.op}({', '.join(map(repr, self.args))})"
+        text: dict[int, str] = {}
+        for e in self.walk():            # post-order: every argument's text is ready
+            if e.op == "arg":
+                t = f"x{e.value}"
+            elif e.op == "stage":
+                t = f"s{e.value}"
+            elif e.op == "const":
+                t = repr(e.value)
+            elif e.op == "cast":
+                t = f"cast({text[id(e.args[0])]}, {e.value})"
+            else:
+                t = f"{e.op}({', '.join(text[id(a)] for a in e.args)})"
+            text[id(e)] = t
+        return text[id(self)]
 
     def walk(self):
-        """Post-order traversal without repeats."""
-        seen, order = set(), []
-
-        def visit(e):
-            if id(e) in seen:
-                return
-            seen.add(id(e))
-            for a in e.args:
-                visit(a)
-            order.append(e)
-        visit(self)
+        """Post-order traversal without repeats (an explicit stack: chains may be thousands deep)."""
+        seen, order = {id(self)}, []
+        stack = [(self, 0)]
+        while stack:
+            e, i = stack[-1]
+            if i < len(e.args):
+                stack[-1] = (e, i + 1)
+                a = e.args[i]
+                if id(a) not in seen:
+                    seen.add(id(a))
+                    stack.append((a, 0))
+            else:
+                stack.pop()
+                order.append(e)
         return order
 
 

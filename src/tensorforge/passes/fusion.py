@@ -14,6 +14,9 @@ An elementwise node is *inlined* into its consumer when it has exactly one use a
 the consumer reads it elementwise (an elementwise op, a reduction, or a single-use
 view that leads to one). So every fused group is a tree whose inner nodes have no
 use outside it, which makes each group convex: no path leaves a group and comes back.
+A tree holds at most MAX_FUSED_OPS elementwise ops (a longer chain is cut into several
+kernels), and every walk here uses an explicit stack: graph depth never meets Python's
+recursion limit.
 
 The result is a program whose non-leaf nodes are ``fused`` kernels, opaque ops, and
 the views that remain between buffers and opaque ops (zero-copy strided aliases for
@@ -38,6 +41,9 @@ VIEW_OPS = ("transpose", "broadcast_to", "broadcast_like", "expand_dims", "squee
             "getitem")
 REDUCTION_OPS = ("sum", "max", "sum_to_like", "softmax", "log_softmax", "logsumexp")
 LEAF_OPS = ("placeholder", "parameter", "constant")
+# At most this many elementwise ops in one fused expression: a longer chain is cut into several
+# kernels, which bounds the code generators' work (and LLVM's and Triton's compile time) per kernel.
+MAX_FUSED_OPS = 200
 
 
 # ---- index maps of views -------------------------------------------------------------------
@@ -157,18 +163,19 @@ class _Fuser:
         return tuple(self.p.shapes[n])
 
     def _absorbs(self, c: int) -> bool:
-        """Does consumer ``c`` read its input elementwise, inside a fused kernel?"""
-        k = self.kind[c]
-        if k in ("elementwise", "reduction"):
-            return True
-        if k == "view":
-            return self.uses[c] == 1 and c not in self.roots and self._absorbs(self.consumers[c][0])
-        return False
+        """Does consumer ``c`` read its input elementwise, inside a fused kernel? (A loop, not
+        recursion, down a chain of single-use views.)"""
+        while self.kind[c] == "view":
+            if self.uses[c] != 1 or c in self.roots:
+                return False
+            c = self.consumers[c][0]
+        return self.kind[c] in ("elementwise", "reduction")
 
     def _decide_inlining(self) -> None:
         for n in self.p.order:
             self.inline[n] = (self.kind[n] == "elementwise" and self.uses[n] == 1 and n not in self.roots
                               and self._absorbs(self.consumers[n][0]))
+        self._bound_group_sizes()
         # a view of an inlined expression is part of that expression
         for n in self.p.order:
             if self.kind[n] == "view":
@@ -182,6 +189,28 @@ class _Fuser:
                     self.inline[src] = False
                     if self.kind[src] == "view":
                         self.forced.add(src)
+
+    def _bound_group_sizes(self) -> None:
+        """Cut fused trees larger than MAX_FUSED_OPS: in topological order, each kernel-forming node
+        counts the inlined elementwise ops beneath it and materialises its largest inlined operands
+        until the count fits (a 10000-op chain becomes 50 kernels of 200 ops)."""
+        size: dict[int, int] = {}
+        for n in self.p.order:
+            if self.kind[n] not in ("elementwise", "reduction"):
+                continue
+            parts = []
+            for i in self.node(n)["inputs"]:
+                while self.kind[i] == "view":        # inlined producers may sit behind views
+                    i = self.node(i)["inputs"][0]
+                if self.kind[i] == "elementwise" and self.inline[i]:
+                    parts.append((size[i], i))
+            total = 1 + sum(p for p, _ in parts)
+            for p, i in sorted(parts, reverse=True):
+                if total <= MAX_FUSED_OPS:
+                    break
+                self.inline[i] = False
+                total -= p
+            size[n] = total
 
     def _find_epilogues(self) -> None:
         """A reduction whose only use is an elementwise tree of its own output shape is finished in
@@ -247,21 +276,43 @@ class _Fuser:
         return SYMBOLIC.arg(idx, self.p.dtypes[buf])
 
     def expr(self, n: int, M, off, top: bool = False) -> Expr:
-        """The scalar expression of node ``n`` at loop index i, where n's index is M @ i + off."""
-        if n in self._stage_of:
-            return self._stage_of[n]
+        """The scalar expression of node ``n`` at loop index i, where n's index is M @ i + off.
+
+        An explicit stack instead of recursion (a fused tree may be deep); operands are visited
+        left to right, as a recursive walk would, so loads are numbered in the same order."""
+        stack: list = [(n, M, off, top)]
+        values: list[Expr] = []
+        while stack:
+            item = stack.pop()
+            if item[0] == "build":          # all operands of an elementwise node are on ``values``
+                _, node, n_args = item
+                d = self.node(node)
+                args = values[len(values) - n_args:]
+                del values[len(values) - n_args:]
+                values.append(get_op(d["op"]).scalar(SYMBOLIC, *args, **dict(d["attrs"])))
+                continue
+            node, M, off, top = item
+            d = self.node(node)
+            k = self.kind[node]
+            if node in self._stage_of:
+                values.append(self._stage_of[node])
+            elif k == "elementwise" and (top or self.inline[node]):
+                stack.append(("build", node, len(d["inputs"])))
+                for i in reversed(d["inputs"]):
+                    Mi, oi = _select(M, off, _broadcast_rows(self.shape(i), self.shape(node)))
+                    stack.append((i, Mi, oi, False))
+            elif k == "view" and (top or node not in self.forced):
+                src = d["inputs"][0]
+                Mi, oi = view_input_map(d["op"], dict(d["attrs"]), self.shape(src), self.shape(node), M, off)
+                stack.append((src, Mi, oi, False))
+            else:
+                values.append(self._leaf_expr(node, M, off))
+        return values[-1]
+
+    def _leaf_expr(self, n: int, M, off) -> Expr:
+        """A load: a buffer read through index map (M, off), or a reshape's contiguous source."""
         d = self.node(n)
         k = self.kind[n]
-        if k == "elementwise" and (top or self.inline[n]):
-            args = []
-            for i in d["inputs"]:
-                Mi, oi = _select(M, off, _broadcast_rows(self.shape(i), self.shape(n)))
-                args.append(self.expr(i, Mi, oi))
-            return get_op(d["op"]).scalar(SYMBOLIC, *args, **dict(d["attrs"]))
-        if k == "view" and (top or n not in self.forced):
-            src = d["inputs"][0]
-            Mi, oi = view_input_map(d["op"], dict(d["attrs"]), self.shape(src), self.shape(n), M, off)
-            return self.expr(src, Mi, oi)
         if k == "reshape":
             # the source is a contiguous buffer: read its memory with the reshaped strides
             src = d["inputs"][0]
@@ -379,6 +430,17 @@ def fuse(program: Program) -> Program:
 
 
 def _needed_as_view(f: _Fuser, n: int) -> bool:
-    """A view stays in the program (as a zero-copy alias) when something outside a kernel reads it."""
-    return any(f.kind[c] in ("opaque", "leaf") or (f.kind[c] == "view" and _needed_as_view(f, c))
-               or f.kind[c] == "reshape" for c in f.consumers[n]) or n in f.roots
+    """A view stays in the program (as a zero-copy alias) when something outside a kernel reads it,
+    directly or through further views (searched with an explicit stack, not recursion)."""
+    stack, seen = [n], {n}
+    while stack:
+        v = stack.pop()
+        if v in f.roots:
+            return True
+        for c in f.consumers[v]:
+            if f.kind[c] in ("opaque", "leaf", "reshape"):
+                return True
+            if f.kind[c] == "view" and c not in seen:
+                seen.add(c)
+                stack.append(c)
+    return False

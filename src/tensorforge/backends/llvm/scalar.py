@@ -73,6 +73,15 @@ class _Lowering:
             self.emitted[key] = self._emit(e, dtype)
         return self.emitted[key]
 
+    def prime(self, expr: Expr) -> None:
+        """Type and emit every typed subexpression bottom-up (an explicit post-order walk), so the
+        recursive ``emit`` that follows only meets emitted operands: a chain of thousands of ops
+        never recurses on its depth. Untyped subtrees (constants only) are left to their parent."""
+        for e in expr.walk():
+            dtype = self.dtype_of(e)
+            if dtype is not None and e.op != "const":
+                self.emit(e, dtype)
+
     def operand(self, e: Expr, dtype: str):
         """e emitted and converted to dtype (untyped constants are born in dtype)."""
         return convert(self.b, self.emit(e, dtype), self.dtype_of(e) or dtype, dtype)
@@ -241,6 +250,7 @@ def lower(builder: ir.IRBuilder, expr: Expr, args, arg_dtypes=None, default_floa
     constants of a subtree that meets no typed operand; ``out_dtype`` converts the result.
     """
     state = _Lowering(builder, list(args), default_float, arg_dtypes)
+    state.prime(expr)
     dtype = state.dtype_of(expr) or out_dtype or default_float
     value = state.emit(expr, dtype)
     if out_dtype is not None:

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ...kernel_ir import LoopSpec, collapse
+from ...kernel_ir import LoopSpec, collapse, is_empty, reads_nothing
 from ...ops.scalar import Expr
 from .scalar import Emitter, constant, is_float, tl_type
 from .source import ident
@@ -301,7 +301,8 @@ def emit_loop_kernel(name: str, spec: LoopSpec, in_dtypes, *, block: int | None 
     for b in (block, xblock, rblock):
         if b is not None and (b < 1 or b & (b - 1)):
             raise ValueError(f"block sizes must be powers of two, got {b}")
-    spec = collapse(spec)
+    empty = is_empty(spec)
+    spec = collapse(reads_nothing(spec))
     fn = ident(name)
     k = _Kernel(spec, in_dtypes)
     if spec.n_reduce == 0:
@@ -316,6 +317,8 @@ def emit_loop_kernel(name: str, spec: LoopSpec, in_dtypes, *, block: int | None 
         grid = (-(-outer_total // xblock),)
         constexprs = {"XBLOCK": xblock, "RBLOCK": rblock}
         _reduction(k, rblock, _needs_int64(spec, grid[0] * xblock + inner_total + rblock))
+    if empty:       # nothing to write: never launched (its loads could only read out of bounds)
+        grid = (0,)
     head = _signature(fn, spec, in_dtypes, constexprs)
     text = "\n".join(head + [_IND + ln for ln in k.lines]) + "\n"
     warps = 8 if math.prod(constexprs.values()) >= 2048 else 4

@@ -107,11 +107,21 @@ class Emitter:
 
     def value(self, expr: Expr, out_dtype: str | None = None):
         """(name, dtype) of expr, converted to ``out_dtype`` when given."""
+        self.prime(expr)
         dtype = self.dtype_of(expr) or out_dtype or self.default_float
         name = self.emit(expr, dtype)
         if out_dtype is not None and str(np.dtype(out_dtype)) != dtype:
             name, dtype = self.tmp(convert(name, dtype, out_dtype)), str(np.dtype(out_dtype))
         return name, dtype
+
+    def prime(self, expr: Expr) -> None:
+        """Type and emit every typed subexpression bottom-up (an explicit post-order walk), so the
+        recursive ``emit`` that follows only meets emitted operands: a chain of thousands of ops
+        never recurses on its depth. Untyped subtrees (constants only) are left to their parent."""
+        for e in expr.walk():
+            dtype = self.dtype_of(e)
+            if dtype is not None and e.op != "const":
+                self.emit(e, dtype)
 
     def emit(self, e: Expr, want: str) -> str:
         """Name of e's value with dtype dtype_of(e), or ``want`` when e is an untyped subtree."""
