@@ -210,6 +210,13 @@ def _parameter_list(loaded) -> list:
     return list(params.values()) if isinstance(params, dict) else list(params)
 
 
+def _check_output(path: str | None, param_hint: str) -> None:
+    """An output path's folder must exist (say so now, not after the work is done)."""
+    if path is not None and not Path(path).resolve().parent.is_dir():
+        raise click.BadParameter(f"cannot write {path}: the folder {Path(path).parent} does not exist",
+                                 param_hint=param_hint)
+
+
 def _check_backend(backend: str) -> None:
     from .backends import get_backend
     try:
@@ -275,6 +282,7 @@ def train(dataset, model, hidden, optimizer, lr, momentum, weight_decay, beta1, 
         raise click.BadParameter("--resume needs --checkpoint-dir", param_hint="--resume")
     if plot is not None and not plot.lower().endswith(".png"):
         raise click.BadParameter("the plot is a PNG: give a path ending in .png", param_hint="--plot")
+    _check_output(plot, "--plot")
 
     net, in_shape = None, None
     if model not in ("mlp", "cnn"):
@@ -301,6 +309,8 @@ def train(dataset, model, hidden, optimizer, lr, momentum, weight_decay, beta1, 
     sched, interval = _make_schedule(schedule, opt, epochs, math.ceil(len(x_train) / batch_size), step_size,
                                      gamma)
     extra = _checkpoint_kwargs(fit, checkpoint_dir, resume)
+    if resume:
+        report.check_resumable(checkpoint_dir)
     model_name = model.upper() if model in ("mlp", "cnn") else Path(model).name
     click.echo(f"training a {model_name} on {data_name} ({len(x_train)} train / {len(x_val)} validation / "
                f"{len(x_test)} test), {optimizer}, backend={backend}")
@@ -376,6 +386,7 @@ def bench(workload, seconds, systems, peers, plot, top) -> None:
         chosen = [s for s in available if peers or s not in ("torch", "jax")]
     if plot is not None and not plot.lower().endswith(".png"):
         raise click.BadParameter("the chart is a PNG: give a path ending in .png", param_hint="--plot")
+    _check_output(plot, "--plot")
     click.echo(f"{workload}: {b.WORKLOADS[workload][0]}; {seconds:g} s per system on {', '.join(chosen)}")
     results = b.run_benchmark(workload, chosen, seconds)
     click.echo(b.format_table(results))
@@ -454,6 +465,7 @@ def export(source, fmt, output, backward, fused, backend, max_nodes) -> None:
             raise click.BadParameter(f"a {fmt} picture needs a path ending in .{fmt}", param_hint="-o")
     if fmt == "json" and Path(output).suffix.lower() != ".json":
         raise click.BadParameter("the saved graph needs a path ending in .json", param_hint="-o")
+    _check_output(output, "-o")
     try:
         obj = list(outputs) + ([new for _, new in updates] if updates else [])
         if fused:

@@ -49,10 +49,18 @@ def debug_wanted(ctx: click.Context | None) -> bool:
 class GuardedGroup(click.Group):
     """A click group whose subcommands fail with one line (see the module docstring)."""
 
+    def make_context(self, info_name, args, parent=None, **extra):
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except (click.exceptions.NoArgsIsHelpError, CliError):
+            raise
+        except click.UsageError as e:       # a bad option before the subcommand's name
+            raise CliError(e.format_message()) from None
+
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
-        except (click.exceptions.Exit, click.Abort, CliError):
+        except (click.exceptions.Exit, click.Abort, click.exceptions.NoArgsIsHelpError, CliError):
             raise
         except click.ClickException as e:
             # UsageError would print the usage block and a hint first: keep its message only

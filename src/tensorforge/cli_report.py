@@ -52,6 +52,19 @@ def run_fit(fit, net, x_train, y_train, fit_kwargs: dict, checkpoint_dir) -> Run
         raise CliError(f"the data does not fit the model: {e}") from None
 
 
+def check_resumable(checkpoint_dir) -> None:
+    """Read the checkpoint ``--resume`` would continue from now, so that a damaged one is one clear
+    line whatever the loader raises (fit reads it again: checkpoints are small next to a run)."""
+    from .export import checkpoint as ckpt
+    try:
+        if ckpt.latest_checkpoint(checkpoint_dir) is not None:
+            ckpt.load_checkpoint(checkpoint_dir)
+    except Exception as e:
+        text = str(e) if isinstance(e, (ValueError, OSError)) else f"{type(e).__name__}: {e}"
+        raise CliError(f"Invalid value for '--checkpoint-dir': cannot resume from {checkpoint_dir}: "
+                       f"{text}") from None
+
+
 def final_results(evaluate, net, train_set, test_set, backend) -> tuple[dict, dict]:
     """evaluate() on the training and the test set (loss and accuracy)."""
     with np.errstate(all="ignore"):
