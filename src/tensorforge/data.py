@@ -126,7 +126,7 @@ def check_labels(y, where, row_of=None) -> np.ndarray:
         else np.flatnonzero(y < 0)
     if len(bad):
         raise DataError(f"{where}: row {_row_number(bad[0], row_of)}: the label {y[bad[0]]} is not a "
-                        f"non-negative integer class")
+                        f"non-negative integer class (labels are class numbers 0, 1, 2, ...)")
     limit = min(MAX_CLASSES, 10 * len(y))
     top = int(np.argmax(y)) if len(y) else 0
     if len(y) and y[top] + 1 > limit:
@@ -195,7 +195,7 @@ def _read_csv(path: Path):
         table = np.loadtxt([line for _, line in lines], delimiter=",", ndmin=2, dtype=np.float64)
     except ValueError:
         n, col, cell = _first_non_number(lines)
-        raise DataError(f"{path}: row {n}, column {col}: {cell!r} is not a number") from None
+        raise DataError(f"cannot read {path}: row {n}, column {col}: {cell!r} is not a number") from None
     numbers = [n for n, _ in lines]
     return table[:, :-1], table[:, -1], lambda i: numbers[i]
 
