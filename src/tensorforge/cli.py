@@ -241,7 +241,7 @@ def main(debug) -> None:
 
 @main.command()
 @click.option("--data", "dataset", default="digits", show_default=True, metavar="NAME|FILE",
-              help=f"{', '.join(DATASETS)}, or a .npz (arrays x, y) or .csv (last column the label).")
+              help=f"{', '.join(DATASETS)}, or a .npz (arrays x, y), .npy or .csv (last column the label).")
 @click.option("--model", default="mlp", show_default=True, metavar="mlp|cnn|FILE",
               help="mlp: in-hidden-classes (ReLU); cnn: conv3x3(8)-relu-maxpool-dense on 1xHxW images; "
                    "or a graph saved with tg.export.save / `tensorforge export --format json`.")
@@ -514,10 +514,10 @@ def show(file, ir, backend, batch) -> None:
     loaded = _load_saved(file, "FILE")
     if ir:
         _check_backend(backend)
-        fn = tg_compile(list(loaded.inputs), list(loaded.outputs), backend=backend, name="forward")
         try:
+            fn = tg_compile(list(loaded.inputs), list(loaded.outputs), backend=backend, name="forward")
             fn(*_example_inputs(loaded.inputs, batch))
-        except ValueError as e:
+        except (ValueError, NotImplementedError) as e:
             raise CliError(f"cannot compile {file}: {e}") from None
         click.echo(fn.ir)
         return

@@ -458,7 +458,8 @@ def fit(model, x_train, y_train, loss="cross_entropy", optimizer=None, epochs: i
 
     if history.diverged:
         _restore(variables, finite_snap)
-        warnings.warn(f"fit: training diverged at {history.divergence()} (the training loss became "
+        what = "the training loss" if history.diverged_step else "the parameters after the last update"
+        warnings.warn(f"fit: training diverged at {history.divergence()} ({what} became "
                       f"non-finite); stopped and restored the parameters of "
                       f"{_restored_what(history)} (lower the learning rate or clip gradients)",
                       RuntimeWarning, stacklevel=2)
