@@ -1,9 +1,11 @@
 """The ``tensorforge`` command line: train, bench, export and show.
 
 ``tensorforge train`` with no options is the project's main job: train an MLP on
-the bundled digits data set and print its test accuracy. User mistakes (a missing
-file, a bad option value, data of the wrong shape) end with one line on stderr and a
-non-zero exit code, never a traceback: they are raised as click exceptions.
+the bundled digits data set and print its test accuracy. Every failure (a missing or
+damaged file, a bad option value, data of the wrong shape, a diverged run) ends with one
+line on stderr ("Error: ..." naming the culprit) and exit code 2, never a traceback: the
+common mistakes are raised as click exceptions, and the command group turns anything
+else into one line too (``--debug`` or TENSORFORGE_DEBUG=1 shows the traceback).
 """
 from __future__ import annotations
 
@@ -16,6 +18,9 @@ from pathlib import Path
 
 import click
 import numpy as np
+
+from . import cli_report as report
+from .cli_errors import CliError, FiniteFloat, GuardedGroup
 
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "adadelta", "rmsprop", "adam", "adamw", "adamax",
               "nadam")
@@ -91,48 +96,12 @@ def _make_schedule(kind: str, opt, epochs: int, steps_per_epoch: int, step_size:
 # ---- data sets -----------------------------------------------------------------------------
 
 def _load_user_data(path: Path):
-    """(x, y) from a .npz (arrays "x" and "y") or a .csv (numbers, last column the label)."""
-    if not path.is_file():
-        raise click.BadParameter(f"no such file: {path}", param_hint="--data")
-    if path.suffix == ".npz":
-        try:
-            with np.load(path, allow_pickle=False) as f:
-                if "x" not in f or "y" not in f:
-                    raise click.BadParameter(f"{path} must hold arrays 'x' and 'y' (has {', '.join(f.files)})",
-                                             param_hint="--data")
-                x, y = f["x"], f["y"]
-        except (ValueError, OSError) as e:
-            raise click.BadParameter(f"cannot read {path}: {e}", param_hint="--data") from None
-    elif path.suffix == ".csv":
-        table = _read_csv(path)
-        if table.ndim != 2 or table.shape[1] < 2:
-            raise click.BadParameter(f"{path} needs at least two columns (features, then the label)",
-                                     param_hint="--data")
-        x, y = table[:, :-1], table[:, -1]
-    else:
-        raise click.BadParameter(f"{path}: expected one of {', '.join(DATASETS)}, or a .npz or .csv file",
-                                 param_hint="--data")
-    if len(x) != len(y) or len(x) < 2:
-        raise click.BadParameter(f"{path}: x has {len(x)} rows and y has {len(y)}; need as many, at least 2",
-                                 param_hint="--data")
-    return np.asarray(x, np.float32), _as_labels(np.asarray(y), path)
-
-
-def _read_csv(path: Path) -> np.ndarray:
-    # a header line is allowed: it is the one line that does not parse as numbers
-    for skip in (0, 1):
-        try:
-            return np.loadtxt(path, delimiter=",", skiprows=skip, ndmin=2, dtype=np.float64)
-        except ValueError as e:
-            error = e
-    raise click.BadParameter(f"cannot read {path} as numbers: {error}", param_hint="--data")
-
-
-def _as_labels(y: np.ndarray, where) -> np.ndarray:
-    if y.ndim != 1 or not np.all(np.isfinite(y)) or np.any(y != np.round(y)) or np.any(y < 0):
-        raise click.BadParameter(f"{where}: labels must be one non-negative integer class per row",
-                                 param_hint="--data")
-    return y.astype(np.int64)
+    """(x, y) from a user's .npz, .npy or .csv file (see ``tg.data.load_file``)."""
+    from . import data
+    try:
+        return data.load_file(path)
+    except data.DataError as e:
+        raise click.BadParameter(str(e), param_hint="--data") from None
 
 
 def _split(x, y, seed: int, test_fraction: float = 0.25):
@@ -159,6 +128,9 @@ def _load_data(name: str, seed: int, images: bool):
         x, y = data.two_spirals(n=200, noise=0.0, seed=seed)
         return (*_split(x, y, seed), "two spirals")
     path = Path(name)
+    if path.suffix.lower() not in (".npz", ".npy", ".csv") and not path.exists():
+        raise click.BadParameter(f"{name!r} is neither a data set ({', '.join(DATASETS)}) nor a file",
+                                 param_hint="--data")
     x, y = _load_user_data(path)
     return (*_split(x, y, seed), path.name)
 
@@ -218,19 +190,31 @@ def _graph_module(loaded):
 def _load_saved(path: str, param_hint: str):
     """tg.export.load(path), with a missing file or a bad document as one clear line."""
     p = Path(path)
+    if p.is_dir():
+        raise click.BadParameter(f"{path} is a directory, not a saved graph", param_hint=param_hint)
     if not p.is_file():
         raise click.BadParameter(f"no such file: {path}", param_hint=param_hint)
     from . import export
     try:
         return export.load(str(p))
-    except export.LoadError as e:
+    except (export.LoadError, OSError) as e:
         raise click.BadParameter(f"cannot load {path}: {e}", param_hint=param_hint) from None
+    except (RecursionError, MemoryError, UnicodeError, KeyError, TypeError, AttributeError) as e:
+        # damage export.load does not name itself (a deeply nested or odd document)
+        raise click.BadParameter(f"cannot load {path}: {type(e).__name__}: {e}", param_hint=param_hint) from None
 
 
 def _parameter_list(loaded) -> list:
     """The saved parameters as a list (``Loaded.parameters`` maps names to tensors)."""
     params = loaded.parameters
     return list(params.values()) if isinstance(params, dict) else list(params)
+
+
+def _check_output(path: str | None, param_hint: str) -> None:
+    """An output path's folder must exist (say so now, not after the work is done)."""
+    if path is not None and not Path(path).resolve().parent.is_dir():
+        raise click.BadParameter(f"cannot write {path}: the folder {Path(path).parent} does not exist",
+                                 param_hint=param_hint)
 
 
 def _check_backend(backend: str) -> None:
@@ -246,9 +230,10 @@ def _check_backend(backend: str) -> None:
 
 # ---- the command group ------------------------------------------------------------------------
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=GuardedGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="tensorforge")
-def main() -> None:
+@click.option("--debug", is_flag=True, help="Show the traceback of an unexpected error (or TENSORFORGE_DEBUG=1).")
+def main(debug) -> None:
     """tensorforge: a symbolic computational-graph compiler (graphs, autodiff, LLVM/Triton code)."""
 
 
@@ -256,30 +241,30 @@ def main() -> None:
 
 @main.command()
 @click.option("--data", "dataset", default="digits", show_default=True, metavar="NAME|FILE",
-              help=f"{', '.join(DATASETS)}, or a .npz (arrays x, y) or .csv (last column the label).")
+              help=f"{', '.join(DATASETS)}, or a .npz (arrays x, y), .npy or .csv (last column the label).")
 @click.option("--model", default="mlp", show_default=True, metavar="mlp|cnn|FILE",
               help="mlp: in-hidden-classes (ReLU); cnn: conv3x3(8)-relu-maxpool-dense on 1xHxW images; "
                    "or a graph saved with tg.export.save / `tensorforge export --format json`.")
 @click.option("--hidden", type=click.IntRange(min=1), default=128, show_default=True, help="MLP hidden units.")
 @click.option("--optimizer", type=click.Choice(OPTIMIZERS), default="adam", show_default=True)
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None,
+@click.option("--lr", type=FiniteFloat(min=0, min_open=True), default=None,
               help="Learning rate (default: a sensible value per optimizer).")
-@click.option("--momentum", type=click.FloatRange(min=0), default=None, help="SGD/RMSprop momentum.")
-@click.option("--weight-decay", type=click.FloatRange(min=0), default=None)
-@click.option("--beta1", type=click.FloatRange(0, 1, max_open=True), default=None, help="Adam-family beta1.")
-@click.option("--beta2", type=click.FloatRange(0, 1, max_open=True), default=None, help="Adam-family beta2.")
-@click.option("--eps", type=click.FloatRange(min=0, min_open=True), default=None)
+@click.option("--momentum", type=FiniteFloat(min=0), default=None, help="SGD/RMSprop momentum.")
+@click.option("--weight-decay", type=FiniteFloat(min=0), default=None)
+@click.option("--beta1", type=FiniteFloat(0, 1, max_open=True), default=None, help="Adam-family beta1.")
+@click.option("--beta2", type=FiniteFloat(0, 1, max_open=True), default=None, help="Adam-family beta2.")
+@click.option("--eps", type=FiniteFloat(min=0, min_open=True), default=None)
 @click.option("--schedule", type=click.Choice(SCHEDULES), default="none", show_default=True,
               help="Learning-rate schedule (onecycle peaks at --lr and steps every batch).")
 @click.option("--step-size", type=click.IntRange(min=1), default=None,
               help="step: epochs between decays (default epochs/3); plateau: patience (default 2).")
-@click.option("--gamma", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=None,
+@click.option("--gamma", type=FiniteFloat(0, 1, min_open=True, max_open=True), default=None,
               help="step: decay factor (default 0.1); plateau: factor (default 0.5).")
 @click.option("--epochs", type=click.IntRange(min=1), default=20, show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
 @click.option("--backend", type=click.Choice(BACKENDS), default="llvm", show_default=True,
               help="llvm: native code for this CPU; interp: the NumPy reference; triton: NVIDIA GPUs.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--patience", type=click.IntRange(min=1), default=None, help="Early-stopping patience (epochs).")
 @click.option("--progress/--no-progress", default=True, help="Show a progress bar.")
 @click.option("--plot", type=click.Path(dir_okay=False, writable=True), default=None,
@@ -297,6 +282,7 @@ def train(dataset, model, hidden, optimizer, lr, momentum, weight_decay, beta1, 
         raise click.BadParameter("--resume needs --checkpoint-dir", param_hint="--resume")
     if plot is not None and not plot.lower().endswith(".png"):
         raise click.BadParameter("the plot is a PNG: give a path ending in .png", param_hint="--plot")
+    _check_output(plot, "--plot")
 
     net, in_shape = None, None
     if model not in ("mlp", "cnn"):
@@ -323,26 +309,23 @@ def train(dataset, model, hidden, optimizer, lr, momentum, weight_decay, beta1, 
     sched, interval = _make_schedule(schedule, opt, epochs, math.ceil(len(x_train) / batch_size), step_size,
                                      gamma)
     extra = _checkpoint_kwargs(fit, checkpoint_dir, resume)
+    if resume:
+        report.check_resumable(checkpoint_dir)
     model_name = model.upper() if model in ("mlp", "cnn") else Path(model).name
     click.echo(f"training a {model_name} on {data_name} ({len(x_train)} train / {len(x_val)} validation / "
                f"{len(x_test)} test), {optimizer}, backend={backend}")
-    try:
-        hist = fit(net, x_train, y_train, loss="cross_entropy", optimizer=opt, epochs=epochs,
-                   batch_size=batch_size, validation_data=(x_val, y_val), early_stopping=patience,
-                   schedule=sched, schedule_interval=interval, backend=backend, seed=seed,
-                   progress=progress, verbose=True, **extra)
-        train_result = evaluate(net, x_train, y_train, backend=backend)
-        test_result = evaluate(net, x_test, y_test, backend=backend)
-    except click.ClickException:
-        raise
-    except ValueError as e:       # ShapeError is a ValueError: the data does not fit the model
-        raise click.ClickException(f"the data does not fit the model: {e}") from None
-    click.echo(f"epochs run: {len(hist['loss'])}, final train loss {hist['loss'][-1]:.4f}")
-    click.echo(_summary_table(hist, train_result, test_result))
-    if plot is not None:
-        _plot_history(hist, plot)
+    fit_kwargs = dict(loss="cross_entropy", optimizer=opt, epochs=epochs, batch_size=batch_size,
+                      validation_data=(x_val, y_val), early_stopping=patience, schedule=sched,
+                      schedule_interval=interval, backend=backend, seed=seed, progress=progress, verbose=True,
+                      **extra)
+    run = report.run_fit(fit, net, x_train, y_train, fit_kwargs, checkpoint_dir)
+    results = report.final_results(evaluate, net, (x_train, y_train), (x_test, y_test), backend)
+    report.print_summary(run.history, *results)
+    if plot is not None and run.history.epochs:
+        report.plot_history(run.history, plot)
         click.echo(f"wrote {plot}")
-    click.echo(f"test accuracy: {test_result['accuracy']:.4f}")
+    click.echo(f"test accuracy: {results[1]['accuracy']:.4f}")
+    report.fail_if_stopped(run)
 
 
 def _shape_for_model(model, in_shape, x_train, x_test):
@@ -373,52 +356,15 @@ def _checkpoint_kwargs(fit, checkpoint_dir, resume) -> dict:
     if checkpoint_dir is None:
         return {}
     if "checkpoint_dir" not in inspect.signature(fit).parameters:
-        raise click.ClickException("this version of tg.train.fit cannot save checkpoints")
+        raise CliError("this version of tg.train.fit cannot save checkpoints")
     return {"checkpoint_dir": checkpoint_dir, "resume": resume}
-
-
-def _summary_table(hist, train_result, test_result) -> str:
-    """The final table: loss and accuracy on train / validation (best epoch) / test."""
-    best = hist.best_epoch if hist.best_epoch is not None else len(hist["loss"]) - 1
-    rows = [("train", train_result["loss"], train_result["accuracy"]),
-            (f"validation (epoch {best + 1})", hist["val_loss"][best], hist["val_accuracy"][best]),
-            ("test", test_result["loss"], test_result["accuracy"])]
-    width = max(len(r[0]) for r in rows)
-    lines = [f"{'set':<{width}}  {'loss':>8}  {'accuracy':>8}", f"{'-' * width}  {'-' * 8}  {'-' * 8}"]
-    lines += [f"{name:<{width}}  {loss:8.4f}  {acc:8.4f}" for name, loss, acc in rows]
-    return "\n".join(lines)
-
-
-def _plot_history(hist, path: str) -> None:
-    """Loss (train, validation) and accuracy curves per epoch, side by side, in one PNG."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from .bench import _save_figure
-    epochs = np.arange(1, len(hist["loss"]) + 1)
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(9, 3.5))
-    for key, ax in (("loss", ax_loss), ("accuracy", ax_acc)):
-        ax.plot(epochs, hist[key], marker="o", label="train")
-        if "val_" + key in hist:
-            ax.plot(epochs, hist["val_" + key], marker="o", label="validation")
-        ax.set_xlabel("epoch")
-        ax.set_ylabel(key)
-        ax.legend()
-        ax.grid(alpha=0.3)
-    fig.tight_layout()
-    try:
-        _save_figure(fig, path)
-    except OSError as e:
-        raise click.ClickException(f"cannot write {path}: {e}") from None
-    finally:
-        plt.close(fig)
 
 
 # ---- bench ----------------------------------------------------------------------------------------
 
 @main.command()
 @click.argument("workload", type=click.Choice(["mlp", "small-mlp", "cnn"]), default="small-mlp")
-@click.option("--seconds", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True,
+@click.option("--seconds", type=FiniteFloat(min=0, min_open=True), default=1.0, show_default=True,
               help="Measuring time per system.")
 @click.option("--backend", "systems", multiple=True, metavar="NAME",
               help="Measure only these (repeatable): interp, llvm, triton, torch, jax. Default: all available.")
@@ -440,6 +386,7 @@ def bench(workload, seconds, systems, peers, plot, top) -> None:
         chosen = [s for s in available if peers or s not in ("torch", "jax")]
     if plot is not None and not plot.lower().endswith(".png"):
         raise click.BadParameter("the chart is a PNG: give a path ending in .png", param_hint="--plot")
+    _check_output(plot, "--plot")
     click.echo(f"{workload}: {b.WORKLOADS[workload][0]}; {seconds:g} s per system on {', '.join(chosen)}")
     results = b.run_benchmark(workload, chosen, seconds)
     click.echo(b.format_table(results))
@@ -447,7 +394,7 @@ def bench(workload, seconds, systems, peers, plot, top) -> None:
         try:
             b.plot_bars(results, workload, plot)
         except OSError as e:
-            raise click.ClickException(f"cannot write {plot}: {e}") from None
+            raise CliError(f"cannot write {plot}: {e}") from None
         click.echo(f"wrote {plot}")
     if top is not None:
         for system in chosen:
@@ -518,6 +465,7 @@ def export(source, fmt, output, backward, fused, backend, max_nodes) -> None:
             raise click.BadParameter(f"a {fmt} picture needs a path ending in .{fmt}", param_hint="-o")
     if fmt == "json" and Path(output).suffix.lower() != ".json":
         raise click.BadParameter("the saved graph needs a path ending in .json", param_hint="-o")
+    _check_output(output, "-o")
     try:
         obj = list(outputs) + ([new for _, new in updates] if updates else [])
         if fused:
@@ -534,9 +482,9 @@ def export(source, fmt, output, backward, fused, backend, max_nodes) -> None:
         else:
             ex.to_onnx(inputs, outputs, output)
     except OSError as e:
-        raise click.ClickException(f"cannot write {output}: {e}") from None
+        raise CliError(f"cannot write {output}: {e}") from None
     except (ValueError, NotImplementedError) as e:
-        raise click.ClickException(f"cannot export {source} as {fmt}: {e}") from None
+        raise CliError(f"cannot export {source} as {fmt}: {e}") from None
     click.echo(f"wrote {output}" + (f" and {Path(output).with_suffix('.npz')}" if fmt == "json" else ""))
 
 
@@ -566,11 +514,11 @@ def show(file, ir, backend, batch) -> None:
     loaded = _load_saved(file, "FILE")
     if ir:
         _check_backend(backend)
-        fn = tg_compile(list(loaded.inputs), list(loaded.outputs), backend=backend, name="forward")
         try:
+            fn = tg_compile(list(loaded.inputs), list(loaded.outputs), backend=backend, name="forward")
             fn(*_example_inputs(loaded.inputs, batch))
-        except ValueError as e:
-            raise click.ClickException(f"cannot compile {file}: {e}") from None
+        except (ValueError, NotImplementedError) as e:
+            raise CliError(f"cannot compile {file}: {e}") from None
         click.echo(fn.ir)
         return
     graph = loaded.outputs[0].graph

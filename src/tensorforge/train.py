@@ -34,15 +34,20 @@ MSE_LOSSES = ("mse",)
 
 class History(dict):
     """Per-epoch records ("loss", "accuracy", "val_loss", "val_accuracy", "lr", "time"), one entry per
-    epoch run, plus ``best_epoch`` (0-based, by the monitored loss), ``stopped_early``,
-    ``diverged`` (a non-finite training loss stopped the run), ``monitor`` (the key watched),
-    and the ``graph`` and compiled ``train_step``/``eval_step`` for inspection."""
+    epoch completed, plus ``best_epoch`` (0-based, by the monitored loss), ``stopped_early``,
+    ``diverged`` (a non-finite loss stopped the run; ``diverged_epoch`` and ``diverged_step``, both
+    1-based, say where, the step being None when the validation loss was the first non-finite one,
+    and ``diverged_loss`` the value), ``monitor`` (the key watched), and the ``graph`` and compiled
+    ``train_step``/``eval_step`` for inspection."""
 
     def __init__(self):
         super().__init__()
         self.best_epoch: int | None = None
         self.stopped_early = False
         self.diverged = False
+        self.diverged_epoch: int | None = None
+        self.diverged_step: int | None = None
+        self.diverged_loss: float | None = None
         self.monitor = "loss"
         self.graph: Graph | None = None
         self.train_step = None
@@ -54,6 +59,17 @@ class History(dict):
 
     def append(self, key: str, value: float) -> None:
         self.setdefault(key, []).append(float(value))
+
+    def divergence(self) -> str | None:
+        """Where the run diverged, in words ("epoch 3 step 7: loss is nan"), or None."""
+        if not self.diverged:
+            return None
+        where = f"epoch {self.diverged_epoch}" + (f" step {self.diverged_step}" if self.diverged_step else "")
+        what = "loss" if self.diverged_step else "validation loss"
+        return f"{where}: {what} is {self.diverged_loss}"
+
+    def _mark_diverged(self, epoch: int, step: int | None, value: float) -> None:
+        self.diverged, self.diverged_epoch, self.diverged_step, self.diverged_loss = True, epoch, step, value
 
     def __repr__(self) -> str:
         last = {k: round(v[-1], 4) for k, v in self.items() if v}
@@ -306,6 +322,11 @@ def fit(model, x_train, y_train, loss="cross_entropy", optimizer=None, epochs: i
     resume: continue from the checkpoint in ``checkpoint_dir`` if there is one (same model
         architecture, optimizer and seed); the run ends as an uninterrupted one would.
 
+    Divergence: training stops at the first non-finite training loss (or validation loss, since the
+    last update of an epoch is only seen there); the model gets back the parameters of its best
+    epoch (or those it started with if none finished), ``history.diverged`` is set and a
+    RuntimeWarning says where. The history holds the epochs completed before.
+
     Each call builds a new graph; the model starts from its current parameter values (see
     ``tg.nn.Module``) and its train()/eval() flags are left as they are (fit passes the mode
     explicitly). Afterwards ``predict``/``evaluate`` reuse this graph's evaluation function.
@@ -364,6 +385,8 @@ def fit(model, x_train, y_train, loss="cross_entropy", optimizer=None, epochs: i
             if verbose:
                 print(f"resumed from {checkpoint_dir} after epoch {start_epoch}")
 
+    # the parameters to fall back on if the run diverges: the best epoch's, else the starting ones
+    finite_snap = best_snap if best_snap is not None else _snapshot(variables)
     for epoch in range(start_epoch, epochs):
         t0 = time.perf_counter()
         if hasattr(optimizer, "take_snapshot"):
@@ -378,7 +401,7 @@ def fit(model, x_train, y_train, loss="cross_entropy", optimizer=None, epochs: i
             loss_value, out = train_step(xb, yb)
             loss_value = float(loss_value)
             if not math.isfinite(loss_value):
-                history.diverged = True
+                history._mark_diverged(epoch + 1, i + 1, loss_value)
                 break
             total += loss_value * len(xb)
             seen += len(xb)
@@ -392,8 +415,6 @@ def fit(model, x_train, y_train, loss="cross_entropy", optimizer=None, epochs: i
         if bar is not None:
             bar.close()
         if history.diverged:
-            warnings.warn(f"fit: the training loss became {loss_value} in epoch {epoch + 1}; stopping "
-                          f"(lower the learning rate or clip gradients)", RuntimeWarning, stacklevel=2)
             break
 
         history.append("loss", total / seen)
@@ -406,6 +427,10 @@ def fit(model, x_train, y_train, loss="cross_entropy", optimizer=None, epochs: i
         history.append("time", time.perf_counter() - t0)
 
         watched = history[history.monitor][-1]
+        if not math.isfinite(watched):
+            # the epoch's last update made the parameters non-finite, which only validation sees
+            history._mark_diverged(epoch + 1, None, watched)
+            break
         if schedule is not None:
             if _steps_on_metric(schedule):
                 schedule.step(watched)
@@ -413,8 +438,9 @@ def fit(model, x_train, y_train, loss="cross_entropy", optimizer=None, epochs: i
                 schedule.step()
         if watched < best:
             best, waited, history.best_epoch = watched, 0, epoch
+            finite_snap = _snapshot(variables)
             if early_stopping is not None:
-                best_snap = _snapshot(variables)
+                best_snap = finite_snap
         else:
             waited += 1
         if verbose:
@@ -430,12 +456,23 @@ def fit(model, x_train, y_train, loss="cross_entropy", optimizer=None, epochs: i
             history.stopped_early = True
             break
 
-    if early_stopping is not None and restore_best and best_snap is not None:
+    if history.diverged:
+        _restore(variables, finite_snap)
+        what = "the training loss" if history.diverged_step else "the parameters after the last update"
+        warnings.warn(f"fit: training diverged at {history.divergence()} ({what} became "
+                      f"non-finite); stopped and restored the parameters of "
+                      f"{_restored_what(history)} (lower the learning rate or clip gradients)",
+                      RuntimeWarning, stacklevel=2)
+    elif early_stopping is not None and restore_best and best_snap is not None:
         _restore(variables, best_snap)
         if verbose:
             print(f"restored the parameters of epoch {history.best_epoch + 1} "
                   f"({history.monitor} {best:.4f})")
     return history
+
+
+def _restored_what(history: History) -> str:
+    return f"epoch {history.best_epoch + 1}" if history.best_epoch is not None else "the start of the run"
 
 
 def _minibatches(x, y, batch_size, seed, epoch):
