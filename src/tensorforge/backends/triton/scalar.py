@@ -155,6 +155,8 @@ class Emitter:
         vals = [self.operand(x, dtype) for x in e.args]
         if is_float(dtype):
             return self._float_op(op, vals, dtype)
+        if op == "pow":
+            return self._int_pow(e, vals, dtype)
         return self._int_op(op, vals, dtype)
 
     def _compare(self, e: Expr) -> str:
@@ -195,6 +197,27 @@ class Emitter:
         if op == "floor":
             return x
         raise NotImplementedError(f"scalar primitive {op!r} is not lowered for {dtype}")
+
+    def _int_pow(self, e: Expr, vals, dtype: str) -> str:
+        """Exact integer power by repeated squaring (wrapping on overflow, as NumPy): a constant
+        exponent is unrolled to its bits, otherwise every bit of a non-negative exponent is
+        visited (negative exponents are refused by the graph and the interpreter)."""
+        x, y = vals
+        result, base = self._const(1, dtype), x
+        if e.args[1].op == "const":
+            n = int(e.args[1].value)
+            while n > 0:
+                if n & 1:
+                    result = self.tmp(f"{result} * {base}")
+                n >>= 1
+                if n:
+                    base = self.tmp(f"{base} * {base}")
+            return result
+        for bit in range(np.dtype(dtype).itemsize * 8 - 1):
+            odd = self.tmp(f"(({y} >> {bit}) & 1) != 0")
+            result = self.tmp(f"tl.where({odd}, {result} * {base}, {result})")
+            base = self.tmp(f"{base} * {base}")
+        return result
 
     def _const(self, value, dtype: str) -> str:
         return self.emit(Expr("const", (), float(value), None), dtype)
