@@ -263,11 +263,24 @@ class Emitter:
         r = self.tmp(convert(self.tmp(f"tl.exp({t})"), w, dtype))
         is_int = math.isfinite(v) and float(v).is_integer()
         if is_int and int(v) % 2 == 1:
-            negative = self.tmp(f"({x} < {c(0.0)}) | (({x} == {c(0.0)}) & ({c(1.0)} / {x} < {c(0.0)}))")
-            r = self.tmp(f"tl.where({negative}, -{r}, {r})")
+            r = self.tmp(f"tl.where({self._negative(x, dtype)}, -{r}, {r})")
         if not is_int:
-            r = self.tmp(f"tl.where(({x} < {c(0.0)}) & ({x} > {c(-math.inf)}), {c(math.nan)}, {r})")
+            r = self._nan_below_zero(x, r, dtype)
         return r
+
+    # The sign tests below select values with nested tl.where instead of combining booleans with
+    # & and |: a 0-d operand (a scalar base such as 2.0 ** x, or a 0-d exponent tensor) gives
+    # scalar booleans, which the Triton interpreter cannot combine with bitwise operators.
+    def _negative(self, x: str, dtype: str) -> str:
+        """x < 0, or x is -0.0 (the sign of an odd power of -0.0 is negative)."""
+        c = lambda val: self._const(val, dtype)  # noqa: E731
+        return self.tmp(f"tl.where({x} == {c(0.0)}, {c(1.0)} / {x} < {c(0.0)}, {x} < {c(0.0)})")
+
+    def _nan_below_zero(self, x: str, r: str, dtype: str) -> str:
+        """nan where x is negative and finite (a non-integer power of it is not real), else r."""
+        c = lambda val: self._const(val, dtype)  # noqa: E731
+        finite_negative = self.tmp(f"tl.where({x} > {c(-math.inf)}, {c(math.nan)}, {r})")
+        return self.tmp(f"tl.where({x} < {c(0.0)}, {finite_negative}, {r})")
 
     def _general_pow(self, x: str, y: str, dtype: str) -> str:
         """C pow: exp(y log|x|) (in float64, so float32 results stay exact to rounding), then the
@@ -282,9 +295,8 @@ class Emitter:
         fy = self.tmp(f"tl.floor({y})")
         is_int = self.tmp(f"{fy} == {y}")
         half = self.tmp(f"tl.floor({y} * {c(0.5)})")
-        is_odd = self.tmp(f"{is_int} & ({y} - {half} * {c(2.0)} == {c(1.0)})")
-        negative = self.tmp(f"({x} < {c(0.0)}) | (({x} == {c(0.0)}) & ({c(1.0)} / {x} < {c(0.0)}))")
-        r = self.tmp(f"tl.where({negative} & {is_odd}, -{r}, {r})")
-        bad = self.tmp(f"({x} < {c(0.0)}) & ({x} > {c(-math.inf)}) & ({is_int} == 0)")
-        r = self.tmp(f"tl.where({bad}, {c(math.nan)}, {r})")
+        parity = self.tmp(f"tl.where({is_int}, {y} - {half} * {c(2.0)}, {c(0.0)})")
+        flipped = self.tmp(f"tl.where({parity} == {c(1.0)}, -{r}, {r})")
+        r = self.tmp(f"tl.where({self._negative(x, dtype)}, {flipped}, {r})")
+        r = self.tmp(f"tl.where({is_int}, {r}, {self._nan_below_zero(x, r, dtype)})")
         return self.tmp(f"tl.where({y} == {c(0.0)}, {c(1.0)}, {r})")
