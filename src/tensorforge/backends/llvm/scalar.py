@@ -184,12 +184,24 @@ def _pow_const_exponent(builder, a, exponent):
 def arithmetic(builder: ir.IRBuilder, op: str, vals, dtype: str, e: Expr | None = None):
     """The arithmetic and math primitives on values already converted to ``dtype``."""
     if dtype == "bool":
-        raise NotImplementedError(f"scalar primitive {op!r} on bool operands: cast them first")
+        return _bool_arithmetic(builder, op, vals)
     if _is_float(dtype):
         return _float_arithmetic(builder, op, vals, e)
     if op == "pow":
         return _int_pow(builder, vals, dtype, e)
     return _int_arithmetic(builder, op, vals, dtype)
+
+
+def _bool_arithmetic(builder, op, vals):
+    """bool op bool stays bool (as in torch): + and max are or, * and min are and, a ** b is a or not b."""
+    b = builder
+    if op in ("add", "maximum"):
+        return b.or_(*vals)
+    if op in ("mul", "minimum"):
+        return b.and_(*vals)
+    if op == "pow":
+        return b.or_(vals[0], b.not_(vals[1]))
+    raise NotImplementedError(f"scalar primitive {op!r} on bool operands: cast them first")
 
 
 def _int_pow(builder, vals, dtype, e):

@@ -149,7 +149,7 @@ class Emitter:
             a, b = (self.operand(x, dtype) for x in e.args[1:])
             return self.tmp(f"tl.where({cond}, {a}, {b})")
         if dtype == "bool":
-            raise NotImplementedError(f"scalar primitive {op!r} on bool operands: cast them first")
+            return self._bool_op(op, [self.operand(x, dtype) for x in e.args])
         if op == "pow" and is_float(dtype):
             return self._pow(e, dtype)
         vals = [self.operand(x, dtype) for x in e.args]
@@ -197,6 +197,17 @@ class Emitter:
         if op == "floor":
             return x
         raise NotImplementedError(f"scalar primitive {op!r} is not lowered for {dtype}")
+
+    def _bool_op(self, op: str, vals) -> str:
+        """bool op bool stays bool (as in torch): + and max are or, * and min are and, a ** b is
+        a or not b; selected with tl.where (0-d booleans do not combine with & and |)."""
+        if op in ("add", "maximum"):
+            return self.tmp(f"tl.where({vals[0]}, {vals[0]}, {vals[1]})")
+        if op in ("mul", "minimum"):
+            return self.tmp(f"tl.where({vals[0]}, {vals[1]}, {vals[0]})")
+        if op == "pow":
+            return self.tmp(f"tl.where({vals[1]}, {vals[0]}, {vals[1]} == 0)")
+        raise NotImplementedError(f"scalar primitive {op!r} on bool operands: cast them first")
 
     def _int_pow(self, e: Expr, vals, dtype: str) -> str:
         """Exact integer power by repeated squaring (wrapping on overflow, as NumPy): a constant

