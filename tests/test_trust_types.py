@@ -187,3 +187,103 @@ def test_min_gradient_routes_to_the_minimal_entries_like_torch(backend):
     t = torch.tensor(v, requires_grad=True)
     (torch.sum(torch.amin(t, 1) * torch.tensor([1.0, 2.0])) + torch.amin(t) * 3.0).backward()
     np.testing.assert_allclose(got, t.grad.numpy(), rtol=1e-6)
+
+
+# ---- integer pow is exact; negative integer exponents are refused --------------------------------
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype", ("int32", "int64"))
+def test_integer_pow_is_exact(backend, dtype):
+    xv = np.array([3, -2, 5, 7, 0, 1, -1, 11], dtype)
+    ev = np.array([7, 7, 7, 5, 0, 9, 3, 9], dtype)
+    with tg.Graph():
+        x = tg.placeholder("x", (8,), dtype=dtype)
+        e = tg.placeholder("e", (8,), dtype=dtype)
+        outs = [x ** 7, x ** e, x ** 0, 2 ** e]
+        got = tg.compile([x, e], outs, backend=backend)(xv, ev)
+    want = [xv ** 7, xv ** ev, xv ** 0, np.asarray(2, dtype) ** ev]
+    for g, w in zip(got, want):
+        assert g.dtype == np.dtype(dtype)
+        np.testing.assert_array_equal(g, w)
+
+
+@pytest.mark.parametrize("exponent", (-2, np.int64(-1), "tensor"))
+def test_integer_to_negative_constant_power_is_refused_at_build(exponent):
+    with tg.Graph():
+        x = tg.placeholder("x", (3,), dtype="int32")
+        e = tg.constant(np.array([1, -2, 3])) if exponent == "tensor" else exponent
+        with pytest.raises(ValueError, match="Integers to negative integer powers are not allowed"):
+            x ** e
+        with pytest.raises(ValueError, match="Integers to negative integer powers are not allowed"):
+            tg.pow(x, e)
+
+
+def test_integer_to_negative_runtime_power_raises_in_interp():
+    with tg.Graph():
+        x = tg.placeholder("x", (3,), dtype="int32")
+        e = tg.placeholder("e", (3,), dtype="int32")
+        fn = tg.compile([x, e], [x ** e], backend="interp")
+    with pytest.raises(Exception, match="Integers to negative integer powers"):   # NodeError names the node
+        fn(np.array([1, 2, 3], np.int32), np.array([1, -2, 3], np.int32))
+
+
+# ---- pow with a scalar base or a 0-d exponent (Triton's generated code failed) ----------------
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_pow_with_scalar_base_and_0d_exponent(backend):
+    xv = np.array([-1.5, -0.0, 0.0, 1.0, 2.0, -np.inf, np.nan, 3.0], np.float32)
+    with tg.Graph():
+        x = tg.placeholder("x", (8,))
+        e = tg.placeholder("e", ())
+        outs = [2.0 ** x, x ** e, e ** x, 0.5 ** x]
+        fn = tg.compile([x, e], outs, backend=backend)
+    for ev in (3.0, 2.5, 0.0, -1.0):
+        e32 = np.float32(ev)
+        got = fn(xv, np.array(ev, np.float32))
+        with np.errstate(all="ignore"):
+            want = [np.float32(2.0) ** xv, xv ** e32, e32 ** xv, np.float32(0.5) ** xv]
+        for g, w in zip(got, want):
+            np.testing.assert_allclose(g, w, rtol=2e-6, equal_nan=True, err_msg=f"e={ev}")
+
+
+# ---- gradient edge values as in torch ------------------------------------------------------------
+
+def _torch_pow_grads(xv, yv):
+    x = torch.tensor(xv, dtype=torch.float64, requires_grad=True)
+    y = torch.tensor(yv, dtype=torch.float64, requires_grad=True)
+    torch.sum(x ** y).backward()
+    return x.grad.numpy(), y.grad.numpy()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_pow_gradients_at_zero_match_torch(backend):
+    xv = np.array([0.0, 0.0, 0.0, 2.0, 0.0, 1.5, -2.0, 0.0], np.float32)
+    yv = np.array([0.0, 2.0, 0.5, 0.0, -1.0, 1.0, 3.0, 1.0], np.float32)
+    with tg.Graph():
+        x = tg.placeholder("x", (8,))
+        y = tg.parameter("y", yv)
+        gx, gy = tg.grad(tg.sum(x ** y), [x, y])
+        (g0,) = tg.grad(tg.sum(x ** 0.0), [x])
+        (gc,) = tg.grad(tg.sum(0.0 ** y), [y])
+        got = tg.compile([x], [gx, gy, g0, gc], backend=backend)(xv)
+    wx, wy = _torch_pow_grads(xv, yv)
+    w0, _ = _torch_pow_grads(xv, np.zeros_like(yv))
+    _, wc = _torch_pow_grads(np.zeros_like(xv), yv)
+    for g, w, what in zip(got, [wx, wy, w0, wc], ["d/dx x**y", "d/dy x**y", "d/dx x**0", "d/dy 0**y"]):
+        np.testing.assert_allclose(g, w.astype(np.float32), rtol=1e-5, equal_nan=True, err_msg=what)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_division_by_sqrt_is_exact_at_zero(backend):
+    xv = np.array([0.0, 0.0, 4.0, 1e-30], np.float32)
+    yv = np.array([1.0, -3.0, 2.0, 1.0], np.float32)
+    with tg.Graph():
+        x = tg.placeholder("x", (4,))
+        y = tg.placeholder("y", (4,))
+        outs = [y / tg.sqrt(x), 1.0 / tg.sqrt(x), tg.sqrt(x)]
+        (gs,) = tg.grad(tg.sum(tg.sqrt(x)), [x])
+        got = tg.compile([x, y], outs + [gs], backend=backend)(xv, yv)
+    with np.errstate(all="ignore"):
+        want = [yv / np.sqrt(xv), 1 / np.sqrt(xv), np.sqrt(xv), 0.5 / np.sqrt(xv)]
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, rtol=1e-6, equal_nan=False)
