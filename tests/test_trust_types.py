@@ -275,15 +275,38 @@ def test_pow_gradients_at_zero_match_torch(backend):
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_division_by_sqrt_is_exact_at_zero(backend):
-    xv = np.array([0.0, 0.0, 4.0, 1e-30], np.float32)
-    yv = np.array([1.0, -3.0, 2.0, 1.0], np.float32)
+    """y / sqrt(x) at x = 0 is ±inf, also in vectorised loops and reductions (llvm's arcp/afn
+    flags allowed an approximate reciprocal square root there, which gave nan)."""
+    rng = np.random.default_rng(3)
+    xv = rng.uniform(0.5, 4.0, (4, 64)).astype(np.float32)
+    xv[:, ::7] = 0.0
+    yv = rng.uniform(-2.0, 2.0, (4, 64)).astype(np.float32)
     with tg.Graph():
-        x = tg.placeholder("x", (4,))
-        y = tg.placeholder("y", (4,))
-        outs = [y / tg.sqrt(x), 1.0 / tg.sqrt(x), tg.sqrt(x)]
+        x = tg.placeholder("x", (4, 64))
+        y = tg.placeholder("y", (4, 64))
+        outs = [y / tg.sqrt(x), 1.0 / tg.sqrt(x), tg.sqrt(x), tg.sum(1.0 / tg.sqrt(x), axis=1),
+                tg.sum(1.0 / tg.sqrt(x))]
         (gs,) = tg.grad(tg.sum(tg.sqrt(x)), [x])
         got = tg.compile([x, y], outs + [gs], backend=backend)(xv, yv)
     with np.errstate(all="ignore"):
-        want = [yv / np.sqrt(xv), 1 / np.sqrt(xv), np.sqrt(xv), 0.5 / np.sqrt(xv)]
+        r = 1 / np.sqrt(xv)
+        want = [yv / np.sqrt(xv), r, np.sqrt(xv), r.sum(axis=1), r.sum(), 0.5 / np.sqrt(xv)]
     for g, w in zip(got, want):
-        np.testing.assert_allclose(g, w, rtol=1e-6, equal_nan=False)
+        np.testing.assert_allclose(g, w, rtol=1e-5, equal_nan=False)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("which", ("y/sqrt(x)", "sum(y/sqrt(x))", "sum(1/sqrt(x))"))
+def test_division_by_sqrt_alone_is_exact_at_zero(backend, which):
+    """The kernel of one small expression, the shape in which llvm gave nan and 0.99999994."""
+    xv, yv = np.array([0.0, 1.0, 2.0], np.float32), np.array([1.0, 1.0, -1.0], np.float32)
+    with tg.Graph():
+        x = tg.placeholder("x", (3,))
+        y = tg.placeholder("y", (3,))
+        out = {"y/sqrt(x)": lambda: y / tg.sqrt(x), "sum(y/sqrt(x))": lambda: tg.sum(y / tg.sqrt(x)),
+               "sum(1/sqrt(x))": lambda: tg.sum(1.0 / tg.sqrt(x))}[which]()
+        (got,) = tg.compile([x, y], [out], backend=backend)(xv, yv)
+    with np.errstate(all="ignore"):
+        q = {"y/sqrt(x)": yv / np.sqrt(xv), "sum(y/sqrt(x))": np.sum(yv / np.sqrt(xv)),
+             "sum(1/sqrt(x))": np.sum(1 / np.sqrt(xv))}[which]
+    np.testing.assert_array_equal(got, q)
