@@ -310,3 +310,23 @@ def test_division_by_sqrt_alone_is_exact_at_zero(backend, which):
         q = {"y/sqrt(x)": yv / np.sqrt(xv), "sum(y/sqrt(x))": np.sum(yv / np.sqrt(xv)),
              "sum(1/sqrt(x))": np.sum(1 / np.sqrt(xv))}[which]
     np.testing.assert_array_equal(got, q)
+
+
+# ---- docs/numerics.md states the rule the code follows ----------------------------------------
+
+def test_numerics_page_is_linked_and_its_scalar_table_matches_the_code():
+    from pathlib import Path
+    root = Path(__file__).resolve().parent.parent
+    assert "docs/numerics.md" in (root / "README.md").read_text()
+    assert "numerics.md" in (root / "docs" / "ops.md").read_text()
+    text = (root / "docs" / "numerics.md").read_text()
+    rows = [line.split("|")[1:-1] for line in text.splitlines()
+            if line.startswith("| ") and line.split("|")[1].strip() in ALL_DTYPES and line.count("|") == 9]
+    assert len(rows) == len(ALL_DTYPES)
+    for cells in rows:
+        dtype, *want = (c.strip() for c in cells)
+        with tg.Graph():
+            x = tg.placeholder("x", (2,), dtype=dtype)
+            c = tg.placeholder("c", (2,), dtype="bool")
+            got = [x + True, x + 3, x + 2.5, x / 3, x ** 2, x < 3, tg.where(c, x, 3)]
+        assert [t.dtype for t in got] == want, dtype
