@@ -330,3 +330,20 @@ def test_numerics_page_is_linked_and_its_scalar_table_matches_the_code():
             c = tg.placeholder("c", (2,), dtype="bool")
             got = [x + True, x + 3, x + 2.5, x / 3, x ** 2, x < 3, tg.where(c, x, 3)]
         assert [t.dtype for t in got] == want, dtype
+
+
+def test_min_reduction_exports_to_onnx(tmp_path):
+    """min is its own op now: the ONNX export writes ReduceMin (it exported neg/max/neg before)."""
+    onnx = pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    from tensorforge.export import to_onnx
+    g = tg.Graph("min")
+    x = tg.placeholder("x", (None, 3), graph=g)
+    outs = [tg.min(x, axis=1), tg.min(x)]
+    path = tmp_path / "m.onnx"
+    model = to_onnx([x], outs, path)
+    assert "ReduceMin" in {n.op_type for n in model.graph.node}
+    xv = np.random.default_rng(0).standard_normal((4, 3)).astype(np.float32)
+    got = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"x": xv})
+    np.testing.assert_array_equal(got[0], xv.min(axis=1))
+    np.testing.assert_array_equal(got[1], xv.min())
