@@ -347,3 +347,18 @@ def test_min_reduction_exports_to_onnx(tmp_path):
     got = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"x": xv})
     np.testing.assert_array_equal(got[0], xv.min(axis=1))
     np.testing.assert_array_equal(got[1], xv.min())
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_sum_of_bools_and_ints_counts_in_int64_like_torch(backend):
+    bv = np.array([[True, True, False], [True, False, False]])
+    iv = np.array([[2**30, 2**30, 5], [1, 2, 3]], np.int32)
+    with tg.Graph():
+        b = tg.placeholder("b", (2, 3), dtype="bool")
+        i = tg.placeholder("i", (2, 3), dtype="int32")
+        outs = [tg.sum(b), tg.sum(b, axis=1), tg.sum(i), tg.sum(i, axis=0)]
+        got = tg.compile([b, i], outs, backend=backend)(bv, iv)
+    tb, ti = torch.tensor(bv), torch.tensor(iv)
+    for g, w in zip(got, [tb.sum(), tb.sum(1), ti.sum(), ti.sum(0)]):
+        assert g.dtype == np.int64
+        np.testing.assert_array_equal(g, w.numpy())

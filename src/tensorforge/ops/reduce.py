@@ -32,11 +32,19 @@ def _keep(g, c):
     return apply("expand_dims", [g], axes=axes) if axes else g
 
 
+def _sum_type(types, axis=None, keepdims=False):
+    """Sums of bools and integers count in int64 (as torch.sum and np.sum do): a sum of bools is a
+    count, not a logical or."""
+    shape, dtype = _reduce_type(types, axis, keepdims)
+    return shape, dtype if np.dtype(dtype).kind == "f" else "int64"
+
+
 def _sum_impl(x, axis=None, keepdims=False):
-    return np.asarray(np.sum(x, axis=axis, keepdims=keepdims))
+    x = np.asarray(x)
+    return np.asarray(np.sum(x, axis=axis, keepdims=keepdims, dtype=None if x.dtype.kind == "f" else np.int64))
 
 
-register("sum", infer=_reduce_type, impl=_sum_impl, n_inputs=1, family="reduce",
+register("sum", infer=_sum_type, impl=_sum_impl, n_inputs=1, family="reduce",
          vjp=lambda c, g: [apply("broadcast_like", [_keep(g, c), c.x])],
          doc="sum over axis (None: all), keepdims")
 
