@@ -327,13 +327,14 @@ def test_reflected_operators_with_python_and_numpy_operands(name):
 
 
 def test_operand_dtype_promotion():
-    """Arrays promote as in NumPy; Python and NumPy float scalars are weakly typed (as in torch/JAX)."""
+    """Python and NumPy float scalars are weakly typed and int with float gives the float (as in
+    torch, docs/numerics.md); arrays of one category promote as in NumPy."""
     with tg.Graph():
         x = tg.placeholder("x", (2,))
         n = tg.placeholder("n", (2,), dtype="int64")
         assert (np.ones(2) * x).dtype == "float64"
         assert (x * 2.0).dtype == "float32" and (x * np.float64(2.0)).dtype == "float32"
-        assert (n * 2).dtype == "int64" and (n * 2.5).dtype == "float64" and (n + x).dtype == "float64"
+        assert (n * 2).dtype == "int64" and (n * 2.5).dtype == "float32" and (n + x).dtype == "float32"
 
 
 def test_tensor_methods():

@@ -56,7 +56,7 @@ def reduction_cases():
                        lambda x, a=axis, k=keep: torch.amax(x, _dims(a, 3), keepdim=k), (X3,), f"max-{aid}")
             yield Case("numel", lambda x, a=axis, k=keep: tg.mean(x, a, k),
                        lambda x, a=axis, k=keep: torch.mean(x, _dims(a, 3), keepdim=k), (X3,), f"mean-{aid}")
-            yield Case("max", lambda x, a=axis, k=keep: tg.min(x, a, k),
+            yield Case("min", lambda x, a=axis, k=keep: tg.min(x, a, k),
                        lambda x, a=axis, k=keep: torch.amin(x, _dims(a, 3), keepdim=k), (X3,), f"min-{aid}")
             yield Case("sum", lambda x, a=axis, k=keep: tg.var(x, a, k),
                        lambda x, a=axis, k=keep: torch.var(x, _dims(a, 3), correction=0, keepdim=k), (X3,),

@@ -44,7 +44,9 @@ def render() -> str:
            "Generated from the op registry by `tools/make_op_reference.py`; do not edit by hand.",
            "Every primitive below declares its shape rule, NumPy reference and pullback in one place",
            "(`src/tensorforge/ops/<family>.py`). *grad*: `yes` = has a pullback, `zero` = gradient is zero",
-           "by definition. *scalar*: declares a scalar expression, so the code generators fuse it.", ""]
+           "by definition. *scalar*: declares a scalar expression, so the code generators fuse it.",
+           "Type promotion, tolerances, NaN/inf and the gradient conventions at 0: "
+           "[numerics.md](numerics.md).", ""]
     families = sorted({op.family for op in OPS.values()}, key=lambda f: list(FAMILY_TITLES).index(f)
                       if f in FAMILY_TITLES else 99)
     for fam in families:

@@ -327,16 +327,16 @@ class Tensor:
 
 
 def as_tensor(x, like: Tensor | None = None, graph: Graph | None = None) -> Tensor:
-    """Wrap Python scalars/arrays as constants. Python scalars take ``like``'s dtype
-    (weak typing, as in JAX and PyTorch) so ``x * 2`` stays float32."""
+    """Wrap Python scalars/arrays as constants. Python scalars are weak (as in PyTorch): they
+    take ``like``'s dtype unless their category is higher (``ops.scalar.weak_scalar_dtype``),
+    so ``x * 2`` stays float32 and ``int32 tensor * 1.5`` is float32."""
     if isinstance(x, Tensor):
         return x
     graph = like.graph if like is not None else (graph or get_default_graph())
-    if isinstance(x, (bool, int, float)) and like is not None:
-        dtype = like.dtype
-        if isinstance(x, float) and np.dtype(dtype).kind in "biu":
-            dtype = "float32"
-        return constant(np.asarray(x, dtype=dtype), graph=graph)
+    if isinstance(x, (bool, int, float)):
+        from .ops.scalar import weak_scalar_dtype   # the one promotion rule (docs/numerics.md)
+        return constant(np.asarray(x, dtype=weak_scalar_dtype(x, like.dtype if like is not None else None)),
+                        graph=graph)
     return constant(x, graph=graph)
 
 

@@ -46,7 +46,7 @@ class Load:
 
 @dataclass(frozen=True)
 class Reduction:
-    op: str                       # "sum" or "max"
+    op: str                       # "sum", "max" or "min"
     expr: Expr
 
 
@@ -74,7 +74,7 @@ class LoopSpec:
         return describe(self)
 
 
-REDUCE_OPS = {"sum": (np.sum, 0.0), "max": (np.max, -np.inf)}
+REDUCE_OPS = {"sum": (np.sum, 0.0), "max": (np.max, -np.inf), "min": (np.min, np.inf)}
 
 
 def contiguous_strides(shape) -> tuple[int, ...]:

@@ -90,9 +90,9 @@ def _translate(b: _Builder, nid: int) -> None:
         b.node("Cast", ins, [out], to=int(b.helper.np_dtype_to_tensor_dtype(np.dtype(attrs["dtype"]))))
     elif op in ("softmax", "log_softmax"):
         b.node("Softmax" if op == "softmax" else "LogSoftmax", ins, [out], axis=int(attrs["axis"]))
-    elif op in ("sum", "max", "logsumexp"):
+    elif op in ("sum", "max", "min", "logsumexp"):
         axes = normalize_axis(attrs.get("axis"), len(in_shapes[0]))
-        kind = {"sum": "ReduceSum", "max": "ReduceMax", "logsumexp": "ReduceLogSumExp"}[op]
+        kind = {"sum": "ReduceSum", "max": "ReduceMax", "min": "ReduceMin", "logsumexp": "ReduceLogSumExp"}[op]
         if not axes:
             b.node("Identity", ins, [out])
         else:
@@ -154,7 +154,8 @@ def _numel(b: _Builder, d, attrs, shape, x: str, out: str) -> None:
 
 
 SUPPORTED_OPS = sorted(set(UNARY) | set(BINARY) | {
-    "ne", "where", "leaky_relu", "elu", "cast", "softmax", "log_softmax", "sum", "max", "logsumexp", "numel",
+    "ne", "where", "leaky_relu", "elu", "cast", "softmax", "log_softmax", "sum", "max", "min", "logsumexp",
+    "numel",
     "reshape", "reshape_like", "broadcast_to", "broadcast_like", "transpose", "expand_dims", "squeeze",
     "concat", "conv2d", "max_pool2d", "avg_pool2d"})
 

@@ -28,7 +28,14 @@ def neg(x): return apply("neg", [x])
 def exp(x): return apply("exp", [x])
 def log(x): return apply("log", [x])
 def sign(x): return apply("sign", [x])
-def where(cond, a, b): return apply("where", [cond, a, b])
+def where(cond, a, b):
+    """a where cond else b. Python scalars among a and b take the other branch's dtype (weak
+    scalars, docs/numerics.md), never the condition's: where(c, 4, 2) is int64."""
+    from ..graph import as_tensor
+    like = a if isinstance(a, Tensor) else b if isinstance(b, Tensor) else None
+    graph = cond.graph if isinstance(cond, Tensor) else None
+    a, b = (as_tensor(v, like=like, graph=graph) for v in (a, b))
+    return apply("where", [cond, a, b])
 def cast(x, dtype): return apply("cast", [x], dtype=str(dtype))
 
 
@@ -42,8 +49,8 @@ def _install_operators() -> None:
     T.__rmul__ = lambda a, b: apply("mul", [b, a])
     T.__truediv__ = lambda a, b: apply("div", [a, b])
     T.__rtruediv__ = lambda a, b: apply("div", [b, a])
-    T.__pow__ = lambda a, b: apply("pow", [a, b])
-    T.__rpow__ = lambda a, b: apply("pow", [b, a])
+    T.__pow__ = lambda a, b: pow(a, b)
+    T.__rpow__ = lambda a, b: pow(b, a)
     T.__matmul__ = lambda a, b: matmul(a, b)
     T.__rmatmul__ = lambda a, b: matmul(b, a)
     T.__neg__ = lambda a: apply("neg", [a])

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .registry import ShapeError, TensorType, apply, broadcast_shapes, register, result_dtype
+from .registry import ShapeError, TensorType, apply, broadcast_shapes, register
+from .scalar import promote_types, true_divide_dtype
 
 FLOAT_KINDS = "f"
 
@@ -28,7 +29,7 @@ def _same_type(types, **_):
 
 def _binary_type(types, **_):
     a, b = types
-    return broadcast_shapes(a.shape, b.shape), result_dtype(a.dtype, b.dtype)
+    return broadcast_shapes(a.shape, b.shape), promote_types(a.dtype, b.dtype)
 
 
 def _compare_type(types, **_):
@@ -79,21 +80,63 @@ binary("mul", np.multiply, lambda s, a, b: a * b,
 
 def _div_type(types, **_):
     shape, dtype = _binary_type(types)
-    return shape, dtype if np.dtype(dtype).kind == "f" else "float64"   # true division, as NumPy
+    return shape, true_divide_dtype(dtype)   # of integers: float32, the default float
 
 
-binary("div", np.true_divide, lambda s, a, b: a / b,
+def _true_divide(a, b):
+    # NumPy would divide integers in float64; compute in the result type the graph declares
+    if np.asarray(a).dtype.kind != "f" and np.asarray(b).dtype.kind != "f":
+        a = np.asarray(a, dtype=np.float32)
+    return np.true_divide(a, b)
+
+
+binary("div", _true_divide, lambda s, a, b: a / b,
        lambda c, g: [div(g, c.inputs[1]), neg(div(mul(g, c.output), c.inputs[1]))], infer=_div_type, doc="a / b")
 
 
 def _pow_vjp(c, g):
+    """torch's conventions at the edges: d/da = b a^(b-1), taken as 0 where b == 0 (so
+    d(x**0)/dx = 0 at x = 0); d/db = a^b log a, taken as 0 where a == 0 and b >= 0."""
     a, b = c.inputs
-    ga = mul(g, mul(b, apply("pow", [a, sub(b, 1.0)]))) if c.needs[0] else None
-    gb = mul(g, mul(c.output, log(a))) if c.needs[1] else None
+    ga = gb = None
+    if c.needs[0]:
+        ga = mul(g, where(eq(b, 0.0), 0.0, mul(b, apply("pow", [a, sub(b, 1.0)]))))
+    if c.needs[1]:
+        full = mul(c.output, log(a))
+        gb = mul(g, where(eq(a, 0.0), where(apply("ge", [b, 0.0]), 0.0, full), full))
     return [ga, gb]
 
 
-binary("pow", np.power, lambda s, a, b: s.pow(a, b), _pow_vjp, doc="a ** b")
+def _pow_impl(a, b):
+    a, b = np.asarray(a), np.asarray(b)
+    if a.dtype.kind in "biu" and b.dtype.kind in "iu" and b.size and (b < 0).any():
+        raise ValueError("pow: Integers to negative integer powers are not allowed "
+                         f"(base {a.dtype}, exponent {b.dtype} with a negative value)")
+    return np.power(a, b)
+
+
+def check_integer_pow(base, exponent) -> None:
+    """Integer tensors to negative integer powers are an error (as in torch and NumPy): raised
+    when the graph is built if the exponent is a known constant, else by the interpreter."""
+    from ..graph import Tensor
+    bdt = base.dtype if isinstance(base, Tensor) else ("int64" if isinstance(base, int) else "float32")
+    if np.dtype(bdt).kind not in "biu":
+        return
+    if isinstance(exponent, Tensor):
+        if exponent.op != "constant" or np.dtype(exponent.dtype).kind not in "iu":
+            return
+        value = exponent.graph.values[exponent.id]
+    elif isinstance(exponent, (int, np.integer)) and not isinstance(exponent, bool):
+        value = np.asarray(exponent)
+    else:
+        return
+    if (np.asarray(value) < 0).any():
+        raise ValueError(f"pow: Integers to negative integer powers are not allowed (a {bdt} base "
+                         f"to the power {np.asarray(value).tolist()}); cast the base to a float first")
+
+
+binary("pow", _pow_impl, lambda s, a, b: s.pow(a, b), _pow_vjp,
+       doc="a ** b (integers: exact, negative exponents are an error)")
 
 
 def _minmax_vjp(cmp):
@@ -129,7 +172,7 @@ def _where_type(types, **_):
     c, a, b = types
     if c.dtype != "bool":
         raise ShapeError(f"condition must be bool, got {c.dtype}")
-    return broadcast_shapes(c.shape, a.shape, b.shape), result_dtype(a.dtype, b.dtype)
+    return broadcast_shapes(c.shape, a.shape, b.shape), promote_types(a.dtype, b.dtype)
 
 
 register("where", infer=_where_type, impl=_quiet(np.where), n_inputs=3, family="elementwise",
@@ -224,7 +267,12 @@ heaviside = _public("heaviside", "Step function: 1 if x > 0 else 0.")
 softplus = _public("softplus", "ln(1+e^x), computed stably.")
 less, less_equal, greater, greater_equal = lt, _public("le"), gt, _public("ge")
 equal, not_equal = eq, _public("ne")
-pow = _public("pow")  # noqa: A001
+
+
+def pow(a, b):  # noqa: A001
+    """a ** b; integer bases to negative integer powers are an error, as in torch."""
+    check_integer_pow(a, b)
+    return apply("pow", [a, b])
 
 
 def leaky_relu(x, alpha: float = 0.01):

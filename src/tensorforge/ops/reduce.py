@@ -1,4 +1,4 @@
-"""Reductions (sum, max, argmax, numel) and the row-wise softmax family.
+"""Reductions (sum, max, min, argmax, numel) and the row-wise softmax family.
 
 softmax, log_softmax and logsumexp are primitives (not compositions) so that
 they are computed stably in one place and become one row-wise kernel later.
@@ -43,27 +43,40 @@ def _keep(g, c):
     return apply("expand_dims", [g], axes=axes) if axes else g
 
 
+def _sum_type(types, axis=None, keepdims=False):
+    """Sums of bools and integers count in int64 (as torch.sum and np.sum do): a sum of bools is a
+    count, not a logical or."""
+    shape, dtype = _reduce_type(types, axis, keepdims)
+    return shape, dtype if np.dtype(dtype).kind == "f" else "int64"
+
+
 def _sum_impl(x, axis=None, keepdims=False):
-    return np.asarray(np.sum(x, axis=axis, keepdims=keepdims))
+    x = np.asarray(x)
+    return np.asarray(np.sum(x, axis=axis, keepdims=keepdims, dtype=None if x.dtype.kind == "f" else np.int64))
 
 
-register("sum", infer=_reduce_type, impl=_sum_impl, n_inputs=1, family="reduce",
+register("sum", infer=_sum_type, impl=_sum_impl, n_inputs=1, family="reduce",
          vjp=lambda c, g: [apply("broadcast_like", [_keep(g, c), c.x])],
          doc="sum over axis (None: all), keepdims")
 
 
-def _max_vjp(c, g):
+def _extremum_vjp(c, g):
+    """max and min route the gradient to the selected entries; ties share it evenly (as
+    torch.amax/amin do)."""
     x = c.x
     out = _keep(c.output, c)
     mask = apply("cast", [apply("eq", [x, apply("broadcast_like", [out, x])])], dtype=x.dtype)
-    # ties share the gradient evenly (as torch.amax does)
     count = apply("sum", [mask], axis=c.attrs.get("axis"), keepdims=True)
     return [apply("mul", [apply("broadcast_like", [apply("div", [_keep(g, c), count]), x]), mask])]
 
 
 register("max", infer=_max_type, n_inputs=1, family="reduce",
          impl=lambda x, axis=None, keepdims=False: np.asarray(np.max(x, axis=axis, keepdims=keepdims)),
-         vjp=_max_vjp, doc="maximum over axis; gradient routed to the maximal entries")
+         vjp=_extremum_vjp, doc="maximum over axis; gradient routed to the maximal entries")
+register("min", infer=_reduce_type, n_inputs=1, family="reduce",
+         impl=lambda x, axis=None, keepdims=False: np.asarray(np.min(x, axis=axis, keepdims=keepdims)),
+         vjp=_extremum_vjp, doc="minimum over axis (a reduction of its own: exact at INT_MIN, on "
+                                "unsigned and bool); gradient routed to the minimal entries")
 
 
 def _argmax_type(types, axis=-1, keepdims=False):
@@ -170,8 +183,8 @@ def max(x, axis=None, keepdims: bool = False):  # noqa: A001
 
 
 def min(x, axis=None, keepdims: bool = False):  # noqa: A001
-    """Minimum over ``axis`` (as -max(-x))."""
-    return apply("neg", [max(apply("neg", [x]), axis, keepdims)])
+    """Minimum over ``axis``."""
+    return apply("min", [x], axis=_axis(axis), keepdims=bool(keepdims))
 
 
 def mean(x, axis=None, keepdims: bool = False):

@@ -121,18 +121,49 @@ def is_float_dtype(dtype) -> bool:
     return dtype is not None and np.dtype(dtype).kind == "f"
 
 
+DEFAULT_FLOAT = "float32"
+_CATEGORY = {"b": 0, "u": 1, "i": 1, "f": 2}   # bool < integer < floating point
+
+
+def promote_types(*dtypes) -> str:
+    """THE promotion rule of tensorforge (docs/numerics.md), as in PyTorch: the operands of the
+    highest category (bool < integer < float) decide, promoted among themselves as NumPy does
+    (int8 + uint8 -> int16, float32 + float64 -> float64); a lower category never widens a
+    higher one (int64 + float32 -> float32, where NumPy would give float64)."""
+    dts = [np.dtype(d) for d in dtypes]
+    top = max(_CATEGORY[d.kind] for d in dts)
+    return np.result_type(*[d for d in dts if _CATEGORY[d.kind] == top]).name
+
+
+def weak_scalar_dtype(value, like_dtype=None) -> str:
+    """The dtype a Python scalar takes next to a tensor of ``like_dtype`` ("weak" scalars, as in
+    PyTorch): the tensor's dtype when the scalar's category is not higher, else the default type
+    of the scalar's category (bool tensor + 2 -> int64, int tensor * 1.5 -> float32)."""
+    kind = "b" if isinstance(value, (bool, np.bool_)) else "i" if isinstance(value, (int, np.integer)) else "f"
+    default = {"b": "bool", "i": "int64", "f": DEFAULT_FLOAT}[kind]
+    if like_dtype is None:
+        return default
+    like = np.dtype(like_dtype)
+    return like.name if _CATEGORY[like.kind] >= _CATEGORY[kind] else default
+
+
+def true_divide_dtype(dtype) -> str:
+    """True division (and the float-only math) of integers or bools gives the default float."""
+    return np.dtype(dtype).name if is_float_dtype(dtype) else DEFAULT_FLOAT
+
+
 def promote(*dtypes):
-    """NumPy promotion of the typed operands of an expression; None when every operand is an
+    """``promote_types`` of the typed operands of an expression; None when every operand is an
     untyped constant (which then takes the type of whatever it meets). Both code generators
     type expressions with this rule."""
     typed = [d for d in dtypes if d is not None]
     if not typed:
         return None
-    return str(np.result_type(*[np.dtype(d) for d in typed]))
+    return promote_types(*typed)
 
 
 LOGICAL = ("logical_and", "logical_or", "logical_not")
-FLOAT_RESULT = ("div", "pow", "exp", "log", "tanh", "sqrt")   # of integers: float64, like NumPy
+FLOAT_RESULT = ("div", "exp", "log", "tanh", "sqrt")   # of integers: float32 (pow of integers is exact)
 
 
 def expr_dtype(e: Expr, dtype_of):
@@ -153,7 +184,7 @@ def expr_dtype(e: Expr, dtype_of):
         return promote(*sub[1:])
     t = promote(*sub)
     if op in FLOAT_RESULT:
-        return t if t is None or is_float_dtype(t) else "float64"
+        return t if t is None else true_divide_dtype(t)
     return t
 
 

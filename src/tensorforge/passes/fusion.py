@@ -6,7 +6,7 @@ Each node of the program is one of
     elementwise declares a scalar expression                      -> inlined or a kernel root
     view        transpose, broadcast, expand/squeeze, reshape,   -> never computed: composed into
                 getitem                                             the strides of whoever reads it
-    reduction   sum, max, sum_to_like, softmax, log_softmax,      -> a kernel root; elementwise
+    reduction   sum, max, min, sum_to_like, softmax, log_softmax,      -> a kernel root; elementwise
                 logsumexp                                           producers become its prologue
     opaque      everything else (matmul, conv2d, pooling, ...)   -> a buffer made by a library kernel
 
@@ -39,7 +39,7 @@ __all__ = ["fuse", "VIEW_OPS", "REDUCTION_OPS"]
 
 VIEW_OPS = ("transpose", "broadcast_to", "broadcast_like", "expand_dims", "squeeze", "reshape", "reshape_like",
             "getitem")
-REDUCTION_OPS = ("sum", "max", "sum_to_like", "softmax", "log_softmax", "logsumexp")
+REDUCTION_OPS = ("sum", "max", "min", "sum_to_like", "softmax", "log_softmax", "logsumexp")
 LEAF_OPS = ("placeholder", "parameter", "constant")
 # At most this many elementwise ops in one fused expression: a longer chain is cut into several
 # kernels, which bounds the code generators' work (and LLVM's and Triton's compile time) per kernel.
@@ -358,8 +358,8 @@ class _Fuser:
         else:
             out_strides = self._kept_out_strides(op, attrs, xs, out_shape, kept, red)
         s0, s1 = Expr("stage", (), 0), Expr("stage", (), 1)
-        if op in ("sum", "sum_to_like", "max"):
-            reductions = (Reduction("max" if op == "max" else "sum", x_e),)
+        if op in ("sum", "sum_to_like", "max", "min"):
+            reductions = (Reduction(op if op in ("max", "min") else "sum", x_e),)
             out, per_element = s0, False
         else:
             reductions = (Reduction("max", x_e), Reduction("sum", SYMBOLIC.exp(x_e - s0)))

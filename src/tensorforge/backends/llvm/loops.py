@@ -69,21 +69,26 @@ def _combine(b: ir.IRBuilder, op: str, acc, value, dtype: str):
     if np.dtype(dtype).kind == "f":
         if op == "sum":
             return b.fadd(acc, value, flags=SUM_FLAGS)
-        # NumPy's max propagates nan: llvm.maximum does too (and vectorises as a reduction)
-        fn = b.module.declare_intrinsic("llvm.maximum", [acc.type], ir.FunctionType(acc.type, [acc.type] * 2))
+        # NumPy's max/min propagate nan: llvm.maximum/minimum do too (and vectorise as reductions)
+        name = "llvm.maximum" if op == "max" else "llvm.minimum"
+        fn = b.module.declare_intrinsic(name, [acc.type], ir.FunctionType(acc.type, [acc.type] * 2))
         return b.call(fn, [acc, value])
     if op == "sum":
         return b.add(acc, value)
-    return b.select(b.icmp_signed(">", value, acc), value, acc)
+    return b.select(b.icmp_signed(">" if op == "max" else "<", value, acc), value, acc)
 
 
 def _init(op: str, dtype: str):
+    """The identity of the reduction: 0, or the lowest (max) / highest (min) value of dtype."""
     ty = scalar.ir_type(dtype)
     if np.dtype(dtype).kind == "f":
-        return ir.Constant(ty, 0.0 if op == "sum" else float("-inf"))
+        return ir.Constant(ty, {"sum": 0.0, "max": float("-inf"), "min": float("inf")}[op])
     if op == "sum":
         return ir.Constant(ty, 0)
-    return ir.Constant(ty, np.iinfo(np.dtype(dtype)).min if dtype != "bool" else 0)
+    if dtype == "bool":
+        return ir.Constant(ty, 0 if op == "max" else 1)
+    info = np.iinfo(np.dtype(dtype))
+    return ir.Constant(ty, int(info.min if op == "max" else info.max))
 
 
 def emit_loop_kernel(module: ir.Module, name: str, spec: LoopSpec, in_dtypes, threads: int = 1) -> ir.Function:

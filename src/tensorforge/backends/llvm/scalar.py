@@ -27,6 +27,9 @@ from ...ops.scalar import is_float_dtype as _is_float, promote as _promote
 from . import jit, vecmath
 
 FASTMATH = ("contract", "arcp", "afn", "nsz")
+# Divisions carry no arcp/afn: with them LLVM may turn y / sqrt(x) into an approximate reciprocal
+# square root, which gives nan instead of inf at x = 0 (docs/numerics.md: sqrt and div are exact).
+DIV_FLAGS = ("contract", "nsz")
 _IR_TYPES = {
     "float32": ir.FloatType(), "float64": ir.DoubleType(), "int64": ir.IntType(64),
     "int32": ir.IntType(32), "bool": ir.IntType(1),
@@ -183,24 +186,63 @@ def _pow_const_exponent(builder, a, exponent):
     if exponent == 3.0:
         return builder.fmul(builder.fmul(a, a, flags=FASTMATH), a, flags=FASTMATH)
     if exponent == -1.0:
-        return builder.fdiv(ir.Constant(a.type, 1.0), a, flags=FASTMATH)
+        return builder.fdiv(ir.Constant(a.type, 1.0), a, flags=DIV_FLAGS)
     return None
 
 
 def arithmetic(builder: ir.IRBuilder, op: str, vals, dtype: str, e: Expr | None = None):
     """The arithmetic and math primitives on values already converted to ``dtype``."""
     if dtype == "bool":
-        raise NotImplementedError(f"scalar primitive {op!r} on bool operands: cast them first")
+        return _bool_arithmetic(builder, op, vals)
     if _is_float(dtype):
         return _float_arithmetic(builder, op, vals, e)
+    if op == "pow":
+        return _int_pow(builder, vals, dtype, e)
     return _int_arithmetic(builder, op, vals, dtype)
+
+
+def _bool_arithmetic(builder, op, vals):
+    """bool op bool stays bool (as in torch): + and max are or, * and min are and, a ** b is a or not b."""
+    b = builder
+    if op in ("add", "maximum"):
+        return b.or_(*vals)
+    if op in ("mul", "minimum"):
+        return b.and_(*vals)
+    if op == "pow":
+        return b.or_(vals[0], b.not_(vals[1]))
+    raise NotImplementedError(f"scalar primitive {op!r} on bool operands: cast them first")
+
+
+def _int_pow(builder, vals, dtype, e):
+    """Exact integer power by repeated squaring (wrapping on overflow, as NumPy): a constant
+    exponent is unrolled to its bits; otherwise every bit of a non-negative exponent is
+    visited, straight-line (negative exponents are refused by the graph and the interpreter)."""
+    b = builder
+    x, y = vals
+    result, base = ir.Constant(x.type, 1), x
+    exponent = e.args[1] if e is not None else None
+    if exponent is not None and exponent.op == "const":
+        n = int(exponent.value)
+        while n > 0:
+            if n & 1:
+                result = b.mul(result, base)
+            n >>= 1
+            if n:
+                base = b.mul(base, base)
+        return result
+    one, zero = ir.Constant(y.type, 1), ir.Constant(y.type, 0)
+    for bit in range(np.dtype(dtype).itemsize * 8 - 1):
+        odd = b.icmp_unsigned("!=", b.and_(b.lshr(y, ir.Constant(y.type, bit)), one), zero)
+        result = b.select(odd, b.mul(result, base), result)
+        base = b.mul(base, base)
+    return result
 
 
 def _float_arithmetic(builder, op, vals, e):
     b, fm = builder, FASTMATH
     if op in ("add", "sub", "mul", "div"):
         fn = {"add": b.fadd, "sub": b.fsub, "mul": b.fmul, "div": b.fdiv}[op]
-        return fn(vals[0], vals[1], flags=fm)
+        return fn(vals[0], vals[1], flags=DIV_FLAGS if op == "div" else fm)
     if op in ("maximum", "minimum"):
         return _float_minmax(b, op, *vals)
     if op == "pow":

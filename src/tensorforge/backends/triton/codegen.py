@@ -189,29 +189,32 @@ def _elementwise(k: _Kernel, wide: bool) -> None:
 # ---- reductions --------------------------------------------------------------------------
 
 def _identity(op: str, dtype: str) -> str:
+    """0, or the lowest (max) / highest (min) value of dtype."""
     if op == "sum":
         return constant(0, dtype)
     if is_float(dtype):
-        return constant(-math.inf, dtype)
-    return constant(np.iinfo(np.dtype(dtype)).min, dtype)
+        return constant(-math.inf if op == "max" else math.inf, dtype)
+    info = np.iinfo(np.dtype(dtype))
+    return constant(info.min if op == "max" else info.max, dtype)
 
 
 def _combine(op: str, acc: str, value: str, dtype: str) -> str:
     if op == "sum":
         return f"{acc} + {value}"
+    fn = "tl.maximum" if op == "max" else "tl.minimum"
     if is_float(dtype):
-        return f"tl.maximum({acc}, {value}, propagate_nan=tl.PropagateNan.ALL)"
-    return f"tl.maximum({acc}, {value})"
+        return f"{fn}({acc}, {value}, propagate_nan=tl.PropagateNan.ALL)"
+    return f"{fn}({acc}, {value})"
 
 
 def _finish(k: _Kernel, op: str, acc: str, stage: str) -> None:
-    """Reduce the lanes of ``acc`` to the [XBLOCK, 1] stage value (max: nan if any lane is nan)."""
+    """Reduce the lanes of ``acc`` to the [XBLOCK, 1] stage value (max/min: nan if any lane is nan)."""
     dtype = k.acc_dtype
     if op == "sum":
         k.lines.append(f"{stage} = tl.sum({acc}, axis=1)[:, None]")
         return
-    k.lines.append(f"{stage} = tl.max({acc}, axis=1)[:, None]")
-    if is_float(dtype):  # tl.max may drop nan on GPUs (maxnum): put it back
+    k.lines.append(f"{stage} = tl.{op}({acc}, axis=1)[:, None]")
+    if is_float(dtype):  # tl.max/tl.min may drop nan on GPUs (maxnum): put it back
         k.lines.append(f"{stage}_nan = tl.max(({acc} != {acc}).to(tl.int32), axis=1)[:, None]")
         k.lines.append(f"{stage} = tl.where({stage}_nan > 0, {constant(math.nan, dtype)}, {stage})")
 

@@ -159,12 +159,14 @@ class Emitter:
             a, b = (self.operand(x, dtype) for x in e.args[1:])
             return self.tmp(f"tl.where({cond}, {a}, {b})")
         if dtype == "bool":
-            raise NotImplementedError(f"scalar primitive {op!r} on bool operands: cast them first")
+            return self._bool_op(op, [self.operand(x, dtype) for x in e.args])
         if op == "pow" and is_float(dtype):
             return self._pow(e, dtype)
         vals = [self.operand(x, dtype) for x in e.args]
         if is_float(dtype):
             return self._float_op(op, vals, dtype)
+        if op == "pow":
+            return self._int_pow(e, vals, dtype)
         return self._int_op(op, vals, dtype)
 
     def _compare(self, e: Expr) -> str:
@@ -205,6 +207,38 @@ class Emitter:
         if op == "floor":
             return x
         raise NotImplementedError(f"scalar primitive {op!r} is not lowered for {dtype}")
+
+    def _bool_op(self, op: str, vals) -> str:
+        """bool op bool stays bool (as in torch): + and max are or, * and min are and, a ** b is
+        a or not b; selected with tl.where (0-d booleans do not combine with & and |)."""
+        if op in ("add", "maximum"):
+            return self.tmp(f"tl.where({vals[0]}, {vals[0]}, {vals[1]})")
+        if op in ("mul", "minimum"):
+            return self.tmp(f"tl.where({vals[0]}, {vals[1]}, {vals[0]})")
+        if op == "pow":
+            return self.tmp(f"tl.where({vals[1]}, {vals[0]}, {vals[1]} == 0)")
+        raise NotImplementedError(f"scalar primitive {op!r} on bool operands: cast them first")
+
+    def _int_pow(self, e: Expr, vals, dtype: str) -> str:
+        """Exact integer power by repeated squaring (wrapping on overflow, as NumPy): a constant
+        exponent is unrolled to its bits, otherwise every bit of a non-negative exponent is
+        visited (negative exponents are refused by the graph and the interpreter)."""
+        x, y = vals
+        result, base = self._const(1, dtype), x
+        if e.args[1].op == "const":
+            n = int(e.args[1].value)
+            while n > 0:
+                if n & 1:
+                    result = self.tmp(f"{result} * {base}")
+                n >>= 1
+                if n:
+                    base = self.tmp(f"{base} * {base}")
+            return result
+        for bit in range(np.dtype(dtype).itemsize * 8 - 1):
+            odd = self.tmp(f"(({y} >> {bit}) & 1) != 0")
+            result = self.tmp(f"tl.where({odd}, {result} * {base}, {result})")
+            base = self.tmp(f"{base} * {base}")
+        return result
 
     def _const(self, value, dtype: str) -> str:
         return self.emit(Expr("const", (), float(value), None), dtype)
@@ -250,11 +284,24 @@ class Emitter:
         r = self.tmp(convert(self.tmp(f"tl.exp({t})"), w, dtype))
         is_int = math.isfinite(v) and float(v).is_integer()
         if is_int and int(v) % 2 == 1:
-            negative = self.tmp(f"({x} < {c(0.0)}) | (({x} == {c(0.0)}) & ({c(1.0)} / {x} < {c(0.0)}))")
-            r = self.tmp(f"tl.where({negative}, -{r}, {r})")
+            r = self.tmp(f"tl.where({self._negative(x, dtype)}, -{r}, {r})")
         if not is_int:
-            r = self.tmp(f"tl.where(({x} < {c(0.0)}) & ({x} > {c(-math.inf)}), {c(math.nan)}, {r})")
+            r = self._nan_below_zero(x, r, dtype)
         return r
+
+    # The sign tests below select values with nested tl.where instead of combining booleans with
+    # & and |: a 0-d operand (a scalar base such as 2.0 ** x, or a 0-d exponent tensor) gives
+    # scalar booleans, which the Triton interpreter cannot combine with bitwise operators.
+    def _negative(self, x: str, dtype: str) -> str:
+        """x < 0, or x is -0.0 (the sign of an odd power of -0.0 is negative)."""
+        c = lambda val: self._const(val, dtype)  # noqa: E731
+        return self.tmp(f"tl.where({x} == {c(0.0)}, {c(1.0)} / {x} < {c(0.0)}, {x} < {c(0.0)})")
+
+    def _nan_below_zero(self, x: str, r: str, dtype: str) -> str:
+        """nan where x is negative and finite (a non-integer power of it is not real), else r."""
+        c = lambda val: self._const(val, dtype)  # noqa: E731
+        finite_negative = self.tmp(f"tl.where({x} > {c(-math.inf)}, {c(math.nan)}, {r})")
+        return self.tmp(f"tl.where({x} < {c(0.0)}, {finite_negative}, {r})")
 
     def _general_pow(self, x: str, y: str, dtype: str) -> str:
         """C pow: exp(y log|x|) (in float64, so float32 results stay exact to rounding), then the
@@ -269,9 +316,8 @@ class Emitter:
         fy = self.tmp(f"tl.floor({y})")
         is_int = self.tmp(f"{fy} == {y}")
         half = self.tmp(f"tl.floor({y} * {c(0.5)})")
-        is_odd = self.tmp(f"{is_int} & ({y} - {half} * {c(2.0)} == {c(1.0)})")
-        negative = self.tmp(f"({x} < {c(0.0)}) | (({x} == {c(0.0)}) & ({c(1.0)} / {x} < {c(0.0)}))")
-        r = self.tmp(f"tl.where({negative} & {is_odd}, -{r}, {r})")
-        bad = self.tmp(f"({x} < {c(0.0)}) & ({x} > {c(-math.inf)}) & ({is_int} == 0)")
-        r = self.tmp(f"tl.where({bad}, {c(math.nan)}, {r})")
+        parity = self.tmp(f"tl.where({is_int}, {y} - {half} * {c(2.0)}, {c(0.0)})")
+        flipped = self.tmp(f"tl.where({parity} == {c(1.0)}, -{r}, {r})")
+        r = self.tmp(f"tl.where({self._negative(x, dtype)}, {flipped}, {r})")
+        r = self.tmp(f"tl.where({is_int}, {r}, {self._nan_below_zero(x, r, dtype)})")
         return self.tmp(f"tl.where({y} == {c(0.0)}, {c(1.0)}, {r})")
