@@ -30,8 +30,6 @@ from .generate import FEATURES, Case, generate
 # Categories of generated graphs switched off because they hit bugs fixed on other branches:
 # feature -> (why, backends it applies to). Remove an entry once the fix is merged.
 KNOWN_BUGS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "int_pow": ("integer pow is not exact", ("llvm", "triton")),
-    "pow_scalar_base": ("triton: pow with a scalar base or a 0-d exponent", ("triton",)),
     # found by this fuzzer, not yet fixed:
     "view_outputs": ("llvm returns an output that is a reshape of another output with the other's "
                      "shape: outputs [reshape(c, (2, 3)), c] come back as (6,), (6,)", ("llvm",)),
