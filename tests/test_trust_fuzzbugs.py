@@ -53,3 +53,56 @@ def test_outputs_viewing_an_updated_parameter_keep_the_value_from_before_the_upd
     np.testing.assert_array_equal(first[2], (base + 1).reshape(2, 3))
     np.testing.assert_array_equal(second[0], (base + 1).reshape(3, 2))
     np.testing.assert_array_equal(second[2], (base + 2).reshape(2, 3))
+
+
+# ---- 2. no rewrite (graph pass or LLVM flag) turns inf - inf into 0 -------------------------
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("which", ["sum_sub", "sum_add_neg", "mean_sub", "sum_axis_sub"])
+def test_reductions_of_x_minus_x_keep_the_nan_of_inf_minus_inf(backend, which):
+    g = tg.Graph()
+    with g:
+        x = tg.placeholder("x", (2, 3))
+        y = {"sum_sub": lambda: tg.sum(x - x), "sum_add_neg": lambda: tg.sum(x + (-x)),
+             "mean_sub": lambda: tg.mean(x - x), "sum_axis_sub": lambda: tg.sum(x - x, axis=1)}[which]()
+        f = tg.compile([x], [y], backend=backend)
+    xv = np.array([[np.inf, 1, 2], [3, 4, 5]], np.float32)
+    want = {"sum_sub": np.sum(xv - xv), "sum_add_neg": np.sum(xv + (-xv)), "mean_sub": np.mean(xv - xv),
+            "sum_axis_sub": np.sum(xv - xv, axis=1)}[which]
+    (out,) = f(xv)
+    np.testing.assert_array_equal(out, want)          # NaN where NumPy has NaN, 0 elsewhere
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_simplification_never_changes_inf_nan_or_the_sign_of_zero(backend):
+    g = tg.Graph()
+    with g:
+        x = tg.placeholder("x", (4,))
+        outs = [1.0 / (x + 0.0), 1.0 / (0.0 - x), tg.log(tg.exp(x)), tg.abs(x) ** 0.5,
+                x * 0.0, x / x]
+        f = tg.compile([x], outs, backend=backend)
+    xv = np.array([-0.0, 100.0, -np.inf, np.nan], np.float32)
+    with np.errstate(all="ignore"):
+        wants = [1.0 / (xv + 0.0), 1.0 / (0.0 - xv), np.log(np.exp(xv)), np.abs(xv) ** 0.5,
+                 xv * 0.0, xv / xv]
+    for got, want in zip(f(xv), wants):
+        np.testing.assert_array_equal(got, want.astype(np.float32))
+
+
+# ---- 3. tanh keeps the sign of zero (tanh is odd) --------------------------------------------
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_tanh_of_negative_zero_is_negative_zero(backend, dtype):
+    g = tg.Graph()
+    with g:
+        x = tg.placeholder("x", (6,), dtype=dtype)
+        f = tg.compile([x], [tg.tanh(x), 1.0 / tg.tanh(x)], backend=backend)
+    xv = np.array([-0.0, 0.0, -1e-30, 1e-30, -0.3, 2.0], dtype)
+    t, inv = f(xv)
+    with np.errstate(divide="ignore"):
+        want_inv = 1.0 / np.tanh(xv)
+    np.testing.assert_array_equal(np.signbit(t), np.signbit(np.tanh(xv)))
+    np.testing.assert_allclose(t, np.tanh(xv), rtol=1e-6)
+    np.testing.assert_array_equal(inv[:2], want_inv[:2])            # -inf, +inf
+    np.testing.assert_allclose(inv[2:], want_inv[2:], rtol=1e-5)

@@ -14,8 +14,9 @@ is contiguous and vectorises instead of striding through memory one column at a 
 
 Loads are affine: ``in_k[offset + Σ index_a * stride_a]``. Scalar expressions are
 emitted by ``scalar.lower``; reduction results enter the expressions as extra
-arguments. Sum accumulators carry ``reassoc`` so the vectoriser may split them into
-vector lanes (summation order then differs from NumPy's by rounding only).
+arguments. Sum accumulators carry ``reassoc`` (never ``nsz``, see SUM_FLAGS) so the
+vectoriser may split them into vector lanes (summation order then differs from NumPy's by
+rounding only).
 """
 from __future__ import annotations
 
@@ -32,7 +33,10 @@ from ...ops.scalar import Expr
 from . import parallel, scalar
 from .library.common import I64, PTR, elem_ptr, for_range, loop_nest, strided_index
 
-SUM_FLAGS = ("reassoc", "contract", "nsz", "arcp", "afn")
+# no ``nsz``: with ``reassoc nsz`` on the accumulating fadd, LLVM's Reassociate pass breaks
+# the summed ``x - x`` (or ``x + -x``) into terms and cancels them to 0, whatever the fsub's
+# own flags say, so sum(x - x) with an inf in x gave 0 instead of NaN
+SUM_FLAGS = ("reassoc", "contract", "arcp", "afn")
 
 
 def _stages_as_args(expr: Expr, first_stage_arg: int, stage_dtypes) -> Expr:
