@@ -106,3 +106,34 @@ def test_tanh_of_negative_zero_is_negative_zero(backend, dtype):
     np.testing.assert_allclose(t, np.tanh(xv), rtol=1e-6)
     np.testing.assert_array_equal(inv[:2], want_inv[:2])            # -inf, +inf
     np.testing.assert_allclose(inv[2:], want_inv[2:], rtol=1e-5)
+
+
+# ---- 4. the interpreter runs fused reductions (kernel IR) as compiled code does -------------
+
+REDUCE_THEN_BROADCAST = {
+    "sum_plus_scalar": lambda x, s: tg.sum(x, axis=0) + s,
+    "min_keepdims_gt_scalar": lambda x, s: tg.min(x, keepdims=True) > s,
+    "max_times_scalar": lambda x, s: tg.max(x) * s - 1.0,
+    "mean_keepdims_lt_scalar": lambda x, s: tg.mean(x, keepdims=True) < s,
+}
+
+
+@pytest.mark.parametrize("backend", ["interp+passes", "llvm", "triton"])
+@pytest.mark.parametrize("which", sorted(REDUCE_THEN_BROADCAST))
+def test_reduction_followed_by_a_broadcast_op_runs_fused(backend, which):
+    build = REDUCE_THEN_BROADCAST[which]
+    g = tg.Graph()
+    with g:
+        x = tg.placeholder("x", (None,))
+        s = tg.placeholder("s", ())
+        y = build(x, s)
+        reference = tg.compile([x, s], [y], backend="interp", passes=[])
+        if backend == "interp+passes":
+            f = tg.compile([x, s], [y], backend="interp", passes=COMPILER_PASSES)
+        else:
+            f = tg.compile([x, s], [y], backend=backend)
+    xv, sv = np.array([3.0, -1.0, 2.0], np.float32), np.array(0.5, np.float32)
+    (want,) = reference(xv, sv)
+    (got,) = f(xv, sv)
+    assert got.shape == want.shape and got.dtype == want.dtype
+    np.testing.assert_allclose(got, want, rtol=1e-6)

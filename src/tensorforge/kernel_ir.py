@@ -34,7 +34,7 @@ from .ops.registry import register
 from .ops.scalar import NUMPY, Expr
 
 __all__ = ["Load", "Reduction", "LoopSpec", "evaluate", "eval_expr", "contiguous_strides", "collapse",
-           "describe"]
+           "describe", "accumulator_dtype"]
 
 
 @dataclass(frozen=True)
@@ -116,6 +116,22 @@ def _view(arr: np.ndarray, load: Load, space) -> np.ndarray:
                       strides=[s * item for s in load.strides], writeable=False)
 
 
+def accumulator_dtype(spec: LoopSpec) -> str:
+    """The dtype reductions accumulate in and stages hold: the kernel's own dtype when it is a
+    number type, float64 for a kernel that stores bool (a comparison of a reduction)."""
+    return spec.dtype if np.dtype(spec.dtype).kind in "fi" else "float64"
+
+
+def _view_at_outer_index(arr: np.ndarray, load: Load, space, n_outer: int) -> np.ndarray:
+    """``load`` as a per-outer-index store reads it: once per outer index, at reduced index 0
+    (where compiled code reads it), with size-1 reduced axes."""
+    shape = tuple(space[:n_outer]) + (1,) * (len(space) - n_outer)
+    if np.asarray(arr).size == 0:                 # nothing to read (an empty reduced axis)
+        return np.zeros(shape, np.asarray(arr).dtype)
+    at_zero = Load(load.input, tuple(load.strides[:n_outer]) + (0,) * (len(space) - n_outer), load.offset)
+    return _view(arr, at_zero, shape)
+
+
 def evaluate(spec: LoopSpec, *arrays) -> np.ndarray:
     """Run ``spec`` on the input arrays with NumPy; returns the output array."""
     space = spec.space
@@ -127,7 +143,9 @@ def evaluate(spec: LoopSpec, *arrays) -> np.ndarray:
         for r in spec.reductions:
             fn, _ = REDUCE_OPS[r.op]
             val = np.broadcast_to(eval_expr(r.expr, args, stages, spec.dtype), space)
-            stages.append(fn(val, axis=red_axes, keepdims=True).astype(spec.dtype, copy=False))
+            stages.append(fn(val, axis=red_axes, keepdims=True).astype(accumulator_dtype(spec), copy=False))
+        if not spec.per_element:                  # the store after the reductions: one value per outer index
+            args = [_view_at_outer_index(arrays[ld.input], ld, space, n_outer) for ld in spec.loads]
         value = eval_expr(spec.out, args, stages, spec.dtype)
     out = np.zeros(spec.out_shape, dtype=spec.dtype)
     item = out.itemsize
