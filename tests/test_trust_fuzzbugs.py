@@ -137,3 +137,25 @@ def test_reduction_followed_by_a_broadcast_op_runs_fused(backend, which):
     (got,) = f(xv, sv)
     assert got.shape == want.shape and got.dtype == want.dtype
     np.testing.assert_allclose(got, want, rtol=1e-6)
+
+
+# ---- 5. the gradient of concat with call-time offsets and size-0 axes ------------------------
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("cols", [0, 3])
+def test_concat_gradient_with_call_time_axis_and_size_zero_other_axis(backend, cols):
+    g = tg.Graph()
+    with g:
+        x = tg.placeholder("x", (None, None))
+        y = tg.placeholder("y", (2, cols))
+        z = tg.placeholder("z", (3, cols))
+        w = tg.placeholder("w", (None, None))
+        loss = tg.sum(tg.concat([x, y, z], 0) * w)
+        f = tg.compile([x, y, z, w], tg.grad(loss, [x, y, z]), backend=backend)
+    rng = np.random.default_rng(0)
+    xv, yv, zv = (rng.standard_normal((n, cols)).astype(np.float32) for n in (4, 2, 3))
+    wv = rng.standard_normal((9, cols)).astype(np.float32)
+    gx, gy, gz = f(xv, yv, zv, wv)
+    np.testing.assert_array_equal(gx, wv[:4])             # d/dpart sum(concat * w) = w's slab
+    np.testing.assert_array_equal(gy, wv[4:6])
+    np.testing.assert_array_equal(gz, wv[6:])

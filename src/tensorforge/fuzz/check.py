@@ -34,10 +34,6 @@ KNOWN_BUGS: dict[str, tuple[str, tuple[str, ...]]] = {
     "pow_scalar_base": ("triton: pow with a scalar base or a 0-d exponent", ("triton",)),
     "size_zero": ("size-0 tensors on triton", ("triton",)),
     # found by this fuzzer, not yet fixed:
-    "view_outputs": ("llvm returns an output that is a reshape of another output with the other's "
-                     "shape: outputs [reshape(c, (2, 3)), c] come back as (6,), (6,)", ("llvm",)),
-    "signed_zero": ("tanh(-0.0) is +0.0 on llvm and triton (NumPy: -0.0), so 1 / tanh(-0.0) is +inf, "
-                    "not -inf", ("llvm", "triton")),
     "empty_max": ("max/min over an empty axis: the interpreter raises, llvm returns a value", ("llvm", "triton")),
     "deep_chain": ("RecursionError on ~300-deep chains (in the passes)", ("interp+passes", "llvm", "triton")),
 }
