@@ -180,14 +180,13 @@ def test_fold_keeps_constants_small_and_frees_like_references():
 # ---- algebraic simplification ----------------------------------------------------------------
 
 @pytest.mark.parametrize("expr, gone", [
-    (lambda x: x * 1.0, "mul"), (lambda x: 1.0 * x, "mul"), (lambda x: x + 0.0, "add"),
-    (lambda x: 0.0 + x, "add"), (lambda x: x - 0.0, "sub"), (lambda x: x / 1.0, "div"),
+    (lambda x: x * 1.0, "mul"), (lambda x: 1.0 * x, "mul"), (lambda x: x + -0.0, "add"),
+    (lambda x: -0.0 + x, "add"), (lambda x: x - 0.0, "sub"), (lambda x: -0.0 - x, "sub"), (lambda x: x / 1.0, "div"),
     (lambda x: -(-x), "neg"), (lambda x: x ** 1.0, "pow"), (lambda x: x ** 2.0, "pow"),
     (lambda x: tg.transpose(tg.transpose(x)), "transpose"),
     (lambda x: tg.reshape(tg.reshape(x, (12,)), (3, 4)), "reshape"),
     (lambda x: tg.reshape(x, (3, 4)), "reshape"), (lambda x: tg.broadcast_to(x, (3, 4)), "broadcast_to"),
-    (lambda x: tg.cast(x, "float32"), "cast"), (lambda x: tg.log(tg.exp(x)), "log"),
-    (lambda x: tg.exp(tg.log(tg.sigmoid(x))), "log"),
+    (lambda x: tg.cast(x, "float32"), "cast"),
     (lambda x: x * tg.broadcast_to(tg.constant(1.0), (3, 4)), "mul"),
 ])
 def test_simplify_identities(expr, gone):
@@ -220,6 +219,15 @@ def test_simplify_composes_transposes_and_reshapes():
     lambda x: x * tg.constant(np.ones((2, 3, 4), np.float32)),       # the 1 broadcasts x up: keep
     lambda x: x + tg.constant(np.zeros(4, np.float64)),              # promotes to float64: keep
     lambda x: x * 0.0,                                               # inf * 0 is NaN: keep
+    lambda x: x - x,                                                 # inf - inf is NaN: keep
+    lambda x: x + (-x),
+    lambda x: x / x,
+    lambda x: x + 0.0,                                               # -0.0 + 0.0 is +0.0: keep
+    lambda x: 0.0 + x,
+    lambda x: x - (-0.0),
+    lambda x: 0.0 - x,                                               # 0 - 0 is +0, neg(0) is -0
+    lambda x: tg.log(tg.exp(x)),                                     # exp overflows for x > 88
+    lambda x: tg.exp(tg.log(tg.sigmoid(x))),                         # rounds differently
     lambda x: tg.exp(tg.log(x)),                                     # x < 0 gives NaN: keep
     lambda x: tg.exp(tg.log(x - 1.0)),
 ])
@@ -232,7 +240,7 @@ def test_simplify_leaves_unsafe_rewrites_alone(expr):
 
 
 def test_simplify_reaches_a_fixed_point():
-    prog, arr = x_program(lambda x: -(-(-(-((x * 1.0 + 0.0) ** 1.0)))) / 1.0)
+    prog, arr = x_program(lambda x: -(-(-(-((x * 1.0 + -0.0) ** 1.0)))) / 1.0)
     out = passes.dce(passes.simplify(prog))
     assert ops_of(out) == {"placeholder": 1}
     assert passes.stats(passes.dce(passes.simplify(out))) == passes.stats(out)
@@ -312,7 +320,7 @@ def test_compile_runs_passes_and_reports_them():
     g = tg.Graph()
     with g:
         x = tg.placeholder("x", (None, 3))
-        y = tg.exp(x * 1.0 + 0.0) * (tg.constant(2.0) * 3.0)
+        y = tg.exp(x * 1.0 - 0.0) * (tg.constant(2.0) * 3.0)
     plain = tg.compile([x], y)
     passed = tg.compile([x], y, passes=passes.DEFAULT_PASSES)
     only_dce = tg.compile([x], y, passes=["dce"])

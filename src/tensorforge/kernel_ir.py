@@ -34,7 +34,8 @@ from .ops.registry import register
 from .ops.scalar import NUMPY, Expr
 
 __all__ = ["Load", "Reduction", "LoopSpec", "evaluate", "eval_expr", "contiguous_strides", "collapse",
-           "describe", "reads_nothing", "is_empty"]
+           "describe", "reads_nothing", "is_empty", "accumulator_dtype",
+           "reduction_identity"]
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,7 @@ class LoopSpec:
         return describe(self)
 
 
-REDUCE_OPS = {"sum": (np.sum, 0.0), "max": (np.max, -np.inf), "min": (np.min, np.inf)}
+REDUCE_OPS = {"sum": np.sum, "max": np.max, "min": np.min}
 
 
 def contiguous_strides(shape) -> tuple[int, ...]:
@@ -116,6 +117,36 @@ def _view(arr: np.ndarray, load: Load, space) -> np.ndarray:
                       strides=[s * item for s in load.strides], writeable=False)
 
 
+def reduction_identity(op: str, dtype: str):
+    """The identity of reduction ``op`` in ``dtype`` (both code generators and ``evaluate`` use it):
+    0 for sums; for max/min the lowest/highest value of the dtype (+-inf for floats)."""
+    kind = np.dtype(dtype).kind
+    if op == "sum":
+        return 0.0 if kind == "f" else 0
+    if kind == "f":
+        return -math.inf if op == "max" else math.inf
+    if kind == "b":
+        return op != "max"
+    info = np.iinfo(np.dtype(dtype))
+    return int(info.min if op == "max" else info.max)
+
+
+def accumulator_dtype(spec: LoopSpec) -> str:
+    """The dtype reductions accumulate in and stages hold: the kernel's own dtype when it is a
+    number type, float64 for a kernel that stores bool (a comparison of a reduction)."""
+    return spec.dtype if np.dtype(spec.dtype).kind in "fi" else "float64"
+
+
+def _view_at_outer_index(arr: np.ndarray, load: Load, space, n_outer: int) -> np.ndarray:
+    """``load`` as a per-outer-index store reads it: once per outer index, at reduced index 0
+    (where compiled code reads it), with size-1 reduced axes."""
+    shape = tuple(space[:n_outer]) + (1,) * (len(space) - n_outer)
+    if np.asarray(arr).size == 0:                 # nothing to read (an empty reduced axis)
+        return np.zeros(shape, np.asarray(arr).dtype)
+    at_zero = Load(load.input, tuple(load.strides[:n_outer]) + (0,) * (len(space) - n_outer), load.offset)
+    return _view(arr, at_zero, shape)
+
+
 def evaluate(spec: LoopSpec, *arrays) -> np.ndarray:
     """Run ``spec`` on the input arrays with NumPy; returns the output array."""
     space = spec.space
@@ -125,10 +156,13 @@ def evaluate(spec: LoopSpec, *arrays) -> np.ndarray:
         args = [_view(arrays[ld.input], ld, space) for ld in spec.loads]
         stages = []
         for r in spec.reductions:
-            fn, identity = REDUCE_OPS[r.op]
+            fn, acc = REDUCE_OPS[r.op], accumulator_dtype(spec)
             val = np.broadcast_to(eval_expr(r.expr, args, stages, spec.dtype), space)
             # ``initial``: over an empty reduced space each stage is its identity (max: -inf)
-            stages.append(fn(val, axis=red_axes, keepdims=True, initial=identity).astype(spec.dtype, copy=False))
+            stages.append(fn(val, axis=red_axes, keepdims=True, initial=reduction_identity(r.op, acc))
+                          .astype(acc, copy=False))
+        if not spec.per_element:                  # the store after the reductions: one value per outer index
+            args = [_view_at_outer_index(arrays[ld.input], ld, space, n_outer) for ld in spec.loads]
         value = eval_expr(spec.out, args, stages, spec.dtype)
     out = np.zeros(spec.out_shape, dtype=spec.dtype)
     item = out.itemsize
@@ -149,7 +183,8 @@ def reads_nothing(spec: LoopSpec) -> LoopSpec:
     runs once per row but never touches memory it does not own. Other specs are returned as is."""
     if not spec.n_reduce or math.prod(spec.inner) != 0:
         return spec
-    reductions = tuple(Reduction(r.op, Expr("const", (), float(REDUCE_OPS[r.op][1]), spec.dtype))
+    acc = accumulator_dtype(spec)
+    reductions = tuple(Reduction(r.op, Expr("const", (), reduction_identity(r.op, acc), spec.dtype))
                        for r in spec.reductions)
     return LoopSpec(spec.space, spec.n_reduce, spec.loads, reductions, spec.out, spec.per_element,
                     spec.out_strides, spec.out_shape, spec.dtype)

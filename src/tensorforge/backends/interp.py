@@ -73,6 +73,7 @@ class InterpretedFunction:
         # own writes would otherwise change an array already returned
         results = [np.array(env[o]) if (prog.updates or o in self._leafset or self._aliases_leaf(env[o], env))
                    else env[o] for o in prog.outputs]
+        _unshare(results)
         new_values = [(p, env[n]) for p, n in prog.updates]
         # updates are simultaneous: a new value that is (a view of) a buffer that another
         # update overwrites (e.g. swapping two parameters) must be copied before any write
@@ -92,6 +93,15 @@ class InterpretedFunction:
 
     def __str__(self) -> str:
         return f"interpreter: {len(self._steps)} NumPy calls"
+
+
+def _unshare(results: list) -> None:
+    """Copy each result that shares memory with an earlier one (an output that is a view of
+    another output, or the same node asked for twice): every output is an array of its own,
+    as the compiled backends return, so writing into one never changes another."""
+    for i, r in enumerate(results):
+        if any(np.may_share_memory(r, earlier) for earlier in results[:i]):
+            results[i] = np.array(r)
 
 
 class InterpBackend:

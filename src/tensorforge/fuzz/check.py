@@ -31,10 +31,6 @@ from .generate import FEATURES, Case, generate
 # feature -> (why, backends it applies to). Remove an entry once the fix is merged.
 KNOWN_BUGS: dict[str, tuple[str, tuple[str, ...]]] = {
     # found by this fuzzer, not yet fixed:
-    "view_outputs": ("llvm returns an output that is a reshape of another output with the other's "
-                     "shape: outputs [reshape(c, (2, 3)), c] come back as (6,), (6,)", ("llvm",)),
-    "signed_zero": ("tanh(-0.0) is +0.0 on llvm and triton (NumPy: -0.0), so 1 / tanh(-0.0) is +inf, "
-                    "not -inf", ("llvm", "triton")),
 }
 
 RTOL = {"float32": 1e-3, "float64": 1e-9}    # relative to the element and to the output's magnitude

@@ -215,11 +215,12 @@ def _concat_vjp(c, g):
 
 
 def _prefix_ref(before, first, axis):
-    """A small tensor whose size along ``axis`` is the summed size of ``before`` (the offset
-    of the next part): each is sliced to one element along every other axis first."""
+    """An empty tensor whose size along ``axis`` is the summed size of ``before`` (the offset
+    of the next part). Every other axis is sliced to size 0: the parts then agree there
+    whatever their sizes (a call-time None, a 0), and no element is ever read."""
     def thin(x, stop=None):
         return apply("getitem", [x], index=tuple(
-            ("slice", 0, stop, 1) if a == axis else ("slice", 0, 1, 1) for a in range(len(x.shape))))
+            ("slice", 0, stop, 1) if a == axis else ("slice", 0, 0, 1) for a in range(len(x.shape))))
     if not before:
         return thin(first, stop=0)        # offset 0
     parts = [thin(x) for x in before]

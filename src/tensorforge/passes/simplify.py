@@ -1,25 +1,28 @@
 """Algebraic simplification: identities that make nodes disappear, iterated to a fixed point.
 
-Rules (each applied only when the result has exactly the original node's shape and
-dtype, so an identity that would drop a broadcast or a type promotion is skipped):
+Every rule is exact under IEEE arithmetic for every input, NaN, inf and signed zeros
+included: the rewritten graph computes bit for bit what the original does (up to NaN
+payloads). Rules (each applied only when the result has exactly the original node's shape
+and dtype, so an identity that would drop a broadcast or a type promotion is skipped):
 
-    x*1, 1*x, x+0, 0+x, x-0, x/1, x**1      -> x          0-x -> neg(x)
+    x*1, 1*x, x/1, x**1                      -> x
+    x+(-0.0), (-0.0)+x, x-(+0.0)             -> x           (-0.0)-x -> neg(x)
+    x+0, 0+x, x-0                            -> x           0-x -> neg(x)   (integers only)
     neg(neg(x))                              -> x
-    x**2 -> x*x,  x**0.5 -> sqrt(x)
+    x**2 -> x*x,  x**0.5 -> sqrt(x)          (as NumPy's power computes them)
     transpose(transpose(x))                  -> one transpose, or x when they cancel
     reshape-like of reshape-like             -> one reshape (reshape, reshape_like, expand_dims, squeeze)
     reshape / broadcast / sum_to / transpose / cast to the same shape or dtype -> x
     broadcast_to(broadcast_to(x))            -> one broadcast_to
-    log(exp(x))                              -> x
-    exp(log(x))                              -> x only where x is known to be >= 0
 
 "1" and "0" are constants whose elements are all equal to 1 or 0, possibly broadcast
-or reshaped. Safety notes: log(exp(x)) -> x is always safe: it is exact wherever the
-original is finite, and better where exp over- or underflows. exp(log(x)) is not:
-for x < 0 the original gives NaN, so it is rewritten only when x is the output of an
-op that is never negative (exp, sqrt, abs, relu, sigmoid, softplus, softmax, x*x,
-non-negative constants ...). x*0 is NOT folded to 0: with x = inf or NaN the product
-is NaN, and a training step must keep showing that.
+or reshaped. Rewrites that are NOT made, because they change a result for some float
+input (the rule: a rewrite never changes NaN, inf or the sign of a zero):
+
+    x*0 -> 0, x-x -> 0, x+(-x) -> 0, x/x -> 1   (NaN for x = inf or NaN)
+    x+(+0.0) -> x, 0.0-x -> neg(x)               (-0.0 + 0.0 is +0.0, neg(+0.0) is -0.0)
+    log(exp(x)) -> x                             (exp overflows to inf for x > 88 in float32)
+    exp(log(x)) -> x                             (rounds differently; may overflow near the max)
 """
 from __future__ import annotations
 
@@ -33,7 +36,6 @@ __all__ = ["simplify", "MAX_ROUNDS"]
 MAX_ROUNDS = 20
 RESHAPES = ("reshape", "reshape_like", "expand_dims", "squeeze")
 SAME_SHAPE_IDENTITIES = RESHAPES + ("broadcast_to", "broadcast_like", "sum_to_like")
-NONNEGATIVE_OPS = ("exp", "sqrt", "abs", "relu", "sigmoid", "softplus", "softmax", "numel", "heaviside")
 
 
 def simplify(program: Program) -> Program:
@@ -55,26 +57,6 @@ def fill_value(b: Builder, nid: int):
         return None
     first = v.flat[0]
     return first.item() if bool(np.all(v == first)) else None
-
-
-def known_nonnegative(b: Builder, nid: int, depth: int = 8) -> bool:
-    """True when every element of ``nid`` is >= 0 or NaN whatever the inputs (conservative)."""
-    if depth == 0:
-        return False
-    op = b.op(nid)
-    if op in NONNEGATIVE_OPS:
-        return True
-    if op == "constant":
-        return bool(np.all(b.value(nid) >= 0))
-    ins = b.inputs(nid)
-    if op == "mul" and ins[0] == ins[1]:
-        return True
-    if op in ("add", "mul", "div", "minimum") + RESHAPES + ("broadcast_to", "broadcast_like", "transpose"):
-        data = ins[:1] if op in RESHAPES + ("broadcast_to", "broadcast_like", "transpose") else ins
-        return all(known_nonnegative(b, i, depth - 1) for i in data)
-    if op == "maximum":
-        return any(known_nonnegative(b, i, depth - 1) for i in ins)
-    return False
 
 
 def _simplify_rule(b: Builder, old: int, ins: list) -> int | None:
@@ -101,16 +83,42 @@ def _simplify_rule(b: Builder, old: int, ins: list) -> int | None:
 
 # ---- the rules, one function per op: each returns the replacement or None -----------------
 
+def zero_with_sign(b: Builder, nid: int, negative: bool) -> bool:
+    """True when ``nid`` is a constant whose elements are all zero with the given sign bit
+    (integer zeros count as +0), possibly broadcast or reshaped."""
+    if fill_value(b, nid) != 0:
+        return False
+    while b.op(nid) in RESHAPES + ("broadcast_to", "broadcast_like"):
+        nid = b.inputs(nid)[0]
+    return bool(np.all(np.signbit(b.value(nid)) == negative))
+
+
+def _is_integral(dtype) -> bool:
+    return np.dtype(dtype).kind in "biu"
+
+
+def _neutral_for_add(b: Builder, zero: int, result_dtype) -> bool:
+    """``x + zero`` is exactly ``x``: any zero for integers, only -0.0 for floats
+    (-0.0 + +0.0 is +0.0, so adding +0.0 is not the identity on -0.0)."""
+    if _is_integral(result_dtype):
+        return fill_value(b, zero) == 0
+    return zero_with_sign(b, zero, negative=True)
+
+
 def _add(b, ins, attrs, want, fits, first_fitting):
     x, y = ins
-    return first_fitting(x if fill_value(b, y) == 0 else None, y if fill_value(b, x) == 0 else None)
+    return first_fitting(x if _neutral_for_add(b, y, want[1]) else None,
+                         y if _neutral_for_add(b, x, want[1]) else None)
 
 
 def _sub(b, ins, attrs, want, fits, first_fitting):
     x, y = ins
-    if fill_value(b, y) == 0 and fits(x):
+    integral = _is_integral(want[1])
+    # x - (+0.0) is x exactly; x - (-0.0) = x + 0.0 is not (on -0.0)
+    if fits(x) and (fill_value(b, y) == 0 if integral else zero_with_sign(b, y, negative=False)):
         return x
-    if fill_value(b, x) == 0 and fits(y):
+    # (-0.0) - x is neg(x) exactly; 0.0 - 0.0 is +0.0, but neg(0.0) is -0.0
+    if fits(y) and (fill_value(b, x) == 0 if integral else zero_with_sign(b, x, negative=True)):
         return b.apply("neg", [y])
     return None
 
@@ -139,20 +147,10 @@ def _pow(b, ins, attrs, want, fits, first_fitting):
         return x
     if e == 2:
         return b.apply("mul", [x, x])
+    # exact against the reference: NumPy's power computes x**0.5 as sqrt(x) (so -inf -> NaN
+    # and -0.0 -> -0.0, where C's pow gives +inf and +0.0)
     if e == 0.5 and np.dtype(b.dtype(x)).kind == "f":
         return b.apply("sqrt", [x])
-    return None
-
-
-def _log(b, ins, attrs, want, fits, first_fitting):
-    (x,) = ins
-    return b.inputs(x)[0] if b.op(x) == "exp" and fits(b.inputs(x)[0]) else None
-
-
-def _exp(b, ins, attrs, want, fits, first_fitting):
-    (x,) = ins
-    if b.op(x) == "log" and fits(b.inputs(x)[0]) and known_nonnegative(b, b.inputs(x)[0]):
-        return b.inputs(x)[0]
     return None
 
 
@@ -206,7 +204,7 @@ def _cast(b, ins, attrs, want, fits, first_fitting):
 
 _RULES = {
     "add": _add, "sub": _sub, "mul": _mul, "div": _div, "neg": _neg, "pow": _pow,
-    "log": _log, "exp": _exp, "transpose": _transpose, "cast": _cast,
+    "transpose": _transpose, "cast": _cast,
     "reshape": _reshape, "reshape_like": _reshape, "expand_dims": _reshape, "squeeze": _reshape,
     "broadcast_to": _broadcast_to, "broadcast_like": _same_shape, "sum_to_like": _same_shape,
 }

@@ -443,11 +443,19 @@ class LLVMFunction:
         return out
 
     def _read_output(self, out: dict, arrays, fresh):
+        """The output described by ``out``: the fresh array itself when the output is that whole
+        array, else a copy read through its own shape and strides (a view of another output, of
+        an input or of a parameter comes back as an array of its own, with its own shape, that no
+        later step or in-place update can change)."""
         slot = out["slot"]
+        opnd = Operand(tuple(out["shape"]), tuple(out["strides"]), out["offset"], out["dtype"])
         if slot in fresh:
-            return fresh[slot]
+            whole = fresh[slot]
+            if _is_whole_array(whole, opnd):
+                return whole
+            return _strided_copy(whole, opnd)
         src = arrays[self._input_pos[slot]] if slot in self._input_pos else self._arrays[slot]
-        return _strided_copy(src, Operand(tuple(out["shape"]), tuple(out["strides"]), out["offset"], out["dtype"]))
+        return _strided_copy(src, opnd)
 
     def __call__(self, arrays):
         with self._lock:
@@ -501,6 +509,12 @@ class LLVMFunction:
         head = (f"llvm: {len(self.manifest['kernels'])} kernels in one native call "
                 f"(build {self.build_seconds * 1e3:.0f} ms{where})")
         return "\n".join([head, self.manifest["summary"]] + ["  " + k for k in self.manifest["kernels"]])
+
+
+def _is_whole_array(arr: np.ndarray, opnd: Operand) -> bool:
+    """Whether ``opnd`` reads exactly ``arr`` as it is (same shape, dtype, C order from 0)."""
+    return (tuple(arr.shape) == opnd.shape and arr.dtype == np.dtype(opnd.dtype)
+            and _is_contiguous(opnd))
 
 
 def _strided_copy(arr: np.ndarray, opnd: Operand) -> np.ndarray:

@@ -14,25 +14,27 @@ is contiguous and vectorises instead of striding through memory one column at a 
 
 Loads are affine: ``in_k[offset + Σ index_a * stride_a]``. Scalar expressions are
 emitted by ``scalar.lower``; reduction results enter the expressions as extra
-arguments. Sum accumulators carry ``reassoc`` so the vectoriser may split them into
-vector lanes (summation order then differs from NumPy's by rounding only).
+arguments. Sum accumulators carry ``reassoc`` (never ``nsz``, see SUM_FLAGS) so the
+vectoriser may split them into vector lanes (summation order then differs from NumPy's by
+rounding only).
 """
 from __future__ import annotations
 
-from contextlib import contextmanager
+import math
+from contextlib import ExitStack, contextmanager
 
 import numpy as np
 from llvmlite import ir
 
-import math
-from contextlib import ExitStack
-
-from ...kernel_ir import LoopSpec, collapse
+from ...kernel_ir import LoopSpec, collapse, reduction_identity
 from ...ops.scalar import Expr
 from . import parallel, scalar
 from .library.common import I64, PTR, elem_ptr, for_range, loop_nest, strided_index
 
-SUM_FLAGS = ("reassoc", "contract", "nsz", "arcp", "afn")
+# no ``nsz``: with ``reassoc nsz`` on the accumulating fadd, LLVM's Reassociate pass breaks
+# the summed ``x - x`` (or ``x + -x``) into terms and cancels them to 0, whatever the fsub's
+# own flags say, so sum(x - x) with an inf in x gave 0 instead of NaN
+SUM_FLAGS = ("reassoc", "contract", "arcp", "afn")
 
 
 def _stages_as_args(expr: Expr, first_stage_arg: int, stage_dtypes) -> Expr:
@@ -79,16 +81,8 @@ def _combine(b: ir.IRBuilder, op: str, acc, value, dtype: str):
 
 
 def _init(op: str, dtype: str):
-    """The identity of the reduction: 0, or the lowest (max) / highest (min) value of dtype."""
-    ty = scalar.ir_type(dtype)
-    if np.dtype(dtype).kind == "f":
-        return ir.Constant(ty, {"sum": 0.0, "max": float("-inf"), "min": float("inf")}[op])
-    if op == "sum":
-        return ir.Constant(ty, 0)
-    if dtype == "bool":
-        return ir.Constant(ty, 0 if op == "max" else 1)
-    info = np.iinfo(np.dtype(dtype))
-    return ir.Constant(ty, int(info.min if op == "max" else info.max))
+    """The identity of the reduction (kernel_ir.reduction_identity) as an IR constant."""
+    return ir.Constant(scalar.ir_type(dtype), reduction_identity(op, dtype))
 
 
 def emit_loop_kernel(module: ir.Module, name: str, spec: LoopSpec, in_dtypes, threads: int = 1) -> ir.Function:

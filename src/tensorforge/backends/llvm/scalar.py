@@ -6,8 +6,9 @@ float32 -> float, float64 -> double, int64/int32 -> i64/i32, bool -> i1 in regis
 (i8 in memory). Untyped constants take the type of the operand they meet (NumPy's
 "weak scalar" rule), or the context type when a whole subtree is constant.
 
-Every float instruction carries the fast-math flags ``contract arcp afn nsz`` and never
-``nnan``/``ninf``, so NaN and Inf behave as in NumPy. exp/log/tanh/pow come from
+Every float instruction carries the fast-math flags ``contract arcp afn`` and never
+``nnan``/``ninf``/``nsz``, so NaN, Inf and signed zeros behave as in NumPy (with ``nsz``,
+LLVM folds x + 0.0 to x, and 1/(x + 0.0) at x = -0.0 gave -inf). exp/log/tanh/pow come from
 ``vecmath`` (inline polynomials, so the loop vectoriser can use ymm/zmm registers).
 Structurally equal subexpressions are emitted once.
 
@@ -26,10 +27,10 @@ from ...ops.scalar import SYMBOLIC, Expr, LOGICAL as _LOGICAL, emission_key, exp
 from ...ops.scalar import is_float_dtype as _is_float, promote as _promote
 from . import jit, vecmath
 
-FASTMATH = ("contract", "arcp", "afn", "nsz")
+FASTMATH = ("contract", "arcp", "afn")
 # Divisions carry no arcp/afn: with them LLVM may turn y / sqrt(x) into an approximate reciprocal
 # square root, which gives nan instead of inf at x = 0 (docs/numerics.md: sqrt and div are exact).
-DIV_FLAGS = ("contract", "nsz")
+DIV_FLAGS = ("contract",)
 _IR_TYPES = {
     "float32": ir.FloatType(), "float64": ir.DoubleType(), "int64": ir.IntType(64),
     "int32": ir.IntType(32), "bool": ir.IntType(1),
@@ -261,7 +262,7 @@ def _float_arithmetic(builder, op, vals, e):
         return _intrinsic(b, "llvm.floor", x.type, x)
     if op == "sqrt":
         # no afn here: it would allow a reciprocal-sqrt estimate, which is off by ~1e-4
-        return _intrinsic(b, "llvm.sqrt", x.type, x, fastmath=("contract", "nsz"))
+        return _intrinsic(b, "llvm.sqrt", x.type, x, fastmath=("contract",))
     if op in ("exp", "log", "tanh"):
         return getattr(vecmath, op)(b, x)
     raise NotImplementedError(f"scalar primitive {op!r} is not lowered for floats")

@@ -231,6 +231,9 @@ def tanh(builder: ir.IRBuilder, x):
     else:
         tail = m.div(m.poly(z, _TANH_P), m.poly(z, _TANH_Q))
     small = m.add(x, m.mul(m.mul(x, z), tail))
+    # tanh is odd: tanh(-0.0) is -0.0, but -0.0 + (+0.0) above gives +0.0; elsewhere in this
+    # branch the sum already has x's sign (|x z tail| < |x|), so this changes only zeros
+    small = m.intrinsic("llvm.copysign", small, x)
     y = m.sel(m.cmp("<", ax, m.c(0.625)), small, big)
     return m.sel(m.b.fcmp_unordered("uno", x, x), x, y)
 

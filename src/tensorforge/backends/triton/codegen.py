@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ...kernel_ir import LoopSpec, collapse, is_empty, reads_nothing
+from ...kernel_ir import LoopSpec, collapse, is_empty, reads_nothing, reduction_identity
 from ...ops.scalar import Expr
 from .scalar import Emitter, constant, is_float, tl_type
 from .source import ident
@@ -189,13 +189,8 @@ def _elementwise(k: _Kernel, wide: bool) -> None:
 # ---- reductions --------------------------------------------------------------------------
 
 def _identity(op: str, dtype: str) -> str:
-    """0, or the lowest (max) / highest (min) value of dtype."""
-    if op == "sum":
-        return constant(0, dtype)
-    if is_float(dtype):
-        return constant(-math.inf if op == "max" else math.inf, dtype)
-    info = np.iinfo(np.dtype(dtype))
-    return constant(info.min if op == "max" else info.max, dtype)
+    """The reduction's identity (kernel_ir.reduction_identity) as a source constant."""
+    return constant(reduction_identity(op, dtype), dtype)
 
 
 def _combine(op: str, acc: str, value: str, dtype: str) -> str:

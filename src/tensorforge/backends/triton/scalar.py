@@ -256,6 +256,8 @@ class Emitter:
         for coef in reversed(_TANH_SERIES[:-1]):
             poly = self.tmp(f"{c(coef)} + {x2} * {poly}")
         small = self.tmp(f"{x} + {x} * ({x2} * {poly})")
+        # tanh is odd: tanh(-0.0) is -0.0, but -0.0 + (+0.0) above gives +0.0
+        small = self.tmp(f"tl.where({x} == {c(0.0)}, {x}, {small})")
         return self.tmp(f"tl.where({ax} < {c(_TANH_SERIES_LIMIT)}, {small}, {big})")
 
     def _pow(self, e: Expr, dtype: str) -> str:

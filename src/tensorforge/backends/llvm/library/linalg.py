@@ -105,7 +105,7 @@ def choose_tiling(spec: GemmSpec) -> Tiling:
 
 _DOT_MAX_OUTPUTS = 256        # m * n at most ...
 _DOT_MIN_DEPTH = 256          # ... and k at least: one dot product per output beats the tiles
-_DOT_SUM_FLAGS = ("reassoc", "contract", "nsz")   # the depth sum may be split into vector lanes
+_DOT_SUM_FLAGS = ("reassoc", "contract")   # split into vector lanes; no nsz (see loops.SUM_FLAGS)
 
 
 def dot_products(spec: GemmSpec) -> bool:
