@@ -159,3 +159,24 @@ def test_concat_gradient_with_call_time_axis_and_size_zero_other_axis(backend, c
     np.testing.assert_array_equal(gx, wv[:4])             # d/dpart sum(concat * w) = w's slab
     np.testing.assert_array_equal(gy, wv[4:6])
     np.testing.assert_array_equal(gz, wv[6:])
+
+
+# ---- 6. fused integer and bool max/min (the interpreter's kernel IR had only float identities) -
+
+@pytest.mark.parametrize("backend", ["interp+passes", "llvm", "triton"])
+def test_fused_integer_and_bool_extrema_use_their_dtypes_identity(backend):
+    g = tg.Graph()
+    with g:
+        x = tg.placeholder("x", (3, 4), dtype="int64")
+        b = tg.placeholder("b", (3, 4), dtype="bool")
+        outs = [tg.min(x * 2, axis=1), tg.max(x + 1, axis=0), tg.min(b, axis=1), tg.max(b, axis=1)]
+        if backend == "interp+passes":
+            f = tg.compile([x, b], outs, backend="interp", passes=COMPILER_PASSES)
+        else:
+            f = tg.compile([x, b], outs, backend=backend)
+    xv = np.arange(12).reshape(3, 4) - 5
+    bv = xv % 3 == 0
+    want = [(xv * 2).min(1), (xv + 1).max(0), bv.min(1), bv.max(1)]
+    for got, ref in zip(f(xv, bv), want):
+        assert got.dtype == ref.dtype
+        np.testing.assert_array_equal(got, ref)
