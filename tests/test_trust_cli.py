@@ -276,3 +276,12 @@ def test_ctrl_c_during_training_stops_cleanly_with_the_summary_so_far():
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
     assert err.startswith("Error: interrupted during epoch"), err
     assert "epochs run: " in out and "test accuracy: " in out, out
+
+
+def test_python_dash_m_tensorforge_is_the_command_line():
+    import subprocess
+    import sys
+    out = subprocess.run([sys.executable, "-m", "tensorforge", "--help"], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "Usage: tensorforge" in out.stdout and "train" in out.stdout

@@ -362,3 +362,23 @@ def test_sum_of_bools_and_ints_counts_in_int64_like_torch(backend):
     for g, w in zip(got, [tb.sum(), tb.sum(1), ti.sum(), ti.sum(0)]):
         assert g.dtype == np.int64
         np.testing.assert_array_equal(g, w.numpy())
+
+
+def test_gradients_of_float64_graphs_stay_float64():
+    """The zeros that pow's and where's pullbacks select take the gradient's dtype, not the
+    default float of their bool condition (a float64 graph had float32 constants)."""
+    g = tg.Graph()
+    with g:
+        a = tg.placeholder("a", (3,), dtype="float64")
+        b = tg.placeholder("b", (3,), dtype="float64")
+        loss = tg.sum(tg.where(a > 0, a ** b, b))
+        grads = tg.grad(loss, [a, b])
+    dtypes = {g.node(n)["dtype"] for n in g.topological_order([t.id for t in grads])}
+    assert "float32" not in dtypes
+    f = tg.compile([a, b], grads, backend="interp")
+    av, bv = np.array([0.0, 2.0, -1.0]), np.array([0.0, 3.0, 1.0])
+    ta, tb = (torch.tensor(v, requires_grad=True) for v in (av, bv))
+    torch.where(ta > 0, ta ** tb, tb).sum().backward()
+    for got, want in zip(f(av, bv), (ta.grad.numpy(), tb.grad.numpy())):
+        assert got.dtype == np.float64
+        np.testing.assert_allclose(got, want, rtol=1e-12)

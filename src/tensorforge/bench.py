@@ -351,11 +351,9 @@ def plot_bars(results: list[Result], workload: str, path: str) -> None:
 
 
 def _save_figure(fig, path: str) -> None:
-    """Write to a temporary file next to ``path``, then rename: no half-written picture."""
-    tmp = f"{path}.tmp{os.getpid()}.png"
+    """Written atomically: no half-written picture (an error names ``path``, not a temp file)."""
+    from ._fileio import atomic_write
     try:
-        fig.savefig(tmp, format="png", dpi=110)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+        atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=110))
+    except OSError as e:
+        raise OSError(f"cannot write {path}: {e.strerror or e}") from None

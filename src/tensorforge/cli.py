@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import inspect
 import math
-import os
 import sys
 from collections import Counter
 from pathlib import Path
@@ -20,6 +19,7 @@ import click
 import numpy as np
 
 from . import cli_report as report
+from ._fileio import atomic_write
 from .cli_errors import CliError, FiniteFloat, GuardedGroup
 
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "adadelta", "rmsprop", "adam", "adamw", "adamax",
@@ -489,13 +489,7 @@ def export(source, fmt, output, backward, fused, backend, max_nodes) -> None:
 
 
 def _write_text(path: str, text: str) -> None:
-    tmp = f"{path}.tmp{os.getpid()}"
-    try:
-        Path(tmp).write_text(text)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    atomic_write(path, text.encode())
 
 
 # ---- show ------------------------------------------------------------------------------------------------

@@ -211,7 +211,7 @@ def to_onnx(inputs, outputs, path, opset: int = 17, name: str | None = None):
     onnx.checker.check_model(model, full_check=True)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    from .serialize import _atomic_write
+    from .._fileio import atomic_write
     data = model.SerializeToString()
-    _atomic_write(path, lambda f: f.write(data))
+    atomic_write(path, data)
     return model

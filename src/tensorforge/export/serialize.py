@@ -80,11 +80,6 @@ def _from_json(value):
     return value
 
 
-def _atomic_write(path: Path, write_bytes) -> None:
-    """Kept for callers elsewhere in the package: the one helper is ``_fileio.atomic_write``."""
-    atomic_write(path, write_bytes)
-
-
 def save(path, outputs, inputs=None) -> Path:
     """Save the sub-graph computing ``outputs`` (a Tensor or list). ``inputs``: the placeholders in
     call order (default: every placeholder the outputs depend on, in creation order)."""

@@ -89,12 +89,19 @@ def _graph_of(inputs) -> Graph:
     return get_default_graph()
 
 
+def _weak_scalar_partner(inputs) -> Tensor | None:
+    """The tensor whose dtype Python scalars among ``inputs`` take (docs/numerics.md): the first
+    non-bool tensor, so where(cond, g, 0.0) gives a zero of g's dtype rather than the default
+    float of the bool condition; the first tensor if all are bool."""
+    tensors = [x for x in inputs if isinstance(x, Tensor)]
+    return next((t for t in tensors if t.dtype != "bool"), tensors[0] if tensors else None)
+
+
 def apply(name: str, inputs, **attrs) -> Tensor:
     """Add an ``name`` node on ``inputs`` (Tensors or Python/NumPy values) and return it."""
     opdef = get_op(name)
     graph = _graph_of(inputs)
-    like = next((x for x in inputs if isinstance(x, Tensor)), None)
-    tensors = [as_tensor(x, like=like, graph=graph) for x in inputs]
+    tensors = [as_tensor(x, like=_weak_scalar_partner(inputs), graph=graph) for x in inputs]
     for t in tensors:
         if t.graph is not graph:
             raise ValueError(f"op {name!r}: inputs come from different graphs "

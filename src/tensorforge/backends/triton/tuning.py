@@ -19,13 +19,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 from ... import runtime
+from ..._fileio import atomic_write
 
 __all__ = ["TuneSpec", "TuningCache", "search_enabled", "choose", "cache_path", "device_tag"]
 
@@ -106,16 +106,9 @@ class TuningCache:
         entries[key] = {"config": dict(config), "ms": ms, "note": note}
         text = json.dumps({"version": CACHE_VERSION, "entries": entries}, indent=1, sort_keys=True)
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".tmp-", suffix=".json")
+            atomic_write(self.path, text.encode("utf-8"), durable=False)
         except OSError:
             return
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(text)
-            os.replace(tmp, self.path)
-        except OSError:
-            Path(tmp).unlink(missing_ok=True)
 
 
 def _capturing() -> bool:
