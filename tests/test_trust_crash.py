@@ -280,3 +280,22 @@ def test_an_mlp_training_step_with_batch_zero_follows_torch(backend):
     (value,) = step(np.ones((2, 4), np.float32), np.array([0, 2]))
     assert np.isfinite(value)
     assert not np.array_equal(w2.value, before[2])
+
+
+def test_a_step_with_very_many_kernels_keeps_them_as_calls_and_agrees_with_the_interpreter():
+    """Past INLINE_MAX_KERNELS, kernels are not inlined into tf_step (its O3 optimisation grew
+    superlinearly: a 312-kernel fuzz graph took 48 s to compile); results stay the same."""
+    from tensorforge.backends.llvm.backend import INLINE_MAX_KERNELS
+    g = tg.Graph()
+    with g:
+        x = tg.placeholder("x", (None, 3))
+        outs, h = [], x
+        for i in range(INLINE_MAX_KERNELS + 20):      # each output is materialised: one kernel each
+            h = tg.tanh(h) * 0.9 + 0.01 * i
+            outs.append(h)
+        fl = tg.compile([x], outs, backend="llvm")
+        fi = tg.compile([x], outs, backend="interp")
+    xv = np.linspace(-2, 2, 12, dtype=np.float32).reshape(4, 3)
+    for got, want in zip(fl(xv), fi(xv)):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    assert fl.ir.count("define internal") > INLINE_MAX_KERNELS
