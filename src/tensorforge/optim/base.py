@@ -121,13 +121,20 @@ class Optimizer:
 
     # -- building the updates ------------------------------------------------------------
     def updates(self, loss: Tensor, params: Sequence[Tensor] | None = None,
-                clip_norm: float | None = None) -> list[tuple[Tensor, Tensor]]:
+                clip_norm: float | None = None, data_parallel: bool = False,
+                bucket_bytes: int | None = None) -> list[tuple[Tensor, Tensor]]:
         """Symbolic (parameter, new value) pairs for one step on ``loss``.
 
         ``params``: the parameters to train (default: every trainable parameter that
         ``loss`` depends on). ``clip_norm``: clip the gradients by their global norm first
-        (``torch.nn.utils.clip_grad_norm_`` semantics).
+        (``torch.nn.utils.clip_grad_norm_`` semantics). ``data_parallel``: average the
+        gradients over all MPI ranks (one allreduce, in buckets of at most
+        ``bucket_bytes`` if given) before clipping and updating; see
+        ``tensorforge.optim.data_parallel`` and ``tg.distributed``.
         """
+        if data_parallel:
+            from .data_parallel import data_parallel_updates
+            return data_parallel_updates(self, loss, params, clip_norm, bucket_bytes)
         params = self._check_params(loss, params)
         grads = grad(loss, params)
         return self._build(params, grads, clip_norm)
