@@ -112,8 +112,7 @@ def _install_excepthook() -> None:
         if _world.comm is not None and _world.comm.Get_size() > 1 and not issubclass(kind, KeyboardInterrupt):
             sys.stderr.write(f"tensorforge.distributed: rank {rank()} failed with {kind.__name__}: {value}; "
                              f"aborting all {size()} ranks\n")
-            sys.stderr.flush()
-            _world.comm.Abort(1)
+            _flush_then_abort(_world.comm, 1)
     sys.excepthook = hook
     _world.excepthook_installed = True
 
@@ -149,11 +148,19 @@ def is_distributed() -> bool:
 def abort(message: str, code: int = 1) -> None:
     """Print ``message`` (naming this rank) and stop every rank of the job."""
     sys.stderr.write(f"tensorforge.distributed: rank {rank()}/{size()}: {message}\n")
-    sys.stderr.flush()
     comm = _comm()
     if comm is not None and comm.Get_size() > 1:
-        comm.Abort(code)
+        _flush_then_abort(comm, code)
     raise DistributedError(message)
+
+
+def _flush_then_abort(comm, code: int) -> None:
+    """MPI_Abort kills every rank at once: give the launcher a moment to forward what
+    this rank printed (the error message is the point)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    time.sleep(0.3)
+    comm.Abort(code)
 
 
 def _wait(request, what: str) -> None:

@@ -1,0 +1,202 @@
+"""tg.distributed and data-parallel training.
+
+The multi-process tests launch ``mpiexec -n 2 python tests/mpi/<script>.py`` (mpi4py and
+the mpich wheel come with the ``test`` extra) with timeouts, and read what rank 0 prints.
+They are skipped, with the reason, only where no ``mpiexec`` or no mpi4py is installed.
+The single-process tests run everywhere and check that nothing changes without MPI.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import tensorforge as tg
+from tensorforge import distributed as dist
+from tensorforge.optim.data_parallel import DataParallelUpdates
+
+ROOT = Path(__file__).resolve().parents[1]
+MPI_SCRIPTS = ROOT / "tests" / "mpi"
+
+
+def _mpiexec() -> str | None:
+    beside_python = Path(sys.executable).parent / "mpiexec"
+    return str(beside_python) if beside_python.exists() else shutil.which("mpiexec")
+
+
+def _has_mpi4py() -> bool:
+    import importlib.util
+    return importlib.util.find_spec("mpi4py") is not None
+
+
+needs_mpi = pytest.mark.skipif(_mpiexec() is None or not _has_mpi4py(),
+                               reason="needs mpiexec and mpi4py: pip install 'tensorforge[distributed]'")
+
+
+def _env(**extra) -> dict:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    env.setdefault("TENSORFORGE_NUM_THREADS", "1")
+    for var in ("PMI_RANK", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_RANK", "PMIX_RANK"):
+        env.pop(var, None)
+    env.update(extra)
+    return env
+
+
+def mpirun(args, n: int = 2, timeout: float = 240, **env) -> subprocess.CompletedProcess:
+    """``mpiexec -n n python args...``: the finished process (output in .stdout, .stderr)."""
+    cmd = [_mpiexec(), "-n", str(n), sys.executable] + [str(a) for a in args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=_env(**env), cwd=ROOT)
+
+
+# ---- equivalence: 2 ranks x batch B == 1 process x batch 2B -----------------------------
+
+@pytest.fixture(scope="module")
+def equivalence():
+    proc = mpirun([MPI_SCRIPTS / "equivalence.py", "interp,llvm"], timeout=400)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    rows = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    return {(r["model"], r.get("optimizer"), r["backend"]): r for r in rows}
+
+
+CONFIGS = [(m, o, b) for b in ("interp", "llvm") for m in ("mlp", "cnn") for o in ("sgd", "adam")]
+
+
+@needs_mpi
+@pytest.mark.parametrize("model,optimizer,backend", CONFIGS)
+def test_two_ranks_match_one_process_with_the_whole_batch(equivalence, model, optimizer, backend):
+    row = equivalence[(model, optimizer, backend)]
+    assert row["max_abs_diff"] < 2e-6 and row["max_rel_diff"] < 1e-4, row
+
+
+@needs_mpi
+@pytest.mark.parametrize("model,optimizer,backend", CONFIGS)
+def test_all_ranks_hold_bit_identical_parameters(equivalence, model, optimizer, backend):
+    assert equivalence[(model, optimizer, backend)]["identical"] is True
+
+
+@needs_mpi
+@pytest.mark.parametrize("backend", ["interp", "llvm"])
+def test_each_rank_draws_its_own_dropout_stream(equivalence, backend):
+    row = equivalence[("dropout", None, backend)]
+    assert row["counter_offset_by_rank"] is True and row["identical"] is True
+
+
+# ---- failures end the job quickly, with the error named ---------------------------------
+
+@needs_mpi
+@pytest.mark.parametrize("mode,message", [
+    ("raise", "rank 1 failed on purpose"),
+    ("kill", "Killed"),
+    ("hang", "did not complete within 3 s"),
+])
+def test_a_failed_rank_stops_the_job_within_bounded_time(mode, message):
+    start = time.monotonic()
+    proc = mpirun([MPI_SCRIPTS / "failure.py", mode], timeout=90, TENSORFORGE_MPI_TIMEOUT="3")
+    elapsed = time.monotonic() - start
+    assert proc.returncode != 0
+    assert elapsed < 60, elapsed
+    assert message in proc.stdout + proc.stderr, proc.stdout + proc.stderr
+    assert "finished" not in proc.stdout
+
+
+# ---- one process, no MPI: everything as before ------------------------------------------
+
+_NO_MPI = """
+import sys
+sys.modules["mpi4py"] = None          # as if mpi4py were not installed
+import numpy as np
+import tensorforge as tg
+from tensorforge import distributed as dist
+assert (dist.init(), dist.rank(), dist.size(), dist.is_main()) == (1, 0, 1, True)
+a = np.arange(6, dtype=np.float32).reshape(2, 3)
+assert np.array_equal(dist.allreduce(a), a) and np.array_equal(dist.allreduce(a, "mean"), a)
+assert np.array_equal(dist.broadcast(a), a)
+dist.barrier()
+print("ok")
+"""
+
+
+def test_single_process_needs_no_mpi():
+    proc = subprocess.run([sys.executable, "-c", _NO_MPI], capture_output=True, text=True, timeout=120,
+                          env=_env(), cwd=ROOT)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr
+
+
+def test_launched_by_mpi_without_mpi4py_names_the_extra():
+    code = "import sys; sys.modules['mpi4py'] = None\nfrom tensorforge import distributed as d\nd.init()"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          env=_env(PMI_RANK="0", PMI_SIZE="2"), cwd=ROOT)
+    assert proc.returncode != 0
+    assert "ImportError" in proc.stderr and "tensorforge[distributed]" in proc.stderr, proc.stderr
+
+
+def _mlp_step(backend, data_parallel, clip_norm=None, opt=None):
+    g = tg.Graph()
+    with g:
+        x = tg.placeholder("x", (None, 5))
+        y = tg.placeholder("y", (None,), dtype="int64")
+        W = tg.parameter("W", tg.init.he_normal((5, 4), seed=0))
+        b = tg.parameter("b", np.zeros(4, np.float32))
+        loss = tg.mean(tg.softmax_cross_entropy(tg.dropout(tg.relu(x @ W + b), 0.2, seed=1), y))
+        opt = opt or tg.optim.AdamW(lr=1e-2, weight_decay=0.1, amsgrad=True)
+        updates = opt.updates(loss, [W, b], clip_norm=clip_norm, data_parallel=data_parallel)
+        return tg.compile([x, y], [loss], updates=updates, backend=backend), [W, b]
+
+
+@pytest.mark.parametrize("backend", ["interp", "llvm", "triton"])
+def test_data_parallel_step_on_one_process_equals_the_ordinary_step(backend):
+    rng = np.random.default_rng(0)
+    batches = [(rng.normal(size=(6, 5)).astype(np.float32), rng.integers(0, 4, 6)) for _ in range(4)]
+    results = []
+    for dp in (False, True):
+        step, params = _mlp_step(backend, dp, clip_norm=0.5)
+        losses = [float(step(xb, yb)[0]) for xb, yb in batches]
+        results.append((losses, [p.value.copy() for p in params]))
+    (l0, p0), (l1, p1) = results
+    np.testing.assert_allclose(l1, l0, rtol=1e-6, atol=1e-7)
+    for a, b in zip(p0, p1):
+        np.testing.assert_allclose(b, a, rtol=1e-6, atol=1e-7)
+
+
+def test_data_parallel_updates_keep_their_marker_when_concatenated():
+    step, _ = _mlp_step("interp", True)
+    ups = step.dp_updates
+    assert isinstance(ups + [], DataParallelUpdates) and isinstance([] + ups, DataParallelUpdates)
+    assert ups.grad_input.shape == (5 * 4 + 4,)
+
+
+def test_svrg_refuses_data_parallel():
+    with pytest.raises(NotImplementedError, match="SVRG"):
+        _mlp_step("interp", True, opt=tg.optim.SVRG(lr=0.1))
+
+
+def test_data_parallel_needs_one_parameter_dtype():
+    g = tg.Graph()
+    with g:
+        x = tg.placeholder("x", (3,))
+        a = tg.parameter("a", np.ones(3, np.float32))
+        b = tg.parameter("b", np.ones(3, np.float64))
+        loss = tg.sum(x * a) + tg.cast(tg.sum(tg.cast(x, "float64") * b), "float32")
+        with pytest.raises(TypeError, match="one dtype"):
+            tg.optim.SGD(lr=0.1).updates(loss, [a, b], data_parallel=True)
+
+
+def test_shard_batches_on_one_rank_are_the_ordinary_batches():
+    order = np.random.default_rng(0).permutation(10)
+    shards = dist.shard_batches(order, 4)
+    assert [s.tolist() for s in shards] == [order[0:4].tolist(), order[4:8].tolist(), order[8:].tolist()]
+
+
+def test_allreduce_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="op must be one of"):
+        dist.allreduce(np.ones(3), "prod")
+    with pytest.raises(TypeError, match="numeric"):
+        dist.allreduce(np.array(["a"]))
