@@ -200,3 +200,86 @@ def test_allreduce_rejects_bad_arguments():
         dist.allreduce(np.ones(3), "prod")
     with pytest.raises(TypeError, match="numeric"):
         dist.allreduce(np.array(["a"]))
+
+
+# ---- tg.train.fit and the command line under MPI -----------------------------------------
+
+def _fit(tmp_path, ranks, epochs, ckpt, *flags, timeout=240):
+    args = [MPI_SCRIPTS / "fit_run.py", epochs, ckpt] + list(flags)
+    if ranks == 1:
+        return subprocess.run([sys.executable] + [str(a) for a in args], capture_output=True, text=True,
+                              timeout=timeout, env=_env(), cwd=ROOT)
+    return mpirun(args, n=ranks, timeout=timeout)
+
+
+def _result(proc) -> dict:
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (line,) = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+    return json.loads(line)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    """4 epochs on 2 ranks without a break, checkpointing into a folder of its own."""
+    folder = tmp_path_factory.mktemp("uninterrupted")
+    return _result(_fit(folder, 2, 4, folder / "ckpt"))
+
+
+@needs_mpi
+def test_fit_on_two_ranks_keeps_parameters_identical_and_prints_once(uninterrupted, tmp_path):
+    assert uninterrupted["identical"] is True and uninterrupted["size"] == 2
+    proc = _fit(tmp_path, 2, 2, "-")
+    assert proc.stdout.count("epoch 1/2 ") == 1 and proc.stdout.count("{") == 1, proc.stdout
+    assert proc.stderr.count("epoch 1/2:") <= 1      # the progress bar: rank 0's only
+
+
+@needs_mpi
+def test_fit_resume_under_mpi_is_exact(uninterrupted, tmp_path):
+    _result(_fit(tmp_path, 2, 2, tmp_path / "ckpt"))
+    resumed = _result(_fit(tmp_path, 2, 4, tmp_path / "ckpt", "resume"))
+    assert resumed["digest"] == uninterrupted["digest"]
+    assert resumed["loss"] == uninterrupted["loss"]
+
+
+@needs_mpi
+def test_killed_rank_ends_the_job_and_the_checkpoint_resumes(uninterrupted, tmp_path):
+    start = time.monotonic()
+    proc = _fit(tmp_path, 2, 4, tmp_path / "ckpt", "kill-after=2")
+    assert proc.returncode != 0 and time.monotonic() - start < 60
+    assert "Killed" in proc.stdout + proc.stderr
+    assert (tmp_path / "ckpt" / "checkpoint.json").exists()
+    resumed = _result(_fit(tmp_path, 2, 4, tmp_path / "ckpt", "resume"))
+    assert resumed["digest"] == uninterrupted["digest"]
+    # and with another number of ranks: it continues from the same epoch
+    one = _result(_fit(tmp_path, 1, 5, tmp_path / "ckpt", "resume"))
+    assert one["loss"][:4] == uninterrupted["loss"] and len(one["loss"]) == 5
+
+
+_CLI = "from tensorforge.cli import main; main()"
+
+
+@needs_mpi
+def test_cli_train_under_mpiexec_prints_once_and_writes_once(tmp_path):
+    proc = mpirun(["-c", _CLI, "train", "--epochs", "2", "--no-progress", "--hidden", "16",
+                   "--checkpoint-dir", tmp_path / "ckpt", "--plot", tmp_path / "curves.png"], timeout=240)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = proc.stdout
+    assert out.count("training a MLP") == 1 and out.count("test accuracy:") == 1, out
+    assert out.count("epoch 2/2 ") == 1
+    assert (tmp_path / "curves.png").exists() and (tmp_path / "ckpt" / "checkpoint.json").exists()
+
+
+@needs_mpi
+def test_cli_usage_error_on_one_rank_aborts_the_job(tmp_path):
+    start = time.monotonic()
+    proc = mpirun(["-c", _CLI, "train", "--data", str(tmp_path / "missing.npz"), "--epochs", "1"], timeout=90)
+    assert proc.returncode != 0 and time.monotonic() - start < 60
+    assert "missing.npz" in proc.stdout + proc.stderr
+
+
+def test_cli_train_help_says_how_to_run_on_several_processes():
+    from click.testing import CliRunner
+    from tensorforge.cli import main
+    result = CliRunner().invoke(main, ["train", "--help"])
+    assert result.exit_code == 0
+    assert "mpiexec -n N tensorforge train" in result.output and "tensorforge[distributed]" in result.output

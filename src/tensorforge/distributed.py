@@ -21,12 +21,15 @@ from __future__ import annotations
 import os
 import sys
 import time
+import traceback
+from contextlib import contextmanager
 
 import numpy as np
 
 __all__ = ["init", "rank", "size", "is_main", "barrier", "allreduce", "broadcast", "allreduce_inplace",
            "broadcast_parameters", "shard_batches", "average_metrics", "abort", "is_distributed",
-           "DistributedError", "launched_by_mpi", "RANK_COUNTER_STRIDE"]
+           "DistributedError", "launched_by_mpi", "RANK_COUNTER_STRIDE", "shard_minibatches", "sum_over_ranks",
+           "quiet_unless_main", "abort_on_error"]
 
 EXTRA_HINT = 'pip install "tensorforge[distributed]"  (mpi4py and the mpich wheel)'
 # environment variables that MPI launchers set in every process they start, with the world size
@@ -309,3 +312,47 @@ def _describe() -> str:
     MPI = _world.MPI
     return f"{size()} ranks, {MPI.Get_library_version().splitlines()[0].strip()}"
 
+
+
+# ---- helpers for tg.train.fit and the command line ------------------------------------------
+
+def shard_minibatches(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int, epoch: int) -> list:
+    """This rank's (x, y) batches of one epoch: the epoch's permutation is the one
+    ``tg.data.minibatches`` draws from (seed, epoch), the same on every rank; see
+    ``shard_batches`` for how it is cut."""
+    order = np.random.default_rng([int(seed), int(epoch)]).permutation(len(x))
+    return [(x[idx], y[idx]) for idx in shard_batches(order, batch_size)]
+
+
+def sum_over_ranks(values) -> list[float]:
+    """Sums of a list of floats over all ranks (float64); the list itself with one rank."""
+    values = [float(v) for v in values]
+    if size() == 1:
+        return values
+    return allreduce_inplace(np.array(values, dtype=np.float64), "sum").tolist()
+
+
+def quiet_unless_main() -> None:
+    """Send this process's standard output to the null device unless it is rank 0, so a
+    command prints once however many ranks run it (errors still reach stderr)."""
+    if not is_main():
+        sys.stdout.flush()
+        sys.stdout = open(os.devnull, "w")
+
+
+@contextmanager
+def abort_on_error():
+    """Turn a failure on this rank (an exception, or ``sys.exit`` with a non-zero code, as
+    click does for a usage error) into ``MPI_Abort`` of the whole job: otherwise the other
+    ranks would wait in their next collective, and this one in ``MPI_Finalize``."""
+    try:
+        yield
+    except SystemExit as e:
+        if size() > 1 and e.code not in (None, 0):
+            abort(f"exited with status {e.code}", code=e.code if isinstance(e.code, int) else 1)
+        raise
+    except BaseException as e:  # noqa: BLE001 - every failure must stop the other ranks
+        if size() > 1 and not isinstance(e, KeyboardInterrupt):
+            traceback.print_exc()
+            abort(f"failed with {type(e).__name__}: {e}")
+        raise
