@@ -89,6 +89,14 @@ def test_each_rank_draws_its_own_dropout_stream(equivalence, backend):
     assert row["counter_offset_by_rank"] is True and row["identical"] is True
 
 
+@needs_mpi
+@pytest.mark.parametrize("backend", ["interp", "llvm"])
+def test_sync_batch_norm_averages_the_running_statistics(equivalence, backend):
+    row = equivalence[("sync_bn", None, backend)]
+    assert row["own_differ"] is True                  # default: per rank
+    assert row["identical"] is True and row["max_abs_diff"] < 1e-6
+
+
 # ---- failures end the job quickly, with the error named ---------------------------------
 
 @needs_mpi
@@ -283,3 +291,11 @@ def test_cli_train_help_says_how_to_run_on_several_processes():
     result = CliRunner().invoke(main, ["train", "--help"])
     assert result.exit_code == 0
     assert "mpiexec -n N tensorforge train" in result.output and "tensorforge[distributed]" in result.output
+
+
+def test_sync_batch_norm_needs_data_parallel():
+    g = tg.Graph()
+    with g:
+        w = tg.parameter("w", np.ones(3, np.float32))
+        with pytest.raises(ValueError, match="data_parallel=True"):
+            tg.optim.SGD(lr=0.1).updates(tg.sum(w * w), [w], sync_batch_norm=True)

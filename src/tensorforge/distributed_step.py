@@ -31,8 +31,7 @@ __all__ = ["DataParallelFunction"]
 class DataParallelFunction:
     """A data-parallel compiled step (see the module doc); called like ``CompiledFunction``."""
 
-    def __init__(self, inputs, outputs, updates, backend="interp", passes=None, name=None,
-                 sync_buffers=()):
+    def __init__(self, inputs, outputs, updates, backend="interp", passes=None, name=None):
         from .compile import CompiledFunction
         self.name = name or "step"
         single = not isinstance(outputs, (list, tuple))
@@ -52,11 +51,16 @@ class DataParallelFunction:
         self.backend = self.forward.backend
         self.updates = self.forward.updates + self.apply.updates
         self.bucket_bytes = updates.bucket_bytes
-        # state that each rank computes itself and that is averaged too (e.g. batch-norm running
-        # statistics with sync BN): appended to the gradient buffer, one allreduce for both
-        self.sync_buffers = list(sync_buffers)
+        # state that each rank computes itself and that is averaged too (batch-norm running
+        # statistics with sync_batch_norm): appended to the gradient buffer, one allreduce for both
+        self.sync_buffers = self._running_statistics() if updates.sync_batch_norm else []
         self._synced = False
         self.allreduce_seconds = 0.0      # total time spent in the allreduce (for benchmarks)
+
+    def _running_statistics(self) -> list:
+        """The floating-point state that stage 1 updates by itself (batch-norm running
+        statistics; not the random counter, which must differ between ranks)."""
+        return [t for t, _ in self.forward.updates if np.dtype(t.dtype).kind == "f"]
 
     def synchronise(self) -> None:
         """Overwrite every parameter and optimizer state this step touches with rank 0's

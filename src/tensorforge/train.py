@@ -302,7 +302,8 @@ def fit(model, x_train, y_train, loss="cross_entropy", optimizer=None, epochs: i
         restore_best: bool = True, penalty: Callable | None = None, clip_norm: float | None = None,
         backend: str = "interp", seed: int = 0, progress: bool = True, verbose: bool = True,
         schedule_interval: str = "epoch", augment: Callable | None = None, eval_batch_size: int | None = None,
-        on_epoch_end: Callable | None = None, checkpoint_dir=None, resume: bool = False) -> History:
+        on_epoch_end: Callable | None = None, checkpoint_dir=None, resume: bool = False,
+        sync_batch_norm: bool = False) -> History:
     """Train ``model`` (a ``tg.nn`` module) on (x_train, y_train) and return a :class:`History`.
 
     loss: "cross_entropy" (integer labels, or one-hot float targets), "mse", "bce" (on logits),
@@ -322,6 +323,8 @@ def fit(model, x_train, y_train, loss="cross_entropy", optimizer=None, epochs: i
         state, epoch, RNG counter, shuffle state; JSON + npz, atomic; see ``tg.export.checkpoint``).
     resume: continue from the checkpoint in ``checkpoint_dir`` if there is one (same model
         architecture, optimizer and seed); the run ends as an uninterrupted one would.
+    sync_batch_norm: under MPI, average the batch-norm running statistics over the ranks after
+        every step (default: each rank keeps its own). See ``tg.distributed`` for MPI training.
 
     Divergence: training stops at the first non-finite training loss (or validation loss, since the
     last update of an epoch is only seen there); the model gets back the parameters of its best
@@ -355,7 +358,8 @@ def fit(model, x_train, y_train, loss="cross_entropy", optimizer=None, epochs: i
     if penalty is not None:
         objective = objective + penalty(params)
     updates = optimizer.updates(objective, params, clip_norm=clip_norm,
-                                **({"data_parallel": True} if distributed else {}))
+                                **({"data_parallel": True, "sync_batch_norm": sync_batch_norm}
+                                   if distributed else {}))
     train_step = _compile([x_ph, y_ph], [objective, out_train], updates=updates, backend=backend,
                           name="train_step")
 

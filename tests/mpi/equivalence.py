@@ -109,6 +109,33 @@ def dropout_streams(backend: str) -> dict:
             "counter_offset_by_rank": bool(counters[0])}
 
 
+def batch_norm_statistics(backend: str, sync: bool) -> np.ndarray:
+    """The running mean after one step on this rank's own data."""
+    g = tg.Graph()
+    with g:
+        x = tg.placeholder("x", (None, 3))
+        gamma = tg.parameter("gamma", np.ones(3, np.float32))
+        beta = tg.parameter("beta", np.zeros(3, np.float32))
+        mean = tg.parameter("running_mean", np.zeros(3, np.float32), trainable=False)
+        var = tg.parameter("running_var", np.ones(3, np.float32), trainable=False)
+        loss = tg.mean(tg.batch_norm(x, gamma, beta, mean, var, training=True) ** 2)
+        updates = tg.optim.SGD(lr=0.1).updates(loss, [gamma, beta], data_parallel=True, sync_batch_norm=sync)
+        step = tg.compile([x], [loss], updates=updates, backend=backend)
+    step(np.random.default_rng(dist.rank()).normal(dist.rank(), 1.0, size=(5, 3)).astype(np.float32))
+    return np.array(mean.value)
+
+
+def sync_batch_norm(backend: str) -> dict:
+    """Running statistics stay per rank by default; with sync_batch_norm they are the mean
+    of the per-rank ones, on every rank."""
+    own = batch_norm_statistics(backend, sync=False)
+    synced = batch_norm_statistics(backend, sync=True)
+    expected = dist.allreduce(own, "mean")
+    return {"model": "sync_bn", "backend": backend, "identical": all_identical([synced]),
+            "own_differ": not all_identical([own]),
+            "max_abs_diff": float(np.abs(synced - expected).max())}
+
+
 def main() -> None:
     dist.init()
     backends = sys.argv[1].split(",") if len(sys.argv) > 1 else ["interp", "llvm"]
@@ -118,9 +145,9 @@ def main() -> None:
                 result = run(model, optimizer, backend)
                 if dist.is_main():
                     print(json.dumps(result), flush=True)
-        result = dropout_streams(backend)
-        if dist.is_main():
-            print(json.dumps(result), flush=True)
+        for result in (dropout_streams(backend), sync_batch_norm(backend)):
+            if dist.is_main():
+                print(json.dumps(result), flush=True)
 
 
 if __name__ == "__main__":

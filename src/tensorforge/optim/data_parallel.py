@@ -33,15 +33,18 @@ class DataParallelUpdates(list):
     them into a step that averages ``local_grads`` over the ranks and feeds the result to
     ``grad_input``. Concatenating it with other updates (``+``) keeps the marker."""
 
-    def __init__(self, pairs, local_grads: Tensor, grad_input: Tensor, params, bucket_bytes=None):
+    def __init__(self, pairs, local_grads: Tensor, grad_input: Tensor, params, bucket_bytes=None,
+                 sync_batch_norm: bool = False):
         super().__init__(pairs)
+        self.sync_batch_norm = bool(sync_batch_norm)
         self.local_grads = local_grads
         self.grad_input = grad_input
         self.params = list(params)
         self.bucket_bytes = bucket_bytes
 
     def _like(self, pairs) -> "DataParallelUpdates":
-        return DataParallelUpdates(pairs, self.local_grads, self.grad_input, self.params, self.bucket_bytes)
+        return DataParallelUpdates(pairs, self.local_grads, self.grad_input, self.params, self.bucket_bytes,
+                                   self.sync_batch_norm)
 
     def __add__(self, other):
         return self._like(list(self) + list(other))
@@ -62,8 +65,8 @@ def _free_name(graph, stem: str) -> str:
     return name
 
 
-def data_parallel_updates(optimizer, loss: Tensor, params, clip_norm=None,
-                          bucket_bytes: int | None = None) -> DataParallelUpdates:
+def data_parallel_updates(optimizer, loss: Tensor, params, clip_norm=None, bucket_bytes: int | None = None,
+                          sync_batch_norm: bool = False) -> DataParallelUpdates:
     """``optimizer``'s updates on gradients averaged over the ranks (see the module doc)."""
     params = optimizer._check_params(loss, params)
     dtypes = sorted({p.dtype for p in params})
@@ -84,4 +87,6 @@ def data_parallel_updates(optimizer, loss: Tensor, params, clip_norm=None,
         averaged.append(reshape(grad_input[start:start + n], p.shape))
         start += n
     pairs = optimizer._build(params, averaged, clip_norm)
-    return DataParallelUpdates(pairs, local, grad_input, params, bucket_bytes)
+    if bucket_bytes is not None and int(bucket_bytes) < 1:
+        raise ValueError(f"data_parallel: bucket_bytes must be >= 1, got {bucket_bytes!r}")
+    return DataParallelUpdates(pairs, local, grad_input, params, bucket_bytes, sync_batch_norm)

@@ -45,7 +45,7 @@ class SVRG(Optimizer):
 
     def updates(self, loss: Tensor, params: Sequence[Tensor] | None = None,
                 clip_norm: float | None = None, data_parallel: bool = False,
-                bucket_bytes: int | None = None) -> list[tuple[Tensor, Tensor]]:
+                bucket_bytes: int | None = None, sync_batch_norm: bool = False) -> list[tuple[Tensor, Tensor]]:
         """The SVRG step on ``loss`` (a mean over the minibatch). ``clip_norm`` clips the
         variance-reduced direction g_i(w) - g_i(w̃) + μ by its global norm."""
         if data_parallel:
