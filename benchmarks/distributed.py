@@ -180,6 +180,19 @@ def launch(ranks: int, args: list[str], timeout: float = 1200) -> list[dict]:
     return [json.loads(line[7:]) for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
 
 
+def median_rows(runs: list[list[dict]]) -> list[dict]:
+    """Per configuration, the median of every rate over the repeated runs."""
+    out = []
+    for i, row in enumerate(runs[0]):
+        med = dict(row)
+        for key in ("steps_per_s", "fused_steps_per_s", "split_steps_per_s", "allreduce_share"):
+            if key in row:
+                med[key] = float(np.median([run[i][key] for run in runs]))
+        med["runs"] = len(runs)
+        out.append(med)
+    return out
+
+
 def step_table(rows: list[dict]) -> str:
     lines = ["| workload | ranks | batch/rank | steps/s | examples/s | scaling efficiency | allreduce share |",
              "|---|---:|---:|---:|---:|---:|---:|"]
@@ -217,6 +230,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=3.0, help="time box per measurement")
     parser.add_argument("--quick", action="store_true", help="the MLP only, short boxes (a smoke run)")
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="runs of every configuration; the tables show the medians (a shared machine is noisy)")
     parser.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -229,9 +244,11 @@ def main() -> None:
     seconds = 0.3 if args.quick else args.seconds
     workloads = ["mlp"] if args.quick else list(WORKLOADS)
     print(f"# load average before: {' '.join(f'{v:.2f}' for v in os.getloadavg())}; {os.cpu_count()} CPUs")
-    rows = [r for w in workloads for n in (1, 2) for r in launch(n, ["step", w, str(seconds)])]
+    runs = [[r for w in workloads for n in (1, 2) for r in launch(n, ["step", w, str(seconds)])]
+            for _ in range(1 if args.quick else args.repeat)]
+    rows = median_rows(runs)
     sizes = [2 ** k for k in ((10, 16) if args.quick else range(10, 25, 2))]
-    ar = launch(2, ["allreduce", "5" if args.quick else "20"] + [str(s) for s in sizes])
+    ar = launch(2, ["allreduce", "5" if args.quick else "30"] + [str(s) for s in sizes])
     print(f"# load average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     print("\n## steps/s, 1 and 2 ranks (1 thread each)\n\n" + step_table(rows))
     print("\n## the split step on one process\n\n" + split_table(rows))

@@ -299,3 +299,34 @@ def test_sync_batch_norm_needs_data_parallel():
         w = tg.parameter("w", np.ones(3, np.float32))
         with pytest.raises(ValueError, match="data_parallel=True"):
             tg.optim.SGD(lr=0.1).updates(tg.sum(w * w), [w], sync_batch_norm=True)
+
+
+OPTIMIZERS = [
+    lambda: tg.optim.SGD(lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.01),
+    lambda: tg.optim.Adagrad(lr=0.1, weight_decay=0.01),
+    lambda: tg.optim.Adadelta(lr=1.0),
+    lambda: tg.optim.RMSprop(lr=0.01, momentum=0.5, centered=True),
+    lambda: tg.optim.Adam(lr=0.01, amsgrad=True, weight_decay=0.01),
+    lambda: tg.optim.AdamW(lr=0.01),
+    lambda: tg.optim.Adamax(lr=0.01),
+    lambda: tg.optim.NAdam(lr=0.01),
+]
+
+
+@pytest.mark.parametrize("make", OPTIMIZERS, ids=lambda f: type(f()).__name__)
+def test_every_optimizer_clipping_and_a_schedule_work_data_parallel(make):
+    """One process: the data-parallel step (two native calls) follows the ordinary one
+    step for step, with clipping and a learning-rate schedule changing lr in between."""
+    rng = np.random.default_rng(1)
+    batches = [(rng.normal(size=(6, 5)).astype(np.float32), rng.integers(0, 4, 6)) for _ in range(4)]
+    finals = []
+    for dp in (False, True):
+        opt = make()
+        step, params = _mlp_step("interp", dp, clip_norm=0.3, opt=opt)
+        schedule = tg.optim.schedules.StepLR(opt, step_size=1, gamma=0.5)
+        for xb, yb in batches:
+            step(xb, yb)
+            schedule.step()
+        finals.append([p.value.copy() for p in params])
+    for a, b in zip(*finals):
+        np.testing.assert_allclose(b, a, rtol=1e-6, atol=1e-7)
