@@ -166,18 +166,43 @@ def _flush_then_abort(comm, code: int) -> None:
     comm.Abort(code)
 
 
-def _wait(request, what: str) -> None:
-    """Wait for a nonblocking collective, at most TENSORFORGE_MPI_TIMEOUT seconds: a rank
-    that died or hangs must not keep the others in the collective forever."""
-    deadline = time.monotonic() + _timeout()
-    spins = 0
-    while not request.Test():
-        spins += 1
-        if spins > 2000:          # past the fast path, leave the (shared) core to others
-            time.sleep(0.0002)
-            if time.monotonic() > deadline:
-                abort(f"{what} did not complete within {_timeout():g} s (TENSORFORGE_MPI_TIMEOUT): "
-                      "another rank died, hangs or runs a different program")
+class _Watchdog:
+    """Bounds the time of every collective: the collective itself runs blocking, at full
+    speed, in the calling thread, while this daemon thread aborts the job if one has been
+    running for longer than TENSORFORGE_MPI_TIMEOUT (a rank died, hangs, or runs another
+    program). Polling a nonblocking collective instead would stall MPI's progress between
+    polls and cost bandwidth on large buffers."""
+
+    def __init__(self):
+        self.what: str | None = None
+        self.deadline = 0.0
+        self.thread = None
+
+    def _loop(self) -> None:
+        while True:
+            time.sleep(0.25)
+            what, deadline = self.what, self.deadline
+            if what is not None and time.monotonic() > deadline:
+                sys.stderr.write(f"tensorforge.distributed: rank {rank()}/{size()}: {what} did not complete "
+                                 f"within {_timeout():g} s (TENSORFORGE_MPI_TIMEOUT): another rank died, hangs "
+                                 "or runs a different program; aborting the job\n")
+                _flush_then_abort(_world.comm, 1)
+
+    @contextmanager
+    def guard(self, what: str):
+        if self.thread is None:
+            import threading
+            self.thread = threading.Thread(target=self._loop, name="tensorforge-mpi-watchdog", daemon=True)
+            self.thread.start()
+        self.deadline = time.monotonic() + _timeout()
+        self.what = what
+        try:
+            yield
+        finally:
+            self.what = None
+
+
+_watchdog = _Watchdog()
 
 
 _REDUCE_OPS = ("sum", "mean", "max", "min")
@@ -213,8 +238,8 @@ def allreduce_inplace(buffer: np.ndarray, op: str = "sum", bucket_bytes: int | N
     step = flat.size if not bucket_bytes else max(1, int(bucket_bytes) // max(1, flat.itemsize))
     for start in range(0, flat.size, step):
         chunk = flat[start:start + step]
-        _wait(comm.Iallreduce(_world.MPI.IN_PLACE, chunk, op=_mpi_op(op)),
-              f"allreduce of {buffer.size} x {buffer.dtype}")
+        with _watchdog.guard(f"allreduce of {buffer.size} x {buffer.dtype}"):
+            comm.Allreduce(_world.MPI.IN_PLACE, chunk, op=_mpi_op(op))
     if op == "mean":
         buffer /= buffer.dtype.type(comm.Get_size())
     return buffer
@@ -241,7 +266,8 @@ def broadcast(array, root: int = 0) -> np.ndarray:
         return arr
     if not 0 <= root < comm.Get_size():
         raise ValueError(f"broadcast: root must be a rank in [0, {comm.Get_size()}), got {root}")
-    _wait(comm.Ibcast(arr, root=root), f"broadcast of {arr.shape} {arr.dtype} from rank {root}")
+    with _watchdog.guard(f"broadcast of {arr.shape} {arr.dtype} from rank {root}"):
+        comm.Bcast(arr, root=root)
     return arr
 
 
@@ -249,7 +275,8 @@ def barrier() -> None:
     """Wait until every rank gets here (at most TENSORFORGE_MPI_TIMEOUT seconds)."""
     comm = _comm()
     if comm is not None and comm.Get_size() > 1:
-        _wait(comm.Ibarrier(), "barrier")
+        with _watchdog.guard("barrier"):
+            comm.Barrier()
 
 
 def broadcast_parameters(tensors_or_graph, root: int = 0) -> None:
