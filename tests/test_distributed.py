@@ -97,6 +97,20 @@ def test_sync_batch_norm_averages_the_running_statistics(equivalence, backend):
     assert row["identical"] is True and row["max_abs_diff"] < 1e-6
 
 
+@needs_mpi
+@pytest.mark.slow
+def test_triton_backend_through_host_copies_on_two_ranks():
+    """Triton steps (here on its CPU interpreter; no GPU in CI): gradients come back to the
+    host for the allreduce, and the averaged ones go in again as the update's input."""
+    proc = mpirun([MPI_SCRIPTS / "equivalence.py", "triton"], timeout=400, TRITON_INTERPRET="1")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    rows = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    assert len(rows) == 6 and all(r["identical"] for r in rows)
+    for r in rows:
+        if "max_abs_diff" in r:
+            assert r["max_abs_diff"] < 2e-6, r
+
+
 # ---- failures end the job quickly, with the error named ---------------------------------
 
 @needs_mpi
