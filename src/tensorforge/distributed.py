@@ -33,7 +33,7 @@ __all__ = ["init", "rank", "size", "is_main", "barrier", "allreduce", "broadcast
 
 EXTRA_HINT = 'pip install "tensorforge[distributed]"  (mpi4py and the mpich wheel)'
 # environment variables that MPI launchers set in every process they start, with the world size
-_LAUNCHER_SIZE_VARS = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_SIZE", "MPI_LOCALNRANKS", "SLURM_NTASKS")
+_LAUNCHER_SIZE_VARS = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MPI_LOCALNRANKS")
 _LAUNCHER_RANK_VARS = ("PMI_RANK", "OMPI_COMM_WORLD_RANK", "PMIX_RANK")
 # a rank's random counter starts this far from rank 0's (2**40 steps apart: never overlaps)
 RANK_COUNTER_STRIDE = 1 << 40
@@ -60,7 +60,7 @@ def launched_by_mpi() -> bool:
         return True
     for var in _LAUNCHER_SIZE_VARS:
         value = os.environ.get(var, "")
-        if value.isdigit() and int(value) > 1 and var != "SLURM_NTASKS":
+        if value.isdigit() and int(value) > 1:
             return True
     return False
 
@@ -331,14 +331,6 @@ def average_metrics(values: dict[str, float], weight: float = 1.0) -> dict[str, 
     allreduce_inplace(buf, "sum")
     total = buf[-1] if buf[-1] != 0 else 1.0
     return {k: float(v / total) for k, v in zip(keys, buf[:-1])}
-
-
-def _describe() -> str:
-    if _world.comm is None:
-        return "single process (no MPI)"
-    MPI = _world.MPI
-    return f"{size()} ranks, {MPI.Get_library_version().splitlines()[0].strip()}"
-
 
 
 # ---- helpers for tg.train.fit and the command line ------------------------------------------

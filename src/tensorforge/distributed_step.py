@@ -21,6 +21,8 @@ what the ordinary one-call step computes.
 """
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 from . import distributed as dist
@@ -73,7 +75,6 @@ class DataParallelFunction:
         self._synced = True
 
     def _average(self, local: np.ndarray) -> np.ndarray:
-        import time
         n = dist.size()
         if n == 1:
             return local
