@@ -344,3 +344,13 @@ def test_every_optimizer_clipping_and_a_schedule_work_data_parallel(make):
         finals.append([p.value.copy() for p in params])
     for a, b in zip(*finals):
         np.testing.assert_allclose(b, a, rtol=1e-6, atol=1e-7)
+
+
+@needs_mpi
+def test_benchmark_quick_run_prints_the_tables():
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "distributed.py"), "--quick"],
+                          capture_output=True, text=True, timeout=300, env=_env(), cwd=ROOT)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for title in ("steps/s, 1 and 2 ranks", "the split step on one process", "allreduce against gradient size"):
+        assert title in proc.stdout
+    assert "| MLP 784-256-256-10, Adam, batch 128/rank | 2 |" in proc.stdout
