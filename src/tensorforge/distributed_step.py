@@ -27,7 +27,12 @@ import numpy as np
 
 from . import distributed as dist
 
-__all__ = ["DataParallelFunction"]
+__all__ = ["DataParallelFunction", "DEFAULT_BUCKET_BYTES"]
+
+# a gradient buffer above this size travels in several allreduces of at most this size
+# (``bucket_bytes`` overrides it): MPI stages large messages in pieces anyway, and a bound
+# keeps element counts far from the 2**31 limit of MPI's int counts
+DEFAULT_BUCKET_BYTES = 256 << 20
 
 
 class DataParallelFunction:
@@ -52,7 +57,7 @@ class DataParallelFunction:
         self.graph = self.forward.graph
         self.backend = self.forward.backend
         self.updates = self.forward.updates + self.apply.updates
-        self.bucket_bytes = updates.bucket_bytes
+        self.bucket_bytes = updates.bucket_bytes or DEFAULT_BUCKET_BYTES
         # state that each rank computes itself and that is averaged too (batch-norm running
         # statistics with sync_batch_norm): appended to the gradient buffer, one allreduce for both
         self.sync_buffers = self._running_statistics() if updates.sync_batch_norm else []

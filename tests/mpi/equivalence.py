@@ -20,7 +20,8 @@ from tensorforge import distributed as dist
 K, B = 4, 6
 
 
-def build(model: str, optimizer: str, backend: str, data_parallel: bool, dropout: bool = False):
+def build(model: str, optimizer: str, backend: str, data_parallel: bool, dropout: bool = False,
+          bucket_bytes=None):
     """A fresh graph: (step, params). Same seeds on every rank and in the reference."""
     g = tg.Graph()
     with g:
@@ -50,7 +51,8 @@ def build(model: str, optimizer: str, backend: str, data_parallel: bool, dropout
             opt = tg.optim.SGD(lr=0.1, momentum=0.9, weight_decay=1e-3)
         else:
             opt = tg.optim.Adam(lr=1e-2)
-        updates = opt.updates(loss, params, clip_norm=5.0, data_parallel=data_parallel)
+        extra = {"bucket_bytes": bucket_bytes} if bucket_bytes else {}
+        updates = opt.updates(loss, params, clip_norm=5.0, data_parallel=data_parallel, **extra)
         step = tg.compile([x, y], [loss], updates=updates, backend=backend)
     return step, params
 
@@ -75,10 +77,10 @@ def all_identical(arrays) -> bool:
     return bool(dist.allreduce(np.array([int(np.array_equal(mine, ref))]), "min")[0])
 
 
-def run(model: str, optimizer: str, backend: str) -> dict:
+def run(model: str, optimizer: str, backend: str, bucket_bytes=None) -> dict:
     n, r = dist.size(), dist.rank()
     x, y = data(model, K * B * n)
-    step, params = build(model, optimizer, backend, data_parallel=True)
+    step, params = build(model, optimizer, backend, data_parallel=True, bucket_bytes=bucket_bytes)
     for k in range(K):
         lo = k * B * n + r * B
         loss = step(x[lo:lo + B], y[lo:lo + B])
@@ -145,7 +147,9 @@ def main() -> None:
                 result = run(model, optimizer, backend)
                 if dist.is_main():
                     print(json.dumps(result), flush=True)
-        for result in (dropout_streams(backend), sync_batch_norm(backend)):
+        bucketed = run("mlp", "adam", backend, bucket_bytes=100)      # 100-byte buckets: 25 floats each
+        bucketed["model"], bucketed["optimizer"] = "mlp-bucketed", "adam"
+        for result in (bucketed, dropout_streams(backend), sync_batch_norm(backend)):
             if dist.is_main():
                 print(json.dumps(result), flush=True)
 
