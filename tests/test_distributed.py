@@ -355,3 +355,15 @@ def test_benchmark_quick_run_prints_the_tables():
     for title in ("steps/s, 1 and 2 ranks", "the split step on one process", "allreduce against gradient size"):
         assert title in proc.stdout
     assert "| MLP 784-256-256-10, Adam, batch 128/rank | 2 |" in proc.stdout
+
+
+def test_data_parallel_step_in_check_mode_runs_both_stages_against_the_interpreter():
+    g = tg.Graph()
+    with g:
+        x = tg.placeholder("x", (None, 3))
+        w = tg.parameter("w", np.ones(3, np.float32))
+        loss = tg.mean(tg.sum(x * w, axis=1) ** 2)
+        ups = tg.optim.Adam(lr=0.1).updates(loss, [w], data_parallel=True)
+        step = tg.compile([x], [loss], updates=ups, backend="llvm", check=True)
+    step(np.ones((2, 3), np.float32))
+    assert step.forward._checker is not None and step.apply._checker is not None

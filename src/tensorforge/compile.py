@@ -387,5 +387,5 @@ def compile(inputs: Sequence[Tensor], outputs, updates=None, backend: str = "int
     from .optim.data_parallel import DataParallelUpdates
     if isinstance(updates, DataParallelUpdates):
         from .distributed_step import DataParallelFunction
-        return DataParallelFunction(inputs, outputs, updates, backend, passes, name)
+        return DataParallelFunction(inputs, outputs, updates, backend, passes, name, check)
     return CompiledFunction(inputs, outputs, updates, backend, passes, name, check)

@@ -38,7 +38,7 @@ DEFAULT_BUCKET_BYTES = 256 << 20
 class DataParallelFunction:
     """A data-parallel compiled step (see the module doc); called like ``CompiledFunction``."""
 
-    def __init__(self, inputs, outputs, updates, backend="interp", passes=None, name=None):
+    def __init__(self, inputs, outputs, updates, backend="interp", passes=None, name=None, check=False):
         from .compile import CompiledFunction
         self.name = name or "step"
         single = not isinstance(outputs, (list, tuple))
@@ -50,10 +50,11 @@ class DataParallelFunction:
         if any(t.id == grad_input.id for t in self.inputs):
             raise ValueError(f"compile: {grad_input.name!r} is fed by the data-parallel step itself, "
                              "not by the caller")
+        # (check=True checks each stage against the interpreter on its own inputs)
         self.forward = CompiledFunction(self.inputs, self.outputs + [updates.local_grads], None, backend,
-                                        passes, name=f"{self.name}_grads")
+                                        passes, name=f"{self.name}_grads", check=check)
         self.apply = CompiledFunction([grad_input], [], list(updates), backend, passes,
-                                      name=f"{self.name}_update")
+                                      name=f"{self.name}_update", check=check)
         self.graph = self.forward.graph
         self.backend = self.forward.backend
         self.updates = self.forward.updates + self.apply.updates
