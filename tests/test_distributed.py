@@ -367,3 +367,12 @@ def test_data_parallel_step_in_check_mode_runs_both_stages_against_the_interpret
         step = tg.compile([x], [loss], updates=ups, backend="llvm", check=True)
     step(np.ones((2, 3), np.float32))
     assert step.forward._checker is not None and step.apply._checker is not None
+
+
+def test_cli_under_a_launcher_without_mpi4py_is_one_clear_line():
+    code = ("import sys; sys.modules['mpi4py'] = None\nfrom tensorforge.cli import main\n"
+            "main(['train', '--epochs', '1'])")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          env=_env(PMI_RANK="0", PMI_SIZE="2"), cwd=ROOT)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "tensorforge[distributed]" in proc.stderr, proc.stderr

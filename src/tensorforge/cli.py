@@ -283,7 +283,10 @@ def train(**options) -> None:
     progress bar and writes checkpoints and plots.
     """
     from . import distributed as dist
-    dist.init()
+    try:
+        dist.init()
+    except ImportError as e:        # started by mpiexec without the [distributed] extra
+        raise click.ClickException(str(e)) from None
     dist.quiet_unless_main()
     with dist.abort_on_error():
         _train(**options)
