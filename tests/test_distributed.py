@@ -278,6 +278,14 @@ def test_killed_rank_ends_the_job_and_the_checkpoint_resumes(uninterrupted, tmp_
     assert one["loss"][:4] == uninterrupted["loss"] and len(one["loss"]) == 5
 
 
+@needs_mpi
+def test_fit_divergence_stops_every_rank_together(tmp_path):
+    start = time.monotonic()
+    row = _result(_fit(tmp_path, 2, 3, "-", "diverge", timeout=120))
+    assert time.monotonic() - start < 60
+    assert row["diverged"] is True and row["diverged_epoch"] == 1 and row["identical"] is True
+
+
 _CLI = "from tensorforge.cli import main; main()"
 
 
@@ -374,5 +382,5 @@ def test_cli_under_a_launcher_without_mpi4py_is_one_clear_line():
             "main(['train', '--epochs', '1'])")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                           env=_env(PMI_RANK="0", PMI_SIZE="2"), cwd=ROOT)
-    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "tensorforge[distributed]" in proc.stderr, proc.stderr

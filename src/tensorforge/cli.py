@@ -286,7 +286,7 @@ def train(**options) -> None:
     try:
         dist.init()
     except ImportError as e:        # started by mpiexec without the [distributed] extra
-        raise click.ClickException(str(e)) from None
+        raise CliError(str(e)) from None
     dist.quiet_unless_main()
     with dist.abort_on_error():
         _train(**options)

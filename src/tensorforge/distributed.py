@@ -164,6 +164,7 @@ def _flush_then_abort(comm, code: int) -> None:
     sys.stderr.flush()
     time.sleep(0.3)
     comm.Abort(code)
+    os._exit(code)          # (MPI_Abort does not return; if it ever did, this rank must still stop)
 
 
 class _Watchdog:
@@ -372,6 +373,8 @@ def abort_on_error():
         raise
     except BaseException as e:  # noqa: BLE001 - every failure must stop the other ranks
         if size() > 1 and not isinstance(e, KeyboardInterrupt):
+            if hasattr(e, "format_message"):        # a click usage error: its one line says it all
+                abort(f"Error: {e.format_message()}", code=getattr(e, "exit_code", 1) or 1)
             traceback.print_exc()
             abort(f"failed with {type(e).__name__}: {e}")
         raise

@@ -1,6 +1,6 @@
 """Run under ``mpiexec -n N`` (or alone): ``tg.train.fit`` on a small MLP with dropout and
 checkpoints. argv: epochs, checkpoint_dir ("-" for none), then optional flags:
-"resume" (continue from the checkpoint), "kill-after=E" (rank 1 is SIGKILLed at the end
+"resume" (continue from the checkpoint), "diverge" (a learning rate that overflows), "kill-after=E" (rank 1 is SIGKILLed at the end
 of epoch E, as a crashed node would be). Rank 0 prints one JSON line with the history and
 a digest of the final parameters."""
 from __future__ import annotations
@@ -31,7 +31,8 @@ def main() -> None:
         if kill_after is not None and epoch + 1 == kill_after and dist.rank() == 1:
             os.kill(os.getpid(), signal.SIGKILL)
 
-    hist = tg.train.fit(model, x, y, optimizer=tg.optim.SGD(lr=0.05, momentum=0.9), epochs=epochs,
+    lr = 1e30 if "diverge" in flags else 0.05
+    hist = tg.train.fit(model, x, y, optimizer=tg.optim.SGD(lr=lr, momentum=0.9), epochs=epochs,
                         batch_size=8, validation_data=(x[:16], y[:16]), backend="llvm", seed=3,
                         progress=True, verbose=True, checkpoint_dir=None if ckpt == "-" else ckpt,
                         resume="resume" in flags, on_epoch_end=on_epoch_end)
@@ -42,8 +43,9 @@ def main() -> None:
     same = bool(np.array_equal(digests, np.frombuffer(bytes.fromhex(h.hexdigest()), np.uint8)))
     same = bool(dist.allreduce(np.array([int(same)]), "min")[0])
     if dist.is_main():
-        print(json.dumps({"digest": h.hexdigest(), "loss": hist["loss"], "val_loss": hist["val_loss"],
-                          "identical": same, "size": dist.size()}), flush=True)
+        print(json.dumps({"digest": h.hexdigest(), "loss": hist.get("loss", []), "val_loss": hist.get("val_loss", []),
+                          "identical": same, "size": dist.size(), "diverged": bool(hist.diverged),
+                          "diverged_epoch": hist.diverged_epoch}), flush=True)
 
 
 if __name__ == "__main__":
