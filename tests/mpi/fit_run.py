@@ -32,6 +32,9 @@ def main() -> None:
             os.kill(os.getpid(), signal.SIGKILL)
 
     lr = 1e30 if "diverge" in flags else 0.05
+    bars = []                          # progress bars this rank drew (only rank 0 may draw any)
+    real_bar = tg.train._progress_bar
+    tg.train._progress_bar = lambda total, desc, enabled: bars.append(enabled) or real_bar(total, desc, enabled)
     hist = tg.train.fit(model, x, y, optimizer=tg.optim.SGD(lr=lr, momentum=0.9), epochs=epochs,
                         batch_size=8, validation_data=(x[:16], y[:16]), backend="llvm", seed=3,
                         progress=True, verbose=True, checkpoint_dir=None if ckpt == "-" else ckpt,
@@ -42,8 +45,9 @@ def main() -> None:
     digests = dist.allreduce(np.frombuffer(bytes.fromhex(h.hexdigest()), np.uint8).astype(np.int64), "max")
     same = bool(np.array_equal(digests, np.frombuffer(bytes.fromhex(h.hexdigest()), np.uint8)))
     same = bool(dist.allreduce(np.array([int(same)]), "min")[0])
+    others_bars = int(dist.allreduce(np.array([0 if dist.is_main() else sum(bars)]), "sum")[0])
     if dist.is_main():
-        print(json.dumps({"digest": h.hexdigest(), "loss": hist.get("loss", []), "val_loss": hist.get("val_loss", []),
+        print(json.dumps({"bars_by_other_ranks": others_bars, "bars_by_rank0": sum(bars),"digest": h.hexdigest(), "loss": hist.get("loss", []), "val_loss": hist.get("val_loss", []),
                           "identical": same, "size": dist.size(), "diverged": bool(hist.diverged),
                           "diverged_epoch": hist.diverged_epoch}), flush=True)
 
