@@ -20,5 +20,5 @@ from .autodiff import grad
 from .clone import clone
 from .compile import CompiledFunction, InputError, compile
 from .runtime import set_num_threads, get_num_threads
-from . import init, optim, nn, testing, data, train
+from . import init, optim, nn, testing, data, train, distributed
 from . import export

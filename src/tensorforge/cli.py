@@ -272,9 +272,29 @@ def main(debug) -> None:
 @click.option("--checkpoint-dir", type=click.Path(file_okay=False), default=None,
               help="Save a checkpoint there after every epoch.")
 @click.option("--resume", is_flag=True, help="Resume from the last checkpoint in --checkpoint-dir.")
-def train(dataset, model, hidden, optimizer, lr, momentum, weight_decay, beta1, beta2, eps, schedule, step_size,
-          gamma, epochs, batch_size, backend, seed, patience, progress, plot, checkpoint_dir, resume) -> None:
-    """Train a model on a data set and print a summary table and its test accuracy."""
+def train(**options) -> None:
+    """Train a model on a data set and print a summary table and its test accuracy.
+
+    \b
+    Data-parallel on N processes (pip install "tensorforge[distributed]"):
+      mpiexec -n N tensorforge train [OPTIONS]    (on Slurm: srun -n N tensorforge train ...)
+    Each process trains on its shard of every batch (--batch-size is per process), the
+    gradients are averaged in one allreduce per step, and only rank 0 prints, draws the
+    progress bar and writes checkpoints and plots.
+    """
+    from . import distributed as dist
+    try:
+        dist.init()
+    except ImportError as e:        # started by mpiexec without the [distributed] extra
+        raise CliError(str(e)) from None
+    dist.quiet_unless_main()
+    with dist.abort_on_error():
+        _train(**options)
+
+
+def _train(dataset, model, hidden, optimizer, lr, momentum, weight_decay, beta1, beta2, eps, schedule, step_size,
+           gamma, epochs, batch_size, backend, seed, patience, progress, plot, checkpoint_dir, resume) -> None:
+    from . import distributed as dist
     from .train import evaluate, fit
 
     _check_backend(backend)
@@ -306,8 +326,8 @@ def train(dataset, model, hidden, optimizer, lr, momentum, weight_decay, beta1, 
         x_val, y_val = x_train, y_train
     opt = _make_optimizer(optimizer, lr, momentum=momentum, weight_decay=weight_decay, beta1=beta1,
                           beta2=beta2, eps=eps)
-    sched, interval = _make_schedule(schedule, opt, epochs, math.ceil(len(x_train) / batch_size), step_size,
-                                     gamma)
+    sched, interval = _make_schedule(schedule, opt, epochs, math.ceil(len(x_train) / (batch_size * dist.size())),
+                                     step_size, gamma)
     extra = _checkpoint_kwargs(fit, checkpoint_dir, resume)
     if resume:
         report.check_resumable(checkpoint_dir)
@@ -321,7 +341,7 @@ def train(dataset, model, hidden, optimizer, lr, momentum, weight_decay, beta1, 
     run = report.run_fit(fit, net, x_train, y_train, fit_kwargs, checkpoint_dir)
     results = report.final_results(evaluate, net, (x_train, y_train), (x_test, y_test), backend)
     report.print_summary(run.history, *results)
-    if plot is not None and run.history.epochs:
+    if plot is not None and run.history.epochs and dist.is_main():
         report.plot_history(run.history, plot)
         click.echo(f"wrote {plot}")
     click.echo(f"test accuracy: {results[1]['accuracy']:.4f}")

@@ -380,5 +380,12 @@ def compile(inputs: Sequence[Tensor], outputs, updates=None, backend: str = "int
     None: the backend's default (none for the interpreter, the honest reference); []: none.
     ``check``: debug mode: run the interpreter beside the backend on every call and raise
     ``tensorforge.debug.CheckError`` naming the first node whose value differs (slow).
+    Updates from ``optimizer.updates(..., data_parallel=True)`` give a data-parallel step
+    (``tensorforge.distributed_step.DataParallelFunction``): local gradients, one MPI
+    allreduce, then the update.
     """
+    from .optim.data_parallel import DataParallelUpdates
+    if isinstance(updates, DataParallelUpdates):
+        from .distributed_step import DataParallelFunction
+        return DataParallelFunction(inputs, outputs, updates, backend, passes, name, check)
     return CompiledFunction(inputs, outputs, updates, backend, passes, name, check)

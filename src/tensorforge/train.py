@@ -21,6 +21,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from . import distributed as _distributed
 from . import ops
 from .compile import compile as _compile
 from .graph import Graph, Tensor, placeholder
@@ -301,7 +302,8 @@ def fit(model, x_train, y_train, loss="cross_entropy", optimizer=None, epochs: i
         restore_best: bool = True, penalty: Callable | None = None, clip_norm: float | None = None,
         backend: str = "interp", seed: int = 0, progress: bool = True, verbose: bool = True,
         schedule_interval: str = "epoch", augment: Callable | None = None, eval_batch_size: int | None = None,
-        on_epoch_end: Callable | None = None, checkpoint_dir=None, resume: bool = False) -> History:
+        on_epoch_end: Callable | None = None, checkpoint_dir=None, resume: bool = False,
+        sync_batch_norm: bool = False) -> History:
     """Train ``model`` (a ``tg.nn`` module) on (x_train, y_train) and return a :class:`History`.
 
     loss: "cross_entropy" (integer labels, or one-hot float targets), "mse", "bce" (on logits),
@@ -321,6 +323,8 @@ def fit(model, x_train, y_train, loss="cross_entropy", optimizer=None, epochs: i
         state, epoch, RNG counter, shuffle state; JSON + npz, atomic; see ``tg.export.checkpoint``).
     resume: continue from the checkpoint in ``checkpoint_dir`` if there is one (same model
         architecture, optimizer and seed); the run ends as an uninterrupted one would.
+    sync_batch_norm: under MPI, average the batch-norm running statistics over the ranks after
+        every step (default: each rank keeps its own). See ``tg.distributed`` for MPI training.
 
     Divergence: training stops at the first non-finite training loss (or validation loss, since the
     last update of an epoch is only seen there); the model gets back the parameters of its best
@@ -334,6 +338,8 @@ def fit(model, x_train, y_train, loss="cross_entropy", optimizer=None, epochs: i
     if schedule_interval not in ("epoch", "batch"):
         raise ValueError(f"schedule_interval must be 'epoch' or 'batch', got {schedule_interval!r}")
     optimizer = optimizer if optimizer is not None else _default_optimizer()
+    distributed = _distributed.init() > 1      # under mpiexec: data-parallel, rank 0 reports
+    progress, verbose = progress and _distributed.is_main(), verbose and _distributed.is_main()
     x_train = _as_inputs(x_train)
     if len(x_train) == 0:
         raise ValueError("fit: the training set is empty")
@@ -351,7 +357,9 @@ def fit(model, x_train, y_train, loss="cross_entropy", optimizer=None, epochs: i
     params = model.parameters(graph)
     if penalty is not None:
         objective = objective + penalty(params)
-    updates = optimizer.updates(objective, params, clip_norm=clip_norm)
+    updates = optimizer.updates(objective, params, clip_norm=clip_norm,
+                                **({"data_parallel": True, "sync_batch_norm": sync_batch_norm}
+                                   if distributed else {}))
     train_step = _compile([x_ph, y_ph], [objective, out_train], updates=updates, backend=backend,
                           name="train_step")
 
@@ -372,7 +380,7 @@ def fit(model, x_train, y_train, loss="cross_entropy", optimizer=None, epochs: i
     history.graph, history.train_step, history.eval_step = graph, train_step, evaluator.eval_fn
     history.monitor = "val_loss" if validation_data is not None else "loss"
     best, best_snap, waited = math.inf, None, 0
-    n_batches = math.ceil(len(x_train) / batch_size)
+    n_batches = math.ceil(len(x_train) / (batch_size * _distributed.size()))
     if resume and checkpoint_dir is None:
         raise ValueError("fit: resume=True needs a checkpoint_dir")
     start_epoch = 0
@@ -394,15 +402,19 @@ def fit(model, x_train, y_train, loss="cross_entropy", optimizer=None, epochs: i
         lr = float(optimizer.lr)
         bar = _progress_bar(n_batches, f"epoch {epoch + 1}/{epochs}", progress)
         total, seen, metric_sums = 0.0, 0, {name: 0.0 for name in metric_fns}
-        batches = _minibatches(x_train, y_train, batch_size, seed, epoch)
+        first_bad = 0          # under MPI: this rank's first step with a non-finite loss
+        batches = (_distributed.shard_minibatches(x_train, y_train, batch_size, seed, epoch) if distributed
+                   else _minibatches(x_train, y_train, batch_size, seed, epoch))
         for i, (xb, yb) in enumerate(batches):
             if augment is not None:
                 xb = np.asarray(augment(xb, seed * 1_000_003 + epoch * 10_007 + i), dtype=x_train.dtype)
             loss_value, out = train_step(xb, yb)
             loss_value = float(loss_value)
-            if not math.isfinite(loss_value):
+            if not math.isfinite(loss_value) and not distributed:
                 history._mark_diverged(epoch + 1, i + 1, loss_value)
                 break
+            if not math.isfinite(loss_value):   # under MPI every rank takes every step; they stop together
+                first_bad = first_bad or i + 1
             total += loss_value * len(xb)
             seen += len(xb)
             for name, fn in metric_fns.items():
@@ -414,6 +426,10 @@ def fit(model, x_train, y_train, loss="cross_entropy", optimizer=None, epochs: i
                 bar.set_postfix(loss=f"{total / seen:.4f}", refresh=False)
         if bar is not None:
             bar.close()
+        if distributed:
+            total, seen, metric_sums, bad_step = _epoch_totals_over_ranks(total, seen, metric_sums, first_bad)
+            if bad_step:
+                history._mark_diverged(epoch + 1, bad_step, total / max(seen, 1))
         if history.diverged:
             break
 
@@ -445,7 +461,7 @@ def fit(model, x_train, y_train, loss="cross_entropy", optimizer=None, epochs: i
             waited += 1
         if verbose:
             print(_epoch_line(history, epoch, epochs))
-        if checkpoint_dir is not None:
+        if checkpoint_dir is not None and _distributed.is_main():
             from .export import checkpoint as ckpt
             arrays, meta = ckpt.training_state(graph, optimizer, schedule, history, epoch + 1, seed, best,
                                                waited, best_snap, variables)
@@ -473,6 +489,20 @@ def fit(model, x_train, y_train, loss="cross_entropy", optimizer=None, epochs: i
 
 def _restored_what(history: History) -> str:
     return f"epoch {history.best_epoch + 1}" if history.best_epoch is not None else "the start of the run"
+
+
+def _epoch_totals_over_ranks(total: float, seen: int, metric_sums: dict, first_bad: int):
+    """The epoch's loss and metric sums over all ranks, and the first step at which any rank's
+    loss was non-finite (0: none). Every rank must agree on stopping, or one would stop while
+    the others wait in the next allreduce."""
+    names = list(metric_sums)
+    summed = _distributed.sum_over_ranks([total, seen] + [metric_sums[k] for k in names])
+    total, seen = summed[0], int(summed[1])
+    sentinel = np.iinfo(np.int64).max
+    bad = int(_distributed.allreduce(np.array([first_bad or sentinel], dtype=np.int64), "min")[0])
+    if bad == sentinel and not math.isfinite(total):
+        bad = 1
+    return total, seen, dict(zip(names, summed[2:])), 0 if bad == sentinel else bad
 
 
 def _minibatches(x, y, batch_size, seed, epoch):

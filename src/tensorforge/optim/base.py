@@ -121,13 +121,24 @@ class Optimizer:
 
     # -- building the updates ------------------------------------------------------------
     def updates(self, loss: Tensor, params: Sequence[Tensor] | None = None,
-                clip_norm: float | None = None) -> list[tuple[Tensor, Tensor]]:
+                clip_norm: float | None = None, data_parallel: bool = False,
+                bucket_bytes: int | None = None, sync_batch_norm: bool = False) -> list[tuple[Tensor, Tensor]]:
         """Symbolic (parameter, new value) pairs for one step on ``loss``.
 
         ``params``: the parameters to train (default: every trainable parameter that
         ``loss`` depends on). ``clip_norm``: clip the gradients by their global norm first
-        (``torch.nn.utils.clip_grad_norm_`` semantics).
+        (``torch.nn.utils.clip_grad_norm_`` semantics). ``data_parallel``: average the
+        gradients over all MPI ranks (one allreduce, in buckets of at most
+        ``bucket_bytes`` if given) before clipping and updating; ``sync_batch_norm``: also
+        average the batch-norm running statistics over the ranks after every step (they stay
+        per rank by default); see ``tensorforge.optim.data_parallel`` and ``tg.distributed``.
         """
+        if data_parallel:
+            from .data_parallel import data_parallel_updates
+            return data_parallel_updates(self, loss, params, clip_norm, bucket_bytes, sync_batch_norm)
+        if sync_batch_norm or bucket_bytes is not None:
+            raise ValueError(f"{type(self).__name__}.updates: sync_batch_norm and bucket_bytes need "
+                             "data_parallel=True")
         params = self._check_params(loss, params)
         grads = grad(loss, params)
         return self._build(params, grads, clip_norm)

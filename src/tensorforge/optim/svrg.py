@@ -44,9 +44,13 @@ class SVRG(Optimizer):
         return np.array(value) if slot == "snapshot" else np.zeros_like(value)
 
     def updates(self, loss: Tensor, params: Sequence[Tensor] | None = None,
-                clip_norm: float | None = None) -> list[tuple[Tensor, Tensor]]:
+                clip_norm: float | None = None, data_parallel: bool = False,
+                bucket_bytes: int | None = None, sync_batch_norm: bool = False) -> list[tuple[Tensor, Tensor]]:
         """The SVRG step on ``loss`` (a mean over the minibatch). ``clip_norm`` clips the
         variance-reduced direction g_i(w) - g_i(w̃) + μ by its global norm."""
+        if data_parallel:
+            raise NotImplementedError("SVRG does not support data_parallel=True: its snapshot mean "
+                                      "gradient is computed per process; use SGD or Adam under MPI")
         params = self._check_params(loss, params)
         built = self._create_state(params)
         snapshots = [s["snapshot"] for s in built.slots]
