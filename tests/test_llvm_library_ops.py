@@ -217,13 +217,18 @@ def test_one_hot(rng, label_dtype, dtype):
     np.testing.assert_array_equal(got, ref)
 
 
-def test_one_hot_out_of_range_labels_give_zero_rows():
-    # the interpreter raises; native code cannot, so out-of-range rows are all zero
+def test_one_hot_out_of_range_labels_give_nan_rows():
+    # the interpreter raises; native code cannot, so out-of-range rows are NaN (a loss on them
+    # is NaN, not quietly wrong); integer one-hot rows are zero
     labels = np.array([0, -1, 3, 7, 2], dtype=np.int64)
     want = np.zeros((5, 4), np.float32)
     want[[0, 2, 4], [0, 3, 2]] = 1
+    want[[1, 3]] = np.nan
     got, _ = run("one_hot", [arg(labels)], {"depth": 4, "dtype": "float32"}, reference=want)
     np.testing.assert_array_equal(got, want)
+    want_int = np.nan_to_num(want).astype(np.int32)
+    got, _ = run("one_hot", [arg(labels)], {"depth": 4, "dtype": "int32"}, reference=want_int)
+    np.testing.assert_array_equal(got, want_int)
     with pytest.raises(ValueError):
         OPS["one_hot"].impl(labels, depth=4)
 

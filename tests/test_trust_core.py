@@ -388,3 +388,26 @@ def test_simultaneous_first_calls_build_once_per_shape(backend, monkeypatch):
     assert builds == [(W.shape,)]
     assert len(step.compile_times) == 1
     np.testing.assert_array_equal(W.value, np.full(W.shape, -4, np.float32))
+
+
+@pytest.mark.parametrize("backend", ["llvm", "triton"])
+def test_computed_out_of_range_labels_poison_the_loss_with_nan_on_compiled_backends(backend):
+    """Labels computed in the graph cannot be checked before the call; the interpreter raises,
+    compiled code must not return a finite, quietly wrong loss (it built an all-zero row)."""
+    g = tg.Graph()
+    with g:
+        y = tg.placeholder("y", (None,), dtype="int64")
+        z = tg.placeholder("z", (None, 4))
+        per_row = tg.softmax_cross_entropy(z, y + 1)          # y = 3 becomes label 4 of 4 classes
+        onehot = tg.one_hot(y * 2, 4)
+        f = tg.compile([y, z], [per_row, onehot], backend=backend)
+        fi = tg.compile([y, z], [per_row, onehot], backend="interp")
+    yv, zv = np.array([0, 3, 1]), np.zeros((3, 4), np.float32)
+    with pytest.raises(Exception, match="out of range"):
+        fi(yv, zv)
+    loss, hot = f(yv, zv)
+    assert np.isfinite(loss[[0, 2]]).all() and np.isnan(loss[1])
+    np.testing.assert_allclose(loss[[0, 2]], np.log(4.0), rtol=1e-6)
+    np.testing.assert_array_equal(hot[0], [1, 0, 0, 0])
+    assert np.isnan(hot[1]).all()                              # 2 * 3 = 6 is out of range
+    np.testing.assert_array_equal(hot[2], [0, 0, 1, 0])

@@ -176,8 +176,8 @@ class CompiledFunction:
 
     def _check_labels(self, arrays) -> None:
         """Class labels that reach one_hot / softmax_cross_entropy straight from a leaf must lie
-        in [0, depth): the interpreter would raise, compiled code would silently build an
-        all-zero row. One min and max per label array, before anything runs."""
+        in [0, depth): the interpreter would raise, compiled code would give a NaN row (and so a
+        NaN loss) without naming the input. One min and max per label array, before anything runs."""
         if self._labels is None:
             self._labels = label_checks(self.graph, [o.id for o in self.outputs],
                                         [(p.id, n.id) for p, n in self.updates]) if self.graph else []

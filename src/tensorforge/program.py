@@ -163,9 +163,10 @@ def label_checks(graph: Graph, outputs, updates) -> list[LabelCheck]:
     """The leaves (placeholders, parameters, constants) whose values are used as class
     indices by an index-consuming op, directly or through ops that only move values.
 
-    Compiled code does not bounds-check labels (an out-of-range one gives an all-zero
-    one-hot row), so tg.compile checks these leaves in Python before each call. Labels
-    computed by other ops are not traced: only the interpreter rejects those."""
+    Compiled code cannot raise (an out-of-range label gives a NaN one-hot row), so
+    tg.compile checks these leaves in Python before each call, for the same clear error on
+    every backend. Labels computed by other ops are not traced: the interpreter rejects
+    those, compiled code poisons the row with NaN."""
     depth_of: dict[int, LabelCheck] = {}
     for nid in needed_nodes(graph, outputs, updates):
         d = graph.node(nid)

@@ -294,6 +294,7 @@ def one_hot(labels, depth: int, dtype: str = "float32") -> Tensor:
     """One-hot rows: ``labels`` of shape (...) become (..., depth). Labels outside
     [0, depth) raise ValueError: tg.compile checks labels that come from an input,
     parameter or constant before each call, on every backend; labels computed by
-    other ops are checked only by the interpreter (compiled code gives a zero row)."""
+    other ops raise on the interpreter, and compiled code gives a NaN row for them (a zero
+    row for integer ``dtype``), so a loss built on them is NaN, never quietly wrong."""
     labels = as_tensor(labels)
     return apply("one_hot", [labels], depth=int(depth), dtype=np.dtype(dtype).name)

@@ -299,8 +299,9 @@ def emit_concat_grad(name, inputs, out, attrs):
 
 @register("one_hot")
 def emit_one_hot(name, inputs, out, attrs):
-    """out[..., d] = (labels[...] == d); a label outside [0, depth) gives a zero row (kernels
-    cannot raise: the Python side validates labels)."""
+    """out[..., d] = (labels[...] == d). Kernels cannot raise: tg.compile checks labels that come
+    from inputs, and a label computed in the graph outside [0, depth) gives a NaN row (a zero
+    row for integer outputs), as on the LLVM backend."""
     (labels,) = inputs
     depth = int(attrs["depth"])
     if tuple(out.shape) != tuple(labels.shape) + (depth,):
@@ -311,7 +312,10 @@ def emit_one_hot(name, inputs, out, attrs):
     body = [f"row = i // {depth}",
             f"lab = {label}.to(tl.int64)",
             f"hot = lab == (i % {depth})",
-            f"tl.store(out_ptr + i, {_convert('hot', 'bool', out.dtype)}, mask=mask)"]
+            f"val = {_convert('hot', 'bool', out.dtype)}"]
+    if _is_float(out.dtype):
+        body.append(f"val = tl.where(lab < 0, float('nan'), tl.where(lab >= {depth}, float('nan'), val))")
+    body.append("tl.store(out_ptr + i, val, mask=mask)")
     wide = max(total, _span(labels)) > INT32_LIMIT
     return _single(_flat_kernel(kname, 2, total, body, wide), [_flat_launch(kname, total, ["out", "in0"])])
 

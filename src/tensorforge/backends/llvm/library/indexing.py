@@ -152,8 +152,10 @@ def emit_concat_grad(module, name, inputs, out, attrs):
 def emit_one_hot(module, name, inputs, out, attrs):
     """out[..., d] = (labels[...] == d) for d < depth.
 
-    Unlike the NumPy reference (which raises), a label outside [0, depth) gives an
-    all-zero row here: native code cannot raise, so the Python side validates labels.
+    Unlike the NumPy reference (which raises), native code cannot raise: tg.compile checks
+    labels that come from inputs before the call, and a label computed in the graph that is
+    outside [0, depth) gives a NaN row (a zero row for integer outputs), so the loss built
+    on it is NaN rather than quietly wrong.
     """
     (labels,) = inputs
     depth = int(attrs["depth"])
@@ -161,6 +163,7 @@ def emit_one_hot(module, name, inputs, out, attrs):
     out_t = value_type(out.dtype)
     one, zero = (ir.Constant(out_t, 1.0), ir.Constant(out_t, 0.0)) if out.dtype.startswith("float") \
         else (ir.Constant(out_t, 1), ir.Constant(out_t, 0))
+    poison = ir.Constant(out_t, float("nan")) if out.dtype.startswith("float") else zero
     fn, b = begin_kernel(module, name, 1)
     row_strides = contiguous_strides(labels.shape)
     with loop_nest(b, labels.shape, name="lab") as idx:
@@ -169,8 +172,10 @@ def emit_one_hot(module, name, inputs, out, attrs):
         if label.type.width < 64:
             label = b.zext(label, I64) if is_unsigned(labels.dtype) else b.sext(label, I64)
         row = b.mul(strided_index(b, 0, row_strides, idx), i64(depth))
+        # unsigned compare: a negative label is a huge one, so one test catches both ends
+        bad = b.icmp_unsigned(">=", label, i64(depth))
         with for_range(b, 0, depth, name="d") as d:
-            hot = b.select(b.icmp_signed("==", label, d), one, zero)
+            hot = b.select(bad, poison, b.select(b.icmp_signed("==", label, d), one, zero))
             store_elem(b, hot, fn.args[0], b.add(row, d))
     b.ret_void()
     return fn
