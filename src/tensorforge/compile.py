@@ -77,6 +77,14 @@ def _with_default_updates(graph, outputs, updates):
         updates += extra
 
 
+def _memory_owner(a: np.ndarray):
+    """The array that owns ``a``'s memory (``a`` itself, or the root of its ``.base`` chain), or
+    None when the memory belongs to something other than an ndarray (a buffer, mmap, ...)."""
+    while isinstance(a.base, np.ndarray):
+        a = a.base
+    return a if a.base is None else None
+
+
 class CompiledFunction:
     """The callable returned by ``tg.compile``."""
 
@@ -119,7 +127,8 @@ class CompiledFunction:
         # the parameters in place, so two at once would race on them)
         self._build_lock = threading.RLock()
         self._call_lock = threading.RLock()
-        self._labels = None      # [LabelCheck], found on the first call (see _check_labels)
+        self._labels = None      # label checks, found on the first call (see _check_labels)
+        self._owners = None      # (updated buffers, ids of their memory owners, any unowned?), lazily
         # check=True: the interpreter runs beside the backend on every call (see tensorforge.debug)
         self._checker = None
         if check:
@@ -179,30 +188,55 @@ class CompiledFunction:
         in [0, depth): the interpreter would raise, compiled code would give a NaN row (and so a
         NaN loss) without naming the input. One min and max per label array, before anything runs."""
         if self._labels is None:
-            self._labels = label_checks(self.graph, [o.id for o in self.outputs],
-                                        [(p.id, n.id) for p, n in self.updates]) if self.graph else []
-        if not self._labels:
-            return
+            self._labels = self._label_sources()
+        for position, node, what, op, depth in self._labels:
+            arr = arrays[position] if position is not None else self.graph.values[node]
+            if arr.size and (arr.min() < 0 or arr.max() >= depth):
+                bad = (arr < 0) | (arr >= depth)
+                raise InputError(f"{what}: {op}: label {arr[bad].flat[0]} is out of range "
+                                 f"[0, {depth}) ({int(bad.sum())} bad label(s))")
+
+    def _label_sources(self) -> list:
+        """(input position or None, node, description, op, depth) per label check, found once."""
+        if not self.graph:
+            return []
+        checks = label_checks(self.graph, [o.id for o in self.outputs],
+                              [(p.id, n.id) for p, n in self.updates])
         position = {t.id: i for i, t in enumerate(self.inputs)}
-        for check in self._labels:
+        out = []
+        for check in checks:
             d = self.graph.node(check.node)
-            if check.node in position:
-                arr, what = arrays[position[check.node]], f"input {d['name']!r}"
-            else:
-                arr, what = self.graph.values[check.node], f"{d['op']} {d['name']!r}"
-            if arr.size and (arr.min() < 0 or arr.max() >= check.depth):
-                bad = (arr < 0) | (arr >= check.depth)
-                raise InputError(f"{what}: {check.op}: label {arr[bad].flat[0]} is out of range "
-                                 f"[0, {check.depth}) ({int(bad.sum())} bad label(s))")
+            what = f"input {d['name']!r}" if check.node in position else f"{d['op']} {d['name']!r}"
+            out.append((position.get(check.node), check.node, what, check.op, check.depth))
+        return out
 
     def _unshare_parameters(self, arrays) -> list:
         """Copy an input that shares memory with a parameter this function updates (e.g.
         ``step(W.value)``): updates are simultaneous, so every read must see the old value,
-        and compiled code may already have written the parameter when it reads the input."""
+        and compiled code may already have written the parameter when it reads the input.
+
+        Two arrays can share memory only if they view memory of the same owner, so per call
+        this is one owner lookup per input against the owners of the updated buffers (found
+        once); memory that no ndarray owns is compared with numpy."""
         if not self.updates:
             return arrays
-        buffers = [self.graph.values[p.id] for p, _ in self.updates]
-        return [np.array(a) if any(np.may_share_memory(a, b) for b in buffers) else a for a in arrays]
+        if self._owners is None:
+            # the buffers are fixed: compiled code holds their addresses, and parameters are
+            # only ever written in place
+            buffers = [self.graph.values[p.id] for p, _ in self.updates]
+            owners = [_memory_owner(b) for b in buffers]
+            self._owners = (buffers, {id(o) for o in owners if o is not None},
+                            any(o is None for o in owners))   # holds the buffers: ids stay valid
+        cached = self._owners
+        buffers = cached[0]
+        out = []
+        for a in arrays:
+            owner = _memory_owner(a)
+            if (id(owner) in cached[1] if owner is not None and not cached[2]
+                    else any(np.may_share_memory(a, b) for b in buffers)):
+                a = np.array(a)
+            out.append(a)
+        return out
 
     def executable_for(self, arrays):
         key = tuple(a.shape for a in arrays)

@@ -456,12 +456,13 @@ class LLVMFunction:
         an input or of a parameter comes back as an array of its own, with its own shape, that no
         later step or in-place update can change)."""
         slot = out["slot"]
-        opnd = Operand(tuple(out["shape"]), tuple(out["strides"]), out["offset"], out["dtype"])
         if slot in fresh:
             whole = fresh[slot]
-            if _is_whole_array(whole, opnd):
-                return whole
-            return _strided_copy(whole, opnd)
+            # decided once per output (the manifest is fixed): the hot path of a step is this call
+            if out.get("_whole") is None:
+                out["_whole"] = _is_whole_array(whole, _operand(out))
+            return whole if out["_whole"] else _strided_copy(whole, _operand(out))
+        opnd = _operand(out)
         src = arrays[self._input_pos[slot]] if slot in self._input_pos else self._arrays[slot]
         return _strided_copy(src, opnd)
 
@@ -517,6 +518,10 @@ class LLVMFunction:
         head = (f"llvm: {len(self.manifest['kernels'])} kernels in one native call "
                 f"(build {self.build_seconds * 1e3:.0f} ms{where})")
         return "\n".join([head, self.manifest["summary"]] + ["  " + k for k in self.manifest["kernels"]])
+
+
+def _operand(out: dict) -> Operand:
+    return Operand(tuple(out["shape"]), tuple(out["strides"]), out["offset"], out["dtype"])
 
 
 def _is_whole_array(arr: np.ndarray, opnd: Operand) -> bool:
