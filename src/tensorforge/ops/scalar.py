@@ -239,3 +239,14 @@ class _Numpy:
 
 SYMBOLIC = _Symbolic()
 NUMPY = _Numpy()
+
+
+def emit_bottom_up(expr: "Expr", dtype_of, emit) -> None:
+    """Type and emit every typed subexpression of ``expr`` bottom-up (an explicit post-order
+    walk), so a code generator's recursive ``emit`` that follows only meets emitted operands: a
+    chain of thousands of ops never recurses on its depth. Untyped subtrees (constants only) are
+    left to their parent. Both code generators call this."""
+    for e in expr.walk():
+        dtype = dtype_of(e)
+        if dtype is not None and e.op != "const":
+            emit(e, dtype)

@@ -23,7 +23,7 @@ import numpy as np
 from llvmlite import ir
 
 from ...ops.registry import TensorType
-from ...ops.scalar import SYMBOLIC, Expr, LOGICAL as _LOGICAL, emission_key, expr_dtype
+from ...ops.scalar import SYMBOLIC, Expr, LOGICAL as _LOGICAL, emission_key, emit_bottom_up, expr_dtype
 from ...ops.scalar import is_float_dtype as _is_float, promote as _promote
 from . import jit, vecmath
 
@@ -78,13 +78,8 @@ class _Lowering:
         return self.emitted[key]
 
     def prime(self, expr: Expr) -> None:
-        """Type and emit every typed subexpression bottom-up (an explicit post-order walk), so the
-        recursive ``emit`` that follows only meets emitted operands: a chain of thousands of ops
-        never recurses on its depth. Untyped subtrees (constants only) are left to their parent."""
-        for e in expr.walk():
-            dtype = self.dtype_of(e)
-            if dtype is not None and e.op != "const":
-                self.emit(e, dtype)
+        """Emit every typed subexpression first (ops.scalar.emit_bottom_up): no recursion on depth."""
+        emit_bottom_up(expr, self.dtype_of, self.emit)
 
     def operand(self, e: Expr, dtype: str):
         """e emitted and converted to dtype (untyped constants are born in dtype)."""

@@ -20,7 +20,7 @@ import math
 
 import numpy as np
 
-from ...ops.scalar import Expr, LOGICAL as _LOGICAL, emission_key, expr_dtype
+from ...ops.scalar import Expr, LOGICAL as _LOGICAL, emission_key, emit_bottom_up, expr_dtype
 from ...ops.scalar import is_float_dtype as is_float, promote  # the typing rule both generators share
 
 __all__ = ["TL_TYPES", "tl_type", "Emitter", "convert", "constant", "is_float", "promote"]
@@ -115,13 +115,8 @@ class Emitter:
         return name, dtype
 
     def prime(self, expr: Expr) -> None:
-        """Type and emit every typed subexpression bottom-up (an explicit post-order walk), so the
-        recursive ``emit`` that follows only meets emitted operands: a chain of thousands of ops
-        never recurses on its depth. Untyped subtrees (constants only) are left to their parent."""
-        for e in expr.walk():
-            dtype = self.dtype_of(e)
-            if dtype is not None and e.op != "const":
-                self.emit(e, dtype)
+        """Emit every typed subexpression first (ops.scalar.emit_bottom_up): no recursion on depth."""
+        emit_bottom_up(expr, self.dtype_of, self.emit)
 
     def emit(self, e: Expr, want: str) -> str:
         """Name of e's value with dtype dtype_of(e), or ``want`` when e is an untyped subtree."""
