@@ -16,6 +16,8 @@ from .ops import (OPS, ShapeError, abs, add, argmax, avg_pool2d, batch_norm, bin
                   minimum, mse, mul, neg, not_equal, one_hot, pow, prelu, relu, reshape, sigmoid, sign, softmax,
                   softmax_cross_entropy, softplus, sqrt, squeeze, sub, sum, tanh, transpose, var, where,
                   random_uniform, rng_counter)
+from .ops import (acos, acosh, asin, asinh, atan, atan2, atanh, copysign, cos, cosh, erf, exp2, expm1,  # math
+                  gelu, lerp, log10, log1p, log2, logaddexp, reciprocal, rsqrt, sin, sinh, square, tan)
 from .autodiff import grad
 from .clone import clone
 from .compile import CompiledFunction, InputError, compile

@@ -18,6 +18,10 @@ from .indexing import concat, getitem, one_hot
 from .nn import (avg_pool2d, batch_norm, binary_cross_entropy, conv2d, dropout, group_norm, instance_norm,
                  layer_norm, max_pool2d, maxout, mse, prelu, softmax_cross_entropy)
 from .random import random_uniform, rng_counter
+# -- elementwise math (ops/math.py)
+from . import math as _math_ops  # noqa: E402  (registers ops)
+from .math import (acos, acosh, asin, asinh, atan, atan2, atanh, copysign, cos, cosh, erf, exp2, expm1,
+                   gelu, lerp, log10, log1p, log2, logaddexp, reciprocal, rsqrt, sin, sinh, square, tan)
 
 
 def add(a, b): return apply("add", [a, b])
@@ -69,6 +73,7 @@ def _install_operators() -> None:
     T.mean = lambda a, axis=None, keepdims=False: mean(a, axis, keepdims)
     T.max = lambda a, axis=None, keepdims=False: max(a, axis, keepdims)
     T.astype = lambda a, dtype: cast(a, dtype)
+    _math_ops.install_tensor_methods(T)   # x.sin(), x.atan2(y), x.lerp(end, w), ... (ops/math.py)
     # __eq__ returns a Tensor, so keep identity hashing explicitly
     T.__hash__ = lambda a: hash((id(a.graph), a.id))
 

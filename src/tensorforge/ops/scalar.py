@@ -166,6 +166,14 @@ LOGICAL = ("logical_and", "logical_or", "logical_not")
 FLOAT_RESULT = ("div", "exp", "log", "tanh", "sqrt")   # of integers: float32 (pow of integers is exact)
 
 
+# -- transcendental primitives (ops/math.py) --------------------------------------------------
+# sin, cos and erf of a float; of integers or bools: float32 (true_divide_dtype), like exp.
+TRANSCENDENTAL = ("sin", "cos", "erf")
+PRIMITIVES = PRIMITIVES + TRANSCENDENTAL
+FLOAT_RESULT = FLOAT_RESULT + TRANSCENDENTAL
+# -- end of transcendental primitives -----------------------------------------------------------
+
+
 def expr_dtype(e: Expr, dtype_of):
     """Static dtype of node ``e``, given ``dtype_of(sub)`` for its arguments; None for a subtree of
     untyped constants only. Both code generators type expressions with this rule: arg and const
@@ -227,6 +235,16 @@ class _Numpy:
     lt, le, gt, ge, eq, ne = np.less, np.less_equal, np.greater, np.greater_equal, np.equal, np.not_equal
     where = staticmethod(np.where)
     logical_and, logical_or, logical_not = np.logical_and, np.logical_or, np.logical_not
+
+    # -- transcendental primitives (ops/math.py)
+    sin, cos = np.sin, np.cos
+
+    @staticmethod
+    def erf(x):
+        from math import erf as _erf   # NumPy has no erf; math.erf is accurate to ~1 ulp
+        x = np.asarray(x)
+        return np.vectorize(_erf, otypes=[x.dtype if x.dtype.kind == "f" else np.float64])(x)
+    # -- end of transcendental primitives
 
     @staticmethod
     def const(v, dtype=None):

@@ -26,6 +26,7 @@ from ...ops.registry import TensorType
 from ...ops.scalar import SYMBOLIC, Expr, LOGICAL as _LOGICAL, emission_key, emit_bottom_up, expr_dtype
 from ...ops.scalar import is_float_dtype as _is_float, promote as _promote
 from . import jit, vecmath
+from . import vecmath_trig  # transcendental primitives (ops/math.py)
 
 FASTMATH = ("contract", "arcp", "afn")
 # Divisions carry no arcp/afn: with them LLVM may turn y / sqrt(x) into an approximate reciprocal
@@ -260,6 +261,9 @@ def _float_arithmetic(builder, op, vals, e):
         return _intrinsic(b, "llvm.sqrt", x.type, x, fastmath=("contract",))
     if op in ("exp", "log", "tanh"):
         return getattr(vecmath, op)(b, x)
+    # -- transcendental primitives (ops/math.py): inline polynomials, see vecmath_trig
+    if op in vecmath_trig.__all__:
+        return getattr(vecmath_trig, op)(b, x)
     raise NotImplementedError(f"scalar primitive {op!r} is not lowered for floats")
 
 

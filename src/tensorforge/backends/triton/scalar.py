@@ -187,6 +187,9 @@ class Emitter:
             return self.tmp(f"tl.sqrt_rn({x})" if dtype == "float32" else f"tl.sqrt({x})")
         if op == "tanh":
             return self._tanh(x, dtype)
+        # -- transcendental primitives (ops/math.py)
+        if op in ("sin", "cos", "erf"):
+            return self.tmp(f"tl.{op}({x})")
         raise NotImplementedError(f"scalar primitive {op!r} is not lowered for floats")
 
     def _int_op(self, op: str, vals, dtype: str) -> str:
