@@ -54,14 +54,13 @@ def _same_type(types, **_):
     return t.shape, t.dtype
 
 
-def _to_float(x):
-    """The NumPy references compute integer and bool inputs in float32, as the graph declares."""
-    x = np.asarray(x)
-    return x if x.dtype.kind == "f" else x.astype(np.float32)
-
-
 def _float_ref(fn):
-    return lambda *xs: fn(*(_to_float(x) for x in xs))
+    """A NumPy reference evaluated in float64 and rounded once to the declared dtype: NumPy's
+    float32 sin/cos/... are off by an ulp where torch's are correctly rounded."""
+    def ref(*xs):
+        dtype = true_divide_dtype(promote_types(*(np.asarray(x).dtype for x in xs)))
+        return np.asarray(fn(*(np.asarray(x, dtype=np.float64) for x in xs))).astype(dtype)
+    return ref
 
 
 def _declare(name, n, ref, scalar, vjp, infer=None, doc=""):
@@ -93,9 +92,18 @@ def _odd(s, x, r_of_abs):
     return _keep_zero(s, x, s.where(s.lt(x, 0.0), s.neg(r_of_abs), r_of_abs))
 
 
+def _or(s, a, b):
+    # a select, not logical_or: Triton's | is refused on 0-d booleans
+    return s.where(a, a, b)
+
+
+def _and(s, a, b):
+    return s.where(a, b, a)
+
+
 def _sign_bit(s, x):
     """x < 0 or x is -0.0 (1/-0.0 = -inf)."""
-    return s.logical_or(s.lt(x, 0.0), s.logical_and(s.eq(x, 0.0), s.lt(s.div(1.0, x), 0.0)))
+    return _or(s, s.lt(x, 0.0), _and(s, s.eq(x, 0.0), s.lt(s.div(1.0, x), 0.0)))
 
 
 def atan_abs(s, ax):
@@ -167,8 +175,10 @@ def _acosh_scalar(s, x):
 
 
 def _atanh_scalar(s, x):
+    # on |x|: 2|x|/(1-|x|) >= 0, so log1p never meets the cancellation near -1
     x = _f(s, x)
-    return s.mul(0.5, log1p_scalar(s, s.div(s.mul(2.0, x), s.sub(1.0, x))))
+    ax = s.abs(x)
+    return _odd(s, x, s.mul(0.5, log1p_scalar(s, s.div(s.mul(2.0, ax), s.sub(1.0, ax)))))
 
 
 def _asin_scalar(s, x):
@@ -187,11 +197,11 @@ def _atan2_scalar(s, y, x):
     y, x = _f(s, y), _f(s, x)
     ay, ax = s.abs(y), s.abs(x)
     theta = atan_abs(s, s.div(ay, ax))
-    theta = s.where(s.logical_and(s.eq(ay, 0.0), s.eq(ax, 0.0)), 0.0, theta)
-    theta = s.where(s.logical_and(s.eq(ay, _m.inf), s.eq(ax, _m.inf)), _PI / 4, theta)
+    theta = s.where(_and(s, s.eq(ay, 0.0), s.eq(ax, 0.0)), 0.0, theta)
+    theta = s.where(_and(s, s.eq(ay, _m.inf), s.eq(ax, _m.inf)), _PI / 4, theta)
     theta = s.where(_sign_bit(s, x), s.add(s.sub(_PI, theta), _PI_LO), theta)
     r = s.where(_sign_bit(s, y), s.neg(theta), theta)
-    return s.where(s.logical_or(s.ne(x, x), s.ne(y, y)), s.add(x, y), r)
+    return s.where(_or(s, s.ne(x, x), s.ne(y, y)), s.add(x, y), r)
 
 
 def _copysign_scalar(s, a, b):
@@ -240,16 +250,13 @@ def _np_lerp(a, b, w):
 
 
 def _np_gelu(x, approximate="none"):
-    x = _to_float(x)
+    dtype = true_divide_dtype(np.asarray(x).dtype)
+    x = np.asarray(x, dtype=np.float64)
     if approximate == "tanh":
-        return 0.5 * x * (1 + np.tanh(x.dtype.type(_GELU_K) * (x + x.dtype.type(_GELU_C) * x * x * x)))
-    return x * 0.5 * (1 + _np_erf(x * x.dtype.type(_SQRT1_2)))
-
-
-def _np_copysign(a, b):
-    a, b = np.broadcast_arrays(_to_float(a), _to_float(b))
-    dt = np.result_type(a, b)
-    return np.copysign(a.astype(dt), b.astype(dt))
+        y = 0.5 * x * (1 + np.tanh(_GELU_K * (x + _GELU_C * x * x * x)))
+    else:
+        y = x * 0.5 * (1 + _np_erf(x * _SQRT1_2))
+    return y.astype(dtype)
 
 
 # ---- pullbacks (graph ops) -------------------------------------------------------------------
@@ -343,7 +350,7 @@ register("square", infer=_same_type, impl=_quiet(lambda x: x * x), scalar=lambda
          vjp=lambda c, g: [_mul(g, _mul(c.x, 2.0))], n_inputs=1, family="elementwise", doc="x * x")
 
 _declare("atan2", 2, _float_ref(np.arctan2), _atan2_scalar, _atan2_vjp, doc="angle of the point (x, y)")
-_declare("copysign", 2, _np_copysign, _copysign_scalar, _copysign_vjp, doc="|a| with the sign of b")
+_declare("copysign", 2, _float_ref(np.copysign), _copysign_scalar, _copysign_vjp, doc="|a| with the sign of b")
 _declare("logaddexp", 2, _float_ref(np.logaddexp), _logaddexp_scalar, _logaddexp_vjp, doc="log(e^a + e^b)")
 _declare("lerp", 3, _float_ref(_np_lerp), _lerp_scalar, _lerp_vjp, doc="start + weight (end - start)")
 register("gelu", infer=_float_unary_type, impl=_quiet(_np_gelu), scalar=_gelu_scalar, vjp=_gelu_vjp,
