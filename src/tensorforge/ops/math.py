@@ -128,7 +128,7 @@ def log1p_scalar(s, u):
     w (Goldberg); w == 1 gives u (keeps -0.0), w == inf gives inf."""
     u = _f(s, u)
     w = s.add(u, 1.0)
-    r = s.div(s.mul(s.log(w), u), s.sub(w, 1.0))
+    r = s.mul(s.log(w), s.div(u, s.sub(w, 1.0)))      # u/(w-1) ~ 1: no overflow for huge u
     return s.where(s.eq(w, 1.0), u, s.where(s.eq(w, _m.inf), w, r))
 
 
@@ -138,9 +138,34 @@ def expm1_scalar(s, x):
     x = _f(s, x)
     u = s.exp(x)
     um1 = s.sub(u, 1.0)
-    r = s.div(s.mul(um1, x), s.log(u))
+    r = s.mul(um1, s.div(x, s.log(u)))                 # x/log(u) ~ 1: no overflow near the top
     r = s.where(s.eq(um1, -1.0), -1.0, s.where(s.eq(u, _m.inf), u, r))
     return s.where(s.eq(u, 1.0), x, r)
+
+
+_EXP2_BITS = 11      # |round(x)| < 2^11 covers every finite non-trivial float64 result
+
+
+def _exp2_scalar(s, x):
+    """2^x = 2^n e^{f ln 2}, n = round(x), f = x - n exact: 2^n is a product of exact powers of
+    two picked by the bits of |n| (pow(2, x) = exp(x log 2) would turn the rounding of x log 2
+    into ~|x| ulp of error in float64)."""
+    x = _f(s, x)
+    xc = s.minimum(s.maximum(x, -1100.0), 1100.0)       # beyond: 0 or inf either way
+    n = s.floor(s.add(xc, 0.5))
+    y = s.exp(s.mul(s.sub(xc, n), _LN2))
+    t = s.abs(n)
+    negative = s.lt(n, 0.0)
+    for k in range(_EXP2_BITS):
+        half = s.floor(s.mul(t, 0.5))
+        odd = s.gt(s.sub(t, s.mul(half, 2.0)), 0.0)
+        scaled = y
+        for _ in range(max(1, 2 ** k // 512)):           # 2^1024 is applied as 2^512 twice
+            step = 2.0 ** min(2 ** k, 512)
+            scaled = s.mul(scaled, s.where(negative, 1.0 / step, step))
+        y = s.where(odd, scaled, y)
+        t = half
+    return s.where(s.ne(x, x), x, y)
 
 
 def _sinh_scalar(s, x):
@@ -340,7 +365,7 @@ _unary("log10", np.log10, lambda s, x: s.mul(s.log(x), 1.0 / _m.log(10.0)),
        lambda c, g: [_div(g, _mul(c.x, _m.log(10.0)))], "base-10 logarithm")
 _unary("log1p", np.log1p, log1p_scalar, lambda c, g: [_div(g, _add(c.x, 1.0))], "log(1 + x), accurate near 0")
 _unary("expm1", np.expm1, expm1_scalar, lambda c, g: [_mul(g, _add(c.output, 1.0))], "e^x - 1, accurate near 0")
-_unary("exp2", np.exp2, lambda s, x: s.pow(2.0, _f(s, x)), lambda c, g: [_mul(g, _mul(c.output, _LN2))], "2^x")
+_unary("exp2", np.exp2, _exp2_scalar, lambda c, g: [_mul(g, _mul(c.output, _LN2))], "2^x")
 _unary("rsqrt", lambda x: 1 / np.sqrt(x), lambda s, x: s.div(1.0, s.sqrt(x)),
        lambda c, g: [_mul(_mul(g, -0.5), _mul(c.output, _sq(c.output)))], "1 / sqrt(x)")
 _unary("reciprocal", lambda x: 1 / x, lambda s, x: s.div(1.0, x),
