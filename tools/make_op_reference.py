@@ -14,6 +14,7 @@ from tensorforge.ops import OPS
 
 FAMILY_TITLES = {
     "elementwise": "Elementwise (fused by the code generators)",
+    "math": "Elementwise math (fused like the elementwise ops; accuracy in numerics.md)",
     "reduce": "Reductions and the softmax family",
     "shape": "Shape and broadcasting",
     "linalg": "Linear algebra",

@@ -65,7 +65,7 @@ def _float_ref(fn):
 
 def _declare(name, n, ref, scalar, vjp, infer=None, doc=""):
     register(name, infer=infer or (_float_unary_type if n == 1 else _float_nary_type), impl=_quiet(ref),
-             scalar=scalar, vjp=vjp, n_inputs=n, family="elementwise", doc=doc)
+             scalar=scalar, vjp=vjp, n_inputs=n, family="math", doc=doc)
 
 
 # ---- scalar building blocks (work in both the SYMBOLIC and the NUMPY namespace) ------------
@@ -372,14 +372,14 @@ _unary("reciprocal", lambda x: 1 / x, lambda s, x: s.div(1.0, x),
        lambda c, g: [_neg(_mul(g, _sq(c.output)))], "1 / x")
 _unary("erf", _np_erf, lambda s, x: s.erf(x), lambda c, g: [_mul(g, _erf_grad(c.x))], "the error function")
 register("square", infer=_same_type, impl=_quiet(lambda x: x * x), scalar=lambda s, x: s.mul(x, x),
-         vjp=lambda c, g: [_mul(g, _mul(c.x, 2.0))], n_inputs=1, family="elementwise", doc="x * x")
+         vjp=lambda c, g: [_mul(g, _mul(c.x, 2.0))], n_inputs=1, family="math", doc="x * x")
 
 _declare("atan2", 2, _float_ref(np.arctan2), _atan2_scalar, _atan2_vjp, doc="angle of the point (x, y)")
 _declare("copysign", 2, _float_ref(np.copysign), _copysign_scalar, _copysign_vjp, doc="|a| with the sign of b")
 _declare("logaddexp", 2, _float_ref(np.logaddexp), _logaddexp_scalar, _logaddexp_vjp, doc="log(e^a + e^b)")
 _declare("lerp", 3, _float_ref(_np_lerp), _lerp_scalar, _lerp_vjp, doc="start + weight (end - start)")
 register("gelu", infer=_float_unary_type, impl=_quiet(_np_gelu), scalar=_gelu_scalar, vjp=_gelu_vjp,
-         n_inputs=1, family="elementwise", doc="x Phi(x), exact (erf) or tanh approximation")
+         n_inputs=1, family="math", doc="x Phi(x), exact (erf) or tanh approximation")
 
 
 # ---- public functions ------------------------------------------------------------------------
