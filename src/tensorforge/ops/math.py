@@ -375,7 +375,13 @@ register("square", infer=_same_type, impl=_quiet(lambda x: x * x), scalar=lambda
          vjp=lambda c, g: [_mul(g, _mul(c.x, 2.0))], n_inputs=1, family="math", doc="x * x")
 
 _declare("atan2", 2, _float_ref(np.arctan2), _atan2_scalar, _atan2_vjp, doc="angle of the point (x, y)")
-_declare("copysign", 2, _float_ref(np.copysign), _copysign_scalar, _copysign_vjp, doc="|a| with the sign of b")
+def _np_copysign(a, b):
+    # a nan sign source counts as positive: which nan (sign bit) an op returns differs between
+    # NumPy, LLVM and libdevice, so reading its bit would make the backends disagree
+    return np.copysign(a, np.where(np.isnan(b), 1.0, b))
+
+
+_declare("copysign", 2, _float_ref(_np_copysign), _copysign_scalar, _copysign_vjp, doc="|a| with the sign of b")
 _declare("logaddexp", 2, _float_ref(np.logaddexp), _logaddexp_scalar, _logaddexp_vjp, doc="log(e^a + e^b)")
 _declare("lerp", 3, _float_ref(_np_lerp), _lerp_scalar, _lerp_vjp, doc="start + weight (end - start)")
 register("gelu", infer=_float_unary_type, impl=_quiet(_np_gelu), scalar=_gelu_scalar, vjp=_gelu_vjp,
@@ -429,7 +435,8 @@ def atan2(input, other):  # noqa: A002 - torch's argument names
 
 
 def copysign(input, other):  # noqa: A002
-    """|input| with the sign (bit) of other. Gradient sign(input) sign(out) w.r.t. input (0 where
+    """|input| with the sign (bit) of other; a nan ``other`` counts as positive (its sign bit is
+    not reproducible across backends; torch reads it). Gradient sign(input) sign(out) w.r.t. input (0 where
     input is 0) and 0 w.r.t. other, as torch."""
     return apply("copysign", [input, other])
 
