@@ -16,6 +16,10 @@ from .ops import (OPS, ShapeError, abs, add, argmax, avg_pool2d, batch_norm, bin
                   minimum, mse, mul, neg, not_equal, one_hot, pow, prelu, relu, reshape, sigmoid, sign, softmax,
                   softmax_cross_entropy, softplus, sqrt, squeeze, sub, sum, tanh, transpose, var, where,
                   random_uniform, rng_counter)
+# -- predicates, rounding, integer, bitwise and logical ops, clamp (ops/rounding.py) --
+from .ops import (bitwise_and, bitwise_left_shift, bitwise_not, bitwise_or, bitwise_right_shift, bitwise_xor,
+                  ceil, clamp, clip, floor, floor_divide, fmod, isfinite, isinf, isnan, logical_and, logical_not,
+                  logical_or, logical_xor, remainder, round, trunc)
 from .autodiff import grad
 from .clone import clone
 from .compile import CompiledFunction, InputError, compile

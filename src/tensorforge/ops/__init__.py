@@ -18,6 +18,11 @@ from .indexing import concat, getitem, one_hot
 from .nn import (avg_pool2d, batch_norm, binary_cross_entropy, conv2d, dropout, group_norm, instance_norm,
                  layer_norm, max_pool2d, maxout, mse, prelu, softmax_cross_entropy)
 from .random import random_uniform, rng_counter
+# -- predicates, rounding, integer, bitwise and logical ops, clamp (ops/rounding.py) --
+from . import rounding  # noqa: F401  (registers ops)
+from .rounding import (bitwise_and, bitwise_left_shift, bitwise_not, bitwise_or, bitwise_right_shift,
+                       bitwise_xor, ceil, clamp, clip, floor, floor_divide, fmod, isfinite, isinf, isnan,
+                       logical_and, logical_not, logical_or, logical_xor, remainder, round, trunc)
 
 
 def add(a, b): return apply("add", [a, b])
@@ -69,6 +74,7 @@ def _install_operators() -> None:
     T.mean = lambda a, axis=None, keepdims=False: mean(a, axis, keepdims)
     T.max = lambda a, axis=None, keepdims=False: max(a, axis, keepdims)
     T.astype = lambda a, dtype: cast(a, dtype)
+    rounding.install_tensor_methods(T)
     # __eq__ returns a Tensor, so keep identity hashing explicitly
     T.__hash__ = lambda a: hash((id(a.graph), a.id))
 
