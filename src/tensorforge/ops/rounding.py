@@ -264,9 +264,9 @@ _CLAMP_WHAT = "clamp needs integer or floating-point tensors"
 _declare("clamp", 3, lambda s, x, lo, hi: s.minimum(s.maximum(x, lo), hi), _nary_infer("iuf", _CLAMP_WHAT),
          _promoted, vjp=_clamp_vjp, doc="min(max(x, lo), hi): hi where lo > hi; NaN propagates")
 _declare("clamp_min", 2, lambda s, x, lo: s.maximum(x, lo), _nary_infer("iuf", _CLAMP_WHAT), _promoted,
-         vjp=_clamp_min_vjp, doc="max(x, lo) with the gradient to x where x >= lo, else to lo")
+         vjp=_clamp_min_vjp, doc="max(x, lo); the gradient to x where x >= lo, to lo where x < lo")
 _declare("clamp_max", 2, lambda s, x, hi: s.minimum(x, hi), _nary_infer("iuf", _CLAMP_WHAT), _promoted,
-         vjp=_clamp_max_vjp, doc="min(x, hi) with the gradient to x where x <= hi, else to hi")
+         vjp=_clamp_max_vjp, doc="min(x, hi); the gradient to x where x <= hi, to hi where x > hi")
 
 
 # ---- public functions ------------------------------------------------------------------------

@@ -12,6 +12,8 @@ The primitive set is deliberately small; every backend must implement each one:
     math    exp log tanh sqrt abs floor
     logic   lt le gt ge eq ne where (select) logical_and logical_or logical_not
     other   const(value, dtype) cast(x, dtype)
+    integer fmod trunc_div bitwise_and bitwise_or bitwise_xor bitwise_not shift_left shift_right
+            (INTEGER_PRIMITIVES below: defined at every operand, see docs/numerics.md)
     leaves  arg (value = argument position), stage (value = index of a reduction result
             inside a fused loop kernel, see kernel_ir.py)
 """
