@@ -165,11 +165,11 @@ def _floor_divide_infer(types, floating=True):
     return shape, dtype
 
 
-def _div_by(name):
+def _graph_op(name):
     return lambda *xs, **kw: apply(name, list(xs), **kw)
 
 
-_mul, _neg, _div = _div_by("mul"), _div_by("neg"), _div_by("div")
+_mul, _neg, _div = _graph_op("mul"), _graph_op("neg"), _graph_op("div")
 
 
 def _remainder_vjp(c, g):
@@ -240,7 +240,7 @@ def _clamp_vjp(c, g):
     """torch's clamp_backward_min_max: x where min <= x <= max; min where x < min < max;
     max where x > max or max < min (max wins when the bounds cross)."""
     x, lo, hi = c.inputs
-    ge, le, lt, gt = (_div_by(n) for n in ("ge", "le", "lt", "gt"))
+    ge, le, lt, gt = (_graph_op(n) for n in ("ge", "le", "lt", "gt"))
     gx = _select(_and(ge(x, lo), le(x, hi)), g) if c.needs[0] else None
     glo = _select(_and(lt(x, lo), lt(lo, hi)), g) if c.needs[1] else None
     ghi = _select(apply("logical_or", [gt(x, hi), lt(hi, lo)]), g) if c.needs[2] else None
