@@ -32,12 +32,16 @@ def _kind(dtype) -> str:
 
 def _reference(scalar, result_dtype):
     """The NumPy reference of an op: its scalar expression evaluated on arrays, in the result
-    dtype the graph declares (NumPy alone would widen some mixed int/float expressions)."""
+    dtype the graph declares. Operands of a promoting op are converted to that dtype first, as the
+    code generators do (NumPy alone would compute int64 with float32 in float64)."""
     def impl(*arrays, **attrs):
         arrays = [np.asarray(a) for a in arrays]
+        out_dtype = result_dtype(*[a.dtype for a in arrays])
+        if result_dtype is _promoted:
+            arrays = [a.astype(out_dtype, copy=False) for a in arrays]
         with np.errstate(all="ignore"):
             out = np.asarray(scalar(NUMPY, *arrays, **attrs))
-        return out.astype(result_dtype(*[a.dtype for a in arrays]), copy=False)
+        return out.astype(out_dtype, copy=False)
     return impl
 
 
