@@ -23,7 +23,19 @@ NAN_DECLARATION_MISMATCH: set = set()   # every declaration now agrees with its 
 
 
 def _elementwise_ops():
-    return sorted(name for name, op in OPS.items() if op.scalar is not None)
+    """The elementwise ops whose type rule takes float inputs (integer-only ops, e.g. the bitwise
+    ones, have their own tests: tests/test_intops.py and the op-info table)."""
+    return sorted(name for name, op in OPS.items() if op.scalar is not None and _takes_floats(name))
+
+
+def _takes_floats(name):
+    from tensorforge.ops.registry import ShapeError, TensorType
+    op, ins, attrs = _case(name, "float32")
+    try:
+        op.infer([TensorType((), d) for d in ins], **attrs)
+    except ShapeError:
+        return False
+    return True
 
 
 def _case(name, dtype):
@@ -62,7 +74,13 @@ def loops():
                              ("neg", ["int64"], {}), ("lt", ["int64", "int64"], {}),
                              ("cast", ["int64"], {"dtype": "float32"}), ("cast", ["float32"], {"dtype": "bool"}),
                              ("cast", ["bool"], {"dtype": "float64"}), ("where", ["bool", "int64", "int64"], {}),
-                             ("add", ["int64", "float32"], {}), ("mul", ["int64", "int64"], {})]:
+                             ("add", ["int64", "float32"], {}), ("mul", ["int64", "int64"], {}),
+                             # ops/rounding.py: divisors and shift amounts include 0, negatives, >= 64
+                             ("floor_divide", ["int64", "int64"], {"floating": False}),
+                             ("remainder", ["int64", "int64"], {}), ("fmod", ["int64", "int64"], {}),
+                             ("bitwise_xor", ["int64", "int64"], {}), ("bitwise_not", ["bool"], {}),
+                             ("bitwise_left_shift", ["int64", "int64"], {}),
+                             ("bitwise_right_shift", ["int64", "int64"], {})]:
         key = f"int_{name}_{'_'.join(ins)}_{attrs.get('dtype', '')}"
         expr, out = S.op_expression(OPS[name], ins, **attrs)
         specs[key] = (expr, ins, out)

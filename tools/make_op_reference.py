@@ -21,6 +21,7 @@ FAMILY_TITLES = {
     "indexing": "Indexing",
     "nn": "Neural-network ops",
     "random": "Random numbers",
+    "integer": "Predicates, rounding, integer division, bitwise and logical ops, clamp (fused)",
     "kernel": "Made by the compiler (never built by users)",
 }
 

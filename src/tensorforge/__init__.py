@@ -18,6 +18,10 @@ from .ops import (OPS, ShapeError, abs, add, argmax, avg_pool2d, batch_norm, bin
                   random_uniform, rng_counter)
 from .ops import (acos, acosh, asin, asinh, atan, atan2, atanh, copysign, cos, cosh, erf, exp2, expm1,  # math
                   gelu, lerp, log10, log1p, log2, logaddexp, reciprocal, rsqrt, sin, sinh, square, tan)
+# -- predicates, rounding, integer, bitwise and logical ops, clamp (ops/rounding.py) --
+from .ops import (bitwise_and, bitwise_left_shift, bitwise_not, bitwise_or, bitwise_right_shift, bitwise_xor,
+                  ceil, clamp, clip, floor, floor_divide, fmod, isfinite, isinf, isnan, logical_and, logical_not,
+                  logical_or, logical_xor, remainder, round, trunc)
 from .autodiff import grad
 from .clone import clone
 from .compile import CompiledFunction, InputError, compile

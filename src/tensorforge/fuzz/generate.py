@@ -51,7 +51,7 @@ _ATTRS = {
 # Elementwise ops with a restricted domain, made safe by a wrapper (unless edge values are on).
 _POSITIVE = ("log", "sqrt")
 # Unary ops that are discontinuous: only applied to exact values.
-_JUMPY = ("sign", "heaviside")
+_JUMPY = ("sign", "heaviside", "floor", "ceil", "trunc", "round")
 _COMPARE = ("lt", "le", "gt", "ge", "eq", "ne")
 _SPECIAL_SIZES = (16, 17, 20, 1000)
 _BASE_SHAPES = [(), (5,), (3, 4), (2, 3, 4), (4, 1), (1, 5), (16,), (17,), (20,), (4, 5), (2, 8), (3, 17),
@@ -59,10 +59,27 @@ _BASE_SHAPES = [(), (5,), (3, 4), (2, 3, 4), (4, 1), (1, 5), (16,), (17,), (20,)
 
 
 def registry_ops():
-    """(unary, binary) elementwise op names of the registry, comparisons and where left out."""
-    unary = sorted(n for n, o in OPS.items() if o.elementwise and o.n_inputs == 1 and n != "cast")
-    binary = sorted(n for n, o in OPS.items() if o.elementwise and o.n_inputs == 2 and n not in _COMPARE)
+    """(unary, binary) elementwise op names of the registry, comparisons and where left out, and
+    ops that do not map floats to floats (predicates, bitwise and logical ops) or that jump at
+    every multiple of their divisor (floor_divide, remainder, fmod: float32 and float64 would
+    disagree on the side of the jump)."""
+    unary = sorted(n for n, o in OPS.items() if o.elementwise and o.n_inputs == 1 and n != "cast"
+                   and _float_to_float(o))
+    binary = sorted(n for n, o in OPS.items() if o.elementwise and o.n_inputs == 2 and n not in _COMPARE
+                    and n not in _DISCONTINUOUS_BINARY and _float_to_float(o))
     return unary, binary
+
+
+_DISCONTINUOUS_BINARY = ("floor_divide", "remainder", "fmod")
+
+
+def _float_to_float(opdef) -> bool:
+    from ..ops.registry import TensorType
+    try:
+        _, dtype = opdef.infer([TensorType((), "float32")] * opdef.n_inputs)
+    except ShapeError:
+        return False
+    return str(dtype) == "float32"
 
 
 @dataclass
@@ -226,7 +243,7 @@ class _Gen:
         if name in _POSITIVE and not (self.edge and (name != "sqrt" or "sqrt_at_zero" in self.on)):
             x = _ops.abs(x) + float(self.pick([0.5, 1.0]))      # keep log/sqrt away from 0
         attrs = _ATTRS.get(name, lambda rng: {})(self.rng)
-        exact = v.exact and name in ("neg", "abs", "relu", "sign", "heaviside")
+        exact = v.exact and name in ("neg", "abs", "relu") + _JUMPY
         return self.add(_ops.apply(name, [x], **attrs), v.shape, "f", exact, v)
 
     def op_binary(self):

@@ -22,6 +22,11 @@ from .random import random_uniform, rng_counter
 from . import math as _math_ops  # noqa: E402  (registers ops)
 from .math import (acos, acosh, asin, asinh, atan, atan2, atanh, copysign, cos, cosh, erf, exp2, expm1,
                    gelu, lerp, log10, log1p, log2, logaddexp, reciprocal, rsqrt, sin, sinh, square, tan)
+# -- predicates, rounding, integer, bitwise and logical ops, clamp (ops/rounding.py) --
+from . import rounding  # noqa: F401  (registers ops)
+from .rounding import (bitwise_and, bitwise_left_shift, bitwise_not, bitwise_or, bitwise_right_shift,
+                       bitwise_xor, ceil, clamp, clip, floor, floor_divide, fmod, isfinite, isinf, isnan,
+                       logical_and, logical_not, logical_or, logical_xor, remainder, round, trunc)
 
 
 def add(a, b): return apply("add", [a, b])
@@ -74,6 +79,7 @@ def _install_operators() -> None:
     T.max = lambda a, axis=None, keepdims=False: max(a, axis, keepdims)
     T.astype = lambda a, dtype: cast(a, dtype)
     _math_ops.install_tensor_methods(T)   # x.sin(), x.atan2(y), x.lerp(end, w), ... (ops/math.py)
+    rounding.install_tensor_methods(T)
     # __eq__ returns a Tensor, so keep identity hashing explicitly
     T.__hash__ = lambda a: hash((id(a.graph), a.id))
 

@@ -12,6 +12,8 @@ The primitive set is deliberately small; every backend must implement each one:
     math    exp log tanh sqrt abs floor
     logic   lt le gt ge eq ne where (select) logical_and logical_or logical_not
     other   const(value, dtype) cast(x, dtype)
+    integer fmod trunc_div bitwise_and bitwise_or bitwise_xor bitwise_not shift_left shift_right
+            (INTEGER_PRIMITIVES below: defined at every operand, see docs/numerics.md)
     leaves  arg (value = argument position), stage (value = index of a reduction result
             inside a fused loop kernel, see kernel_ir.py)
 """
@@ -27,6 +29,15 @@ PRIMITIVES = (
     "exp", "log", "tanh", "sqrt", "abs", "floor", "lt", "le", "gt", "ge", "eq", "ne", "where",
     "logical_and", "logical_or", "logical_not",
 )
+# -- integer and rounding primitives (ops/rounding.py) -------------------------------------
+# fmod: C fmod on floats; on integers the truncated remainder, 0 where b is 0 or -1.
+# trunc_div: integers only, the truncated quotient; 0 where b is 0, -a (wrapping) where b is -1.
+# Defined at every divisor, so no backend ever executes an integer division that traps.
+# bitwise_*: integers and bool; shift_left/shift_right: torch's result for any shift amount
+# (>= the bit width or negative: 0, or the sign fill for a signed right shift).
+INTEGER_PRIMITIVES = ("fmod", "trunc_div", "bitwise_and", "bitwise_or", "bitwise_xor", "bitwise_not",
+                      "shift_left", "shift_right")
+PRIMITIVES = PRIMITIVES + INTEGER_PRIMITIVES
 COMPARISONS = ("lt", "le", "gt", "ge", "eq", "ne")
 
 
@@ -249,6 +260,51 @@ class _Numpy:
     @staticmethod
     def const(v, dtype=None):
         return v
+
+    # -- integer and rounding primitives (ops/rounding.py) ---------------------------------
+    @staticmethod
+    def fmod(a, b):
+        a, b = np.asarray(a), np.asarray(b)
+        if a.dtype.kind in "f" or b.dtype.kind in "f":
+            return np.fmod(a, b)
+        safe = (b == 0) | (b == -1) if np.dtype(np.result_type(a, b)).kind == "i" else (b == 0)
+        return np.where(safe, 0, np.fmod(a, np.where(safe, 1, b))).astype(np.result_type(a, b))
+
+    @staticmethod
+    def trunc_div(a, b):
+        a, b = np.asarray(a), np.asarray(b)
+        dt = np.result_type(a, b)
+        minus_one = (b == -1) if dt.kind == "i" else np.zeros(np.shape(b), bool)
+        safe = (b == 0) | minus_one
+        bs = np.where(safe, 1, b).astype(dt)
+        q = (a - np.fmod(a, bs)) // bs        # exact: a - fmod(a, b) is a multiple of b
+        return np.where(b == 0, 0, np.where(minus_one, np.negative(a.astype(dt)), q)).astype(dt)
+
+    bitwise_and, bitwise_or, bitwise_xor = np.bitwise_and, np.bitwise_or, np.bitwise_xor
+
+    @staticmethod
+    def bitwise_not(x):
+        x = np.asarray(x)
+        return np.logical_not(x) if x.dtype == np.bool_ else np.invert(x)
+
+    @staticmethod
+    def shift_left(a, b):
+        a, b = np.asarray(a), np.asarray(b)
+        dt = np.result_type(a, b)
+        a, b = a.astype(dt), b.astype(dt)
+        bits = dt.itemsize * 8
+        over = (b < 0) | (b >= bits)
+        return np.where(over, 0, np.left_shift(a, np.where(over, 0, b))).astype(dt)
+
+    @staticmethod
+    def shift_right(a, b):
+        a, b = np.asarray(a), np.asarray(b)
+        dt = np.result_type(a, b)
+        a, b = a.astype(dt), b.astype(dt)
+        bits = dt.itemsize * 8
+        over = (b < 0) | (b >= bits)
+        shifted = np.right_shift(a, np.where(over, bits - 1, b))
+        return (np.where(over, 0, shifted) if dt.kind == "u" else shifted).astype(dt)
 
     @staticmethod
     def cast(x, dtype):

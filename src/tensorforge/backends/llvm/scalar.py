@@ -25,6 +25,7 @@ from llvmlite import ir
 from ...ops.registry import TensorType
 from ...ops.scalar import SYMBOLIC, Expr, LOGICAL as _LOGICAL, emission_key, emit_bottom_up, expr_dtype
 from ...ops.scalar import is_float_dtype as _is_float, promote as _promote
+from ...ops.scalar import INTEGER_PRIMITIVES as _INTEGER_PRIMITIVES
 from . import jit, vecmath
 from . import vecmath_trig  # transcendental primitives (ops/math.py)
 
@@ -109,6 +110,8 @@ class _Lowering:
             a, b = (self.operand(x, dtype) for x in e.args[1:])
             return self.b.select(cond, a, b)
         vals = [self.operand(x, dtype) for x in e.args]
+        if op in _INTEGER_PRIMITIVES:
+            return integer_primitive(self.b, op, vals, dtype)
         return arithmetic(self.b, op, vals, dtype, e)
 
     def _arg_dtype(self, e: Expr):
@@ -282,6 +285,52 @@ def _int_arithmetic(builder, op, vals, dtype):
     if op == "floor":
         return x
     raise NotImplementedError(f"scalar primitive {op!r} is not lowered for {dtype}")
+
+
+# -- integer and rounding primitives (ops/rounding.py) ------------------------------------------
+# Integer division is guarded with selects (sdiv/srem by 0, or INT_MIN by -1, is undefined and traps
+# with SIGFPE on x86); shifts are guarded the same way (poison at >= the bit width). Selects keep
+# the loops vectorisable.
+
+def integer_primitive(builder: ir.IRBuilder, op: str, vals, dtype: str):
+    """fmod, trunc_div, bitwise_* and shifts on values already converted to ``dtype``."""
+    b = builder
+    if op == "fmod" and _is_float(dtype):
+        return b.frem(*vals)
+    if _is_float(dtype):
+        raise NotImplementedError(f"scalar primitive {op!r} is not defined for {dtype}")
+    if op == "bitwise_not":
+        return b.not_(vals[0])
+    if op in ("bitwise_and", "bitwise_or", "bitwise_xor"):
+        return {"bitwise_and": b.and_, "bitwise_or": b.or_, "bitwise_xor": b.xor}[op](*vals)
+    if dtype == "bool":
+        raise NotImplementedError(f"scalar primitive {op!r} on bool operands: cast them first")
+    unsigned = np.dtype(dtype).kind == "u"
+    if op in ("fmod", "trunc_div"):
+        return _safe_int_division(b, op, *vals, unsigned)
+    return _safe_shift(b, op, *vals, np.dtype(dtype).itemsize * 8, unsigned)
+
+
+def _safe_int_division(b, op, x, y, unsigned):
+    ty = x.type
+    zero, one = ir.Constant(ty, 0), ir.Constant(ty, 1)
+    by_zero = b.icmp_unsigned("==", y, zero)
+    by_minus_one = ir.Constant(ir.IntType(1), 0) if unsigned else b.icmp_signed("==", y, ir.Constant(ty, -1))
+    safe_y = b.select(b.or_(by_zero, by_minus_one), one, y)
+    if op == "fmod":
+        r = (b.urem if unsigned else b.srem)(x, safe_y)
+        return b.select(b.or_(by_zero, by_minus_one), zero, r)
+    q = (b.udiv if unsigned else b.sdiv)(x, safe_y)
+    return b.select(by_zero, zero, b.select(by_minus_one, b.neg(x), q))
+
+
+def _safe_shift(b, op, x, y, bits, unsigned):
+    ty = x.type
+    over = b.icmp_unsigned(">=", y, ir.Constant(ty, bits))   # unsigned: a negative amount is huge
+    if op == "shift_left":
+        return b.select(over, ir.Constant(ty, 0), b.shl(x, b.select(over, ir.Constant(ty, 0), y)))
+    shifted = (b.lshr if unsigned else b.ashr)(x, b.select(over, ir.Constant(ty, bits - 1), y))
+    return b.select(over, ir.Constant(ty, 0), shifted) if unsigned else shifted
 
 
 def lower(builder: ir.IRBuilder, expr: Expr, args, arg_dtypes=None, default_float: str = "float32",

@@ -22,6 +22,7 @@ import numpy as np
 
 from ...ops.scalar import Expr, LOGICAL as _LOGICAL, emission_key, emit_bottom_up, expr_dtype
 from ...ops.scalar import is_float_dtype as is_float, promote  # the typing rule both generators share
+from ...ops.scalar import INTEGER_PRIMITIVES as _INTEGER_PRIMITIVES
 
 __all__ = ["TL_TYPES", "tl_type", "Emitter", "convert", "constant", "is_float", "promote"]
 
@@ -153,6 +154,8 @@ class Emitter:
             cond = self.operand(e.args[0], "bool")
             a, b = (self.operand(x, dtype) for x in e.args[1:])
             return self.tmp(f"tl.where({cond}, {a}, {b})")
+        if op in _INTEGER_PRIMITIVES:
+            return self._integer_primitive(op, [self.operand(x, dtype) for x in e.args], dtype)
         if dtype == "bool":
             return self._bool_op(op, [self.operand(x, dtype) for x in e.args])
         if op == "pow" and is_float(dtype):
@@ -321,3 +324,62 @@ class Emitter:
         r = self.tmp(f"tl.where({self._negative(x, dtype)}, {flipped}, {r})")
         r = self.tmp(f"tl.where({is_int}, {r}, {self._nan_below_zero(x, r, dtype)})")
         return self.tmp(f"tl.where({y} == {c(0.0)}, {c(1.0)}, {r})")
+
+    # -- integer and rounding primitives (ops/rounding.py) -------------------------------------
+    # Divisors 0 and -1 and shift amounts outside [0, bits) are replaced before the operation and
+    # their results selected after it, so every backend gives the same value and none traps.
+    # Booleans are selected with tl.where: 0-d booleans do not combine with & | ^ everywhere.
+    def _integer_primitive(self, op: str, vals, dtype: str) -> str:
+        if op == "fmod" and is_float(dtype):
+            return self.tmp(f"{vals[0]} % {vals[1]}")      # frem: C fmod
+        if is_float(dtype):
+            raise NotImplementedError(f"scalar primitive {op!r} is not defined for {dtype}")
+        if dtype == "bool":
+            return self._bool_bitwise(op, vals)
+        if op == "bitwise_not":
+            return self.tmp(f"~{vals[0]}")
+        if op in ("bitwise_and", "bitwise_or", "bitwise_xor"):
+            symbol = {"bitwise_and": "&", "bitwise_or": "|", "bitwise_xor": "^"}[op]
+            return self.tmp(f"{vals[0]} {symbol} {vals[1]}")
+        if op in ("fmod", "trunc_div"):
+            return self._safe_int_division(op, *vals, dtype)
+        return self._safe_shift(op, *vals, dtype)
+
+    def _bool_bitwise(self, op: str, vals) -> str:
+        if op == "bitwise_not":
+            return self.tmp(f"{vals[0]} == 0")
+        a, b = vals
+        if op == "bitwise_and":
+            return self.tmp(f"tl.where({a}, {b}, {a})")
+        if op == "bitwise_or":
+            return self.tmp(f"tl.where({a}, {a}, {b})")
+        if op == "bitwise_xor":
+            return self.tmp(f"{a}.to(tl.int32) != {b}.to(tl.int32)")
+        raise NotImplementedError(f"scalar primitive {op!r} on bool operands: cast them first")
+
+    def _safe_int_division(self, op: str, x: str, y: str, dtype: str) -> str:
+        c = lambda v: self._const(v, dtype)  # noqa: E731
+        signed = np.dtype(dtype).kind == "i"
+        minus_one = self.tmp(f"{y} == {c(-1)}") if signed else None
+        safe = self.tmp(f"tl.where({y} == {c(0)}, {c(1)}, {y})")
+        if signed:
+            safe = self.tmp(f"tl.where({minus_one}, {c(1)}, {safe})")
+        if op == "fmod":
+            r = self.tmp(f"tl.where({y} == {c(0)}, {c(0)}, {x} % {safe})")
+            return self.tmp(f"tl.where({minus_one}, {c(0)}, {r})") if signed else r
+        q = self.tmp(f"tl.where({y} == {c(0)}, {c(0)}, {x} // {safe})")   # // truncates on integers
+        return self.tmp(f"tl.where({minus_one}, -{x}, {q})") if signed else q
+
+    def _safe_shift(self, op: str, x: str, y: str, dtype: str) -> str:
+        c = lambda v: self._const(v, dtype)  # noqa: E731
+        bits = np.dtype(dtype).itemsize * 8
+        unsigned = np.dtype(dtype).kind == "u"
+        # over: the amount is negative or >= bits (nested selects, not | of 0-d booleans)
+        over = self.tmp(f"tl.where({y} < {c(0)}, {y} == {y}, {y} >= {c(bits)})") if not unsigned \
+            else self.tmp(f"{y} >= {c(bits)}")
+        if op == "shift_left":
+            amount = self.tmp(f"tl.where({over}, {c(0)}, {y})")
+            return self.tmp(f"tl.where({over}, {c(0)}, {x} << {amount})")
+        amount = self.tmp(f"tl.where({over}, {c(bits - 1)}, {y})")
+        shifted = self.tmp(f"{x} >> {amount}")
+        return self.tmp(f"tl.where({over}, {c(0)}, {shifted})") if unsigned else shifted
