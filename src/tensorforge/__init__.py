@@ -16,6 +16,9 @@ from .ops import (OPS, ShapeError, abs, add, argmax, avg_pool2d, batch_norm, bin
                   minimum, mse, mul, neg, not_equal, one_hot, pow, prelu, relu, reshape, sigmoid, sign, softmax,
                   softmax_cross_entropy, softplus, sqrt, squeeze, sub, sum, tanh, transpose, var, where,
                   random_uniform, rng_counter)
+from .ops import (chunk, detach, diag, diagonal, einsum, embedding, flip, gather, index_add, index_select,
+                  masked_fill, meshgrid, repeat, repeat_interleave, roll, scatter_add, split, stack, stop_gradient,
+                  take, take_along_axis, tile, tril, triu, unfold)
 from .autodiff import grad
 from .clone import clone
 from .compile import CompiledFunction, InputError, compile
