@@ -100,6 +100,7 @@ def _install_shape_methods(T) -> None:
     T.index_add = lambda a, axis, index, source, alpha=1: index_add(a, axis, index, source, alpha)
     T.index_select = lambda a, axis, index: index_select(a, axis, index)
     T.take_along_axis = lambda a, index, axis: take_along_axis(a, index, axis)
+    T.take = lambda a, indices, axis=None: take(a, indices, axis)
     T.detach = lambda a: stop_gradient(a)
 
 

@@ -94,11 +94,12 @@ def _label_sizes(ops, labels):
             if d is None:
                 raise ShapeError(f"einsum: the shape of operand {k} must be known when the graph is built, "
                                  f"got {x.shape}")
-            old = sizes.get(c, 1)
-            if d != 1 and old != 1 and d != old:
+            old = sizes.get(c)
+            if d != 1 and old not in (None, 1) and d != old:
                 name = "'...'" if ord(c) >= 0x100 else repr(c)
                 raise ShapeError(f"einsum: label {name} has size {old} in one operand and {d} in operand {k}")
-            sizes[c] = max(old, d) if d != 1 else old if c in sizes else 1
+            if d != 1 or old is None:
+                sizes[c] = d
     return sizes
 
 

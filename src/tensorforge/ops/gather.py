@@ -122,11 +122,18 @@ def _select_sum(cond: Tensor, values: Tensor, axis: int, like: Tensor) -> Tensor
 
 # ---- take: index_select with an index of any shape -----------------------------------
 
-def take(x, axis: int, index) -> Tensor:
-    """Pick along ``axis`` with an integer ``index`` of any shape: the result has shape
-    ``x.shape[:axis] + index.shape + x.shape[axis+1:]`` (torch.index_select for a 1-d index;
-    ``x[:, index]`` for axis 1). Indices must lie in [0, size). The gradient with respect to
-    ``x`` scatter-adds (repeated indices accumulate)."""
+def take(x, indices, axis: int | None = None) -> Tensor:
+    """numpy.take: pick along ``axis`` with integer ``indices`` of any shape; the result has
+    shape ``x.shape[:axis] + indices.shape + x.shape[axis+1:]`` (``x[:, indices]`` for axis 1;
+    axis None indexes the flattened x). Indices must lie in [0, size). The gradient with
+    respect to ``x`` scatter-adds the output gradient (repeated indices accumulate)."""
+    x = as_tensor(x)
+    if axis is None:
+        x, axis = apply("reshape", [x], shape=(-1,)), 0
+    return _take(x, int(axis), indices)
+
+
+def _take(x: Tensor, axis: int, index) -> Tensor:
     x = as_tensor(x)
     (axis,) = normalize_axis(int(axis), len(x.shape))
     idx = _index_tensor(index, x, "take")
@@ -135,9 +142,7 @@ def take(x, axis: int, index) -> Tensor:
     checked = _checked(idx, n)
     # x: P + (1,)*r + (n,) + S ; idx: (1,)*|P| + I + (1,) + (1,)*|S| ; j: (n,) + (1,)*|S|
     xe = apply("expand_dims", [x], axes=tuple(range(axis, axis + r))) if r else x
-    ie = apply("reshape", [checked], shape=(1,) * axis + tuple(-1 if d is None else d for d in idx.shape)
-               + (1,) * (after + 1)) if None not in idx.shape else \
-        apply("expand_dims", [checked], axes=tuple(range(axis)) + tuple(range(axis + r, axis + r + after + 1)))
+    ie = apply("expand_dims", [checked], axes=tuple(range(axis)) + tuple(range(axis + r, axis + r + after + 1)))
     cond = apply("eq", [ie, _arange(n, after, x)])
     out = _select_sum(cond, xe, axis + r, x)
     ir = apply("expand_dims", [idx], axes=tuple(range(axis)) + tuple(range(axis + r, axis + r + after))) \
@@ -150,7 +155,7 @@ def index_select(x, axis: int, index) -> Tensor:
     idx = _index_tensor(index, as_tensor(x), "index_select")
     if len(idx.shape) != 1:
         raise ShapeError(f"index_select: index must be 1-d, got shape {idx.shape}")
-    return take(x, axis, idx)
+    return _take(as_tensor(x), axis, idx)
 
 
 def embedding(indices, weight) -> Tensor:
@@ -160,7 +165,7 @@ def embedding(indices, weight) -> Tensor:
     weight = as_tensor(weight)
     if len(weight.shape) != 2:
         raise ShapeError(f"embedding: weight must be 2-d (num_embeddings, dim), got shape {weight.shape}")
-    return take(weight, 0, _index_tensor(indices, weight, "embedding"))
+    return _take(weight, 0, _index_tensor(indices, weight, "embedding"))
 
 
 # ---- gather / take_along_axis -----------------------------------------------------------
@@ -257,7 +262,7 @@ def _nan_if_out_of_range_sum(added: Tensor, idx: Tensor, axis: int, n: int) -> T
     if np.dtype(added.dtype).kind != "f":
         return added
     bad = _outside(idx, n)
-    any_bad = apply("max", [apply("cast", [bad], dtype="int32")], axis=(axis,), keepdims=True)
+    any_bad = apply("sum", [apply("cast", [bad], dtype="int32")], axis=(axis,), keepdims=True)
     return apply("where", [apply("gt", [any_bad, 0]), as_tensor(float("nan"), like=added), added])
 
 
@@ -294,7 +299,7 @@ def index_add(x, axis: int, index, source, alpha=1) -> Tensor:
     added = _select_sum(cond, se, axis, source)
     if np.dtype(added.dtype).kind == "f":
         bad = _outside(idx, n)
-        any_bad = apply("max", [apply("cast", [bad], dtype="int32")])
+        any_bad = apply("sum", [apply("cast", [bad], dtype="int32")], axis=None, keepdims=False)
         added = apply("where", [apply("gt", [any_bad, 0]), as_tensor(float("nan"), like=added), added])
     return _add_keep(x, added)
 
@@ -335,6 +340,6 @@ def getitem_with_array(x: Tensor, index, basic_getitem) -> Tensor:
         if arr.size and (arr.min() < -n or arr.max() >= n):
             bad = arr[(arr < -n) | (arr >= n)].flat[0]
             raise IndexError(f"getitem: index {bad} is out of range for axis {axis} with size {n}")
-        return take(basic, axis, np.where(arr < 0, arr + n, arr).astype(np.int64))
+        return _take(basic, axis, np.where(arr < 0, arr + n, arr).astype(np.int64))
     wrapped = apply("where", [apply("lt", [idx, 0]), apply("add", [idx, n]), idx])
-    return take(basic, axis, wrapped)
+    return _take(basic, axis, wrapped)

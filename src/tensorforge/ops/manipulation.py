@@ -152,7 +152,7 @@ def repeat_interleave(x, repeats, axis: int | None = None) -> Tensor:
         raise ValueError(f"repeat_interleave: repeats must hold {n} non-negative counts (one per element "
                          f"of axis {axis}), got {counts.tolist()}")
     from .gather import take
-    return take(x, axis, np.repeat(np.arange(n), counts.astype(np.int64)))
+    return take(x, np.repeat(np.arange(n), counts.astype(np.int64)), axis)
 
 
 # ---- roll / flip ------------------------------------------------------------------------
