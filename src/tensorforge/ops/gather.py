@@ -92,7 +92,7 @@ def _index_tensor(index, graph_like: Tensor, what: str) -> Tensor:
             raise TypeError(f"{what}: indices must be integers, got dtype {arr.dtype}")
         t = constant(arr.astype(np.int64), graph=graph_like.graph)
     if np.dtype(t.dtype).kind not in "iu":
-        raise TypeError(f"{what}: indices must be an integer tensor, got {t.dtype}")
+        raise TypeError(f"{what}: an index Tensor must hold integers, got {t.dtype} ({t.name!r})")
     return t
 
 
