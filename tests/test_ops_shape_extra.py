@@ -166,3 +166,35 @@ def test_tensor_methods_match_the_functions():
             x0[:, :2], x0[:, 2:], x0[:1], x0[1:2], x0[2:]]
     for g, w in zip(got, want):
         np.testing.assert_array_equal(g, w)
+
+
+def test_a_computed_scatter_index_out_of_range_poisons_its_slice_with_nan():
+    with _graph():
+        x = tg.placeholder("x", (2, 3))
+        i = tg.placeholder("i", (2, 1), dtype="int64")
+        y = tg.scatter_add(x, 1, i * 2, tg.constant(np.ones((2, 1), np.float32)))
+        out = tg.compile([x, i], [y], backend="llvm")(np.zeros((2, 3), np.float32), np.array([[1], [2]]))[0]
+    np.testing.assert_array_equal(out[0], [0, 0, 1])
+    assert np.isnan(out[1]).all()
+
+
+def test_einsum_contracts_with_one_batched_matmul_and_keeps_integer_dtypes():
+    with _graph():
+        a = tg.placeholder("a", (2, 3, 4))
+        b = tg.placeholder("b", (2, 4, 5))
+        y = tg.einsum("bij,bjk->bik", a, b)
+        x = tg.placeholder("x", (3, 4), dtype="int32")
+        z = tg.gather(x, 0, np.array([[2, 0, 1, 1]]))
+    ops = [d["op"] for _, d in y.graph.nx.nodes(data=True)]
+    assert ops.count("matmul") == 1
+    assert z.dtype == "int32"
+    x0 = np.arange(12, dtype=np.int32).reshape(3, 4)
+    got = tg.compile([x], [z], backend="llvm")(x0)[0]
+    np.testing.assert_array_equal(got, np.take_along_axis(x0, np.array([[2, 0, 1, 1]]), 0))
+
+
+def test_repeat_interleave_rejects_tensor_repeats():
+    with _graph():
+        x = tg.placeholder("x", (3,))
+        with pytest.raises(TypeError, match="not a Tensor"):
+            tg.repeat_interleave(x, tg.placeholder("r", (3,), dtype="int64"))

@@ -145,6 +145,9 @@ def repeat_interleave(x, repeats, axis: int | None = None) -> Tensor:
         wide = shape[:axis + 1] + (r,) + shape[axis + 1:]
         out = apply("broadcast_to", [apply("expand_dims", [x], axes=(axis + 1,))], shape=wide)
         return apply("reshape", [out], shape=shape[:axis] + (n * r,) + shape[axis + 1:])
+    if isinstance(repeats, Tensor):
+        raise TypeError("repeat_interleave: repeats must be an int or a list of ints known when the graph is "
+                        "built, not a Tensor (the output size depends on them)")
     counts = np.asarray(repeats)
     if counts.ndim != 1 or counts.dtype.kind not in "iu" and counts.size:
         raise TypeError(f"repeat_interleave: repeats must be an int or a 1-d list of ints, got {repeats!r}")
