@@ -168,6 +168,9 @@ case("int_arithmetic", [((3, 4), "i7"), ((4,), "i5"), ((3, 4), "f")],
                           tg.cast(a > b, "int64") + tg.sum(a, axis=0), tg.max(a, axis=1), a * x, x + b],
      )
 case("identity_outputs", [((3, 4), "f")], lambda dt, x: [x, x[:, ::-1], tg.transpose(x), x * 1.0])
+# the shape/indexing family's registered ops: index_in_range (under gather) and stop_gradient
+case("gather_stop_gradient", [((3, 4), "f"), ((3, 2), "i4")],
+     lambda dt, x, i: [tg.gather(x, 1, i) + tg.stop_gradient(x[:, :2])])
 
 
 def _chain(x, n):

@@ -28,6 +28,33 @@ FAMILY_TITLES = {
 COMPOSITES = ["mean", "var", "min", "batch_norm", "layer_norm", "group_norm", "instance_norm", "mse",
               "binary_cross_entropy", "softmax_cross_entropy", "maxout", "prelu"]
 
+# composite function families of issue 10, one section each: (title, intro, function names)
+COMPOSITE_SECTIONS = [
+    ("Shape manipulation and indexing functions",
+     "Compositions of slices, concat, reshape, broadcast_to, where, sums and matmul (ops/manipulation.py, "
+     "ops/gather.py, ops/einsum.py): differentiated by autodiff, run on every backend. Gather-like "
+     "functions select with `sum_j where(index == j, x[j], 0)` (one fused reduction kernel); their "
+     "indices pass `index_in_range` (checked before each call when they come from an input, "
+     "parameter or constant; NaN in float results of compiled code when computed out of range). "
+     "`x[idx]` / `x[:, idx]` with one integer tensor or NumPy array item go through `tg.take` "
+     "(negative indices wrap).",
+     ["stack", "split", "chunk", "repeat", "tile", "repeat_interleave", "roll", "flip", "tril", "triu",
+      "diagonal", "diag", "einsum", "unfold", "meshgrid", "masked_fill", "stop_gradient", "detach", "take",
+      "index_select", "gather", "take_along_axis", "scatter_add", "index_add", "embedding"]),
+]
+
+
+def composite_rows(names) -> list[str]:
+    rows = []
+    for name in names:
+        fn = getattr(tg, name, None)
+        if fn is None:
+            continue
+        sig = str(inspect.signature(fn))
+        doc = (inspect.getdoc(fn) or "").split("\n")[0].replace("|", "\\|")
+        rows.append(f"| `tg.{name}` | `{sig}` | {doc} |")
+    return rows
+
 
 def op_rows(family: str) -> list[str]:
     rows = []
@@ -64,6 +91,9 @@ def render() -> str:
         sig = str(inspect.signature(fn))
         doc = (inspect.getdoc(fn) or "").split("\n")[0].replace("|", "\\|")
         out.append(f"| `tg.{name}` | `{sig}` | {doc} |")
+    for title, intro, names in COMPOSITE_SECTIONS:
+        out += ["", f"## {title}", "", intro, "", "| function | signature | what it computes |", "|---|---|---|",
+                *composite_rows(names)]
     return "\n".join(out) + "\n"
 
 

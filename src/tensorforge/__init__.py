@@ -22,6 +22,9 @@ from .ops import (acos, acosh, asin, asinh, atan, atan2, atanh, copysign, cos, c
 from .ops import (bitwise_and, bitwise_left_shift, bitwise_not, bitwise_or, bitwise_right_shift, bitwise_xor,
                   ceil, clamp, clip, floor, floor_divide, fmod, isfinite, isinf, isnan, logical_and, logical_not,
                   logical_or, logical_xor, remainder, round, trunc)
+from .ops import (chunk, detach, diag, diagonal, einsum, embedding, flip, gather, index_add, index_select,
+                  masked_fill, meshgrid, repeat, repeat_interleave, roll, scatter_add, split, stack, stop_gradient,
+                  take, take_along_axis, tile, tril, triu, unfold)
 from .autodiff import grad
 from .clone import clone
 from .compile import CompiledFunction, InputError, compile

@@ -148,7 +148,7 @@ def fingerprint(program: Program) -> str:
 VALUE_MOVING_OPS = ("reshape", "reshape_like", "expand_dims", "squeeze", "transpose",
                     "broadcast_to", "broadcast_like", "getitem", "concat")
 # op -> (position of its index operand, attribute holding the number of classes)
-INDEX_CONSUMING_OPS = {"one_hot": (0, "depth")}
+INDEX_CONSUMING_OPS = {"one_hot": (0, "depth"), "index_in_range": (0, "depth")}
 
 
 @dataclass(frozen=True)

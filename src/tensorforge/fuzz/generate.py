@@ -67,6 +67,11 @@ def registry_ops():
                    and _float_to_float(o))
     binary = sorted(n for n, o in OPS.items() if o.elementwise and o.n_inputs == 2 and n not in _COMPARE
                     and n not in _DISCONTINUOUS_BINARY and _float_to_float(o))
+    """(unary, binary) elementwise op names of the registry, comparisons and where left out."""
+    # index_in_range reads integer indices; stop_gradient's zero gradient differs from finite differences
+    unary = sorted(n for n, o in OPS.items() if o.elementwise and o.n_inputs == 1
+                   and n not in ("cast", "index_in_range", "stop_gradient"))
+    binary = sorted(n for n, o in OPS.items() if o.elementwise and o.n_inputs == 2 and n not in _COMPARE)
     return unary, binary
 
 

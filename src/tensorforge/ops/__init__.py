@@ -27,6 +27,13 @@ from . import rounding  # noqa: F401  (registers ops)
 from .rounding import (bitwise_and, bitwise_left_shift, bitwise_not, bitwise_or, bitwise_right_shift,
                        bitwise_xor, ceil, clamp, clip, floor, floor_divide, fmod, isfinite, isinf, isnan,
                        logical_and, logical_not, logical_or, logical_xor, remainder, round, trunc)
+# shape manipulation and indexing family (issue 10)
+from . import manipulation, gather, einsum as _einsum_module  # noqa: F401
+from .manipulation import (chunk, diag, diagonal, flip, masked_fill, meshgrid, repeat, repeat_interleave, roll,
+                           split, stack, tile, tril, triu, unfold)
+from .gather import (detach, embedding, gather, index_add, index_select, scatter_add, stop_gradient, take,
+                     take_along_axis)
+from .einsum import einsum
 
 
 def add(a, b): return apply("add", [a, b])
@@ -80,8 +87,32 @@ def _install_operators() -> None:
     T.astype = lambda a, dtype: cast(a, dtype)
     _math_ops.install_tensor_methods(T)   # x.sin(), x.atan2(y), x.lerp(end, w), ... (ops/math.py)
     rounding.install_tensor_methods(T)
+    _install_shape_methods(T)
     # __eq__ returns a Tensor, so keep identity hashing explicitly
     T.__hash__ = lambda a: hash((id(a.graph), a.id))
+
+
+def _install_shape_methods(T) -> None:
+    """Tensor methods of the shape/indexing family, with torch's signatures."""
+    T.split = lambda a, split_size_or_sections, axis=0: split(a, split_size_or_sections, axis)
+    T.chunk = lambda a, chunks, axis=0: chunk(a, chunks, axis)
+    T.repeat = lambda a, *sizes: repeat(a, *sizes)
+    T.tile = lambda a, *dims: tile(a, dims[0] if len(dims) == 1 and not isinstance(dims[0], int) else dims)
+    T.repeat_interleave = lambda a, repeats, axis=None: repeat_interleave(a, repeats, axis)
+    T.roll = lambda a, shifts, axis=None: roll(a, shifts, axis)
+    T.flip = lambda a, *axis: flip(a, axis[0] if len(axis) == 1 and not isinstance(axis[0], int) else axis)
+    T.tril = lambda a, diagonal=0: tril(a, diagonal)
+    T.triu = lambda a, diagonal=0: triu(a, diagonal)
+    T.diagonal = lambda a, offset=0, axis1=0, axis2=1: diagonal(a, offset, axis1, axis2)
+    T.unfold = lambda a, axis, size, step: unfold(a, axis, size, step)
+    T.masked_fill = lambda a, mask, value: masked_fill(a, mask, value)
+    T.gather = lambda a, axis, index: gather(a, axis, index)
+    T.scatter_add = lambda a, axis, index, src: scatter_add(a, axis, index, src)
+    T.index_add = lambda a, axis, index, source, alpha=1: index_add(a, axis, index, source, alpha)
+    T.index_select = lambda a, axis, index: index_select(a, axis, index)
+    T.take_along_axis = lambda a, index, axis: take_along_axis(a, index, axis)
+    T.take = lambda a, indices, axis=None: take(a, indices, axis)
+    T.detach = lambda a: stop_gradient(a)
 
 
 _install_operators()

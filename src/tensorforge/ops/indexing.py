@@ -162,10 +162,13 @@ register("getitem_grad", infer=_getitem_grad_type, impl=_getitem_grad_ref, n_inp
 
 
 def getitem(x, index) -> Tensor:
-    """``x[index]`` with basic NumPy indexing (also ``Tensor.__getitem__``)."""
+    """``x[index]`` with basic NumPy indexing (also ``Tensor.__getitem__``), plus one
+    integer-array item (a tg Tensor or NumPy int array: ``x[idx]``, ``x[:, idx]``; negative
+    indices wrap) that picks along its axis via tg.take."""
     x = as_tensor(x)
-    if isinstance(index, Tensor):
-        raise TypeError("getitem: indexing with a Tensor is not supported; use tg.one_hot or a mask")
+    from .gather import getitem_with_array, is_array_index
+    if any(is_array_index(it) for it in (index if isinstance(index, tuple) else (index,))):
+        return getitem_with_array(x, index, getitem)
     try:
         attr = normalize_index(index, len(x.shape))
     except ShapeError as e:
