@@ -16,6 +16,8 @@ from .ops import (OPS, ShapeError, abs, add, argmax, avg_pool2d, batch_norm, bin
                   minimum, mse, mul, neg, not_equal, one_hot, pow, prelu, relu, reshape, sigmoid, sign, softmax,
                   softmax_cross_entropy, softplus, sqrt, squeeze, sub, sum, tanh, transpose, var, where,
                   random_uniform, rng_counter)
+from .ops import (all, any, argmin, argsort, cummax, cummin, cumprod, cumsum, logcumsumexp, norm, prod,
+                  sort, std, topk)
 from .autodiff import grad
 from .clone import clone
 from .compile import CompiledFunction, InputError, compile

@@ -18,6 +18,11 @@ from .indexing import concat, getitem, one_hot
 from .nn import (avg_pool2d, batch_norm, binary_cross_entropy, conv2d, dropout, group_norm, instance_norm,
                  layer_norm, max_pool2d, maxout, mse, prelu, softmax_cross_entropy)
 from .random import random_uniform, rng_counter
+# scans, sorting and more reductions (compositions); these argmax, logsumexp and var extend the
+# ones in .reduce (axis None / several axes / correction) and replace them as the public names
+from .scan import cummax, cummin, cumprod, cumsum, logcumsumexp
+from .sort import argsort, sort, topk
+from .reductions import all, any, argmax, argmin, logsumexp, norm, prod, std, var
 
 
 def add(a, b): return apply("add", [a, b])
@@ -69,8 +74,17 @@ def _install_operators() -> None:
     T.mean = lambda a, axis=None, keepdims=False: mean(a, axis, keepdims)
     T.max = lambda a, axis=None, keepdims=False: max(a, axis, keepdims)
     T.astype = lambda a, dtype: cast(a, dtype)
+    _install_scan_methods(T)
     # __eq__ returns a Tensor, so keep identity hashing explicitly
     T.__hash__ = lambda a: hash((id(a.graph), a.id))
+
+
+def _install_scan_methods(T) -> None:
+    """Tensor methods of the scan/sort/reduction family (torch's names and arguments)."""
+    T.min = lambda a, axis=None, keepdims=False: min(a, axis, keepdims)
+    for fn in (cumsum, cumprod, cummax, cummin, logcumsumexp, sort, argsort, topk, argmax, argmin, prod,
+               any, all, var, std, norm, logsumexp):
+        setattr(T, fn.__name__, fn)
 
 
 _install_operators()
