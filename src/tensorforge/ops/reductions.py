@@ -38,17 +38,17 @@ def _to_rows(x: Tensor, axes: tuple, what: str):
     ndim = len(x.shape)
     kept = [d for d in range(ndim) if d not in axes]
     sizes = [x.shape[a] for a in axes]
-    if None in sizes:
-        raise ShapeError(f"{what}: the reduced axes {axes} of a {x.shape} tensor must have sizes known when "
-                         f"the graph is built")
+    kept_shape = tuple(x.shape[d] for d in kept)
     perm = tuple(kept + list(axes))
     moved = apply("transpose", [x], axes=perm) if perm != tuple(range(ndim)) else x
-    kept_shape = tuple(x.shape[d] for d in kept)
-    m = math.prod(sizes)
-    if None in kept_shape and m == 0:
-        raise ShapeError(f"{what}: reducing empty axes {axes} of a {x.shape} tensor needs the other sizes "
-                         f"known when the graph is built")
-    rows = apply("reshape", [moved], shape=(-1 if None in kept_shape else math.prod(kept_shape), m))
+    # one of the two merged sizes may be known only at call time (reshape infers one -1)
+    if None not in kept_shape:
+        rows = apply("reshape", [moved], shape=(math.prod(kept_shape), -1 if None in sizes else math.prod(sizes)))
+    elif None not in sizes and math.prod(sizes) > 0:
+        rows = apply("reshape", [moved], shape=(-1, math.prod(sizes)))
+    else:
+        raise ShapeError(f"{what}: reducing axes {axes} of a {x.shape} tensor needs either the reduced sizes "
+                         f"(not empty) or the kept sizes known when the graph is built")
 
     def restore(r: Tensor) -> Tensor:
         if None not in kept_shape:
@@ -137,6 +137,9 @@ def prod(x, axis=None, keepdims: bool = False, *, dim=None):
     axes = _axes(x, axis, "prod")
     if not axes:
         return x
+    if builtins.any(x.shape[a] is None for a in axes):
+        raise ShapeError(f"prod: the reduced axes {axes} of a {x.shape} tensor must have sizes known when the "
+                         f"graph is built (the product tree depends on them)")
     rows, restore = _to_rows(x, axes, "prod")
     out = restore(_product_tree(rows, math.prod(x.shape[a] for a in axes)))
     return _keepdims(out, axes, keepdims)
