@@ -57,10 +57,14 @@ def _stage(keys, idx, n_pow2: int, k: int, j: int, descending: bool, floating: b
     ib = apply("reshape", [idx], shape=(-1, blocks, 2, j))
     ka, kz = take(kb, 2, 0, 1), take(kb, 2, 1, 2)
     ia, iz = take(ib, 2, 0, 1), take(ib, 2, 1, 2)
+    # (key, index) is a total order without equal pairs, so "a precedes z" is exactly "not (z
+    # precedes a)": one comparison serves both directions (swap = (z precedes a) == forward)
+    later_first = _precedes(kz, iz, ka, ia, descending, floating)
     forward = (np.arange(blocks) & (k // (2 * j))) == 0
-    forward_t = constant(forward.reshape(1, blocks, 1, 1), graph=keys.graph)
-    swap = apply("where", [forward_t, _precedes(kz, iz, ka, ia, descending, floating),
-                           _precedes(ka, ia, kz, iz, descending, floating)])
+    if forward.all():
+        swap = later_first
+    else:
+        swap = apply("eq", [later_first, constant(forward.reshape(1, blocks, 1, 1), graph=keys.graph)])
     first_k, second_k = apply("where", [swap, kz, ka]), apply("where", [swap, ka, kz])
     first_i, second_i = apply("where", [swap, iz, ia]), apply("where", [swap, ia, iz])
     keys = apply("reshape", [apply("concat", [first_k, second_k], axis=2)], shape=(-1, n_pow2))
