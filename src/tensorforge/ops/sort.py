@@ -51,24 +51,29 @@ def _row_constant(values: np.ndarray, like_rows: Tensor) -> Tensor:
 
 def _stage(keys, idx, n_pow2: int, k: int, j: int, descending: bool, floating: bool):
     """One compare-exchange stage of the bitonic network: partners are j apart; blocks of
-    size k alternate direction (the last merge, k = N, is all in the target order)."""
+    size k alternate direction (the last merge, k = N, is all in the target order).
+
+    Rows are viewed as (blocks, 2, j): an element's partner is the same position in the
+    other half, i.e. the view reversed along its size-2 axis. Each element then decides
+    alone, elementwise and in place, whether to take its partner's value: no slicing into
+    halves and no concat, so a stage is one fused elementwise kernel.
+    """
     blocks = n_pow2 // (2 * j)
     kb = apply("reshape", [keys], shape=(-1, blocks, 2, j))
     ib = apply("reshape", [idx], shape=(-1, blocks, 2, j))
-    ka, kz = take(kb, 2, 0, 1), take(kb, 2, 1, 2)
-    ia, iz = take(ib, 2, 0, 1), take(ib, 2, 1, 2)
-    # (key, index) is a total order without equal pairs, so "a precedes z" is exactly "not (z
-    # precedes a)": one comparison serves both directions (swap = (z precedes a) == forward)
-    later_first = _precedes(kz, iz, ka, ia, descending, floating)
+    kp, ip = take(kb, 2, None, None, -1), take(ib, 2, None, None, -1)
+    lower = constant(np.array([True, False]).reshape(1, 1, 2, 1), graph=keys.graph)
+    # the pair's (upper, lower) elements, seen from either of them
+    ku, iu = apply("where", [lower, kp, kb]), apply("where", [lower, ip, ib])
+    kl, il = apply("where", [lower, kb, kp]), apply("where", [lower, ib, ip])
+    # (key, index) is a total order without equal pairs, so "lower precedes upper" is exactly
+    # "not (upper precedes lower)": one comparison serves both directions
+    swap = _precedes(ku, iu, kl, il, descending, floating)
     forward = (np.arange(blocks) & (k // (2 * j))) == 0
-    if forward.all():
-        swap = later_first
-    else:
-        swap = apply("eq", [later_first, constant(forward.reshape(1, blocks, 1, 1), graph=keys.graph)])
-    first_k, second_k = apply("where", [swap, kz, ka]), apply("where", [swap, ka, kz])
-    first_i, second_i = apply("where", [swap, iz, ia]), apply("where", [swap, ia, iz])
-    keys = apply("reshape", [apply("concat", [first_k, second_k], axis=2)], shape=(-1, n_pow2))
-    idx = apply("reshape", [apply("concat", [first_i, second_i], axis=2)], shape=(-1, n_pow2))
+    if not forward.all():
+        swap = apply("eq", [swap, constant(forward.reshape(1, blocks, 1, 1), graph=keys.graph)])
+    keys = apply("reshape", [apply("where", [swap, kp, kb])], shape=(-1, n_pow2))
+    idx = apply("reshape", [apply("where", [swap, ip, ib])], shape=(-1, n_pow2))
     return keys, idx
 
 
