@@ -272,11 +272,13 @@ def logsumexp(x, axis=-1, keepdims: bool = False, *, dim=None):
     softmax(x) over those axes times the incoming gradient."""
     x = as_tensor(x)
     axis = axis if dim is None else pick_axis(None if axis == -1 else axis, dim)
-    if isinstance(axis, (int, np.integer)) and len(x.shape):
-        return apply("logsumexp", [x], axis=int(axis), keepdims=bool(keepdims))
-    axes = _axes(x, axis, "logsumexp")
     if np.dtype(x.dtype).kind != "f":
         raise TypeError(f"logsumexp: expects a floating-point tensor, got {x.dtype}")
+    if len(x.shape) == 0:                 # over the one element of a 0-d tensor: itself
+        return x
+    if isinstance(axis, (int, np.integer)):
+        return apply("logsumexp", [x], axis=int(axis), keepdims=bool(keepdims))
+    axes = _axes(x, axis, "logsumexp")
     if not axes:
         return x
     if len(axes) == 1:

@@ -127,7 +127,7 @@ def _count_dtype(x):
 
 
 def cumsum(x, axis=None, *, dim=None):
-    """Cumulative sum along ``axis`` (torch.cumsum; ``dim`` is accepted as an alias).
+    """Cumulative sum along ``axis`` (default the last; torch.cumsum's ``dim`` is accepted).
 
     Integer and bool inputs are summed in int64, as torch does. The gradient is the reversed
     cumulative sum of the incoming gradient (derived by autodiff from the scan's additions).
