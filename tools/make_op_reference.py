@@ -94,7 +94,27 @@ def render() -> str:
     for title, intro, names in COMPOSITE_SECTIONS:
         out += ["", f"## {title}", "", intro, "", "| function | signature | what it computes |", "|---|---|---|",
                 *composite_rows(names)]
+    out += _composite_section("Scans, sorting and reductions", SCAN_COMPOSITES,
+                              "Compositions of the primitives above (ops/scan.py, ops/sort.py, ops/reductions.py): "
+                              "they run on every backend, fuse, and differentiate through autodiff.")
     return "\n".join(out) + "\n"
+
+
+# the scan / sort / reduction family (tg functions built as compositions)
+SCAN_COMPOSITES = ["cumsum", "cumprod", "cummax", "cummin", "logcumsumexp", "sort", "argsort", "topk", "argmax",
+                   "argmin", "prod", "any", "all", "std", "norm", "logsumexp"]
+
+
+def _composite_section(title: str, names: list, intro: str) -> list[str]:
+    out = ["", f"## {title}", "", intro, "", "| function | signature | what it computes |", "|---|---|---|"]
+    for name in names:
+        fn = getattr(tg, name, None)
+        if fn is None:
+            continue
+        sig = str(inspect.signature(fn))
+        doc = (inspect.getdoc(fn) or "").split("\n\n")[0].replace("\n", " ").replace("|", "\\|")
+        out.append(f"| `tg.{name}` | `{sig}` | {doc} |")
+    return out
 
 
 if __name__ == "__main__":

@@ -25,6 +25,8 @@ from .ops import (bitwise_and, bitwise_left_shift, bitwise_not, bitwise_or, bitw
 from .ops import (chunk, detach, diag, diagonal, einsum, embedding, flip, gather, index_add, index_select,
                   masked_fill, meshgrid, repeat, repeat_interleave, roll, scatter_add, split, stack, stop_gradient,
                   take, take_along_axis, tile, tril, triu, unfold)
+from .ops import (all, any, argmin, argsort, cummax, cummin, cumprod, cumsum, logcumsumexp, norm, prod,
+                  sort, std, topk)
 from .autodiff import grad
 from .clone import clone
 from .compile import CompiledFunction, InputError, compile

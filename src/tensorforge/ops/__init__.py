@@ -34,6 +34,11 @@ from .manipulation import (chunk, diag, diagonal, flip, masked_fill, meshgrid, r
 from .gather import (detach, embedding, gather, index_add, index_select, scatter_add, stop_gradient, take,
                      take_along_axis)
 from .einsum import einsum
+# scans, sorting and more reductions (compositions); these argmax, logsumexp and var extend the
+# ones in .reduce (axis None / several axes / correction) and replace them as the public names
+from .scan import cummax, cummin, cumprod, cumsum, logcumsumexp
+from .sort import argsort, sort, topk
+from .reductions import all, any, argmax, argmin, logsumexp, norm, prod, std, var
 
 
 def add(a, b): return apply("add", [a, b])
@@ -88,6 +93,7 @@ def _install_operators() -> None:
     _math_ops.install_tensor_methods(T)   # x.sin(), x.atan2(y), x.lerp(end, w), ... (ops/math.py)
     rounding.install_tensor_methods(T)
     _install_shape_methods(T)
+    _install_scan_methods(T)
     # __eq__ returns a Tensor, so keep identity hashing explicitly
     T.__hash__ = lambda a: hash((id(a.graph), a.id))
 
@@ -113,6 +119,12 @@ def _install_shape_methods(T) -> None:
     T.take_along_axis = lambda a, index, axis: take_along_axis(a, index, axis)
     T.take = lambda a, indices, axis=None: take(a, indices, axis)
     T.detach = lambda a: stop_gradient(a)
+def _install_scan_methods(T) -> None:
+    """Tensor methods of the scan/sort/reduction family (torch's names and arguments)."""
+    T.min = lambda a, axis=None, keepdims=False: min(a, axis, keepdims)
+    for fn in (cumsum, cumprod, cummax, cummin, logcumsumexp, sort, argsort, topk, argmax, argmin, prod,
+               any, all, var, std, norm, logsumexp):
+        setattr(T, fn.__name__, fn)
 
 
 _install_operators()

@@ -133,6 +133,7 @@ def _log_softmax_ref(x, axis=-1):
 
 def _logsumexp_ref(x, axis=-1, keepdims=False):
     m = _row_max(x, axis)
+    m = np.where(np.isfinite(m), m, 0.0).astype(x.dtype)   # rows of -inf (or with +inf): -inf (+inf), not NaN
     with np.errstate(divide="ignore"):      # log(0) = -inf over an empty row
         out = m + np.log(np.sum(np.exp(x - m), axis=axis, keepdims=True))
     return out if keepdims else np.squeeze(out, axis=axis)

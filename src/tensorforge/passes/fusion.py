@@ -361,14 +361,18 @@ class _Fuser:
         if op in ("sum", "sum_to_like", "max", "min"):
             reductions = (Reduction(op if op in ("max", "min") else "sum", x_e),)
             out, per_element = s0, False
+        elif op == "logsumexp":
+            # shift by the row maximum only where it is finite: a row of -inf (or one holding
+            # +inf) then gives -inf (+inf), as torch, instead of NaN from inf - inf
+            shift = SYMBOLIC.where(SYMBOLIC.eq(s0 - s0, 0.0), s0, 0.0)
+            reductions = (Reduction("max", x_e), Reduction("sum", SYMBOLIC.exp(x_e - shift)))
+            out, per_element = shift + SYMBOLIC.log(s1), False
         else:
             reductions = (Reduction("max", x_e), Reduction("sum", SYMBOLIC.exp(x_e - s0)))
             if op == "softmax":
                 out, per_element = SYMBOLIC.exp(x_e - s0) / s1, True
-            elif op == "log_softmax":
-                out, per_element = x_e - s0 - SYMBOLIC.log(s1), True
             else:
-                out, per_element = s0 + SYMBOLIC.log(s1), False
+                out, per_element = x_e - s0 - SYMBOLIC.log(s1), True
         if epilogue_root is not None:
             # the root has the reduction's output shape: index it by the outer loop axes
             self._stage_of[n] = out
