@@ -16,6 +16,8 @@ from .ops import (OPS, ShapeError, abs, add, argmax, avg_pool2d, batch_norm, bin
                   minimum, mse, mul, neg, not_equal, one_hot, pow, prelu, relu, reshape, sigmoid, sign, softmax,
                   softmax_cross_entropy, softplus, sqrt, squeeze, sub, sum, tanh, transpose, var, where,
                   random_uniform, rng_counter)
+from .ops import (adaptive_avg_pool1d, adaptive_avg_pool2d, avg_pool1d, conv1d, conv3d, conv_transpose2d,
+                  interpolate, max_pool1d, pad)
 from .autodiff import grad
 from .clone import clone
 from .compile import CompiledFunction, InputError, compile

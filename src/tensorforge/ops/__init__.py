@@ -18,6 +18,11 @@ from .indexing import concat, getitem, one_hot
 from .nn import (avg_pool2d, batch_norm, binary_cross_entropy, conv2d, dropout, group_norm, instance_norm,
                  layer_norm, max_pool2d, maxout, mse, prelu, softmax_cross_entropy)
 from .random import random_uniform, rng_counter
+# padding, convolution, pooling and resizing (compositions; they extend nn's conv2d and pools)
+from .padding import pad
+from .convolution import conv1d, conv2d, conv3d, conv_transpose2d
+from .pooling import (adaptive_avg_pool1d, adaptive_avg_pool2d, avg_pool1d, avg_pool2d, interpolate,
+                      max_pool1d, max_pool2d)
 
 
 def add(a, b): return apply("add", [a, b])
