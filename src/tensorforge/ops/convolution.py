@@ -100,6 +100,14 @@ def _check_conv_args(x: Tensor, w: Tensor, rank: int, groups: int, fn: str, tran
                          f"(x has {c} channels, groups={groups}), got {w.shape[1]}")
 
 
+def _check_spatial(x: Tensor, w: Tensor, pairs, stride, dilation, fn: str):
+    """The padded input must hold one dilated kernel along every known spatial axis."""
+    names = ("depth", "height", "width")[3 - len(pairs):]
+    for n, k, (lo, hi), s, d, name in zip(x.shape[2:], w.shape[2:], pairs, stride, dilation, names):
+        if n is not None:
+            _out_len(n + lo + hi, k, s, d, fn, name)
+
+
 def _add_bias(out: Tensor, b, rank: int, fn: str) -> Tensor:
     if b is None:
         return out
@@ -190,6 +198,7 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1) -> Tensor:
         # the native kernel's case (it also accepts channels known only at call time)
         return nn.conv2d(x, w, b, stride, (pairs[0][0], pairs[1][0]))
     _check_conv_args(x, w, 2, groups, "conv2d")
+    _check_spatial(x, w, pairs, stride, dilation, "conv2d")
     return _add_bias(_conv2d_core(x, w, stride, pairs, dilation, groups), b, 2, "conv2d")
 
 
@@ -204,6 +213,7 @@ def conv1d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1) -> Tensor:
     stride = _tuple(stride, 1, "stride", "conv1d")
     dilation = _tuple(dilation, 1, "dilation", "conv1d")
     pairs = [(0, 0)] + _padding_pairs(padding, w.shape[2:], dilation, stride, "conv1d")
+    _check_spatial(x, w, pairs[1:], stride, dilation, "conv1d")
     out = _conv2d_core(expand_dims(x, 2), expand_dims(w, 2), (1,) + stride, pairs, (1,) + dilation, int(groups))
     return _add_bias(squeeze(out, 2), b, 1, "conv1d")
 
@@ -218,6 +228,7 @@ def conv3d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1) -> Tensor:
     stride = _tuple(stride, 3, "stride", "conv3d")
     dilation = _tuple(dilation, 3, "dilation", "conv3d")
     pairs = _padding_pairs(padding, w.shape[2:], dilation, stride, "conv3d")
+    _check_spatial(x, w, pairs, stride, dilation, "conv3d")
     if None in x.shape[1:]:
         raise ShapeError(f"conv3d: only the batch size of x may be unknown, got {x.shape}")
     if pairs[0] != (0, 0):
@@ -271,6 +282,12 @@ def conv_transpose2d(x, w, b=None, stride=1, padding=0, output_padding=0, groups
     if None in x.shape[2:]:
         raise ShapeError(f"{fn}: the spatial size of x must be known, got {x.shape}")
     groups = int(groups)
+    for n, k, s, p, d, op, name in zip(x.shape[2:], w.shape[2:], stride, padding, dilation, output_padding,
+                                       ("height", "width")):
+        size = (n - 1) * s - 2 * p + d * (k - 1) + op + 1
+        if n < 1 or size < 1:
+            raise ShapeError(f"{fn}: the output {name} (n-1)*stride - 2*padding + dilation*(k-1) + "
+                             f"output_padding + 1 = {size} for input {name} {n} must be >= 1")
     for axis, s in ((2, stride[0]), (3, stride[1])):
         x = _insert_zeros(x, axis, s)
     kh, kw = w.shape[2:]
