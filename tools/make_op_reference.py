@@ -26,6 +26,28 @@ FAMILY_TITLES = {
 COMPOSITES = ["mean", "var", "min", "batch_norm", "layer_norm", "group_norm", "instance_norm", "mse",
               "binary_cross_entropy", "softmax_cross_entropy", "maxout", "prelu"]
 
+# families of composite functions with a section of their own: title -> (intro, functions)
+COMPOSITE_SECTIONS = {
+    "Padding, convolution, pooling, interpolation (compositions)": (
+        "torch.nn.functional signatures and output sizes. The native `conv2d`, `max_pool2d` and "
+        "`avg_pool2d` kernels run the cases they cover; the rest are compositions of slices, concat, "
+        "`where` and those kernels (see the docstrings of ops/padding.py, ops/convolution.py, ops/pooling.py).",
+        ["pad", "conv1d", "conv2d", "conv3d", "conv_transpose2d", "max_pool1d", "max_pool2d", "avg_pool1d",
+         "avg_pool2d", "adaptive_avg_pool1d", "adaptive_avg_pool2d", "interpolate"]),
+}
+
+
+def composite_rows(names) -> list[str]:
+    rows = []
+    for name in names:
+        fn = getattr(tg, name, None)
+        if fn is None:
+            continue
+        sig = str(inspect.signature(fn))
+        doc = (inspect.getdoc(fn) or "").split("\n")[0].replace("|", "\\|")
+        rows.append(f"| `tg.{name}` | `{sig}` | {doc} |")
+    return rows
+
 
 def op_rows(family: str) -> list[str]:
     rows = []
@@ -62,6 +84,9 @@ def render() -> str:
         sig = str(inspect.signature(fn))
         doc = (inspect.getdoc(fn) or "").split("\n")[0].replace("|", "\\|")
         out.append(f"| `tg.{name}` | `{sig}` | {doc} |")
+    for title, (intro, names) in COMPOSITE_SECTIONS.items():
+        out += ["", f"## {title}", "", intro, "", "| function | signature | what it computes |", "|---|---|---|",
+                *composite_rows(names)]
     return "\n".join(out) + "\n"
 
 

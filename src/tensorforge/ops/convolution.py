@@ -7,7 +7,8 @@ symmetric padding with groups=1 and dilation=1; everything here is a composition
 it, so gradients come from autodiff and every backend runs it unchanged:
 
 - dilation: the kernel is dilated (zeros inserted between its taps) once per call, then the
-  native conv2d runs on it;
+  native conv2d runs on it (so an inf in x meets an inserted zero and gives NaN where torch,
+  which skips those taps, gives inf; finite inputs agree);
 - groups: depthwise convolution (one input and one output channel per group) is a sum over
   kernel taps of shifted, strided slices of x times per-channel weights (it fuses into one
   elementwise kernel); other groupings split the channels, convolve each group, concat;
@@ -178,8 +179,9 @@ def _conv2d_core(x: Tensor, w: Tensor, stride, padding, dilation, groups) -> Ten
 
 
 def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1) -> Tensor:
-    """2-D convolution (cross-correlation) of NCHW ``x`` with ``w`` of shape
-    (out, in/groups, kh, kw), plus an optional bias (out,), as ``torch.nn.functional.conv2d``.
+    """2-D convolution of NCHW ``x`` with stride, padding, dilation and groups (torch's conv2d).
+
+    Cross-correlation with ``w`` of shape (out, in/groups, kh, kw), plus an optional bias (out,).
 
     ``stride``, ``padding`` and ``dilation`` are ints or pairs; ``padding`` may also be
     'valid' (none) or 'same' (stride 1; an odd total puts the extra row/column after).
@@ -205,8 +207,10 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1) -> Tensor:
 # ---- conv1d, conv3d ----------------------------------------------------------------------
 
 def conv1d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1) -> Tensor:
-    """1-D convolution of (N, C, L) ``x`` with (out, in/groups, k) ``w`` (torch's conv1d):
-    conv2d on a height-1 view. ``padding``: int, 1-tuple, 'same' or 'valid'."""
+    """1-D convolution of (N, C, L) ``x`` with stride, padding, dilation and groups (torch's conv1d).
+
+    ``w`` has shape (out, in/groups, k); ``padding``: int, 1-tuple, 'same' or 'valid'. It is
+    conv2d on a height-1 view."""
     x = as_tensor(x)
     w = as_tensor(w, like=x)
     _check_conv_args(x, w, 1, groups, "conv1d")
@@ -219,8 +223,9 @@ def conv1d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1) -> Tensor:
 
 
 def conv3d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1) -> Tensor:
-    """3-D convolution of (N, C, D, H, W) ``x`` with (out, in/groups, kd, kh, kw) ``w``
-    (torch's conv3d): for each kernel depth tap, a conv2d of the strided depth slices with
+    """3-D convolution of (N, C, D, H, W) ``x`` with stride, padding, dilation and groups (torch's conv3d).
+
+    ``w`` has shape (out, in/groups, kd, kh, kw). For each kernel depth tap, a conv2d of the strided depth slices with
     the output depth folded into the batch, summed over the taps."""
     x = as_tensor(x)
     w = as_tensor(w, like=x)
@@ -263,8 +268,9 @@ def _insert_zeros(x: Tensor, axis: int, s: int) -> Tensor:
 
 
 def conv_transpose2d(x, w, b=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1) -> Tensor:
-    """Transposed 2-D convolution (the gradient of conv2d w.r.t. its input), as torch's
-    conv_transpose2d: ``w`` has shape (in, out/groups, kh, kw). Output size per axis:
+    """Transposed 2-D convolution, the adjoint of conv2d (torch's conv_transpose2d).
+
+    ``w`` has shape (in, out/groups, kh, kw). Output size per axis:
     (N - 1)*stride - 2*padding + dilation*(F-1) + output_padding + 1, with
     output_padding < stride or < dilation."""
     x = as_tensor(x)

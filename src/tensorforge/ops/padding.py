@@ -95,8 +95,10 @@ def _mode_blocks(x: Tensor, axis: int, before: int, after: int, mode: str, value
 
 
 def pad(x, pad, mode: str = "constant", value=0.0) -> Tensor:
-    """Pad ``x`` like ``torch.nn.functional.pad``: ``pad`` = (before_last, after_last,
-    before_2nd_last, after_2nd_last, ...), any number of axes (the last axes first).
+    """Pad ``x`` like torch.nn.functional.pad (modes constant, reflect, replicate, circular).
+
+    ``pad`` = (before_last, after_last, before_2nd_last, after_2nd_last, ...) covers any
+    number of axes, the last axes first.
 
     Modes: ``constant`` (fill with ``value``), ``reflect`` (mirror without the edge element,
     pad < size), ``replicate`` (repeat the edge element) and ``circular`` (wrap around,

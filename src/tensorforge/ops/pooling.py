@@ -86,8 +86,9 @@ def _native_size(x, kernel, stride, padding):
 # ---- max / avg pooling ---------------------------------------------------------------------
 
 def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False) -> Tensor:
-    """Max pooling over NCHW ``x`` (torch's max_pool2d): ``stride`` defaults to the kernel
-    size, implicit -inf padding (at most half the kernel), ``dilation`` spaces the window
+    """Max pooling over NCHW ``x`` with padding, dilation and ceil_mode (torch's max_pool2d).
+
+    ``stride`` defaults to the kernel size, implicit -inf padding (at most half the kernel), ``dilation`` spaces the window
     taps, ``ceil_mode`` rounds the output size up. The gradient goes to the first maximum of
     each window (row-major), or to its NaN."""
     x = as_tensor(x)
@@ -122,8 +123,9 @@ def _avg_divisor(x, kernel, stride, padding, out, count_include_pad) -> np.ndarr
 
 def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
                divisor_override=None) -> Tensor:
-    """Average pooling over NCHW ``x`` (torch's avg_pool2d): zero padding, counted in the
-    divisor unless ``count_include_pad=False``; ``divisor_override`` replaces the divisor.
+    """Average pooling over NCHW ``x`` with ceil_mode, count_include_pad, divisor_override (torch's).
+
+    Zero padding, counted in the divisor unless ``count_include_pad=False``; ``divisor_override`` replaces the divisor.
     The gradient spreads g / divisor over each window."""
     x = as_tensor(x)
     if not ceil_mode and count_include_pad and divisor_override is None:
@@ -178,8 +180,9 @@ def _adaptive_axis(x: Tensor, axis: int, m: int) -> Tensor:
 
 
 def adaptive_avg_pool2d(x, output_size) -> Tensor:
-    """Average pooling of NCHW ``x`` to a fixed (Ho, Wo) ``output_size`` (an int, a pair; None
-    keeps that input size), with torch's bins; ``output_size=1`` is global average pooling."""
+    """Average pooling of NCHW ``x`` to a fixed output size with torch's bins (adaptive_avg_pool2d).
+
+    ``output_size`` is an int or a pair (None keeps that input size); ``output_size=1`` is global average pooling."""
     x = as_tensor(x)
     _check_pool_input(x, 2, "adaptive_avg_pool2d")
     if isinstance(output_size, (int, np.integer)) or output_size is None:
@@ -273,7 +276,8 @@ def _output_sizes(x, size, scale_factor, rank):
 
 
 def interpolate(x, size=None, scale_factor=None, mode: str = "nearest", align_corners=None) -> Tensor:
-    """Resize the spatial axes of (N, C, L) or (N, C, H, W) ``x`` like torch's interpolate:
+    """Resize (N, C, L) or (N, C, H, W) ``x``: nearest, linear, bilinear (torch's interpolate).
+
     ``mode`` 'nearest' (3-d, 4-d), 'linear' (3-d) or 'bilinear' (4-d); exactly one of
     ``size`` (int or tuple) and ``scale_factor`` (number or tuple; the output size is
     floor(n * scale) and the coordinates use 1/scale, as torch does by default).
