@@ -107,13 +107,15 @@ def _adaptive_samples(r):
 
 
 def _interp_samples(r):
-    return [Sample((randn(r, 2, 2, 3, 4),), dict(size=(5, 7)), name="nearest-size"),
+    return [Sample((randn(r, 2, 2, 3, 4),), dict(size=(6, 7)), name="nearest-size"),
             Sample((randn(r, 2, 1, 5, 3),), dict(scale_factor=(0.6, 2.5)), name="nearest-scale"),
             Sample((randn(r, 2, 2, 4),), dict(scale_factor=1.5), name="nearest-1d"),
             Sample((randn(r, 2, 2, 3, 4),), dict(size=(5, 3), mode="bilinear"), name="bilinear"),
             Sample((randn(r, 1, 2, 1, 3),), dict(scale_factor=2, mode="bilinear", align_corners=True),
                    name="bilinear-corners"),
-            Sample((randn(r, 2, 3, 5),), dict(size=7, mode="linear"), name="linear-1d")]
+            Sample((randn(r, 2, 3, 5),), dict(size=7, mode="linear"), name="linear-1d"),
+            Sample((randn(r, 1, 2, 3, 7),), dict(size=(20, 17), mode="bilinear"), name="bilinear-matmul"),
+            Sample((randn(r, 2, 1, 5, 7),), dict(size=(21, 3)), name="nearest-matmul")]
 
 
 OPS = [

@@ -13,7 +13,8 @@ cases they cover; the rest are compositions of strided slices:
 - adaptive average pooling uses torch's bins [floor(i*N/M), ceil((i+1)*N/M)): the native
   kernel when the sizes divide, otherwise separable means of slices per axis;
 - interpolate gathers source rows/columns with slices (a constant index pattern) and, for the
-  linear modes, blends two gathers with constant weights (separably, width then height).
+  linear modes, blends two gathers with constant weights (separably, width then height);
+  a pattern that would need many slices becomes a matmul with a constant resize matrix.
 """
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ from .indexing import concat
 from .padding import narrow, pad
 from .reduce import mean
 from .registry import ShapeError, apply
-from .shape import expand_dims, reshape, squeeze
+from .shape import expand_dims, reshape, squeeze, transpose
 from .convolution import LAYOUTS, _tuple
 
 
@@ -208,17 +209,53 @@ def adaptive_avg_pool1d(x, output_size) -> Tensor:
 
 # ---- interpolate -----------------------------------------------------------------------------
 
-def _gather(x: Tensor, axis: int, idx) -> Tensor:
-    """x[..., idx, ...] along ``axis`` for a constant index list, as slices: runs of
-    consecutive indices become one slice, repeated indices repeat it."""
-    parts, k = [], 0
+# more slices than this per gathered axis and a resize becomes a matmul with a constant matrix
+# (a few nodes instead of hundreds; an inf/NaN then spreads along its row of the output)
+MAX_SLICES = 16
+
+
+def _slice_runs(idx) -> list[tuple[int, int]]:
+    """Runs of consecutive indices as [start, stop) pairs."""
+    runs, k = [], 0
     while k < len(idx):
         j = k
         while j + 1 < len(idx) and idx[j + 1] == idx[j] + 1:
             j += 1
-        parts.append(narrow(x, axis, int(idx[k]), int(idx[j]) + 1))
+        runs.append((int(idx[k]), int(idx[j]) + 1))
         k = j + 1
+    return runs
+
+
+def _gather(x: Tensor, axis: int, idx):
+    """x[..., idx, ...] along ``axis`` for a constant, non-decreasing index list, built from
+    slices: one strided slice (a downsampling), a repeat of each element (an upsampling
+    by an integer factor), or runs of consecutive indices concatenated. None when that
+    would take more than MAX_SLICES slices."""
+    idx = np.asarray(idx, dtype=np.int64)
+    n = len(idx)
+    step = int(idx[1] - idx[0]) if n > 1 else 1
+    if step >= 1 and np.array_equal(idx, idx[0] + step * np.arange(n)):
+        return narrow(x, axis, int(idx[0]), int(idx[-1]) + 1, step)
+    reps = int(np.sum(idx == idx[0]))
+    if n % reps == 0 and np.array_equal(idx, idx[0] + np.arange(n) // reps) \
+            and sum(d is None for d in x.shape) <= 1:
+        part = expand_dims(narrow(x, axis, int(idx[0]), int(idx[-1]) + 1), axis + 1)
+        shape = [-1 if d is None else d for d in x.shape]
+        shape[axis] = n
+        return reshape(concat([part] * reps, axis=axis + 1), tuple(shape))
+    runs = _slice_runs(idx)
+    if len(runs) > MAX_SLICES:
+        return None
+    parts = [narrow(x, axis, a, b) for a, b in runs]
     return parts[0] if len(parts) == 1 else concat(parts, axis=axis)
+
+
+def _apply_matrix(x: Tensor, axis: int, m: np.ndarray) -> Tensor:
+    """Contract ``axis`` (the last or second-to-last) of x with the constant (n_out, n_in) m."""
+    mat = constant(m.astype(x.dtype), graph=x.graph)
+    if axis == len(x.shape) - 1:
+        return x @ transpose(mat, (1, 0))
+    return mat @ x
 
 
 def _nearest_index(n_in: int, n_out: int, scale) -> np.ndarray:
@@ -247,13 +284,24 @@ def _linear_weights(n_in: int, n_out: int, scale, align_corners: bool):
 
 def _resize_axis(x: Tensor, axis: int, n_out: int, scale, mode: str, align_corners: bool) -> Tensor:
     n_in = x.shape[axis]
+    rows = np.arange(n_out)
     if mode == "nearest":
-        return _gather(x, axis, _nearest_index(n_in, n_out, scale))
+        idx = _nearest_index(n_in, n_out, scale)
+        picked = _gather(x, axis, idx)
+        if picked is None:
+            picked = _apply_matrix(x, axis, (idx[:, None] == np.arange(n_in)).astype(np.float64))
+        return picked
     i0, i1, lam = _linear_weights(n_in, n_out, scale, align_corners)
+    x0, x1 = _gather(x, axis, i0), _gather(x, axis, i1)
+    if x0 is None or x1 is None:
+        m = np.zeros((n_out, n_in))
+        np.add.at(m, (rows, i0), 1.0 - lam)
+        np.add.at(m, (rows, i1), lam)
+        return _apply_matrix(x, axis, m)
     view = (n_out,) + (1,) * (len(x.shape) - axis - 1)
     w1 = constant(lam.reshape(view).astype(x.dtype), graph=x.graph)
     w0 = constant((1.0 - lam).reshape(view).astype(x.dtype), graph=x.graph)
-    return w0 * _gather(x, axis, i0) + w1 * _gather(x, axis, i1)
+    return w0 * x0 + w1 * x1
 
 
 _MODES = {"nearest": (3, 4), "linear": (3,), "bilinear": (4,)}
