@@ -103,7 +103,8 @@ def _adaptive_samples(r):
     return [Sample((randn(r, 2, 3, 7, 6),), dict(output_size=(3, 4)), name="7x6-to-3x4"),
             Sample((randn(r, 2, 2, 6, 4),), dict(output_size=(3, 2)), name="divisible"),
             Sample((randn(r, 2, 3, 5, 7),), dict(output_size=1), name="global"),
-            Sample((randn(r, 1, 2, 1, 5),), dict(output_size=(None, 3)), name="h1-none")]
+            Sample((randn(r, 1, 2, 1, 5),), dict(output_size=(None, 3)), name="h1-none"),
+            Sample((randn(r, 1, 2, 3, 19),), dict(output_size=(2, 17)), name="many-bins")]
 
 
 def _interp_samples(r):

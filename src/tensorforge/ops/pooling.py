@@ -11,7 +11,8 @@ cases they cover; the rest are compositions of strided slices:
 - average pooling sums the taps of the zero-padded input and divides by a constant divisor
   per output position, computed at build time with torch's window clipping rules;
 - adaptive average pooling uses torch's bins [floor(i*N/M), ceil((i+1)*N/M)): the native
-  kernel when the sizes divide, otherwise separable means of slices per axis;
+  kernel when the sizes divide, otherwise separable means of slices per axis (a matmul with
+  a constant averaging matrix for many bins);
 - interpolate gathers source rows/columns with slices (a constant index pattern) and, for the
   linear modes, blends two gathers with constant weights (separably, width then height);
   a pattern that would need many slices becomes a matmul with a constant resize matrix.
@@ -30,6 +31,19 @@ from .reduce import mean
 from .registry import ShapeError, apply
 from .shape import expand_dims, reshape, squeeze, transpose
 from .convolution import LAYOUTS, _tuple
+
+
+# with more slices than this per axis, a resize or an adaptive pooling becomes a matmul with a
+# constant matrix (a few nodes instead of hundreds; an inf/NaN then spreads along its row)
+MAX_SLICES = 16
+
+
+def _apply_matrix(x: Tensor, axis: int, m: np.ndarray) -> Tensor:
+    """Contract ``axis`` (the last or second-to-last) of x with the constant (n_out, n_in) m."""
+    mat = constant(m.astype(x.dtype), graph=x.graph)
+    if axis == len(x.shape) - 1:
+        return x @ transpose(mat, (1, 0))
+    return mat @ x
 
 
 # ---- window geometry ---------------------------------------------------------------------
@@ -176,7 +190,13 @@ def _adaptive_axis(x: Tensor, axis: int, m: int) -> Tensor:
     n = x.shape[axis]
     if n == m:
         return x
-    parts = [mean(narrow(x, axis, (i * n) // m, -(-((i + 1) * n) // m)), axis, keepdims=True) for i in range(m)]
+    bins = [((i * n) // m, -(-((i + 1) * n) // m)) for i in range(m)]
+    if m > MAX_SLICES:                      # many bins: one matmul with the averaging matrix
+        avg = np.zeros((m, n))
+        for i, (a, b) in enumerate(bins):
+            avg[i, a:b] = 1.0 / (b - a)
+        return _apply_matrix(x, axis, avg)
+    parts = [mean(narrow(x, axis, a, b), axis, keepdims=True) for a, b in bins]
     return parts[0] if m == 1 else concat(parts, axis=axis)
 
 
@@ -208,11 +228,6 @@ def adaptive_avg_pool1d(x, output_size) -> Tensor:
 
 
 # ---- interpolate -----------------------------------------------------------------------------
-
-# more slices than this per gathered axis and a resize becomes a matmul with a constant matrix
-# (a few nodes instead of hundreds; an inf/NaN then spreads along its row of the output)
-MAX_SLICES = 16
-
 
 def _slice_runs(idx) -> list[tuple[int, int]]:
     """Runs of consecutive indices as [start, stop) pairs."""
@@ -248,14 +263,6 @@ def _gather(x: Tensor, axis: int, idx):
         return None
     parts = [narrow(x, axis, a, b) for a, b in runs]
     return parts[0] if len(parts) == 1 else concat(parts, axis=axis)
-
-
-def _apply_matrix(x: Tensor, axis: int, m: np.ndarray) -> Tensor:
-    """Contract ``axis`` (the last or second-to-last) of x with the constant (n_out, n_in) m."""
-    mat = constant(m.astype(x.dtype), graph=x.graph)
-    if axis == len(x.shape) - 1:
-        return x @ transpose(mat, (1, 0))
-    return mat @ x
 
 
 def _nearest_index(n_in: int, n_out: int, scale) -> np.ndarray:
