@@ -134,3 +134,25 @@ def test_pool_and_interpolate_errors(g):
         tg.interpolate(x, size=3, align_corners=True)
     assert tg.interpolate(x, scale_factor=(0.5, 1.5)).shape == (2, 3, 3, 9)
     assert tg.adaptive_avg_pool2d(x, 1).shape == (2, 3, 1, 1)
+
+
+def test_gradient_of_gradient_through_the_compositions():
+    """The compositions need no pullback of their own, second order included."""
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((2, 4, 6, 6))
+    w = rng.standard_normal((4, 2, 3, 3))
+    graph = tg.Graph()
+    with graph:
+        tx = tg.placeholder("x", x.shape, dtype="float64")
+        tw = tg.placeholder("w", w.shape, dtype="float64")
+        y = tg.avg_pool2d(tg.conv2d(tx, tw, groups=2, dilation=(2, 1), padding="same"), 3, 2, 1, ceil_mode=True,
+                          count_include_pad=False)
+        (gx,) = tg.grad(tg.sum(tg.tanh(y)), [tx])
+        (ggw,) = tg.grad(tg.sum(gx * gx), [tw])
+    got = tg.compile([tx, tw], [ggw])(x, w)[0]
+    px, pw = torch.tensor(x, requires_grad=True), torch.tensor(w, requires_grad=True)
+    py = F.avg_pool2d(F.conv2d(px, pw, groups=2, dilation=(2, 1), padding="same"), 3, 2, 1, ceil_mode=True,
+                      count_include_pad=False)
+    (pgx,) = torch.autograd.grad(torch.tanh(py).sum(), [px], create_graph=True)
+    (want,) = torch.autograd.grad((pgx * pgx).sum(), [pw])
+    np.testing.assert_allclose(got, want.numpy(), rtol=1e-9, atol=1e-11)
