@@ -14,7 +14,8 @@ it, so gradients come from autodiff and every backend runs it unchanged:
   elementwise kernel); other groupings split the channels, convolve each group, concat;
 - conv1d is conv2d on a height-1 view; conv3d sums, over the kernel depth, the conv2d of
   strided depth slices with the depth folded into the batch;
-- conv_transpose2d is the adjoint of conv2d: x with stride-1 zeros inserted, padded by
+- conv_transpose2d is the adjoint of conv2d: with groups=1 and dilation=1 the native
+  conv2d_grad_input op; otherwise x with stride-1 zeros inserted, padded by
   dilation*(k-1) - padding (plus output_padding after), convolved with the flipped kernel
   whose in/out channels are swapped per group.
 """
@@ -267,6 +268,15 @@ def _insert_zeros(x: Tensor, axis: int, s: int) -> Tensor:
     return narrow(reshape(spread, tuple(shape)), axis, 0, (n - 1) * s + 1)
 
 
+def _shape_reference(x: Tensor, tail: tuple) -> Tensor:
+    """A tensor of shape (batch of x,) + tail, for ops that read an input for its shape only."""
+    zero = as_tensor(0.0, like=x)
+    if x.shape[0] is not None:
+        return apply("broadcast_to", [zero], shape=(x.shape[0],) + tail)
+    batch = apply("broadcast_like", [zero, x[(slice(None),) + (slice(0, 1),) * len(tail)]])     # (N, 1, 1, 1)
+    return batch + apply("broadcast_to", [zero], shape=(1,) + tail)
+
+
 def conv_transpose2d(x, w, b=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1) -> Tensor:
     """Transposed 2-D convolution, the adjoint of conv2d (torch's conv_transpose2d).
 
@@ -288,12 +298,20 @@ def conv_transpose2d(x, w, b=None, stride=1, padding=0, output_padding=0, groups
     if None in x.shape[2:]:
         raise ShapeError(f"{fn}: the spatial size of x must be known, got {x.shape}")
     groups = int(groups)
+    sizes = []
     for n, k, s, p, d, op, name in zip(x.shape[2:], w.shape[2:], stride, padding, dilation, output_padding,
                                        ("height", "width")):
         size = (n - 1) * s - 2 * p + d * (k - 1) + op + 1
         if n < 1 or size < 1:
             raise ShapeError(f"{fn}: the output {name} (n-1)*stride - 2*padding + dilation*(k-1) + "
                              f"output_padding + 1 = {size} for input {name} {n} must be >= 1")
+        sizes.append(size)
+    if groups == 1 and dilation == (1, 1):
+        # the native transposed convolution (conv2d's input gradient); its third input only
+        # gives the output shape
+        ref = _shape_reference(x, (w.shape[1],) + tuple(sizes))
+        out = apply("conv2d_grad_input", [x, w, ref], stride=stride, padding=padding)
+        return _add_bias(out, b, 2, fn)
     for axis, s in ((2, stride[0]), (3, stride[1])):
         x = _insert_zeros(x, axis, s)
     kh, kw = w.shape[2:]
