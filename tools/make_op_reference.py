@@ -42,6 +42,15 @@ COMPOSITE_SECTIONS = [
       "diagonal", "diag", "einsum", "unfold", "meshgrid", "masked_fill", "stop_gradient", "detach", "take",
       "index_select", "gather", "take_along_axis", "scatter_add", "index_add", "embedding"]),
 ]
+# families of composite functions with a section of their own: title -> (intro, functions)
+COMPOSITE_SECTIONS = {
+    "Padding, convolution, pooling, interpolation (compositions)": (
+        "torch.nn.functional signatures and output sizes. The native `conv2d`, `max_pool2d` and "
+        "`avg_pool2d` kernels run the cases they cover; the rest are compositions of slices, concat, "
+        "`where` and those kernels (see the docstrings of ops/padding.py, ops/convolution.py, ops/pooling.py).",
+        ["pad", "conv1d", "conv2d", "conv3d", "conv_transpose2d", "max_pool1d", "max_pool2d", "avg_pool1d",
+         "avg_pool2d", "adaptive_avg_pool1d", "adaptive_avg_pool2d", "interpolate"]),
+}
 
 
 def composite_rows(names) -> list[str]:
@@ -97,6 +106,9 @@ def render() -> str:
     out += _composite_section("Scans, sorting and reductions", SCAN_COMPOSITES,
                               "Compositions of the primitives above (ops/scan.py, ops/sort.py, ops/reductions.py): "
                               "they run on every backend, fuse, and differentiate through autodiff.")
+    for title, (intro, names) in COMPOSITE_SECTIONS.items():
+        out += ["", f"## {title}", "", intro, "", "| function | signature | what it computes |", "|---|---|---|",
+                *composite_rows(names)]
     return "\n".join(out) + "\n"
 
 

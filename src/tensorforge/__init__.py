@@ -27,6 +27,8 @@ from .ops import (chunk, detach, diag, diagonal, einsum, embedding, flip, gather
                   take, take_along_axis, tile, tril, triu, unfold)
 from .ops import (all, any, argmin, argsort, cummax, cummin, cumprod, cumsum, logcumsumexp, norm, prod,
                   sort, std, topk)
+from .ops import (adaptive_avg_pool1d, adaptive_avg_pool2d, avg_pool1d, conv1d, conv3d, conv_transpose2d,
+                  interpolate, max_pool1d, pad)
 from .autodiff import grad
 from .clone import clone
 from .compile import CompiledFunction, InputError, compile

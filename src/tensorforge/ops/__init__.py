@@ -39,6 +39,11 @@ from .einsum import einsum
 from .scan import cummax, cummin, cumprod, cumsum, logcumsumexp
 from .sort import argsort, sort, topk
 from .reductions import all, any, argmax, argmin, logsumexp, norm, prod, std, var
+# padding, convolution, pooling and resizing (compositions; they extend nn's conv2d and pools)
+from .padding import pad
+from .convolution import conv1d, conv2d, conv3d, conv_transpose2d
+from .pooling import (adaptive_avg_pool1d, adaptive_avg_pool2d, avg_pool1d, avg_pool2d, interpolate,
+                      max_pool1d, max_pool2d)
 
 
 def add(a, b): return apply("add", [a, b])
