@@ -16,6 +16,10 @@ from .ops import (OPS, ShapeError, abs, add, argmax, avg_pool2d, batch_norm, bin
                   minimum, mse, mul, neg, not_equal, one_hot, pow, prelu, relu, reshape, sigmoid, sign, softmax,
                   softmax_cross_entropy, softplus, sqrt, squeeze, sub, sum, tanh, transpose, var, where,
                   random_uniform, rng_counter)
+from .ops import (celu, glu, hardsigmoid, hardswish, hardtanh, logsigmoid, mish, relu6, selu, silu,  # issue 10
+                  softmin, softsign, swish, binary_cross_entropy_probs, binary_cross_entropy_with_logits,
+                  cosine_similarity, cross_entropy, hinge_embedding_loss, huber_loss, kl_div, l1_loss,
+                  margin_ranking_loss, mse_loss, nll_loss, smooth_l1_loss, scaled_dot_product_attention)
 from .autodiff import grad
 from .clone import clone
 from .compile import CompiledFunction, InputError, compile

@@ -18,6 +18,14 @@ from .indexing import concat, getitem, one_hot
 from .nn import (avg_pool2d, batch_norm, binary_cross_entropy, conv2d, dropout, group_norm, instance_norm,
                  layer_norm, max_pool2d, maxout, mse, prelu, softmax_cross_entropy)
 from .random import random_uniform, rng_counter
+# issue 10: activations, losses and attention as torch.nn.functional names them (softplus
+# here replaces the plain elementwise one with its torch-compatible beta/threshold form)
+from .activations import (celu, glu, hardsigmoid, hardswish, hardtanh, logsigmoid, mish, relu6, selu, silu,
+                          softmin, softplus, softsign, swish)
+from .losses import (binary_cross_entropy_probs, binary_cross_entropy_with_logits, cosine_similarity,
+                     cross_entropy, hinge_embedding_loss, huber_loss, kl_div, l1_loss, margin_ranking_loss,
+                     mse_loss, nll_loss, smooth_l1_loss)
+from .attention import scaled_dot_product_attention
 
 
 def add(a, b): return apply("add", [a, b])
