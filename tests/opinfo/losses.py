@@ -89,7 +89,8 @@ def _regression_samples(r, **kw):
     return [Sample((d, uniform(r, -3, 3, 3, 4)), dict(kw), name="mean"),
             Sample((uniform(r, -3, 3, 3, 1), uniform(r, -3, 3, 1, 4)), dict(kw, reduction="sum"), name="bcast_sum"),
             Sample((ties, np.zeros((3, 4))), dict(kw, reduction="none"), fd=False, name="ties_none"),
-            Sample((np.array([np.inf, -np.inf, np.nan, 1e30, 0.0]), np.array([1.0, 1.0, 0.0, -1e30, np.inf])),
+            # huge but finite in float32 once squared, so float32 and the float64 reference agree
+            Sample((np.array([np.inf, -np.inf, np.nan, 1e15, 0.0]), np.array([1.0, 1.0, 0.0, -1e15, np.inf])),
                    dict(kw, reduction="none"), grad=False, name="edge"),
             Sample((np.zeros((0, 3)), np.zeros((0, 3))), dict(kw, reduction="sum"), name="0x3")]
 

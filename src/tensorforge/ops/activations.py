@@ -117,9 +117,11 @@ def softplus(x, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
     beta, threshold = float(beta), float(threshold)
     if beta == 0.0:
         raise ValueError("softplus: beta must not be 0 (it divides the result)")
-    z = x if beta == 1.0 else x * beta
-    smooth = _softplus_op(z) if beta == 1.0 else _softplus_op(z) / beta
-    return _where(z > threshold, x, smooth)
+    if beta == 1.0:
+        return _where(x > threshold, x, _softplus_op(x))
+    # the test is on x itself (not on beta*x), so beta*x has one use and fuses with the rest
+    linear = x > threshold / beta if beta > 0 else x < threshold / beta
+    return _where(linear, x, _softplus_op(x * beta) / beta)
 
 
 def softmin(x, axis: int = -1) -> Tensor:
