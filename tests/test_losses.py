@@ -187,3 +187,14 @@ def test_attention_dropout_keeps_the_shape_and_is_the_identity_in_expectation():
     got, ref = tg.compile([q], [out, plain])(qs)
     assert got.shape == ref.shape == (2, 3, 4)
     assert not np.allclose(got, ref)
+
+
+def test_numpy_weights_and_masks_follow_the_input_dtype():
+    with _graph():
+        x = tg.placeholder("x", (3, 4))
+        t = tg.placeholder("t", (3,), dtype="int64")
+        assert tg.cross_entropy(x, t, weight=np.ones(4)).dtype == "float32"
+        assert tg.binary_cross_entropy_with_logits(x, np.zeros((3, 4)), pos_weight=np.ones(4)).dtype == "float32"
+        assert tg.scaled_dot_product_attention(x, x, x, attn_mask=np.zeros((3, 3))).dtype == "float32"
+        with pytest.raises(tg.ShapeError, match=r"target \(3, 1\) must have the shape of input \(3, 4\)"):
+            tg.binary_cross_entropy_with_logits(x, np.zeros((3, 1)))

@@ -71,8 +71,9 @@ def celu(x, alpha: float = 1.0) -> Tensor:
 
 
 def hardtanh(x, min_val: float = -1.0, max_val: float = 1.0) -> Tensor:
-    """x clipped to [min_val, max_val]; gradient 1 strictly inside, 0 at the bounds and outside
-    (torch's convention)."""
+    """x clipped to [min_val, max_val]; gradient 1 strictly inside, else 0 (as torch).
+
+    The gradient is 0 at the bounds themselves too, torch's convention."""
     x = _float_input(x, "hardtanh")
     min_val, max_val = float(min_val), float(max_val)
     if min_val > max_val:
@@ -92,8 +93,9 @@ def hardsigmoid(x) -> Tensor:
 
 
 def hardswish(x) -> Tensor:
-    """x * relu6(x + 3) / 6. Gradient as torch's: 0 at and below -3, (2x + 3)/6 strictly between,
-    1 at and above 3 (the outer pieces own the kinks)."""
+    """x * relu6(x + 3) / 6; gradient 0 for x <= -3, (2x + 3)/6 between, 1 for x >= 3 (as torch).
+
+    The outer pieces own the kinks: the gradient is 0 at -3 and 1 at 3, as torch's."""
     x = _float_input(x, "hardswish")
     return _where(x <= -3.0, 0.0, _where(x >= 3.0, x, x * (x + 3.0) / 6.0))
 
@@ -111,8 +113,10 @@ def logsigmoid(x) -> Tensor:
 
 
 def softplus(x, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
-    """log(1 + exp(beta*x)) / beta, computed stably; where beta*x > threshold it is x itself
-    (gradient 1), as in torch. ``tg.softplus(x)`` keeps its meaning (beta=1)."""
+    """log(1 + exp(beta*x)) / beta, computed stably; x itself where beta*x > threshold (as torch).
+
+    Above the threshold the gradient is exactly 1. ``tg.softplus(x)`` keeps its meaning
+    (beta=1; the threshold changes the value by less than e^-20)."""
     x = _float_input(x, "softplus")
     beta, threshold = float(beta), float(threshold)
     if beta == 0.0:

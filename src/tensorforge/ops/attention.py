@@ -54,8 +54,10 @@ def _apply_mask(scores: Tensor, mask: Tensor) -> Tensor:
 
 def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p: float = 0.0,
                                  is_causal: bool = False, scale=None, seed: int = 0) -> Tensor:
-    """softmax(query @ key^T * scale + mask) @ value, for (..., L, E) query, (..., S, E) key and
-    (..., S, Ev) value with broadcasting batch/head axes; ``scale`` defaults to 1/sqrt(E).
+    """softmax(query @ key^T * scale + mask) @ value, as torch's scaled_dot_product_attention.
+
+    query is (..., L, E), key (..., S, E) and value (..., S, Ev), with broadcasting batch/head
+    axes; ``scale`` defaults to 1/sqrt(E).
 
     ``attn_mask``: bool (keep where True) or float (added to the scores), broadcasting to
     (..., L, S). ``is_causal`` keeps the lower triangle (query i sees keys j <= i); it cannot
@@ -82,6 +84,8 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p: f
         tril = np.tril(np.ones((length, source), dtype=bool))
         scores = apply("where", [constant(tril, graph=q.graph), scores, -math.inf])
     elif attn_mask is not None:
+        if not isinstance(attn_mask, Tensor) and np.asarray(attn_mask).dtype.kind == "f":
+            attn_mask = np.asarray(attn_mask, dtype=q.dtype)     # a NumPy mask must not promote q
         mask = as_tensor(attn_mask, graph=q.graph)
         scores = _apply_mask(scores, mask)
     weights = softmax(scores, -1)

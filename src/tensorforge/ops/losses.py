@@ -42,6 +42,10 @@ def _reduce(loss, reduction):
 
 
 def _float_tensor(x, fn: str, what: str, like=None) -> Tensor:
+    if isinstance(like, Tensor) and not isinstance(x, (Tensor, bool, int, float)):
+        x = np.asarray(x)
+        if x.dtype.kind in "biuf":   # a NumPy weight or target follows the input's dtype, never promotes it
+            x = x.astype(like.dtype)
     x = as_tensor(x, like=like, graph=like.graph if isinstance(like, Tensor) else None)
     if np.dtype(x.dtype).kind != "f":
         raise TypeError(f"{fn}: {what} must be a floating-point tensor, got {x.dtype}")
@@ -52,7 +56,8 @@ def _pair(fn: str, input, target, like_shape: bool = False):
     """``input`` and ``target`` as float tensors whose shapes broadcast (or match exactly)."""
     x = _float_tensor(input, fn, "input")
     y = _float_tensor(target, fn, "target", like=x)
-    if like_shape and len(x.shape) != len(y.shape):
+    if like_shape and (len(x.shape) != len(y.shape) or any(
+            a is not None and b is not None and a != b for a, b in zip(x.shape, y.shape))):
         raise ShapeError(f"{fn}: target {y.shape} must have the shape of input {x.shape}")
     try:
         broadcast_shapes(x.shape, y.shape)
@@ -83,7 +88,8 @@ def mse_loss(input, target, reduction: str = "mean") -> Tensor:
 
 
 def huber_loss(input, target, reduction: str = "mean", delta: float = 1.0) -> Tensor:
-    """0.5 d**2 where |d| < delta, else delta * (|d| - 0.5 delta), with d = input - target.
+    """Huber loss: 0.5 d**2 where |d| < delta, else delta * (|d| - 0.5 delta); d = input - target.
+
     Both pieces have slope ±delta at |d| = delta, so the gradient is continuous there."""
     _check_reduction("huber_loss", reduction)
     delta = float(delta)
@@ -96,8 +102,9 @@ def huber_loss(input, target, reduction: str = "mean", delta: float = 1.0) -> Te
 
 
 def smooth_l1_loss(input, target, reduction: str = "mean", beta: float = 1.0) -> Tensor:
-    """0.5 d**2 / beta where |d| < beta, else |d| - 0.5 beta (huber_loss / beta); beta = 0 is
-    the L1 loss, as in torch."""
+    """Smooth L1: 0.5 d**2 / beta where |d| < beta, else |d| - 0.5 beta; beta = 0 is the L1 loss.
+
+    It equals huber_loss(delta=beta) / beta, as in torch."""
     _check_reduction("smooth_l1_loss", reduction)
     beta = float(beta)
     if beta < 0:
@@ -113,8 +120,9 @@ def smooth_l1_loss(input, target, reduction: str = "mean", beta: float = 1.0) ->
 # ---- binary classification ----------------------------------------------------------------
 
 def binary_cross_entropy_probs(input, target, weight=None, reduction: str = "mean") -> Tensor:
-    """torch's ``F.binary_cross_entropy``: -w (y log p + (1 - y) log(1 - p)) on probabilities
-    ``input``, each log clamped at -100 as torch does (so p = 0 or 1 gives a finite loss).
+    """torch's F.binary_cross_entropy: -w (y log p + (1-y) log(1-p)), each log clamped at -100.
+
+    ``input`` holds probabilities; the clamp (torch's) makes p = 0 or 1 give a finite loss.
 
     ``tg.binary_cross_entropy`` takes logits (and defaults to reduction="none"), so the
     probability form has this name; prefer ``binary_cross_entropy_with_logits``, which is
@@ -131,9 +139,10 @@ def binary_cross_entropy_probs(input, target, weight=None, reduction: str = "mea
 
 def binary_cross_entropy_with_logits(input, target, weight=None, pos_weight=None,
                                      reduction: str = "mean") -> Tensor:
-    """-w [pw y log σ(x) + (1 - y) log(1 - σ(x))] from logits x, computed stably as
-    (1 - y) x + (1 + (pw - 1) y) softplus(-x); ``pos_weight`` broadcasts against the class
-    (last) axis, ``weight`` against the whole loss, as in torch."""
+    """-w [pw y log σ(x) + (1 - y) log(1 - σ(x))] from logits x, computed stably.
+
+    The form (1 - y) x + (1 + (pw - 1) y) softplus(-x) never overflows; ``pos_weight``
+    broadcasts against the class (last) axis, ``weight`` against the whole loss, as in torch."""
     fn = "binary_cross_entropy_with_logits"
     _check_reduction(fn, reduction)
     x, y = _pair(fn, input, target, like_shape=True)
@@ -149,8 +158,9 @@ def binary_cross_entropy_with_logits(input, target, weight=None, pos_weight=None
 # ---- divergences and similarities -------------------------------------------------------
 
 def kl_div(input, target, reduction: str = "mean", log_target: bool = False) -> Tensor:
-    """Pointwise KL divergence with ``input`` given as log-probabilities:
-    target * (log target - input), taken as 0 where target == 0 (torch's xlogy); with
+    """KL divergence target * (log target - input), with ``input`` as log-probabilities.
+
+    The pointwise term target * (log target - input) is, taken as 0 where target == 0 (torch's xlogy); with
     ``log_target`` the target is a log-probability too: exp(target) * (target - input).
     reduction="batchmean" divides the sum by the batch size (input.shape[0]), the true KL;
     "mean" divides by the number of elements, as torch."""
@@ -171,8 +181,9 @@ def kl_div(input, target, reduction: str = "mean", log_target: bool = False) -> 
 
 
 def cosine_similarity(x1, x2, axis: int = 1, eps: float = 1e-8) -> Tensor:
-    """sum(x1 * x2) / (max(|x1|, eps) * max(|x2|, eps)) along ``axis`` (torch's eps rule: each
-    norm is clamped separately); x1 and x2 broadcast. Each input is divided by its clamped
+    """sum(x1 * x2) / (max(|x1|, eps) * max(|x2|, eps)) along ``axis``; x1 and x2 broadcast.
+
+    torch's eps rule: each norm is clamped separately. Each input is divided by its clamped
     norm first, which keeps the result in [-1, 1]."""
     a = _float_tensor(x1, "cosine_similarity", "x1")
     b = _float_tensor(x2, "cosine_similarity", "x2", like=a)
@@ -256,8 +267,9 @@ def _weighted_reduce(loss, w, reduction):
 
 
 def nll_loss(input, target, weight=None, ignore_index: int = -100, reduction: str = "mean") -> Tensor:
-    """Negative log-likelihood of log-probabilities ``input`` (C,), (N, C) or (N, C, d1, ...)
-    at integer ``target`` (), (N,) or (N, d1, ...): -weight[t] * input[n, t, ...]. Entries
+    """Negative log-likelihood -weight[t] * input[n, t, ...] of log-probabilities at class targets.
+
+    ``input`` is (C,), (N, C) or (N, C, d1, ...), integer ``target`` (), (N,) or (N, d1, ...). Entries
     equal to ``ignore_index`` contribute 0 and are left out of the mean's denominator, which
     is the total weight of the kept entries."""
     _check_reduction("nll_loss", reduction)
@@ -272,7 +284,7 @@ def nll_loss(input, target, weight=None, ignore_index: int = -100, reduction: st
 
 def cross_entropy(input, target, weight=None, ignore_index: int = -100, reduction: str = "mean",
                   label_smoothing: float = 0.0) -> Tensor:
-    """Cross-entropy of logits ``input`` (C,), (N, C) or (N, C, d1, ...) along the class axis.
+    """Cross-entropy of logits (C,), (N, C) or (N, C, d1, ...) along the class axis (axis 1).
 
     ``target`` is either integer class indices (shape of input without the class axis;
     ``ignore_index`` entries are skipped, the mean divides by their total weight) or class
@@ -319,8 +331,9 @@ def _cross_entropy_probs(fn, x, logp, target, ca, w_cls, eps, reduction):
 # ---- margin losses --------------------------------------------------------------------------
 
 def hinge_embedding_loss(input, target, margin: float = 1.0, reduction: str = "mean") -> Tensor:
-    """x where target == 1, max(0, margin - x) where target == -1 (other targets: their sum,
-    as torch computes it)."""
+    """x where target == 1, max(0, margin - x) where target == -1, then reduced.
+
+    Other target values get the sum of both terms, as torch computes it."""
     _check_reduction("hinge_embedding_loss", reduction)
     x, y = _pair("hinge_embedding_loss", input, target)
     hinge = apply("relu", [float(margin) - x])
