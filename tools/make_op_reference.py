@@ -126,6 +126,34 @@ def _composite_section(title: str, names: list, intro: str) -> list[str]:
         sig = str(inspect.signature(fn))
         doc = (inspect.getdoc(fn) or "").split("\n\n")[0].replace("\n", " ").replace("|", "\\|")
         out.append(f"| `tg.{name}` | `{sig}` | {doc} |")
+    out += functional_sections()
+    return "\n".join(out) + "\n"
+
+
+# issue 10: the torch.nn.functional names, compositions of the primitives above
+FUNCTIONAL = {
+    "Activations (compositions; each fuses into one kernel)": [
+        "silu", "swish", "mish", "selu", "celu", "relu6", "hardtanh", "hardswish", "hardsigmoid", "softsign",
+        "logsigmoid", "softplus", "softmin", "glu"],
+    "Losses (torch.nn.functional names and defaults)": [
+        "nll_loss", "cross_entropy", "binary_cross_entropy_probs", "binary_cross_entropy_with_logits",
+        "l1_loss", "mse_loss", "huber_loss", "smooth_l1_loss", "kl_div", "cosine_similarity",
+        "hinge_embedding_loss", "margin_ranking_loss"],
+    "Attention": ["scaled_dot_product_attention"],
+}
+
+
+def functional_sections() -> list[str]:
+    out = []
+    for title, names in FUNCTIONAL.items():
+        out += ["", f"## {title}", "", "| function | signature | what it computes |", "|---|---|---|"]
+        for name in names:
+            fn = getattr(tg, name, None)
+            if fn is None:
+                continue
+            sig = str(inspect.signature(fn))
+            doc = (inspect.getdoc(fn) or "").split("\n")[0].replace("|", "\\|")
+            out.append(f"| `tg.{name}` | `{sig}` | {doc} |")
     return out
 
 

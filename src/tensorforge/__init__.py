@@ -29,6 +29,10 @@ from .ops import (all, any, argmin, argsort, cummax, cummin, cumprod, cumsum, lo
                   sort, std, topk)
 from .ops import (adaptive_avg_pool1d, adaptive_avg_pool2d, avg_pool1d, conv1d, conv3d, conv_transpose2d,
                   interpolate, max_pool1d, pad)
+from .ops import (celu, glu, hardsigmoid, hardswish, hardtanh, logsigmoid, mish, relu6, selu, silu,  # issue 10
+                  softmin, softsign, swish, binary_cross_entropy_probs, binary_cross_entropy_with_logits,
+                  cosine_similarity, cross_entropy, hinge_embedding_loss, huber_loss, kl_div, l1_loss,
+                  margin_ranking_loss, mse_loss, nll_loss, smooth_l1_loss, scaled_dot_product_attention)
 from .autodiff import grad
 from .clone import clone
 from .compile import CompiledFunction, InputError, compile

@@ -44,6 +44,14 @@ from .padding import pad
 from .convolution import conv1d, conv2d, conv3d, conv_transpose2d
 from .pooling import (adaptive_avg_pool1d, adaptive_avg_pool2d, avg_pool1d, avg_pool2d, interpolate,
                       max_pool1d, max_pool2d)
+# issue 10: activations, losses and attention as torch.nn.functional names them (softplus
+# here replaces the plain elementwise one with its torch-compatible beta/threshold form)
+from .activations import (celu, glu, hardsigmoid, hardswish, hardtanh, logsigmoid, mish, relu6, selu, silu,
+                          softmin, softplus, softsign, swish)
+from .losses import (binary_cross_entropy_probs, binary_cross_entropy_with_logits, cosine_similarity,
+                     cross_entropy, hinge_embedding_loss, huber_loss, kl_div, l1_loss, margin_ranking_loss,
+                     mse_loss, nll_loss, smooth_l1_loss)
+from .attention import scaled_dot_product_attention
 
 
 def add(a, b): return apply("add", [a, b])
