@@ -72,9 +72,10 @@ def from_torch_state_dict(module: Module, state_dict, strict: bool = True, graph
         if transposed:
             array = array.T
         if array.shape != tuple(tensor.shape):
-            layout = " (after transposing torch's (out, in) Linear layout)" if transposed else ""
-            raise ValueError(f"from_torch_state_dict: {key!r} has shape {_as_array(value).shape}; "
-                             f"parameter {tensor.name!r} needs {tuple(tensor.shape)}{layout}")
+            want = tuple(tensor.shape)[::-1] if transposed else tuple(tensor.shape)
+            layout = f" (torch's (out, in) layout of the (in, out) Dense weight)" if transposed else ""
+            raise ValueError(f"from_torch_state_dict: {key!r} has shape {_as_array(value).shape}, expected "
+                             f"{want}{layout} for parameter {tensor.name!r}")
         writes.append((tensor, array))
     for tensor, array in writes:
         tensor.value = np.ascontiguousarray(array, dtype=tensor.dtype)
