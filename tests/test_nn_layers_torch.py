@@ -184,3 +184,31 @@ def test_gru_lstm_layers(backend, dtype, rtol, atol, kind):
                 lambda: getattr(tnn, kind)(3, 4, num_layers=2, batch_first=True), _x((2, 3, 3)), backend, dtype,
                 rtol, atol, call=lambda m, x: combine(m(x), lambda t: tg.transpose(t, (1, 0, 2))),
                 tcall=lambda m, x: combine(m(x), lambda t: t.transpose(0, 1)))
+
+
+TRITON_CASES = [
+    ("Conv1d", lambda: tg.nn.Conv1d(2, 3, 3, padding=1), lambda: tnn.Conv1d(2, 3, 3, padding=1), (2, 2, 5), None),
+    ("Conv3d", lambda: tg.nn.Conv3d(1, 2, 2), lambda: tnn.Conv3d(1, 2, 2), (1, 1, 3, 3, 3), None),
+    ("ConvTranspose2d", lambda: tg.nn.ConvTranspose2d(2, 3, 3, stride=2), lambda: tnn.ConvTranspose2d(2, 3, 3, stride=2),
+     (1, 2, 2, 2), None),
+    ("GroupNorm", lambda: tg.nn.GroupNorm(2, 4), lambda: tnn.GroupNorm(2, 4), (2, 4, 3), None),
+    ("MultiheadAttention", lambda: tg.nn.MultiheadAttention(4, 2, batch_first=True),
+     lambda: tnn.MultiheadAttention(4, 2, batch_first=True), (2, 3, 4), lambda m, x: m(x, x, x)[0]),
+    ("LSTM", lambda: tg.nn.LSTM(3, 4, batch_first=True), lambda: tnn.LSTM(3, 4, batch_first=True), (2, 3, 3),
+     lambda m, x: m(x)[0]),
+    ("GRU", lambda: tg.nn.GRU(3, 4, batch_first=True), lambda: tnn.GRU(3, 4, batch_first=True), (2, 3, 3),
+     lambda m, x: m(x)[0]),
+]
+
+
+@pytest.mark.parametrize("name,make,tmake,shape,call", TRITON_CASES, ids=[c[0] for c in TRITON_CASES])
+def test_layers_on_triton(name, make, tmake, shape, call):
+    check_layer(make, tmake, _x(shape), "triton", "float32", 1e-4, 1e-5, call=call, tcall=call)
+
+
+def test_embedding_and_transformer_on_triton():
+    check_layer(lambda: tg.nn.Embedding(5, 3), lambda: tnn.Embedding(5, 3), np.array([[0, 3], [4, 4]]), "triton",
+                "float32", 1e-4, 1e-5, int_input=True)
+    check_layer(lambda: tg.nn.TransformerEncoderLayer(4, 2, 8, dropout=0.0, batch_first=True),
+                lambda: tnn.TransformerEncoderLayer(4, 2, 8, dropout=0.0, batch_first=True), _x((2, 3, 4)),
+                "triton", "float32", 1e-4, 1e-5, call=lambda m, x: m(x, training=False))
