@@ -212,3 +212,21 @@ def test_embedding_and_transformer_on_triton():
     check_layer(lambda: tg.nn.TransformerEncoderLayer(4, 2, 8, dropout=0.0, batch_first=True),
                 lambda: tnn.TransformerEncoderLayer(4, 2, 8, dropout=0.0, batch_first=True), _x((2, 3, 4)),
                 "triton", "float32", 1e-4, 1e-5, call=lambda m, x: m(x, training=False))
+
+
+@backends
+@pytest.mark.parametrize("kind", ["GRU", "LSTM"])
+def test_bidirectional_with_initial_state(backend, dtype, rtol, atol, kind):
+    # sequence-first input, two layers, both directions, given initial states
+    h0 = np.random.default_rng(5).standard_normal((4, 2, 3))
+
+    def run(m, x, lib):
+        state = lib(h0) if kind == "GRU" else (lib(h0), lib(h0 * 0.5))
+        seq, last = m(x, state)
+        last = last if kind == "GRU" else last[0] - last[1]
+        return seq[:, :, :3] + seq[:, :, 3:] * 0.5 + last[:1].sum() * 0.1 + last[3:].sum() * 0.2
+
+    check_layer(lambda: getattr(tg.nn, kind)(2, 3, num_layers=2, bidirectional=True),
+                lambda: getattr(tnn, kind)(2, 3, num_layers=2, bidirectional=True), _x((3, 2, 2)), backend, dtype,
+                rtol, atol, call=lambda m, x: run(m, x, lambda a: tg.constant(a.astype(dtype), graph=x.graph)),
+                tcall=lambda m, x: run(m, x, lambda a: torch.as_tensor(a, dtype=x.dtype)))

@@ -154,12 +154,13 @@ class LSTMCell(GRUCell):
 
 
 class GRU(_Recurrent):
-    """A multi-layer GRU unrolled over the sequence, as torch.nn.GRU (unidirectional).
+    """A multi-layer GRU unrolled over the sequence, as torch.nn.GRU (``bidirectional`` too: the layer's
+    output concatenates the forward and backward states, (N, L, 2H), parameters ``*_reverse``).
 
     ``gru(x, h0=None)`` with x (N, L, input_size) when ``batch_first`` (else (L, N, input_size)) and
     h0 (num_layers, N, hidden_size) (zeros when None) returns ``(output, h_n)``: the last layer's
     hidden state at every step (N, L, H) (or (L, N, H)) and every layer's last state
-    (num_layers, N, H). ``dropout`` applies between layers in training mode, as torch does.
+    (num_layers·directions, N, H); h0 has that shape too. ``dropout`` applies between layers in training mode, as torch does.
     """
 
     kind, gates = "gru", 3
@@ -168,14 +169,14 @@ class GRU(_Recurrent):
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False, seed: int = 0,
                  name: str | None = None):
         super().__init__(name)
-        if bidirectional:
-            raise NotImplementedError(f"{type(self).__name__}: bidirectional=True is not supported")
         if int(num_layers) < 1:
             raise ValueError(f"{type(self).__name__}: num_layers must be >= 1, got {num_layers}")
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"{type(self).__name__}: dropout must be in [0, 1), got {dropout}")
         self.input_size, self.hidden_size, self.num_layers = int(input_size), int(hidden_size), int(num_layers)
         self.bias, self.batch_first, self.dropout, self.seed = bool(bias), bool(batch_first), float(dropout), seed
+        self.bidirectional = bool(bidirectional)
+        self.directions = 2 if self.bidirectional else 1
 
     def _sequence(self, x):
         if len(x.shape) != 3 or x.shape[2] not in (None, self.input_size):
@@ -190,35 +191,46 @@ class GRU(_Recurrent):
 
     def _initial_states(self, x, given, what):
         if given is None:
-            return [None] * self.num_layers
-        if len(given.shape) != 3 or given.shape[0] != self.num_layers or given.shape[2] != self.hidden_size:
-            raise ShapeError(f"{self!r}: {what} must be ({self.num_layers}, N, {self.hidden_size}), got "
+            return [None] * (self.num_layers * self.directions)
+        count = self.num_layers * self.directions
+        if len(given.shape) != 3 or given.shape[0] != count or given.shape[2] != self.hidden_size:
+            raise ShapeError(f"{self!r}: {what} must be ({count}, N, {self.hidden_size}), got "
                              f"{format_shape(given.shape)}")
-        return [given[k] for k in range(self.num_layers)]
+        return [given[k] for k in range(count)]
 
     def _run(self, x, states, training):
-        """Unroll every layer; ``states``: per layer, a tuple of initial state tensors or None."""
-        dtype, graph = _param_dtype(x), x.graph
-        length = x.shape[1]
+        """Unroll every layer (and direction); ``states``: per layer and direction (torch's order
+        l0, l0_reverse, l1, ...), a tuple of initial state tensors or None."""
         finals = []
         for layer in range(self.num_layers):
-            in_size = self.input_size if layer == 0 else self.hidden_size
-            p = self._layer_params(graph, dtype, f"_l{layer}", in_size, self.seed + 1000 * layer)
-            xw = ops.matmul(x, _t(p["weight_ih"]))                # all steps at once: (N, L, G·H)
-            if self.bias:
-                xw = xw + p["bias_ih"]
-            state = states[layer]
-            outs = []
-            for t in range(length):
-                state = self._cell(xw[:, t], state, p, x)
-                outs.append(ops.expand_dims(state[0], 1))
-            finals.append(state)
-            x = outs[0] if length == 1 else ops.concat(outs, axis=1)
+            in_size = self.input_size if layer == 0 else self.hidden_size * self.directions
+            seqs = []
+            for d in range(self.directions):
+                k = layer * self.directions + d
+                seq, state = self._direction(x, states[k], layer, d, in_size)
+                seqs.append(seq)
+                finals.append(state)
+            x = seqs[0] if len(seqs) == 1 else ops.concat(seqs, axis=2)
             if self.dropout and training and layer < self.num_layers - 1:
                 x = ops.dropout(x, p=self.dropout, seed=self.seed * 7919 + layer, training=True)
         if not self.batch_first:
             x = ops.transpose(x, (1, 0, 2))
         return x, finals
+
+    def _direction(self, x, state, layer: int, reverse: int, in_size: int):
+        """One layer in one direction over the whole sequence: (N, L, H) outputs in time order, last state."""
+        suffix = f"_l{layer}" + ("_reverse" if reverse else "")
+        seed = self.seed + 1000 * layer + 500 * reverse
+        p = self._layer_params(x.graph, _param_dtype(x), suffix, in_size, seed)
+        xw = ops.matmul(x, _t(p["weight_ih"]))                # all steps at once: (N, L, G·H)
+        if self.bias:
+            xw = xw + p["bias_ih"]
+        length = x.shape[1]
+        outs = [None] * length
+        for t in (reversed(range(length)) if reverse else range(length)):
+            state = self._cell(xw[:, t], state, p, x)
+            outs[t] = ops.expand_dims(state[0], 1)
+        return (outs[0] if length == 1 else ops.concat(outs, axis=1)), state
 
     def _cell(self, xw, state, p, x):
         h = None if state is None else state[0]
@@ -243,11 +255,11 @@ class GRU(_Recurrent):
 
     def extra_repr(self):
         return (f"{self.input_size}, {self.hidden_size}, num_layers={self.num_layers}, "
-                f"batch_first={self.batch_first}")
+                f"batch_first={self.batch_first}" + (", bidirectional=True" if self.bidirectional else ""))
 
 
 class LSTM(GRU):
-    """A multi-layer LSTM unrolled over the sequence, as torch.nn.LSTM (unidirectional, no proj_size).
+    """A multi-layer LSTM unrolled over the sequence, as torch.nn.LSTM (no proj_size).
 
     ``lstm(x, (h0, c0)=None)`` returns ``(output, (h_n, c_n))`` with torch's shapes (see GRU).
     """
