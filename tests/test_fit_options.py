@@ -103,3 +103,15 @@ def test_epoch_callback_sees_validation_logs():
     _fit(epochs=1, batch_size=8, validation_data=(xv, yv),
          callbacks=lambda info: info.event == "epoch" and logs.append(dict(info.logs)))
     assert {"loss", "val_loss", "accuracy", "val_accuracy"} <= set(logs[0])
+
+
+def test_integer_inputs_for_an_embedding_model():
+    rng = np.random.default_rng(0)
+    ids = rng.integers(0, 6, (24, 3))
+    labels = (ids[:, 0] > 2).astype(np.int64)
+    model = tg.nn.Sequential(tg.nn.Embedding(6, 4), tg.nn.Flatten(), tg.nn.Dense(12, 2))
+    h = tg.train.fit(model, ids, labels, epochs=2, batch_size=8, input_dtype="int64", progress=False,
+                     verbose=False, optimizer=tg.optim.Adam(lr=0.05))
+    assert h.epochs == 2 and h.graph.by_name("x").dtype == "int64"
+    assert tg.train.predict(model, ids, input_dtype="int64").shape == (24, 2)
+    assert set(tg.train.evaluate(model, ids, labels, input_dtype="int64")) == {"loss", "accuracy"}

@@ -156,8 +156,10 @@ def _metric_fns(metrics, loss) -> dict[str, Callable]:
 
 # ---- array preparation -------------------------------------------------------------------
 
-def _as_inputs(x) -> np.ndarray:
+def _as_inputs(x, dtype: str | None = None) -> np.ndarray:
     x = np.asarray(x)
+    if dtype is not None:     # asked for explicitly (integer token ids for an Embedding)
+        return x.astype(dtype, copy=False)
     if x.dtype.kind != "f":
         x = x.astype(np.float32)
     return x
@@ -255,16 +257,18 @@ def _free_name(graph: Graph, stem: str) -> str:
     return f"{stem}{k}"
 
 
-def predict(model, x, batch_size: int = 256, backend: str = "interp") -> np.ndarray:
-    """The model's outputs (evaluation mode) for every row of ``x``, computed in batches."""
-    x = _as_inputs(x)
+def predict(model, x, batch_size: int = 256, backend: str = "interp", input_dtype: str | None = None) -> np.ndarray:
+    """The model's outputs (evaluation mode) for every row of ``x``, computed in batches
+    (``input_dtype``: as in ``fit``)."""
+    x = _as_inputs(x, input_dtype)
     return _evaluator(model, x, None, None, backend).predict(x, batch_size)
 
 
 def evaluate(model, x, y, loss="cross_entropy", metrics=("accuracy",), batch_size: int = 256,
-             backend: str = "interp") -> dict[str, float]:
-    """{"loss": mean per-sample loss, <metric>: value, ...} of the model in evaluation mode."""
-    x = _as_inputs(x)
+             backend: str = "interp", input_dtype: str | None = None) -> dict[str, float]:
+    """{"loss": mean per-sample loss, <metric>: value, ...} of the model in evaluation mode
+    (``input_dtype``: as in ``fit``)."""
+    x = _as_inputs(x, input_dtype)
     ev0 = _evaluator(model, x, None, None, backend)
     y = _as_targets(y, loss, ev0.out.shape, x.dtype)
     return _evaluator(model, x, y, loss, backend).evaluate(x, y, batch_size, _metric_fns(metrics, loss))
@@ -312,7 +316,7 @@ def fit(model, x_train, y_train, loss="cross_entropy", optimizer=None, epochs: i
         schedule_interval: str = "epoch", augment: Callable | None = None, eval_batch_size: int | None = None,
         on_epoch_end: Callable | None = None, checkpoint_dir=None, resume: bool = False,
         sync_batch_norm: bool = False, shuffle: bool = True, drop_last: bool = False, steps: int | None = None,
-        eval_every: int | None = None, callbacks=None) -> History:
+        eval_every: int | None = None, callbacks=None, input_dtype: str | None = None) -> History:
     """Train ``model`` (a ``tg.nn`` module) on (x_train, y_train) and return a :class:`History`.
 
     loss: "cross_entropy" (integer labels, or one-hot float targets), "mse", "bce" (on logits),
@@ -342,6 +346,8 @@ def fit(model, x_train, y_train, loss="cross_entropy", optimizer=None, epochs: i
         if need be; the partial epoch is recorded). ``history.steps`` counts the steps taken.
     eval_every: also evaluate on ``validation_data`` every N steps; the results go to
         ``history.evaluations`` and to the callbacks (event "eval").
+    input_dtype: the dtype of the input placeholder (default: the data's float dtype, other data
+        becomes float32); "int64" keeps token indices integer for a model starting with an Embedding.
     callbacks: a callable or a list of them, called with a :class:`TrainInfo` after every step, every
         ``eval_every`` evaluation and every epoch; returning True or raising :class:`StopTraining`
         stops training after the current step (``history.stop_reason == "callback"``).
@@ -365,7 +371,7 @@ def fit(model, x_train, y_train, loss="cross_entropy", optimizer=None, epochs: i
     optimizer = optimizer if optimizer is not None else _default_optimizer()
     distributed = _distributed.init() > 1      # under mpiexec: data-parallel, rank 0 reports
     progress, verbose = progress and _distributed.is_main(), verbose and _distributed.is_main()
-    x_train = _as_inputs(x_train)
+    x_train = _as_inputs(x_train, input_dtype)
     if len(x_train) == 0:
         raise ValueError("fit: the training set is empty")
     if drop_last and len(x_train) < batch_size * _distributed.size():
