@@ -25,7 +25,7 @@ from . import distributed as _distributed
 from . import ops
 from .compile import compile as _compile
 from .graph import Graph, Tensor, placeholder
-from .train_callbacks import CallbackList, StopTraining, TrainInfo
+from .train_callbacks import CallbackList, StopTraining, TrainInfo, epoch_limit as _epoch_limit
 
 __all__ = ["fit", "evaluate", "predict", "History", "digits_mlp", "accuracy", "StopTraining", "TrainInfo"]
 
@@ -569,16 +569,6 @@ def _minibatches(x, y, batch_size, seed, epoch, shuffle=True, drop_last=False):
     # one seeded permutation per epoch, distinct across epochs and reproducible across runs
     return minibatches((x, y), batch_size, shuffle=shuffle, seed=[int(seed), int(epoch)], drop_last=drop_last)
 
-
-def _epoch_limit(epochs, steps) -> float:
-    """How many epochs may run: ``epochs`` (default 10), unbounded when only a step budget is given."""
-    if steps is not None and (isinstance(steps, bool) or int(steps) < 1):
-        raise ValueError(f"fit: steps must be a positive step budget, got {steps!r}")
-    if epochs is None:
-        return math.inf if steps is not None else 10
-    if int(epochs) < 0:
-        raise ValueError(f"fit: epochs must be >= 0, got {epochs!r}")
-    return int(epochs)
 
 
 def _epoch_line(history: History, epoch: int, epochs: int) -> str:

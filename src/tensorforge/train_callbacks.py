@@ -1,4 +1,5 @@
-"""Callbacks of ``tg.train.fit``: the info a callback receives, and how it stops training.
+"""Callbacks of ``tg.train.fit``: the info a callback receives, and how it stops training
+(plus the rule for how many epochs a step budget allows).
 
 A callback is any callable ``cb(info)``; ``fit(callbacks=cb)`` or ``callbacks=[cb1, cb2]``.
 It is called after every training step (``info.event == "step"``), after every
@@ -9,10 +10,11 @@ mean over the batches seen) and ``history.stop_reason`` is ``"callback"``.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-__all__ = ["StopTraining", "TrainInfo", "CallbackList"]
+__all__ = ["StopTraining", "TrainInfo", "CallbackList", "epoch_limit"]
 
 
 class StopTraining(Exception):
@@ -75,3 +77,14 @@ class CallbackList:
             except StopTraining:
                 stop = True
         return stop
+
+
+def epoch_limit(epochs, steps) -> float:
+    """How many epochs ``fit`` may run: ``epochs`` (default 10), unbounded when only a step budget is given."""
+    if steps is not None and (isinstance(steps, bool) or int(steps) < 1):
+        raise ValueError(f"fit: steps must be a positive step budget, got {steps!r}")
+    if epochs is None:
+        return math.inf if steps is not None else 10
+    if int(epochs) < 0:
+        raise ValueError(f"fit: epochs must be >= 0, got {epochs!r}")
+    return int(epochs)

@@ -131,7 +131,7 @@ class ConvTranspose2d(_ConvNd):
                  name: str | None = None):
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias, init,
                          seed, name)
-        self.output_padding = _tuple(output_padding, 2, f"ConvTranspose2d: output_padding")
+        self.output_padding = _tuple(output_padding, 2, "ConvTranspose2d: output_padding")
         if any(o >= max(s, d) for o, s, d in zip(self.output_padding, self.stride, self.dilation)):
             raise ValueError(f"ConvTranspose2d: output_padding {self.output_padding} must be smaller than the "
                              f"stride {self.stride} or the dilation {self.dilation}")

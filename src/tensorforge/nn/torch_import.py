@@ -73,7 +73,7 @@ def from_torch_state_dict(module: Module, state_dict, strict: bool = True, graph
             array = array.T
         if array.shape != tuple(tensor.shape):
             want = tuple(tensor.shape)[::-1] if transposed else tuple(tensor.shape)
-            layout = f" (torch's (out, in) layout of the (in, out) Dense weight)" if transposed else ""
+            layout = " (torch's (out, in) layout of the (in, out) Dense weight)" if transposed else ""
             raise ValueError(f"from_torch_state_dict: {key!r} has shape {_as_array(value).shape}, expected "
                              f"{want}{layout} for parameter {tensor.name!r}")
         writes.append((tensor, array))
