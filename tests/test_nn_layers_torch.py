@@ -230,3 +230,15 @@ def test_bidirectional_with_initial_state(backend, dtype, rtol, atol, kind):
                 lambda: getattr(tnn, kind)(2, 3, num_layers=2, bidirectional=True), _x((3, 2, 2)), backend, dtype,
                 rtol, atol, call=lambda m, x: run(m, x, lambda a: tg.constant(a.astype(dtype), graph=x.graph)),
                 tcall=lambda m, x: run(m, x, lambda a: torch.as_tensor(a, dtype=x.dtype)))
+
+
+@backends
+def test_convolutions_with_groups_and_dilation(backend, dtype, rtol, atol):
+    check_layer(lambda: tg.nn.Conv1d(4, 6, 3, padding=2, dilation=2, groups=2),
+                lambda: tnn.Conv1d(4, 6, 3, padding=2, dilation=2, groups=2), _x((2, 4, 7)), backend, dtype, rtol, atol)
+    check_layer(lambda: tg.nn.Conv3d(2, 2, 2, dilation=(2, 1, 1), groups=2),
+                lambda: tnn.Conv3d(2, 2, 2, dilation=(2, 1, 1), groups=2), _x((1, 2, 3, 3, 3)), backend, dtype,
+                rtol, atol)
+    check_layer(lambda: tg.nn.ConvTranspose2d(4, 2, 2, stride=2, groups=2, dilation=2, output_padding=1),
+                lambda: tnn.ConvTranspose2d(4, 2, 2, stride=2, groups=2, dilation=2, output_padding=1),
+                _x((1, 4, 2, 3)), backend, dtype, rtol, atol)

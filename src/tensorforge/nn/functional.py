@@ -6,7 +6,7 @@ The functional ops (``tg.gelu``, ``tg.conv1d``, ``tg.embedding``,
 layer calls ``call("gelu", x, approximate=...)``, which uses ``tg.gelu`` when it
 exists and otherwise the composition below. The compositions differentiate
 through autodiff and run on every backend; they only accept the arguments they
-can honour (e.g. no ``groups`` in the stand-in conv1d) and say so otherwise.
+can honour (no attention dropout in the stand-in scaled_dot_product_attention) and say so otherwise.
 """
 from __future__ import annotations
 
@@ -109,17 +109,53 @@ def _glu(x, dim: int = -1):
 
 
 # ---- convolutions ------------------------------------------------------------------------------
+# dilation: a convolution with dilation d is one with the kernel spread out, d-1 zeros between taps;
+# groups: the channels split into independent convolutions whose outputs are concatenated.
+
+def _dilate_kernel(w, dilations):
+    """Spread the spatial taps of ``w`` (out, in, k...) by ``dilations`` (zeros in between)."""
+    for i, d in enumerate(dilations):
+        k = w.shape[2 + i]
+        if d == 1 or k == 1:
+            continue
+        axis = 2 + i
+        spread = ops.expand_dims(w, axis + 1)                               # (..., k, 1, ...)
+        zeros = np.zeros(spread.shape[:axis + 1] + (d - 1,) + spread.shape[axis + 2:], np.dtype(w.dtype))
+        spread = ops.concat([spread, constant(zeros, graph=w.graph)], axis=axis + 1)   # (..., k, d, ...)
+        merged = ops.reshape(spread, w.shape[:axis] + (k * d,) + w.shape[axis + 1:])
+        w = merged[(slice(None),) * axis + (slice(0, (k - 1) * d + 1),)]
+    return w
+
+
+def _grouped(x, w, b, groups: int, conv, w_in_axis0: bool = False):
+    """``conv(x_g, w_g)`` per group, concatenated along the channels, plus the bias."""
+    if groups == 1:
+        y = conv(x, w)
+    else:
+        cin, wsplit = x.shape[1], w.shape[0]
+        if cin is None or cin % groups or wsplit % groups:
+            raise ShapeError(f"groups={groups} must divide the {cin} input channels and the weight's {wsplit}")
+        ci, wo = cin // groups, wsplit // groups
+        parts = [conv(x[:, g * ci:(g + 1) * ci], w[g * wo:(g + 1) * wo]) for g in range(groups)]
+        y = ops.concat(parts, axis=1)
+    if b is not None:
+        y = y + ops.reshape(b, (-1,) + (1,) * (len(y.shape) - 2))
+    return y
+
 
 def _conv1d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
-    if dilation != 1 or groups != 1:
-        raise _unsupported("conv1d", "dilation or groups")
     if len(x.shape) != 3 or len(w.shape) != 3:
         raise ShapeError(f"conv1d: needs x (N, C, L) and w (out, in, k), got {x.shape} and {w.shape}")
-    n, c, length = x.shape
-    x4 = ops.reshape(x, (-1 if n is None else n, c, 1, length))
-    w4 = ops.reshape(w, (w.shape[0], w.shape[1], 1, w.shape[2]))
-    y = ops.conv2d(x4, w4, b, stride=(1, int(stride)), padding=(0, int(padding)))
-    return ops.reshape(y, (-1 if n is None else n, y.shape[1], y.shape[3]))
+    w = _dilate_kernel(w, (int(dilation),))
+    n, length = x.shape[0], x.shape[2]
+
+    def conv(xg, wg):
+        x4 = ops.reshape(xg, (-1 if n is None else n, xg.shape[1], 1, length))
+        w4 = ops.reshape(wg, (wg.shape[0], wg.shape[1], 1, wg.shape[2]))
+        y = ops.conv2d(x4, w4, None, stride=(1, int(stride)), padding=(0, int(padding)))
+        return ops.reshape(y, (-1 if n is None else n, y.shape[1], y.shape[3]))
+
+    return _grouped(x, w, b, int(groups), conv)
 
 
 def _triple(v):
@@ -127,11 +163,14 @@ def _triple(v):
 
 
 def _conv3d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
-    # a sum over the kernel's depth taps of 2-D convolutions of depth slices
-    if _triple(dilation) != (1, 1, 1) or groups != 1:
-        raise _unsupported("conv3d", "dilation or groups")
     if len(x.shape) != 5 or len(w.shape) != 5:
         raise ShapeError(f"conv3d: needs x (N, C, D, H, W) and w (out, in, kd, kh, kw), got {x.shape} and {w.shape}")
+    w = _dilate_kernel(w, _triple(dilation))
+    return _grouped(x, w, b, int(groups), lambda xg, wg: _conv3d_dense(xg, wg, stride, padding))
+
+
+def _conv3d_dense(x, w, stride, padding):
+    # a sum over the kernel's depth taps of 2-D convolutions of depth slices
     (sd, sh, sw), (pd, ph, pw) = _triple(stride), _triple(padding)
     if pd:
         zeros = x[:, :, :1] * 0.0      # a zero depth plane of x's (possibly unknown) batch size
@@ -148,10 +187,7 @@ def _conv3d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
             term = ops.conv2d(x[:, :, d * sd + k], w[:, :, k], None, stride=(sh, sw), padding=(ph, pw))
             acc = term if acc is None else acc + term
         planes.append(ops.expand_dims(acc, 2))
-    y = planes[0] if len(planes) == 1 else ops.concat(planes, axis=2)
-    if b is not None:
-        y = y + ops.reshape(b, (-1, 1, 1, 1))
-    return y
+    return planes[0] if len(planes) == 1 else ops.concat(planes, axis=2)
 
 
 def _pair(v):
@@ -161,23 +197,24 @@ def _pair(v):
 def _conv_transpose2d(x, w, b=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
     # the transposed convolution is the input-gradient of a conv2d whose weight is this one
     # ((in, out, kh, kw) read as conv2d's (out', in', kh, kw)); the reference tensor only fixes its shape
-    if groups != 1 or _pair(dilation) != (1, 1):
-        raise _unsupported("conv_transpose2d", "groups or dilation")
     if len(x.shape) != 4 or len(w.shape) != 4:
         raise ShapeError(f"conv_transpose2d: needs x (N, C, H, W) and w (in, out, kh, kw), got {x.shape} "
                          f"and {w.shape}")
-    (sh, sw), (ph, pw), (oh, ow) = _pair(stride), _pair(padding), _pair(output_padding)
-    if oh >= max(sh, 1) or ow >= max(sw, 1):
-        raise ValueError(f"conv_transpose2d: output_padding {(oh, ow)} must be smaller than the stride {(sh, sw)}")
+    (sh, sw), (ph, pw), (oh, ow), dil = _pair(stride), _pair(padding), _pair(output_padding), _pair(dilation)
+    if oh >= max(sh, dil[0]) or ow >= max(sw, dil[1]):
+        raise ValueError(f"conv_transpose2d: output_padding {(oh, ow)} must be smaller than the stride {(sh, sw)} "
+                         f"or the dilation {dil}")
+    w = _dilate_kernel(w, dil)
     _, _, h, wd = x.shape
     kh, kw = w.shape[2:]
     out_hw = ((h - 1) * sh - 2 * ph + kh + oh, (wd - 1) * sw - 2 * pw + kw + ow)
-    ref = x[:, :1, :1, :1] * 0.0 + constant(np.zeros((1, w.shape[1]) + out_hw, np.dtype(x.dtype)),
-                                            graph=x.graph)
-    y = ops.apply("conv2d_grad_input", [x, w, ref], stride=(sh, sw), padding=(ph, pw))
-    if b is not None:
-        y = y + ops.reshape(b, (-1, 1, 1))
-    return y
+
+    def transposed(xg, wg):
+        ref = xg[:, :1, :1, :1] * 0.0 + constant(np.zeros((1, wg.shape[1]) + out_hw, np.dtype(x.dtype)),
+                                                 graph=x.graph)
+        return ops.apply("conv2d_grad_input", [xg, wg, ref], stride=(sh, sw), padding=(ph, pw))
+
+    return _grouped(x, w, b, int(groups), transposed)
 
 
 # ---- embedding and attention ----------------------------------------------------------------------
