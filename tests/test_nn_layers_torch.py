@@ -234,6 +234,9 @@ def test_bidirectional_with_initial_state(backend, dtype, rtol, atol, kind):
 
 @backends
 def test_convolutions_with_groups_and_dilation(backend, dtype, rtol, atol):
+    check_layer(lambda: tg.nn.Conv2d(4, 4, 3, padding=2, dilation=2, groups=4, init="torch"),
+                lambda: tnn.Conv2d(4, 4, 3, padding=2, dilation=2, groups=4), _x((1, 4, 4, 4)), backend, dtype,
+                rtol, atol)
     check_layer(lambda: tg.nn.Conv1d(4, 6, 3, padding=2, dilation=2, groups=2),
                 lambda: tnn.Conv1d(4, 6, 3, padding=2, dilation=2, groups=2), _x((2, 4, 7)), backend, dtype, rtol, atol)
     check_layer(lambda: tg.nn.Conv3d(2, 2, 2, dilation=(2, 1, 1), groups=2),

@@ -18,7 +18,7 @@ from .. import ops
 from ..graph import Tensor, as_tensor, constant
 from ..ops.registry import ShapeError
 
-__all__ = ["call"]
+__all__ = ["call", "conv2d_general"]
 
 
 def call(name: str, *args, **kwargs) -> Tensor:
@@ -141,6 +141,14 @@ def _grouped(x, w, b, groups: int, conv, w_in_axis0: bool = False):
     if b is not None:
         y = y + ops.reshape(b, (-1,) + (1,) * (len(y.shape) - 2))
     return y
+
+
+def conv2d_general(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
+    """conv2d with torch's ``dilation`` and ``groups`` (tg.conv2d takes neither), by composition."""
+    if len(x.shape) != 4 or len(w.shape) != 4:
+        raise ShapeError(f"conv2d: needs x (N, C, H, W) and w (out, in/groups, kh, kw), got {x.shape} and {w.shape}")
+    w = _dilate_kernel(w, _pair(dilation))
+    return _grouped(x, w, b, int(groups), lambda xg, wg: ops.conv2d(xg, wg, None, stride=stride, padding=padding))
 
 
 def _conv1d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):

@@ -77,16 +77,21 @@ class Dense(Module):
 
 
 class Conv2d(Module):
-    """2-D convolution over NCHW inputs; weight (out_channels, in_channels, kh, kw), bias (out_channels,).
-    Output size per spatial axis: (N + 2P - F) // stride + 1; ``padding="same"`` keeps it (odd F, stride 1)."""
+    """2-D convolution over NCHW inputs; weight (out_channels, in_channels/groups, kh, kw), bias (out_channels,).
+    Output size per spatial axis: (N + 2P - F) // stride + 1; ``padding="same"`` keeps it (odd F, stride 1).
+    ``dilation`` and ``groups`` (keyword arguments, torch's meaning) go through compositions of conv2d."""
 
     kind = "conv2d"
     torch_names = {"weight": "W", "bias": "b"}
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, bias: bool = True,
-                 init="he_normal", seed: int = 0, name: str | None = None):
+                 init="he_normal", seed: int = 0, name: str | None = None, dilation=1, groups: int = 1):
         super().__init__(name)
         initializers.check(init, f"Conv2d({in_channels}, {out_channels})")
+        self.dilation, self.groups = _pair(dilation), int(groups)
+        if self.groups < 1 or in_channels % self.groups or out_channels % self.groups:
+            raise ValueError(f"Conv2d({in_channels}, {out_channels}): in_channels and out_channels must be "
+                             f"divisible by groups={groups}")
         self.in_channels, self.out_channels = int(in_channels), int(out_channels)
         self.kernel_size = _pair(kernel_size)
         self.stride, self.padding = stride, padding
@@ -97,22 +102,29 @@ class Conv2d(Module):
             raise ShapeError(f"{self!r}: expects NCHW inputs with {self.in_channels} channels, got "
                              f"{format_shape(x.shape)}")
         dtype = _param_dtype(x)
-        shape = (self.out_channels, self.in_channels) + self.kernel_size
+        shape = (self.out_channels, self.in_channels // self.groups) + self.kernel_size
         W = self.param(x.graph, "W", ParamSpec(shape, _initial(self.init, shape, self.seed), decay=True), dtype)
         b = None
         if self.bias:
-            fan_in = self.in_channels * math.prod(self.kernel_size)
+            fan_in = self.in_channels // self.groups * math.prod(self.kernel_size)
             b = self.param(x.graph, "b", ParamSpec((self.out_channels,), _initial_bias(
                 self.init, self.out_channels, fan_in, self.seed)), dtype)
-        return ops.conv2d(x, W, b, stride=self.stride, padding=self.padding)
+        if self.dilation == (1, 1) and self.groups == 1:
+            return ops.conv2d(x, W, b, stride=self.stride, padding=self.padding)
+        from .functional import conv2d_general
+        return conv2d_general(x, W, b, stride=self.stride, padding=self.padding, dilation=self.dilation,
+                              groups=self.groups)
 
     def num_parameters_per_filter(self) -> int:
-        """F·F·C (+1 for the bias): each filter spans every input channel."""
-        return self.in_channels * math.prod(self.kernel_size) + int(self.bias)
+        """F·F·C/groups (+1 for the bias): each filter spans every input channel of its group."""
+        return self.in_channels // self.groups * math.prod(self.kernel_size) + int(self.bias)
 
     def extra_repr(self):
-        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
-                f"padding={self.padding}")
+        s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
+             f"padding={self.padding}")
+        if self.dilation != (1, 1):
+            s += f", dilation={self.dilation}"
+        return s + (f", groups={self.groups}" if self.groups != 1 else "")
 
 
 class MaxPool2d(Module):
