@@ -181,7 +181,11 @@ def _conv3d_dense(x, w, stride, padding):
     # a sum over the kernel's depth taps of 2-D convolutions of depth slices
     (sd, sh, sw), (pd, ph, pw) = _triple(stride), _triple(padding)
     if pd:
-        zeros = x[:, :, :1] * 0.0      # a zero depth plane of x's (possibly unknown) batch size
+        # a zero depth plane of x's (possibly unknown) batch size; where(), not x * 0, so an inf
+        # or NaN in x does not leak into the padding
+        plane = x[:, :, :1]
+        zero = constant(np.zeros((), np.dtype(x.dtype)), graph=x.graph)
+        zeros = ops.where(plane > 0, zero, zero)
         pad = ops.concat([zeros] * pd, axis=2)
         x = ops.concat([pad, x, pad], axis=2)
     depth, kd = x.shape[2], w.shape[2]
