@@ -283,7 +283,8 @@ def test_custom_module_with_children():
     m = TwoTower()
     g = tg.Graph()
     m(tg.placeholder("x", (None, 3), graph=g))
-    assert [p.name for p in m.parameters()] == ["dense0/W", "dense0/b", "dense1/W", "dense1/b"]
+    # attribute names become scopes (torch style; issue 10 changed this from dense0/dense1)
+    assert [p.name for p in m.parameters()] == ["left/W", "left/b", "right/W", "right/b"]
     assert len(list(m.modules())) == 3
 
 

@@ -32,7 +32,8 @@ from typing import Callable
 import numpy as np
 
 __all__ = ["zeros", "ones", "constant", "normal", "uniform", "lecun_normal", "he_normal", "he_uniform",
-           "xavier_uniform", "xavier_normal", "fans", "get"]
+           "xavier_uniform", "xavier_normal", "kaiming_uniform", "kaiming_normal", "torch_default",
+           "torch_bias", "fans", "get", "check"]
 
 
 def _shape(shape) -> tuple[int, ...]:
@@ -118,9 +119,58 @@ def xavier_normal(shape, seed: int = 0) -> np.ndarray:
     return (math.sqrt(2.0 / (fan_in + fan_out)) * _standard_normal(shape, seed)).astype(np.float32)
 
 
+def _gain(nonlinearity: str, a: float) -> float:
+    # torch.nn.init.calculate_gain for the nonlinearities kaiming initialisers are used with
+    if nonlinearity in ("linear", "sigmoid", "conv1d", "conv2d", "conv3d"):
+        return 1.0
+    if nonlinearity == "relu":
+        return math.sqrt(2.0)
+    if nonlinearity == "leaky_relu":
+        return math.sqrt(2.0 / (1.0 + a * a))
+    if nonlinearity == "tanh":
+        return 5.0 / 3.0
+    raise ValueError(f"kaiming: unknown nonlinearity {nonlinearity!r}")
+
+
+def _kaiming_fan(shape, mode: str) -> int:
+    if mode not in ("fan_in", "fan_out"):
+        raise ValueError(f"kaiming: mode must be 'fan_in' or 'fan_out', got {mode!r}")
+    fan_in, fan_out = fans(shape)
+    return fan_in if mode == "fan_in" else fan_out
+
+
+def kaiming_uniform(shape, a: float = 0.0, mode: str = "fan_in", nonlinearity: str = "leaky_relu",
+                    seed: int = 0) -> np.ndarray:
+    """torch's kaiming_uniform_: U(-b, b) with b = gain * sqrt(3 / fan), gain = sqrt(2 / (1 + a²))
+    for leaky_relu. Fans follow this module's conventions (Dense (in, out), conv (out, in, k...))."""
+    bound = _gain(nonlinearity, a) * math.sqrt(3.0 / _kaiming_fan(shape, mode))
+    return _rng(seed).uniform(-bound, bound, _shape(shape)).astype(np.float32)
+
+
+def kaiming_normal(shape, a: float = 0.0, mode: str = "fan_in", nonlinearity: str = "leaky_relu",
+                   seed: int = 0) -> np.ndarray:
+    """torch's kaiming_normal_: N(0, std²) with std = gain / sqrt(fan)."""
+    std = _gain(nonlinearity, a) / math.sqrt(_kaiming_fan(shape, mode))
+    return (std * _standard_normal(shape, seed)).astype(np.float32)
+
+
+def torch_default(shape, seed: int = 0) -> np.ndarray:
+    """The default weight of torch's nn.Linear / nn.ConvNd: kaiming_uniform with a = sqrt(5), i.e.
+    U(-1/sqrt(fan_in), 1/sqrt(fan_in)) (``init="torch"`` on Dense and Conv layers)."""
+    return kaiming_uniform(shape, a=math.sqrt(5.0), seed=seed)
+
+
+def torch_bias(shape, fan_in: int, seed: int = 0) -> np.ndarray:
+    """The default bias of torch's nn.Linear / nn.ConvNd: U(-1/sqrt(fan_in), 1/sqrt(fan_in)), with the
+    fan_in of the layer's weight (0 gives zeros' bound 0, as torch does)."""
+    bound = 1.0 / math.sqrt(fan_in) if fan_in > 0 else 0.0
+    return _rng(seed).uniform(-bound, bound, _shape(shape)).astype(np.float32)
+
+
 _BY_NAME: dict[str, Callable] = {
     "zeros": zeros, "ones": ones, "normal": normal, "uniform": uniform, "lecun_normal": lecun_normal,
     "he_normal": he_normal, "kaiming_normal": he_normal, "he_uniform": he_uniform,
+    "kaiming_uniform": kaiming_uniform, "torch": torch_default, "torch_default": torch_default,
     "xavier_uniform": xavier_uniform, "glorot_uniform": xavier_uniform, "xavier_normal": xavier_normal,
     "glorot_normal": xavier_normal,
 }
@@ -134,3 +184,13 @@ def get(init) -> Callable:
         return _BY_NAME[init]
     except KeyError:
         raise ValueError(f"unknown initialiser {init!r}; known: {', '.join(sorted(_BY_NAME))}") from None
+
+
+def check(init, what: str = "init") -> None:
+    """Raise ValueError (naming ``what``) now if ``init`` is neither a known name nor a callable,
+    so a layer with a bad initialiser fails when it is constructed, not at its first call."""
+    if callable(init):
+        return
+    if not isinstance(init, str) or init not in _BY_NAME:
+        raise ValueError(f"{what}: unknown initialiser {init!r}; known: {', '.join(sorted(_BY_NAME))}, "
+                         f"or a callable f(shape, seed=...)")

@@ -25,8 +25,9 @@ from . import distributed as _distributed
 from . import ops
 from .compile import compile as _compile
 from .graph import Graph, Tensor, placeholder
+from .train_callbacks import CallbackList, StopTraining, TrainInfo, epoch_limit as _epoch_limit
 
-__all__ = ["fit", "evaluate", "predict", "History", "digits_mlp", "accuracy"]
+__all__ = ["fit", "evaluate", "predict", "History", "digits_mlp", "accuracy", "StopTraining", "TrainInfo"]
 
 CLASSIFICATION_LOSSES = ("cross_entropy", "softmax_cross_entropy", "ce")
 BCE_LOSSES = ("bce", "binary_cross_entropy")
@@ -39,7 +40,10 @@ class History(dict):
     ``diverged`` (a non-finite loss stopped the run; ``diverged_epoch`` and ``diverged_step``, both
     1-based, say where, the step being None when the validation loss was the first non-finite one,
     and ``diverged_loss`` the value), ``monitor`` (the key watched), and the ``graph`` and compiled
-    ``train_step``/``eval_step`` for inspection."""
+    ``train_step``/``eval_step`` for inspection. ``steps`` counts the optimizer steps taken,
+    ``stop_reason`` says why training ended before ``epochs`` ("early_stopping", "steps",
+    "callback", "diverged" or None), and ``evaluations`` lists the ``eval_every`` results
+    (dicts with "step", "epoch" and "val_*" entries)."""
 
     def __init__(self):
         super().__init__()
@@ -50,6 +54,9 @@ class History(dict):
         self.diverged_step: int | None = None
         self.diverged_loss: float | None = None
         self.monitor = "loss"
+        self.steps = 0
+        self.stop_reason: str | None = None
+        self.evaluations: list[dict] = []
         self.graph: Graph | None = None
         self.train_step = None
         self.eval_step = None
@@ -149,8 +156,10 @@ def _metric_fns(metrics, loss) -> dict[str, Callable]:
 
 # ---- array preparation -------------------------------------------------------------------
 
-def _as_inputs(x) -> np.ndarray:
+def _as_inputs(x, dtype: str | None = None) -> np.ndarray:
     x = np.asarray(x)
+    if dtype is not None:     # asked for explicitly (integer token ids for an Embedding)
+        return x.astype(dtype, copy=False)
     if x.dtype.kind != "f":
         x = x.astype(np.float32)
     return x
@@ -248,16 +257,18 @@ def _free_name(graph: Graph, stem: str) -> str:
     return f"{stem}{k}"
 
 
-def predict(model, x, batch_size: int = 256, backend: str = "interp") -> np.ndarray:
-    """The model's outputs (evaluation mode) for every row of ``x``, computed in batches."""
-    x = _as_inputs(x)
+def predict(model, x, batch_size: int = 256, backend: str = "interp", input_dtype: str | None = None) -> np.ndarray:
+    """The model's outputs (evaluation mode) for every row of ``x``, computed in batches
+    (``input_dtype``: as in ``fit``)."""
+    x = _as_inputs(x, input_dtype)
     return _evaluator(model, x, None, None, backend).predict(x, batch_size)
 
 
 def evaluate(model, x, y, loss="cross_entropy", metrics=("accuracy",), batch_size: int = 256,
-             backend: str = "interp") -> dict[str, float]:
-    """{"loss": mean per-sample loss, <metric>: value, ...} of the model in evaluation mode."""
-    x = _as_inputs(x)
+             backend: str = "interp", input_dtype: str | None = None) -> dict[str, float]:
+    """{"loss": mean per-sample loss, <metric>: value, ...} of the model in evaluation mode
+    (``input_dtype``: as in ``fit``)."""
+    x = _as_inputs(x, input_dtype)
     ev0 = _evaluator(model, x, None, None, backend)
     y = _as_targets(y, loss, ev0.out.shape, x.dtype)
     return _evaluator(model, x, y, loss, backend).evaluate(x, y, batch_size, _metric_fns(metrics, loss))
@@ -297,13 +308,15 @@ def _progress_bar(total: int, desc: str, enabled: bool):
     return tqdm(total=total, desc=desc, leave=False, unit="batch", dynamic_ncols=True)
 
 
-def fit(model, x_train, y_train, loss="cross_entropy", optimizer=None, epochs: int = 10, batch_size: int = 32,
+def fit(model, x_train, y_train, loss="cross_entropy", optimizer=None, epochs: int | None = None,
+        batch_size: int = 32,
         validation_data=None, metrics=("accuracy",), schedule=None, early_stopping: int | None = None,
         restore_best: bool = True, penalty: Callable | None = None, clip_norm: float | None = None,
         backend: str = "interp", seed: int = 0, progress: bool = True, verbose: bool = True,
         schedule_interval: str = "epoch", augment: Callable | None = None, eval_batch_size: int | None = None,
         on_epoch_end: Callable | None = None, checkpoint_dir=None, resume: bool = False,
-        sync_batch_norm: bool = False) -> History:
+        sync_batch_norm: bool = False, shuffle: bool = True, drop_last: bool = False, steps: int | None = None,
+        eval_every: int | None = None, callbacks=None, input_dtype: str | None = None) -> History:
     """Train ``model`` (a ``tg.nn`` module) on (x_train, y_train) and return a :class:`History`.
 
     loss: "cross_entropy" (integer labels, or one-hot float targets), "mse", "bce" (on logits),
@@ -325,6 +338,19 @@ def fit(model, x_train, y_train, loss="cross_entropy", optimizer=None, epochs: i
         architecture, optimizer and seed); the run ends as an uninterrupted one would.
     sync_batch_norm: under MPI, average the batch-norm running statistics over the ranks after
         every step (default: each rank keeps its own). See ``tg.distributed`` for MPI training.
+    epochs: the number of epochs (default 10; with ``steps`` and no ``epochs``: as many as the
+        step budget needs).
+    shuffle: draw a new seeded order every epoch (default); False keeps the data's order.
+    drop_last: skip the last, smaller batch of each epoch.
+    steps: a budget of optimizer steps for the whole run; training stops after that many (mid-epoch
+        if need be; the partial epoch is recorded). ``history.steps`` counts the steps taken.
+    eval_every: also evaluate on ``validation_data`` every N steps; the results go to
+        ``history.evaluations`` and to the callbacks (event "eval").
+    input_dtype: the dtype of the input placeholder (default: the data's float dtype, other data
+        becomes float32); "int64" keeps token indices integer for a model starting with an Embedding.
+    callbacks: a callable or a list of them, called with a :class:`TrainInfo` after every step, every
+        ``eval_every`` evaluation and every epoch; returning True or raising :class:`StopTraining`
+        stops training after the current step (``history.stop_reason == "callback"``).
 
     Divergence: training stops at the first non-finite training loss (or validation loss, since the
     last update of an epoch is only seen there); the model gets back the parameters of its best
@@ -337,12 +363,22 @@ def fit(model, x_train, y_train, loss="cross_entropy", optimizer=None, epochs: i
     """
     if schedule_interval not in ("epoch", "batch"):
         raise ValueError(f"schedule_interval must be 'epoch' or 'batch', got {schedule_interval!r}")
+    epoch_limit = _epoch_limit(epochs, steps)
+    if eval_every is not None and (int(eval_every) < 1 or validation_data is None):
+        raise ValueError(f"fit: eval_every needs validation_data and a step count >= 1, got eval_every="
+                         f"{eval_every!r}" + (" without validation_data" if validation_data is None else ""))
+    callbacks = CallbackList(callbacks)
     optimizer = optimizer if optimizer is not None else _default_optimizer()
     distributed = _distributed.init() > 1      # under mpiexec: data-parallel, rank 0 reports
     progress, verbose = progress and _distributed.is_main(), verbose and _distributed.is_main()
-    x_train = _as_inputs(x_train)
+    x_train = _as_inputs(x_train, input_dtype)
     if len(x_train) == 0:
         raise ValueError("fit: the training set is empty")
+    if drop_last and len(x_train) < batch_size * _distributed.size():
+        raise ValueError(f"fit: drop_last=True with batch_size={batch_size} and {len(x_train)} training samples "
+                         f"leaves no batch")
+    if distributed and (not shuffle or drop_last):
+        raise NotImplementedError("fit: shuffle=False and drop_last=True are not supported under MPI")
 
     graph = Graph("fit")
     x_ph = placeholder("x", (None,) + x_train.shape[1:], dtype=x_train.dtype.name, graph=graph)
@@ -380,7 +416,8 @@ def fit(model, x_train, y_train, loss="cross_entropy", optimizer=None, epochs: i
     history.graph, history.train_step, history.eval_step = graph, train_step, evaluator.eval_fn
     history.monitor = "val_loss" if validation_data is not None else "loss"
     best, best_snap, waited = math.inf, None, 0
-    n_batches = math.ceil(len(x_train) / (batch_size * _distributed.size()))
+    per_epoch = len(x_train) / (batch_size * _distributed.size())
+    n_batches = math.floor(per_epoch) if drop_last else math.ceil(per_epoch)
     if resume and checkpoint_dir is None:
         raise ValueError("fit: resume=True needs a checkpoint_dir")
     start_epoch = 0
@@ -395,16 +432,19 @@ def fit(model, x_train, y_train, loss="cross_entropy", optimizer=None, epochs: i
 
     # the parameters to fall back on if the run diverges: the best epoch's, else the starting ones
     finite_snap = best_snap if best_snap is not None else _snapshot(variables)
-    for epoch in range(start_epoch, epochs):
+    history.steps = step = start_epoch * n_batches
+    epochs_label = "?" if math.isinf(epoch_limit) else epoch_limit
+    epoch = start_epoch - 1
+    while not history.stop_reason and (epoch := epoch + 1) < epoch_limit:
         t0 = time.perf_counter()
         if hasattr(optimizer, "take_snapshot"):
             optimizer.take_snapshot([x_ph, y_ph], [x_train, y_train], batch_size=eval_bs, backend=backend)
         lr = float(optimizer.lr)
-        bar = _progress_bar(n_batches, f"epoch {epoch + 1}/{epochs}", progress)
+        bar = _progress_bar(n_batches, f"epoch {epoch + 1}/{epochs_label}", progress)
         total, seen, metric_sums = 0.0, 0, {name: 0.0 for name in metric_fns}
         first_bad = 0          # under MPI: this rank's first step with a non-finite loss
         batches = (_distributed.shard_minibatches(x_train, y_train, batch_size, seed, epoch) if distributed
-                   else _minibatches(x_train, y_train, batch_size, seed, epoch))
+                   else _minibatches(x_train, y_train, batch_size, seed, epoch, shuffle, drop_last))
         for i, (xb, yb) in enumerate(batches):
             if augment is not None:
                 xb = np.asarray(augment(xb, seed * 1_000_003 + epoch * 10_007 + i), dtype=x_train.dtype)
@@ -424,6 +464,18 @@ def fit(model, x_train, y_train, loss="cross_entropy", optimizer=None, epochs: i
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(loss=f"{total / seen:.4f}", refresh=False)
+            history.steps = step = step + 1
+            if eval_every is not None and step % int(eval_every) == 0:
+                logs = {"val_" + k: v for k, v in evaluator.evaluate(x_val, y_val, eval_bs, metric_fns).items()}
+                history.evaluations.append({"step": step, "epoch": epoch, **logs})
+                if callbacks(TrainInfo("eval", epoch, step, i, loss_value, lr, logs, history)):
+                    history.stop_reason = "callback"
+            if callbacks and callbacks(TrainInfo("step", epoch, step, i, loss_value, lr, {}, history)):
+                history.stop_reason = "callback"
+            if steps is not None and step >= steps and not history.stop_reason:
+                history.stop_reason = "steps"
+            if history.stop_reason:
+                break
         if bar is not None:
             bar.close()
         if distributed:
@@ -431,6 +483,7 @@ def fit(model, x_train, y_train, loss="cross_entropy", optimizer=None, epochs: i
             if bad_step:
                 history._mark_diverged(epoch + 1, bad_step, total / max(seen, 1))
         if history.diverged:
+            history.stop_reason = "diverged"
             break
 
         history.append("loss", total / seen)
@@ -446,6 +499,7 @@ def fit(model, x_train, y_train, loss="cross_entropy", optimizer=None, epochs: i
         if not math.isfinite(watched):
             # the epoch's last update made the parameters non-finite, which only validation sees
             history._mark_diverged(epoch + 1, None, watched)
+            history.stop_reason = "diverged"
             break
         if schedule is not None:
             if _steps_on_metric(schedule):
@@ -460,7 +514,7 @@ def fit(model, x_train, y_train, loss="cross_entropy", optimizer=None, epochs: i
         else:
             waited += 1
         if verbose:
-            print(_epoch_line(history, epoch, epochs))
+            print(_epoch_line(history, epoch, epochs_label))
         if checkpoint_dir is not None and _distributed.is_main():
             from .export import checkpoint as ckpt
             arrays, meta = ckpt.training_state(graph, optimizer, schedule, history, epoch + 1, seed, best,
@@ -468,8 +522,13 @@ def fit(model, x_train, y_train, loss="cross_entropy", optimizer=None, epochs: i
             ckpt.save_checkpoint(checkpoint_dir, epoch + 1, arrays, meta)
         if on_epoch_end is not None:
             on_epoch_end(epoch, history)
+        if callbacks:
+            logs = {k: v[-1] for k, v in history.items() if v}
+            if callbacks(TrainInfo("epoch", epoch, step, None, history["loss"][-1], lr, logs, history)):
+                history.stop_reason = history.stop_reason or "callback"
         if early_stopping is not None and waited >= early_stopping:
             history.stopped_early = True
+            history.stop_reason = "early_stopping"
             break
 
     if history.diverged:
@@ -505,10 +564,11 @@ def _epoch_totals_over_ranks(total: float, seen: int, metric_sums: dict, first_b
     return total, seen, dict(zip(names, summed[2:])), 0 if bad == sentinel else bad
 
 
-def _minibatches(x, y, batch_size, seed, epoch):
+def _minibatches(x, y, batch_size, seed, epoch, shuffle=True, drop_last=False):
     from .data import minibatches
     # one seeded permutation per epoch, distinct across epochs and reproducible across runs
-    return minibatches((x, y), batch_size, shuffle=True, seed=[int(seed), int(epoch)])
+    return minibatches((x, y), batch_size, shuffle=shuffle, seed=[int(seed), int(epoch)], drop_last=drop_last)
+
 
 
 def _epoch_line(history: History, epoch: int, epochs: int) -> str:

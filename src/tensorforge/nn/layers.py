@@ -34,14 +34,28 @@ def _initial(init, shape, seed):
     return lambda: fn(shape, seed=seed)
 
 
+def _is_torch_init(init) -> bool:
+    return isinstance(init, str) and init in ("torch", "torch_default")
+
+
+def _initial_bias(init, n: int, fan_in: int, seed):
+    """Zeros, except with torch's initialisation: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) as nn.Linear/ConvNd."""
+    if _is_torch_init(init):
+        # a different stream than the weight's: same seed, shifted
+        return lambda: initializers.torch_bias((n,), fan_in, seed=(0 if seed is None else seed) + 0x5EED)
+    return lambda: initializers.zeros(n)
+
+
 class Dense(Module):
     """Fully connected layer: ``x @ W + b`` with ``W`` of shape (in_features, out_features)."""
 
     kind = "dense"
+    torch_names, torch_transposed = {"weight": "W", "bias": "b"}, ("weight",)
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True, init="he_normal", seed: int = 0,
                  name: str | None = None):
         super().__init__(name)
+        initializers.check(init, f"Dense({in_features}, {out_features})")
         self.in_features, self.out_features = int(in_features), int(out_features)
         self.bias, self.init, self.seed = bool(bias), init, seed
 
@@ -53,8 +67,8 @@ class Dense(Module):
         W = self.param(x.graph, "W", ParamSpec(shape, _initial(self.init, shape, self.seed), decay=True), dtype)
         y = x @ W
         if self.bias:
-            b = self.param(x.graph, "b", ParamSpec((self.out_features,), lambda: initializers.zeros(
-                self.out_features)), dtype)
+            b = self.param(x.graph, "b", ParamSpec((self.out_features,), _initial_bias(
+                self.init, self.out_features, self.in_features, self.seed)), dtype)
             y = y + b
         return y
 
@@ -63,14 +77,21 @@ class Dense(Module):
 
 
 class Conv2d(Module):
-    """2-D convolution over NCHW inputs; weight (out_channels, in_channels, kh, kw), bias (out_channels,).
-    Output size per spatial axis: (N + 2P - F) // stride + 1; ``padding="same"`` keeps it (odd F, stride 1)."""
+    """2-D convolution over NCHW inputs; weight (out_channels, in_channels/groups, kh, kw), bias (out_channels,).
+    Output size per spatial axis: (N + 2P - F) // stride + 1; ``padding="same"`` keeps it (odd F, stride 1).
+    ``dilation`` and ``groups`` (keyword arguments, torch's meaning) go through compositions of conv2d."""
 
     kind = "conv2d"
+    torch_names = {"weight": "W", "bias": "b"}
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, bias: bool = True,
-                 init="he_normal", seed: int = 0, name: str | None = None):
+                 init="he_normal", seed: int = 0, name: str | None = None, dilation=1, groups: int = 1):
         super().__init__(name)
+        initializers.check(init, f"Conv2d({in_channels}, {out_channels})")
+        self.dilation, self.groups = _pair(dilation), int(groups)
+        if self.groups < 1 or in_channels % self.groups or out_channels % self.groups:
+            raise ValueError(f"Conv2d({in_channels}, {out_channels}): in_channels and out_channels must be "
+                             f"divisible by groups={groups}")
         self.in_channels, self.out_channels = int(in_channels), int(out_channels)
         self.kernel_size = _pair(kernel_size)
         self.stride, self.padding = stride, padding
@@ -81,21 +102,29 @@ class Conv2d(Module):
             raise ShapeError(f"{self!r}: expects NCHW inputs with {self.in_channels} channels, got "
                              f"{format_shape(x.shape)}")
         dtype = _param_dtype(x)
-        shape = (self.out_channels, self.in_channels) + self.kernel_size
+        shape = (self.out_channels, self.in_channels // self.groups) + self.kernel_size
         W = self.param(x.graph, "W", ParamSpec(shape, _initial(self.init, shape, self.seed), decay=True), dtype)
         b = None
         if self.bias:
-            b = self.param(x.graph, "b", ParamSpec((self.out_channels,), lambda: initializers.zeros(
-                self.out_channels)), dtype)
-        return ops.conv2d(x, W, b, stride=self.stride, padding=self.padding)
+            fan_in = self.in_channels // self.groups * math.prod(self.kernel_size)
+            b = self.param(x.graph, "b", ParamSpec((self.out_channels,), _initial_bias(
+                self.init, self.out_channels, fan_in, self.seed)), dtype)
+        if self.dilation == (1, 1) and self.groups == 1:
+            return ops.conv2d(x, W, b, stride=self.stride, padding=self.padding)
+        from .functional import conv2d_general
+        return conv2d_general(x, W, b, stride=self.stride, padding=self.padding, dilation=self.dilation,
+                              groups=self.groups)
 
     def num_parameters_per_filter(self) -> int:
-        """F·F·C (+1 for the bias): each filter spans every input channel."""
-        return self.in_channels * math.prod(self.kernel_size) + int(self.bias)
+        """F·F·C/groups (+1 for the bias): each filter spans every input channel of its group."""
+        return self.in_channels // self.groups * math.prod(self.kernel_size) + int(self.bias)
 
     def extra_repr(self):
-        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
-                f"padding={self.padding}")
+        s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
+             f"padding={self.padding}")
+        if self.dilation != (1, 1):
+            s += f", dilation={self.dilation}"
+        return s + (f", groups={self.groups}" if self.groups != 1 else "")
 
 
 class MaxPool2d(Module):
@@ -134,6 +163,7 @@ class BatchNorm(Module):
     """
 
     kind = "batchnorm"
+    torch_names, torch_ignored = {"weight": "gamma", "bias": "beta"}, ("num_batches_tracked",)
 
     def __init__(self, num_features: int, momentum: float = 0.1, eps: float = 1e-5, affine: bool = True,
                  name: str | None = None):
@@ -161,6 +191,7 @@ class LayerNorm(Module):
     """Layer normalisation over the trailing ``normalized_shape`` axes, with learnable gamma and beta."""
 
     kind = "layernorm"
+    torch_names = {"weight": "gamma", "bias": "beta"}
 
     def __init__(self, normalized_shape, eps: float = 1e-5, elementwise_affine: bool = True,
                  name: str | None = None):
@@ -322,6 +353,7 @@ class PReLU(Module):
     """where(x > 0, x, alpha * x) with a learned alpha: one value, or one per channel (axis 1)."""
 
     kind = "prelu"
+    torch_names = {"weight": "alpha"}
 
     def __init__(self, num_parameters: int = 1, init: float = 0.25, name: str | None = None):
         super().__init__(name)
@@ -367,6 +399,11 @@ class Sequential(Module):
     named, it prefixes them ("mlp/dense0/W")."""
 
     kind = "sequential"
+    _attribute_names = False
+    _transparent = True
+
+    def _named_children(self):
+        return [(str(i), layer) for i, layer in enumerate(self.layers)]
 
     def __init__(self, *layers: Module, name: str | None = None):
         super().__init__(name)

@@ -7,9 +7,16 @@ created on the first call in a graph (as ``tg.parameter`` nodes named
 in the same graph, so a model called on a training placeholder and on an
 evaluation placeholder of one graph shares its weights.
 
-Scopes: a module given ``name=`` uses it; otherwise it gets ``<kind><k>``
-(``dense0``, ``conv2d1``, ...) with the smallest ``k`` free in that graph. A
-*named* container prefixes its children (``"mlp/dense0/W"``); an unnamed one is
+Scopes: a module given ``name=`` uses it. A module held by an attribute of a
+custom module takes the attribute's name, torch style (``self.fc1 = Dense(...)``
+gives ``fc1/W``; nested ``block/conv1/W``; a list attribute ``self.blocks``
+gives ``blocks/0/...``); if that scope is already taken in the graph (two
+unnamed copies of one model in one graph) it becomes ``fc1_1``, ``fc1_2``, ...
+Other modules get ``<kind><k>`` (``dense0``, ``conv2d1``, ...) with the smallest
+``k`` free in that graph: the layers of a ``Sequential`` (which keeps these
+names; ``from_torch_state_dict`` still maps torch's ``0.weight`` by position)
+and unnamed containers nested in one. A *named* container prefixes its children
+(``"mlp/dense0/W"``); an unnamed root container, and an unnamed Sequential, are
 transparent.
 
 Modes: ``train()`` / ``eval()`` set a flag (recursively) that is read *when
@@ -64,9 +71,14 @@ class Module:
     ``self.param(graph, local_name, spec, dtype)``."""
 
     kind = "module"
+    # whether children held by attributes are named after them (Sequential keeps kind names)
+    _attribute_names = True
+    # containers that never take a scope of their own when unnamed
+    _transparent = False
 
     def __init__(self, name: str | None = None):
         object.__setattr__(self, "_parent", None)
+        object.__setattr__(self, "_attr", None)
         self.name = name
         self.training = True
         self._params: "weakref.WeakKeyDictionary[Graph, dict[str, Tensor]]" = weakref.WeakKeyDictionary()
@@ -78,10 +90,12 @@ class Module:
     def __setattr__(self, key, value):
         if isinstance(value, Module) and not key.startswith("_"):
             object.__setattr__(value, "_parent", self)
+            object.__setattr__(value, "_attr", key)
         elif isinstance(value, (list, tuple)) and not key.startswith("_"):
-            for v in value:
+            for i, v in enumerate(value):
                 if isinstance(v, Module):
                     object.__setattr__(v, "_parent", self)
+                    object.__setattr__(v, "_attr", f"{key}/{i}")
         object.__setattr__(self, key, value)
 
     def children(self) -> list["Module"]:
@@ -133,10 +147,13 @@ class Module:
             return self._scope[graph]
         parent = self._parent.scope(graph) if self._parent is not None else ""
         base = parent + "/" if parent else ""
+        attr = self._attribute_name()
         if self.name is not None:
             scope = base + self.name
+        elif attr is not None:
+            scope = self._attr_scope(graph, base + attr)
         elif not self._has_own_scope():
-            scope = parent  # unnamed containers are transparent
+            scope = parent  # unnamed root containers and Sequentials are transparent
         else:
             scope = self._auto_scope(graph, base)
         if scope and scope != parent:
@@ -150,9 +167,52 @@ class Module:
             k += 1
         return f"{base}{self.kind}{k}"
 
+    def _attribute_name(self) -> str | None:
+        """The attribute path naming this module in its parent ("fc1", "blocks/0"), if the parent
+        names its children that way."""
+        parent = self._parent
+        if parent is None or not parent._attribute_names or self._attr is None:
+            return None
+        return self._attr
+
+    def _attr_scope(self, graph: Graph, scope: str) -> str:
+        k, candidate = 0, scope
+        while not _scope_free(graph, candidate):
+            k += 1
+            candidate = f"{scope}_{k}"
+        return candidate
+
     def _has_own_scope(self) -> bool:
-        """Leaf layers (with or without parameters) get a scope; unnamed containers do not."""
-        return not self.children()
+        """Leaf layers (with or without parameters) get a scope; unnamed root containers and
+        Sequentials do not; a composite layer inside a Sequential (a transformer block) does,
+        so that two of them do not fight over their children's attribute names."""
+        if not self.children():
+            return True
+        return self._parent is not None and not self._transparent
+
+    # -- torch-style paths ------------------------------------------------------------------
+    def named_modules(self, prefix: str = ""):
+        """(path, module) for this module and every descendant, with torch's dotted paths:
+        attribute names, list and Sequential positions ("features.0", "block.conv1")."""
+        yield prefix, self
+        for key, child in self._named_children():
+            yield from child.named_modules(f"{prefix}.{key}" if prefix else key)
+
+    def _named_children(self) -> list[tuple[str, "Module"]]:
+        out = []
+        for key, value in vars(self).items():
+            if key.startswith("_"):
+                continue
+            if isinstance(value, Module):
+                out.append((key, value))
+            elif isinstance(value, (list, tuple)):
+                out += [(f"{key}.{i}", v) for i, v in enumerate(value) if isinstance(v, Module)]
+        return out
+
+    # torch's local parameter names -> ours (e.g. Dense: weight -> W, transposed)
+    torch_names: dict = {}
+    torch_transposed: tuple = ()
+    torch_ignored: tuple = ()
 
     def param(self, graph: Graph, local: str, spec: ParamSpec, dtype: str = "float32") -> Tensor:
         """The parameter ``local`` of this module in ``graph``, created on first use."""
