@@ -1,4 +1,4 @@
-"""Triton library kernels (backends/triton/library.py) against the ops' NumPy references.
+"""Triton library kernels (backends/triton/library/) against the ops' NumPy references.
 
 Runs under Triton's interpreter (TRITON_INTERPRET=1, set by conftest.py) on CPU torch
 tensors; inputs are given as strided views of a flat buffer (offsets, transposes, broadcast

@@ -2,7 +2,7 @@
 
     scalar.py    scalar expressions -> Triton statements
     codegen.py   kernel-IR LoopSpec -> one @triton.jit kernel (elementwise or staged reductions)
-    library.py   matmul (tl.dot), conv (im2col + matmul), pooling, indexing, random, argmax, copy
+    library/     matmul (tl.dot), conv (im2col + matmul), pooling, indexing, random, argmax, copy
     source.py    generated modules: sanitised identifiers, atomic cache files, import
     backend.py   program -> module + launch list over device buffers (registered as "triton")
 

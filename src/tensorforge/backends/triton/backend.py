@@ -2,7 +2,7 @@
 
 Like the LLVM backend (same passes, same kernel IR, same view and memory handling from
 ``backends/common.py`` and ``backends/memory.py``), but the kernels are ``@triton.jit``
-functions (``codegen.py`` for fused groups, ``library.py`` for the rest) and the
+functions (``codegen.py`` for fused groups, ``library/`` for the rest) and the
 buffers are torch tensors on the GPU:
 
 * parameters and optimizer state live on the device across steps (``DeviceParameter``
