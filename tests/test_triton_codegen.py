@@ -130,7 +130,8 @@ def test_three_dimensional_broadcast_over_middle_axis(rng):
 def _elementwise_ops():
     """The elementwise ops whose type rule takes float inputs (integer-only ops, e.g. the bitwise
     ones, have their own tests: tests/test_intops.py and the op-info table)."""
-    return sorted(name for name, op in OPS.items() if op.scalar is not None and _takes_floats(name))
+    return sorted(name for name, op in OPS.items() if op.scalar is not None and name != "index_in_range"
+                  and _takes_floats(name))
 
 
 def _takes_floats(name):
@@ -141,8 +142,6 @@ def _takes_floats(name):
     except ShapeError:
         return False
     return True
-    # index_in_range takes integer indices only: run by tests/test_ops_shape_extra.py and the parity rows
-    return sorted(name for name, op in OPS.items() if op.scalar is not None and name != "index_in_range")
 
 
 def _op_case(name, dtype):

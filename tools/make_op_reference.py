@@ -25,11 +25,13 @@ FAMILY_TITLES = {
     "kernel": "Made by the compiler (never built by users)",
 }
 
-COMPOSITES = ["mean", "var", "min", "batch_norm", "layer_norm", "group_norm", "instance_norm", "mse",
-              "binary_cross_entropy", "softmax_cross_entropy", "maxout", "prelu"]
-
-# composite function families of issue 10, one section each: (title, intro, function names)
+# Composite functions: built from the primitives above, so they need no gradient or kernel of
+# their own. One section per family: (title, intro, function names).
 COMPOSITE_SECTIONS = [
+    ("Composite functions",
+     "Built from the primitives above, so they need no gradient of their own.",
+     ["mean", "min", "batch_norm", "layer_norm", "group_norm", "instance_norm", "mse", "binary_cross_entropy",
+      "softmax_cross_entropy", "maxout", "prelu"]),
     ("Shape manipulation and indexing functions",
      "Compositions of slices, concat, reshape, broadcast_to, where, sums and matmul (ops/manipulation.py, "
      "ops/gather.py, ops/einsum.py): differentiated by autodiff, run on every backend. Gather-like "
@@ -41,26 +43,43 @@ COMPOSITE_SECTIONS = [
      ["stack", "split", "chunk", "repeat", "tile", "repeat_interleave", "roll", "flip", "tril", "triu",
       "diagonal", "diag", "einsum", "unfold", "meshgrid", "masked_fill", "stop_gradient", "detach", "take",
       "index_select", "gather", "take_along_axis", "scatter_add", "index_add", "embedding"]),
+    ("Scans, sorting and reductions",
+     "Compositions of the primitives above (ops/scan.py, ops/sort.py, ops/reductions.py): they run on "
+     "every backend, fuse, and differentiate through autodiff.",
+     ["cumsum", "cumprod", "cummax", "cummin", "logcumsumexp", "sort", "argsort", "topk", "argmax", "argmin",
+      "prod", "any", "all", "var", "std", "norm", "logsumexp"]),
+    ("Padding, convolution, pooling, interpolation",
+     "torch.nn.functional signatures and output sizes. The native `conv2d`, `max_pool2d` and "
+     "`avg_pool2d` kernels run the cases they cover; the rest are compositions of slices, concat, "
+     "`where` and those kernels (see the docstrings of ops/padding.py, ops/convolution.py, ops/pooling.py).",
+     ["pad", "conv1d", "conv2d", "conv3d", "conv_transpose2d", "max_pool1d", "max_pool2d", "avg_pool1d",
+      "avg_pool2d", "adaptive_avg_pool1d", "adaptive_avg_pool2d", "interpolate"]),
+    ("Activations",
+     "Compositions of elementwise ops (ops/activations.py); each fuses into one kernel. `gelu` is in "
+     "the elementwise math family.",
+     ["silu", "swish", "mish", "selu", "celu", "relu6", "hardtanh", "hardswish", "hardsigmoid", "softsign",
+      "logsigmoid", "softplus", "softmin", "glu"]),
+    ("Losses",
+     "torch.nn.functional names and defaults (ops/losses.py); every loss takes "
+     "`reduction=\"mean\"|\"sum\"|\"none\"`.",
+     ["nll_loss", "cross_entropy", "binary_cross_entropy_probs", "binary_cross_entropy_with_logits",
+      "l1_loss", "mse_loss", "huber_loss", "smooth_l1_loss", "kl_div", "cosine_similarity",
+      "hinge_embedding_loss", "margin_ranking_loss"]),
+    ("Attention",
+     "Built from matmul, softmax and where (ops/attention.py), so its elementwise parts fuse.",
+     ["scaled_dot_product_attention"]),
 ]
-# families of composite functions with a section of their own: title -> (intro, functions)
-COMPOSITE_SECTIONS = {
-    "Padding, convolution, pooling, interpolation (compositions)": (
-        "torch.nn.functional signatures and output sizes. The native `conv2d`, `max_pool2d` and "
-        "`avg_pool2d` kernels run the cases they cover; the rest are compositions of slices, concat, "
-        "`where` and those kernels (see the docstrings of ops/padding.py, ops/convolution.py, ops/pooling.py).",
-        ["pad", "conv1d", "conv2d", "conv3d", "conv_transpose2d", "max_pool1d", "max_pool2d", "avg_pool1d",
-         "avg_pool2d", "adaptive_avg_pool1d", "adaptive_avg_pool2d", "interpolate"]),
-}
 
 
 def composite_rows(names) -> list[str]:
+    """One table row per public function: its signature and the first line of its docstring."""
     rows = []
     for name in names:
         fn = getattr(tg, name, None)
         if fn is None:
-            continue
+            raise SystemExit(f"tg.{name} is listed in COMPOSITE_SECTIONS but does not exist")
         sig = str(inspect.signature(fn))
-        doc = (inspect.getdoc(fn) or "").split("\n")[0].replace("|", "\\|")
+        doc = (inspect.getdoc(fn) or "").split("\n\n")[0].replace("\n", " ").replace("|", "\\|")
         rows.append(f"| `tg.{name}` | `{sig}` | {doc} |")
     return rows
 
@@ -84,77 +103,17 @@ def render() -> str:
            "(`src/tensorforge/ops/<family>.py`). *grad*: `yes` = has a pullback, `zero` = gradient is zero",
            "by definition. *scalar*: declares a scalar expression, so the code generators fuse it.",
            "Type promotion, tolerances, NaN/inf and the gradient conventions at 0: "
-           "[numerics.md](numerics.md).", ""]
+           "[numerics.md](numerics.md). Every public op and function is checked against PyTorch on every",
+           "backend by the op-info table (tests/opinfo/, run by tests/test_opinfo.py).", ""]
     families = sorted({op.family for op in OPS.values()}, key=lambda f: list(FAMILY_TITLES).index(f)
                       if f in FAMILY_TITLES else 99)
     for fam in families:
         out += [f"## {FAMILY_TITLES.get(fam, fam)}", "", "| op | what it computes | grad | scalar |",
                 "|---|---|---|---|", *op_rows(fam), ""]
-    out += ["## Composite functions", "",
-            "Built from the primitives above, so they need no gradient of their own.", "",
-            "| function | signature | what it computes |", "|---|---|---|"]
-    for name in COMPOSITES:
-        fn = getattr(tg, name, None)
-        if fn is None:
-            continue
-        sig = str(inspect.signature(fn))
-        doc = (inspect.getdoc(fn) or "").split("\n")[0].replace("|", "\\|")
-        out.append(f"| `tg.{name}` | `{sig}` | {doc} |")
     for title, intro, names in COMPOSITE_SECTIONS:
-        out += ["", f"## {title}", "", intro, "", "| function | signature | what it computes |", "|---|---|---|",
-                *composite_rows(names)]
-    out += _composite_section("Scans, sorting and reductions", SCAN_COMPOSITES,
-                              "Compositions of the primitives above (ops/scan.py, ops/sort.py, ops/reductions.py): "
-                              "they run on every backend, fuse, and differentiate through autodiff.")
-    for title, (intro, names) in COMPOSITE_SECTIONS.items():
-        out += ["", f"## {title}", "", intro, "", "| function | signature | what it computes |", "|---|---|---|",
-                *composite_rows(names)]
-    return "\n".join(out) + "\n"
-
-
-# the scan / sort / reduction family (tg functions built as compositions)
-SCAN_COMPOSITES = ["cumsum", "cumprod", "cummax", "cummin", "logcumsumexp", "sort", "argsort", "topk", "argmax",
-                   "argmin", "prod", "any", "all", "std", "norm", "logsumexp"]
-
-
-def _composite_section(title: str, names: list, intro: str) -> list[str]:
-    out = ["", f"## {title}", "", intro, "", "| function | signature | what it computes |", "|---|---|---|"]
-    for name in names:
-        fn = getattr(tg, name, None)
-        if fn is None:
-            continue
-        sig = str(inspect.signature(fn))
-        doc = (inspect.getdoc(fn) or "").split("\n\n")[0].replace("\n", " ").replace("|", "\\|")
-        out.append(f"| `tg.{name}` | `{sig}` | {doc} |")
-    out += functional_sections()
-    return "\n".join(out) + "\n"
-
-
-# issue 10: the torch.nn.functional names, compositions of the primitives above
-FUNCTIONAL = {
-    "Activations (compositions; each fuses into one kernel)": [
-        "silu", "swish", "mish", "selu", "celu", "relu6", "hardtanh", "hardswish", "hardsigmoid", "softsign",
-        "logsigmoid", "softplus", "softmin", "glu"],
-    "Losses (torch.nn.functional names and defaults)": [
-        "nll_loss", "cross_entropy", "binary_cross_entropy_probs", "binary_cross_entropy_with_logits",
-        "l1_loss", "mse_loss", "huber_loss", "smooth_l1_loss", "kl_div", "cosine_similarity",
-        "hinge_embedding_loss", "margin_ranking_loss"],
-    "Attention": ["scaled_dot_product_attention"],
-}
-
-
-def functional_sections() -> list[str]:
-    out = []
-    for title, names in FUNCTIONAL.items():
-        out += ["", f"## {title}", "", "| function | signature | what it computes |", "|---|---|---|"]
-        for name in names:
-            fn = getattr(tg, name, None)
-            if fn is None:
-                continue
-            sig = str(inspect.signature(fn))
-            doc = (inspect.getdoc(fn) or "").split("\n")[0].replace("|", "\\|")
-            out.append(f"| `tg.{name}` | `{sig}` | {doc} |")
-    return out
+        out += [f"## {title}", "", intro, "", "| function | signature | what it computes |", "|---|---|---|",
+                *composite_rows(names), ""]
+    return "\n".join(out)
 
 
 if __name__ == "__main__":

@@ -63,15 +63,11 @@ def registry_ops():
     ops that do not map floats to floats (predicates, bitwise and logical ops) or that jump at
     every multiple of their divisor (floor_divide, remainder, fmod: float32 and float64 would
     disagree on the side of the jump)."""
-    unary = sorted(n for n, o in OPS.items() if o.elementwise and o.n_inputs == 1 and n != "cast"
-                   and _float_to_float(o))
-    binary = sorted(n for n, o in OPS.items() if o.elementwise and o.n_inputs == 2 and n not in _COMPARE
-                    and n not in _DISCONTINUOUS_BINARY and _float_to_float(o))
-    """(unary, binary) elementwise op names of the registry, comparisons and where left out."""
     # index_in_range reads integer indices; stop_gradient's zero gradient differs from finite differences
     unary = sorted(n for n, o in OPS.items() if o.elementwise and o.n_inputs == 1
-                   and n not in ("cast", "index_in_range", "stop_gradient"))
-    binary = sorted(n for n, o in OPS.items() if o.elementwise and o.n_inputs == 2 and n not in _COMPARE)
+                   and n not in ("cast", "index_in_range", "stop_gradient") and _float_to_float(o))
+    binary = sorted(n for n, o in OPS.items() if o.elementwise and o.n_inputs == 2 and n not in _COMPARE
+                    and n not in _DISCONTINUOUS_BINARY and _float_to_float(o))
     return unary, binary
 
 

@@ -9,26 +9,27 @@ from __future__ import annotations
 from ..graph import Tensor
 from . import elementwise, shape, reduce, linalg, indexing, nn, random  # noqa: F401  (registers ops)
 from .elementwise import (abs, elu, equal, greater, greater_equal, heaviside, leaky_relu, less, less_equal,
-                          maximum, minimum, not_equal, pow, relu, sigmoid, softplus, sqrt, tanh)
+                          maximum, minimum, not_equal, pow, relu, sigmoid, sqrt, tanh)
 from .registry import OPS, OpDef, ShapeError, apply, get_op, register
-from .reduce import argmax, log_softmax, logsumexp, max, mean, min, softmax, sum, var
+from .reduce import log_softmax, max, mean, min, softmax, sum
 from .shape import broadcast_to, expand_dims, reshape, squeeze, transpose
 from .linalg import matmul
 from .indexing import concat, getitem, one_hot
-from .nn import (avg_pool2d, batch_norm, binary_cross_entropy, conv2d, dropout, group_norm, instance_norm,
-                 layer_norm, max_pool2d, maxout, mse, prelu, softmax_cross_entropy)
+from .nn import (batch_norm, binary_cross_entropy, dropout, group_norm, instance_norm, layer_norm, maxout, mse,
+                 prelu, softmax_cross_entropy)
 from .random import random_uniform, rng_counter
-# -- elementwise math (ops/math.py)
+# -- issue 10's families, one module each ---------------------------------------------
+# elementwise math (ops/math.py)
 from . import math as _math_ops  # noqa: E402  (registers ops)
 from .math import (acos, acosh, asin, asinh, atan, atan2, atanh, copysign, cos, cosh, erf, exp2, expm1,
                    gelu, lerp, log10, log1p, log2, logaddexp, reciprocal, rsqrt, sin, sinh, square, tan)
-# -- predicates, rounding, integer, bitwise and logical ops, clamp (ops/rounding.py) --
+# predicates, rounding, integer, bitwise and logical ops, clamp (ops/rounding.py)
 from . import rounding  # noqa: F401  (registers ops)
 from .rounding import (bitwise_and, bitwise_left_shift, bitwise_not, bitwise_or, bitwise_right_shift,
                        bitwise_xor, ceil, clamp, clip, floor, floor_divide, fmod, isfinite, isinf, isnan,
                        logical_and, logical_not, logical_or, logical_xor, remainder, round, trunc)
 # shape manipulation and indexing family (issue 10)
-from . import manipulation, gather, einsum as _einsum_module  # noqa: F401
+from . import manipulation, gather as _gather_module, einsum as _einsum_module  # noqa: F401
 from .manipulation import (chunk, diag, diagonal, flip, masked_fill, meshgrid, repeat, repeat_interleave, roll,
                            split, stack, tile, tril, triu, unfold)
 from .gather import (detach, embedding, gather, index_add, index_select, scatter_add, stop_gradient, take,
