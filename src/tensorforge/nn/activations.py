@@ -1,12 +1,11 @@
 """Activation layers for the torch activations added in issue 10, plus ``Identity``.
 
 Each is a parameter-free module calling the functional op of the same name in
-``tg`` (``GELU`` -> ``tg.gelu``), through ``nn.functional.call`` so it works
-before that op lands (see functional.py). Constructor arguments follow torch.
+``tg`` (``GELU`` -> ``tg.gelu``). Constructor arguments follow torch.
 """
 from __future__ import annotations
 
-from .functional import call
+from .. import ops
 from .module import Module
 
 __all__ = ["Identity", "GELU", "SiLU", "Mish", "SELU", "CELU", "ReLU6", "Hardtanh", "Hardswish", "Hardsigmoid",
@@ -35,7 +34,7 @@ class _Elementwise(Module):
         return {}
 
     def forward(self, x, training):
-        return call(self.op, x, **self.options())
+        return getattr(ops, self.op)(x, **self.options())
 
     def extra_repr(self):
         return ", ".join(f"{k}={v!r}" for k, v in self.options().items())
@@ -132,7 +131,7 @@ class Softmin(_Elementwise):
         self.dim = -1 if dim is None else int(dim)
 
     def options(self):
-        return {"dim": self.dim}
+        return {"axis": self.dim}
 
 
 class GLU(_Elementwise):
@@ -144,4 +143,4 @@ class GLU(_Elementwise):
         self.dim = int(dim)
 
     def options(self):
-        return {"dim": self.dim}
+        return {"axis": self.dim}

@@ -24,7 +24,6 @@ from .. import init as initializers
 from .. import ops
 from ..graph import Tensor, constant, format_shape
 from ..ops.registry import ShapeError
-from .functional import call
 from .layers import Dense, Dropout, LayerNorm, _param_dtype
 from .module import Module, ParamSpec
 
@@ -128,7 +127,7 @@ class MultiheadAttention(Module):
         mask = self._mask(attn_mask, key_padding_mask, is_causal, lq, lk, q)
         dropping = training and self.dropout > 0
         if not need_weights and not dropping:
-            heads = call("scaled_dot_product_attention", q, k, v, attn_mask=mask)
+            heads = ops.scaled_dot_product_attention(q, k, v, attn_mask=mask)
             weights = None
         else:
             scores = ops.matmul(q, _swap_last(k)) * (1.0 / math.sqrt(e // self.num_heads))
@@ -208,7 +207,7 @@ class TransformerEncoderLayer(Module):
     def _act(self, x):
         if callable(self.activation):
             return self.activation(x)
-        return ops.relu(x) if self.activation == "relu" else call("gelu", x)
+        return ops.relu(x) if self.activation == "relu" else ops.gelu(x)
 
     def _sa(self, x, mask, pad, is_causal, training):
         y, _ = self.self_attn(x, x, x, key_padding_mask=pad, need_weights=False, attn_mask=mask,

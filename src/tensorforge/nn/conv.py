@@ -20,7 +20,7 @@ import numpy as np
 from .. import init as initializers
 from ..graph import format_shape
 from ..ops.registry import ShapeError
-from .functional import call
+from .. import ops
 from .layers import _initial, _initial_bias, _param_dtype
 from .module import Module, ParamSpec
 
@@ -86,7 +86,7 @@ class _ConvNd(Module):
     def forward(self, x, training):
         self._check_input(x)
         W, b = self._weights(x)
-        return call(self.op, x, W, b, **self.options())
+        return getattr(ops, self.op)(x, W, b, **self.options())
 
     def options(self) -> dict:
         return {"stride": self._scalar(self.stride), "padding": self._scalar(self.padding),

@@ -9,7 +9,7 @@ import numpy as np
 
 from .. import init as initializers
 from ..graph import constant
-from .functional import call
+from .. import ops
 from .module import Module, ParamSpec
 
 __all__ = ["Embedding"]
@@ -59,7 +59,7 @@ class Embedding(Module):
             keep = np.ones((self.num_embeddings, 1), self.dtype)
             keep[self.padding_idx] = 0
             weight = weight * constant(keep, graph=indices.graph)
-        return call("embedding", indices, weight)
+        return ops.embedding(indices, weight)
 
     def extra_repr(self):
         pad = "" if self.padding_idx is None else f", padding_idx={self.padding_idx}"

@@ -109,11 +109,8 @@ class Conv2d(Module):
             fan_in = self.in_channels // self.groups * math.prod(self.kernel_size)
             b = self.param(x.graph, "b", ParamSpec((self.out_channels,), _initial_bias(
                 self.init, self.out_channels, fan_in, self.seed)), dtype)
-        if self.dilation == (1, 1) and self.groups == 1:
-            return ops.conv2d(x, W, b, stride=self.stride, padding=self.padding)
-        from .functional import conv2d_general
-        return conv2d_general(x, W, b, stride=self.stride, padding=self.padding, dilation=self.dilation,
-                              groups=self.groups)
+        return ops.conv2d(x, W, b, stride=self.stride, padding=self.padding, dilation=self.dilation,
+                          groups=self.groups)
 
     def num_parameters_per_filter(self) -> int:
         """F·F·C/groups (+1 for the bias): each filter spans every input channel of its group."""
