@@ -32,20 +32,23 @@ class RowGRU(tg.nn.Module):
         return self.fc(h_n[-1])
 
 
-def main(epochs: int = 15, backend: str = "llvm", seed: int = 0, limit: int | None = None,
+def main(epochs: int = 15, backend: str = "llvm", seed: int = 0, limit: int | None = None, steps: int | None = None,
          progress: bool = False, verbose: bool = True) -> dict:
-    """Train and return {"test_accuracy", "history", "model"}."""
+    """Train (``steps``: stop after that many steps) and return {"test_accuracy", "first_loss",
+    "history", "model"}."""
     x_train, y_train, x_test, y_test = tg.data.digits(flat=False, seed=seed)
     if limit:
         x_train, y_train, x_test, y_test = x_train[:limit], y_train[:limit], x_test[:limit], y_test[:limit]
     model = RowGRU(seed=seed)
+    step_losses = []     # the loss of every step, from fit's callback
     history = tg.train.fit(model, x_train, y_train, loss="cross_entropy", optimizer=tg.optim.Adam(lr=1e-2),
                            epochs=epochs, batch_size=32, validation_data=(x_test, y_test), backend=backend,
-                           seed=seed, progress=progress, verbose=verbose)
+                           seed=seed, progress=progress, verbose=verbose, steps=steps,
+                           callbacks=lambda info: step_losses.append(info.loss) if info.event == "step" else None)
     result = tg.train.evaluate(model, x_test, y_test, backend=backend)
     print(f"{model.num_parameters()} parameters; test loss {result['loss']:.4f}, "
           f"test accuracy {result['accuracy']:.4f}")
-    return {"test_accuracy": result["accuracy"], "history": history, "model": model}
+    return {"test_accuracy": result["accuracy"], "first_loss": step_losses[0], "history": history, "model": model}
 
 
 if __name__ == "__main__":
