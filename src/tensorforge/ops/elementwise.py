@@ -157,7 +157,9 @@ unary("log", np.log, lambda s, x: s.log(x), lambda c, g: [div(g, c.x)], doc="nat
 unary("sqrt", np.sqrt, lambda s, x: s.sqrt(x), lambda c, g: [div(mul(g, 0.5), c.output)], doc="square root")
 unary("abs", np.abs, lambda s, x: s.abs(x), lambda c, g: [mul(g, sign(c.x))], infer=_same_type,
       doc="|x| (gradient sign(x), 0 at 0)")
-unary("sign", np.sign, lambda s, x: s.where(x > 0, 1.0, s.where(x < 0, -1.0, x * 0.0)),  # nan -> nan
+# ±0 -> +0 as NumPy and torch (x * 0.0 would keep -0, and 1/sign(x) would then flip to -inf);
+# NaN -> NaN (x == x is false only for NaN)
+unary("sign", np.sign, lambda s, x: s.where(x > 0, 1.0, s.where(x < 0, -1.0, s.where(s.eq(x, x), 0.0, x))),
       infer=_same_type, differentiable=False, doc="-1, 0 or 1")
 
 # ---- comparisons (boolean results, no gradient) ---------------------------------------
