@@ -269,12 +269,32 @@ def _ops_of(graph) -> set:
     return {d["op"] for _, d in graph.nx.nodes(data=True)}
 
 
+def _ops_of_the_opinfo_table() -> set:
+    """The registered ops the graphs of the op-info table contain (values and gradients)."""
+    from test_opinfo import _entries, _pick
+    seen = set()
+    for info in _entries():
+        for sample in info.samples(np.random.default_rng(0)):
+            g = tg.Graph()
+            with g:
+                xs = [tg.placeholder(f"x{i}", np.shape(a), dtype=np.asarray(a).dtype.name)
+                      for i, a in enumerate(sample.arrays)]
+                outs = _pick(info.tg_fn(*xs, **sample.kwargs), info.outputs)
+                floats = [o for o in outs if np.dtype(o.dtype).kind == "f"]
+                wrt = [xs[i] for i in sample.float_wrt()]
+                if info.grad and sample.grad and floats and wrt:
+                    tg.grad(sum(tg.sum(o) for o in floats), wrt)
+            seen |= _ops_of(g)
+    return seen
+
+
 def test_every_registered_op_has_a_row():
     seen = set()
     for name in CASES:
         g, _, _ = build(name, "float32")
         seen |= _ops_of(g)
     seen |= {"dropout"}            # rows of their own below (the random counter needs several calls)
+    seen |= _ops_of_the_opinfo_table()   # run on llvm (and triton) against torch by tests/test_opinfo.py
     missing = set(OPS) - {"fused"} - seen
     assert not missing, f"ops without a parity row: {sorted(missing)}"
 
