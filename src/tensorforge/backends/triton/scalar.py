@@ -73,7 +73,7 @@ def convert(text: str, src: str, dst: str) -> str:
         return text
     if dst == "bool":
         return f"({text} != 0)"
-    if is_float(src) and np.dtype(dst).itemsize < 8 and dst != "int32":
+    if is_float(src) and np.dtype(dst).kind in "iu" and np.dtype(dst).itemsize < 8 and dst != "int32":
         # through int64 and wrap, as NumPy and torch do on x86 (-1.0 -> uint8 255): a direct
         # conversion to a narrow type is undefined out of range
         return f"{text}.to(tl.int64).to({tl_type(dst)})"
