@@ -11,7 +11,7 @@ import tensorforge as tg
 
 BACKENDS = ("interp", "llvm", "triton")
 ALL_DTYPES = ("bool", "uint8", "int8", "int32", "int64", "float32", "float64")
-NATIVE_DTYPES = ("bool", "int32", "int64", "float32", "float64")   # what every backend compiles
+NATIVE_DTYPES = ALL_DTYPES   # every backend compiles all of them (tests/test_narrow_ints.py)
 SCALARS = (True, 3, 2.5)
 TORCH_DTYPE = {d: getattr(torch, d) for d in ALL_DTYPES}
 

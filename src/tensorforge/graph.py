@@ -335,8 +335,12 @@ def as_tensor(x, like: Tensor | None = None, graph: Graph | None = None) -> Tens
     graph = like.graph if like is not None else (graph or get_default_graph())
     if isinstance(x, (bool, int, float)):
         from .ops.scalar import weak_scalar_dtype   # the one promotion rule (docs/numerics.md)
-        return constant(np.asarray(x, dtype=weak_scalar_dtype(x, like.dtype if like is not None else None)),
-                        graph=graph)
+        dtype = np.dtype(weak_scalar_dtype(x, like.dtype if like is not None else None))
+        if dtype.kind in "iu" and not isinstance(x, bool):
+            # wraps into the tensor's range, as PyTorch does (uint8 tensor * -1 multiplies by 255)
+            info = np.iinfo(dtype)
+            x = (int(x) - int(info.min)) % (int(info.max) - int(info.min) + 1) + int(info.min)
+        return constant(np.asarray(x, dtype=dtype), graph=graph)
     return constant(x, graph=graph)
 
 

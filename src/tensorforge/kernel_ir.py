@@ -134,7 +134,7 @@ def reduction_identity(op: str, dtype: str):
 def accumulator_dtype(spec: LoopSpec) -> str:
     """The dtype reductions accumulate in and stages hold: the kernel's own dtype when it is a
     number type, float64 for a kernel that stores bool (a comparison of a reduction)."""
-    return spec.dtype if np.dtype(spec.dtype).kind in "fi" else "float64"
+    return spec.dtype if np.dtype(spec.dtype).kind in "fiu" else "float64"
 
 
 def _view_at_outer_index(arr: np.ndarray, load: Load, space, n_outer: int) -> np.ndarray:

@@ -53,13 +53,16 @@ def _division_samples(r, grad=True):
                     np.array([0.0, 0.0, np.inf, 2.0, 1.0, -np.inf, np.inf, 7.0])), grad=False, name="edge"),
             Sample((np.array([-7, 7, -7, 7, I64_MIN, 5, 0, -1], np.int64),
                     np.array([2, 2, -2, -2, -1, 0, 0, 3], np.int64)), name="int64-zero"),
-            Sample((ints(r, -20, 20, 2, 3, dtype=np.int32), np.array([[3], [-4]], np.int32)), name="int32-bcast")]
+            Sample((ints(r, -20, 20, 2, 3, dtype=np.int32), np.array([[3], [-4]], np.int32)), name="int32-bcast"),
+            Sample((np.array([255, 200, 7, 129, 0], np.uint8), np.array([[3], [200]], np.uint8)), name="uint8"),
+            Sample((np.array([-128, 127, -7, 7, 0], np.int8), np.array([[3], [-2]], np.int8)), name="int8")]
 
 
 def _bitwise_samples(r, with_bool=True):
     out = [Sample((ints(r, -100, 100, 3, 4), ints(r, -100, 100, 1, 4)), name="int64-bcast"),
            Sample((np.array([I32_MIN, -1, 0, 0x7fffffff], np.int32), np.array(12345, np.int32)), name="int32"),
-           Sample((ints(r, 0, 9, 0, 2, dtype=np.int32), ints(r, 0, 9, 1, 2, dtype=np.int32)), name="empty")]
+           Sample((ints(r, 0, 9, 0, 2, dtype=np.int32), ints(r, 0, 9, 1, 2, dtype=np.int32)), name="empty"),
+           Sample((np.array([255, 200, 15, 0], np.uint8), np.array([[170], [1]], np.uint8)), name="uint8")]
     if with_bool:
         out.append(Sample((bools(r, 2, 3), bools(r, 2, 3)), name="bool"))
     return out
@@ -70,7 +73,9 @@ def _shift_samples(r):
                    name="int64-over"),
             Sample((np.array([[1], [-5], [I32_MIN]], np.int32), np.array([0, 1, 31, 32, -3], np.int32)),
                    name="int32-bcast"),
-            Sample((np.array([3, -3], np.int32), np.array([2, 40], np.int64)), name="int32-int64")]
+            Sample((np.array([3, -3], np.int32), np.array([2, 40], np.int64)), name="int32-int64"),
+            Sample((np.array([[255], [129], [1]], np.uint8), np.array([0, 1, 7, 8, 9], np.uint8)), name="uint8"),
+            Sample((np.array([[-128], [127], [-1]], np.int8), np.array([0, 1, 7, 8, -3], np.int8)), name="int8")]
 
 
 def _logical_samples(r):

@@ -27,6 +27,7 @@ def _cumsum_samples(r):
             Sample((np.array([[1.0, INF, -1.0, NAN, 2.0], [-INF, 1e30, -1e30, 0.0, INF]]),), dict(axis=1),
                    grad=False, name="edge"),
             Sample((ints(r, -50, 50, 3, 4, dtype=np.int32), ), dict(axis=1), name="int32"),
+            Sample((np.array([[200, 255, 0, 128], [1, 2, 254, 3]], np.uint8),), dict(axis=1), name="uint8_int64"),
             Sample((bools(r, 0, 3),), dict(axis=1), name="bool_0x3")]
 
 
@@ -104,7 +105,11 @@ def _arg_samples(r):
                    name="edge"),
             Sample((np.array([[3, big.min, big.max, big.min], [0, big.max, -1, big.max]], dtype=np.int64),),
                    dict(axis=1, keepdims=False), name="int_extremes"),
-            Sample((ints(r, -5, 5, 4, 3, dtype=np.int32),), dict(axis=0, keepdims=False), name="int32_ties")]
+            Sample((ints(r, -5, 5, 4, 3, dtype=np.int32),), dict(axis=0, keepdims=False), name="int32_ties"),
+            Sample((np.array([[3, 200, 255, 0], [128, 127, 0, 255]], np.uint8),), dict(axis=1, keepdims=False),
+                   name="uint8_above_127"),
+            Sample((np.array([[-128, 127, 5], [0, -1, -128]], np.int8),), dict(axis=None, keepdims=False),
+                   name="int8_ends")]
 
 
 def _torch_prod(x, axis, keepdims):
@@ -181,6 +186,8 @@ def _min_int_samples(r):
             Sample((ints(r, -9, 9, 2, 3, 4, dtype=np.int64),), dict(axis=(0, 2)), name="int64_axes"),
             Sample((ints(r, -99, 99, 3, 4, dtype=np.int32),), dict(axis=None), name="int32_all"),
             Sample((bools(r, 3, 4),), dict(axis=0), name="bool"),
+            Sample((np.array([[200, 3, 255], [128, 0, 127]], np.uint8),), dict(axis=1), name="uint8_above_127"),
+            Sample((np.array([[-128, 127, 0], [5, -1, 100]], np.int8),), dict(axis=0), name="int8_ends"),
             Sample((np.array([True, True]),), dict(axis=0), name="bool_all_true")]
 
 

@@ -77,7 +77,7 @@ def _combine(b: ir.IRBuilder, op: str, acc, value, dtype: str):
         return b.call(fn, [acc, value])
     if op == "sum":
         return b.add(acc, value)
-    return b.select(b.icmp_signed(">" if op == "max" else "<", value, acc), value, acc)
+    return b.select(scalar.compare(b, ">" if op == "max" else "<", value, acc, dtype), value, acc)
 
 
 def _init(op: str, dtype: str):
@@ -181,7 +181,7 @@ def _emit_range(module: ir.Module, name: str, spec: LoopSpec, in_dtypes) -> ir.F
     n_outer = len(spec.space) - spec.n_reduce
     outer, inner = spec.space[:n_outer], spec.space[n_outer:]
     load_dtypes = [in_dtypes[ld.input] for ld in spec.loads]
-    acc_dtype = spec.dtype if np.dtype(spec.dtype).kind in "fi" else "float64"
+    acc_dtype = spec.dtype if np.dtype(spec.dtype).kind in "fiu" else "float64"
     stage_dtypes = [acc_dtype] * len(spec.reductions)
     arg_dtypes = load_dtypes + stage_dtypes
 

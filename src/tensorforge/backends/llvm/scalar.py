@@ -33,9 +33,13 @@ FASTMATH = ("contract", "arcp", "afn")
 # Divisions carry no arcp/afn: with them LLVM may turn y / sqrt(x) into an approximate reciprocal
 # square root, which gives nan instead of inf at x = 0 (docs/numerics.md: sqrt and div are exact).
 DIV_FLAGS = ("contract",)
+# Unsigned integers share the signless LLVM integer types; the instructions that read the sign
+# (compares, division, shifts, widening, float conversion) are chosen from the dtype instead.
 _IR_TYPES = {
     "float32": ir.FloatType(), "float64": ir.DoubleType(), "int64": ir.IntType(64),
-    "int32": ir.IntType(32), "bool": ir.IntType(1),
+    "int32": ir.IntType(32), "int16": ir.IntType(16), "int8": ir.IntType(8),
+    "uint64": ir.IntType(64), "uint32": ir.IntType(32), "uint16": ir.IntType(16), "uint8": ir.IntType(8),
+    "bool": ir.IntType(1),
 }
 _MEMORY_TYPES = dict(_IR_TYPES, bool=ir.IntType(8))
 _ARITH = ("add", "sub", "mul", "div", "pow", "maximum", "minimum")
@@ -48,7 +52,12 @@ def ir_type(dtype: str, in_memory: bool = False):
     try:
         return table[str(np.dtype(dtype))]
     except KeyError:
-        raise TypeError(f"the LLVM backend does not support dtype {dtype}") from None
+        raise TypeError(f"the LLVM backend does not support dtype {dtype}; it supports "
+                        f"{', '.join(sorted(_IR_TYPES))}") from None
+
+
+def _is_unsigned(dtype: str) -> bool:
+    return np.dtype(dtype).kind == "u"
 
 
 class _Lowering:
@@ -127,7 +136,11 @@ def _constant(value, dtype):
         return ir.Constant(ty, float(value))
     if dtype == "bool":
         return ir.Constant(ty, int(bool(value)))
-    return ir.Constant(ty, int(value))
+    # the two's complement bit pattern, written signed (uint8 255 is i8 -1): same bits, and always
+    # inside the range the IR parser accepts
+    bits = ty.width
+    wrapped = int(value) & ((1 << bits) - 1)
+    return ir.Constant(ty, wrapped - (1 << bits) if wrapped >> (bits - 1) else wrapped)
 
 
 def convert(builder: ir.IRBuilder, value, src: str, dst: str):
@@ -144,13 +157,28 @@ def convert(builder: ir.IRBuilder, value, src: str, dst: str):
         if _is_float(src):
             wider = np.dtype(dst).itemsize > np.dtype(src).itemsize
             return (builder.fpext if wider else builder.fptrunc)(value, ty)
-        return (builder.uitofp if src == "bool" else builder.sitofp)(value, ty)
+        return (builder.uitofp if src == "bool" or _is_unsigned(src) else builder.sitofp)(value, ty)
     if _is_float(src):
-        return builder.fptosi(value, ty)
+        return _float_to_int(builder, value, dst, ty)
     if src == "bool":
         return builder.zext(value, ty)
-    narrower = np.dtype(dst).itemsize < np.dtype(src).itemsize
-    return (builder.trunc if narrower else builder.sext)(value, ty)
+    if ty.width == value.type.width:
+        return value
+    if ty.width < value.type.width:
+        return builder.trunc(value, ty)
+    return (builder.zext if _is_unsigned(src) else builder.sext)(value, ty)
+
+
+def _float_to_int(builder, value, dst: str, ty):
+    """float -> integer as NumPy and torch do on x86: narrower targets convert through int64 and
+    wrap (-1.0 -> uint8 255), so out-of-range values give the same bits there (a direct fptoui
+    to i8 would be poison); uint64 needs fptoui for values above 2**63."""
+    if dst == "uint64":
+        return builder.fptoui(value, ty)
+    if dst in ("int64", "int32"):           # unchanged: the direct conversion, as before
+        return builder.fptosi(value, ty)
+    wide = builder.fptosi(value, ir.IntType(64))
+    return wide if ty.width == 64 else builder.trunc(wide, ty)
 
 
 def compare(builder: ir.IRBuilder, symbol: str, a, b, dtype: str):
@@ -159,7 +187,7 @@ def compare(builder: ir.IRBuilder, symbol: str, a, b, dtype: str):
         if symbol == "!=":
             return builder.fcmp_unordered(symbol, a, b, flags=FASTMATH)
         return builder.fcmp_ordered(symbol, a, b, flags=FASTMATH)
-    if dtype == "bool":
+    if dtype == "bool" or _is_unsigned(dtype):
         return builder.icmp_unsigned(symbol, a, b)
     return builder.icmp_signed(symbol, a, b)
 
@@ -276,10 +304,12 @@ def _int_arithmetic(builder, op, vals, dtype):
         return {"add": b.add, "sub": b.sub, "mul": b.mul}[op](*vals)
     if op in ("maximum", "minimum"):
         symbol = ">" if op == "maximum" else "<"
-        return b.select(b.icmp_signed(symbol, *vals), *vals)
+        return b.select(compare(b, symbol, *vals, dtype), *vals)
     x = vals[0]
     if op == "neg":
         return b.neg(x)
+    if op == "abs" and _is_unsigned(dtype):
+        return x
     if op == "abs":
         return b.select(b.icmp_signed("<", x, ir.Constant(x.type, 0)), b.neg(x), x)
     if op == "floor":

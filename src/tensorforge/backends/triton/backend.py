@@ -33,6 +33,8 @@ from .codegen import emit_loop_kernel
 from .source import load_module, module_source
 
 _TORCH_DTYPES = {"float32": "float32", "float64": "float64", "int64": "int64", "int32": "int32",
+                 "int16": "int16", "int8": "int8", "uint8": "uint8", "uint16": "uint16",
+                 "uint32": "uint32", "uint64": "uint64",
                  "bool": "int8"}     # bool lives in memory as int8 0/1, as the kernels expect
 
 
@@ -66,7 +68,8 @@ def _tdtype(dtype: str):
     try:
         return getattr(torch, _TORCH_DTYPES[str(dtype)])
     except KeyError:
-        raise TypeError(f"the triton backend does not support dtype {dtype}") from None
+        raise TypeError(f"the triton backend does not support dtype {dtype}; it supports "
+                        f"{', '.join(sorted(_TORCH_DTYPES))}") from None
 
 
 class DeviceParameter:

@@ -108,7 +108,7 @@ class _Kernel:
         self.spec = spec
         self.in_dtypes = [str(np.dtype(d)) for d in in_dtypes]
         self.load_dtypes = [self.in_dtypes[ld.input] for ld in spec.loads]
-        self.acc_dtype = spec.dtype if np.dtype(spec.dtype).kind in "fi" else "float64"
+        self.acc_dtype = spec.dtype if np.dtype(spec.dtype).kind in "fiu" else "float64"
         self.default_float = self.acc_dtype if is_float(self.acc_dtype) else "float64"
         self.names = [0]
         self.lines: list[str] = []

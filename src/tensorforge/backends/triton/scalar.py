@@ -28,7 +28,8 @@ __all__ = ["TL_TYPES", "tl_type", "Emitter", "convert", "constant", "is_float", 
 
 TL_TYPES = {
     "float32": "tl.float32", "float64": "tl.float64", "int64": "tl.int64", "int32": "tl.int32",
-    "bool": "tl.int1",
+    "int16": "tl.int16", "int8": "tl.int8", "uint64": "tl.uint64", "uint32": "tl.uint32",
+    "uint16": "tl.uint16", "uint8": "tl.uint8", "bool": "tl.int1",
 }
 _CMP_SYMBOLS = {"lt": "<", "le": "<=", "gt": ">", "ge": ">=", "eq": "==", "ne": "!="}
 _ARITH_SYMBOLS = {"add": "+", "sub": "-", "mul": "*", "div": "/"}
@@ -41,7 +42,8 @@ def tl_type(dtype: str) -> str:
     try:
         return TL_TYPES[str(np.dtype(dtype))]
     except KeyError:
-        raise TypeError(f"the Triton backend does not support dtype {dtype}") from None
+        raise TypeError(f"the Triton backend does not support dtype {dtype}; it supports "
+                        f"{', '.join(sorted(TL_TYPES))}") from None
 
 
 def constant(value, dtype: str) -> str:
@@ -53,8 +55,15 @@ def constant(value, dtype: str) -> str:
     elif dtype == "bool":
         text = str(int(bool(value)))
     else:
-        text = str(int(value))
+        text = str(_wrap_integer(int(value), dtype))
     return f"tl.full([], {text}, {tl_type(dtype)})"
+
+
+def _wrap_integer(value: int, dtype: str) -> int:
+    """value wrapped into dtype's range, as NumPy's astype does (uint8 -1 is 255)."""
+    info = np.iinfo(np.dtype(dtype))
+    span = int(info.max) - int(info.min) + 1
+    return (value - int(info.min)) % span + int(info.min)
 
 
 def convert(text: str, src: str, dst: str) -> str:
@@ -64,6 +73,10 @@ def convert(text: str, src: str, dst: str) -> str:
         return text
     if dst == "bool":
         return f"({text} != 0)"
+    if is_float(src) and np.dtype(dst).kind in "iu" and np.dtype(dst).itemsize < 8 and dst != "int32":
+        # through int64 and wrap, as NumPy and torch do on x86 (-1.0 -> uint8 255): a direct
+        # conversion to a narrow type is undefined out of range
+        return f"{text}.to(tl.int64).to({tl_type(dst)})"
     return f"{text}.to({tl_type(dst)})"
 
 
@@ -203,6 +216,8 @@ class Emitter:
         (x,) = vals
         if op == "neg":
             return self.tmp(f"-{x}")
+        if op == "abs" and np.dtype(dtype).kind == "u":
+            return x
         if op == "abs":
             return self.tmp(f"tl.where({x} < 0, -{x}, {x})")
         if op == "floor":
