@@ -70,3 +70,61 @@ def test_triton_unary_not_on_0d(name, dtype):
     got = _run(getattr(tg, name), [a], "triton")
     want = np.logical_not(a) if name == "logical_not" else np.invert(a)
     np.testing.assert_array_equal(got, want)
+
+
+# ---- 2. nll_loss / cross_entropy: labels range-checked before the call, ignore_index allowed ----
+
+def _class_loss(fn):
+    return lambda x, t: getattr(tg, fn)(x, t, ignore_index=-100)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("fn", ["nll_loss", "cross_entropy"])
+@pytest.mark.parametrize("bad", [4, -3])
+def test_class_loss_refuses_out_of_range_labels_before_the_call(backend, fn, bad):
+    x = np.zeros((3, 4), np.float32)
+    with pytest.raises(tg.InputError, match=rf"'p1'.*label {bad} is out of range \[0, 4\).*ignore_index -100"):
+        _run(_class_loss(fn), [x, np.array([0, -100, bad])], backend)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("fn", ["nll_loss", "cross_entropy"])
+def test_class_loss_ignored_labels_still_pass(backend, fn):
+    x = np.log(np.full((3, 4), 0.25, np.float32))
+    got = _run(_class_loss(fn), [x, np.array([0, -100, 3])], backend)
+    np.testing.assert_allclose(got, np.log(4.0), rtol=1e-5)   # uniform over 4 classes either way
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_class_loss_constant_labels_are_checked_too(backend):
+    with tg.Graph("trust"):
+        x = tg.placeholder("x", (2, 3), dtype="float32")
+        loss = tg.cross_entropy(x, tg.constant(np.array([5, -100])), ignore_index=-100)
+        f = tg.compile([x], [loss], backend=backend)
+    with pytest.raises(tg.InputError, match="label 5 is out of range"):
+        f(np.zeros((2, 3), np.float32))
+
+
+# ---- 3. x[idx] with negative indices from a placeholder -----------------------------------------
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("bad", [-4, 3])
+def test_getitem_refuses_out_of_range_indices_before_the_call(backend, bad):
+    x = np.arange(3, dtype=np.float32)
+    with pytest.raises(tg.InputError, match=rf"'p1'.*label {bad} is out of range \[-3, 3\)"):
+        _run(lambda a, i: a[i], [x, np.array([1, bad])], backend)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_getitem_negative_indices_still_wrap(backend):
+    x = np.arange(6, dtype=np.float32).reshape(2, 3)
+    got = _run(lambda a, i: a[:, i], [x, np.array([0, -1, -3, 2])], backend)
+    np.testing.assert_array_equal(got, x[:, [0, -1, -3, 2]])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("bad", [-1, 3])
+def test_take_refuses_out_of_range_indices_before_the_call(backend, bad):
+    x = np.arange(3, dtype=np.float32)
+    with pytest.raises(tg.InputError, match=rf"'p1'.*label {bad} is out of range \[0, 3\)"):
+        _run(lambda a, i: tg.take(a, i), [x, np.array([1, bad])], backend)
