@@ -128,3 +128,23 @@ def test_take_refuses_out_of_range_indices_before_the_call(backend, bad):
     x = np.arange(3, dtype=np.float32)
     with pytest.raises(tg.InputError, match=rf"'p1'.*label {bad} is out of range \[0, 3\)"):
         _run(lambda a, i: tg.take(a, i), [x, np.array([1, bad])], backend)
+
+
+# ---- 4. dilated convolutions: an inf in x meets only real taps --------------------------------
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("fn, kwargs, w_shape", [
+    ("conv2d", dict(dilation=2, padding=1), (3, 2, 3, 2)),
+    ("conv2d", dict(dilation=(1, 2), groups=2, padding=1), (4, 1, 2, 2)),
+    ("conv_transpose2d", dict(dilation=2, stride=2), (2, 3, 2, 3)),
+])
+def test_dilated_convolution_keeps_inf(backend, fn, kwargs, w_shape):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((1, 2, 5, 6)).astype(np.float32)
+    x[0, 0, 2, 3], x[0, 1, 1, 1] = np.inf, -np.inf
+    w = rng.standard_normal(w_shape).astype(np.float32)
+    want = getattr(torch.nn.functional, fn)(torch.tensor(x), torch.tensor(w), **kwargs).numpy()
+    got = _run(lambda a, b: getattr(tg, fn)(a, b, **kwargs), [x, w], backend)
+    assert np.isinf(want).any()
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)   # inf, -inf and NaN where torch has them
