@@ -82,25 +82,32 @@ def test_attention_rejects_bad_arguments():
 
 @pytest.mark.parametrize("backend", ["interp", "llvm", "triton"])
 def test_an_out_of_range_label_is_never_a_quiet_number(backend):
-    """ignore_index is honoured; any other label outside [0, C) raises (interp) or poisons the
-    loss with NaN (compiled code), whichever reduction."""
+    """ignore_index is honoured; any other label outside [0, C) fed by a placeholder is refused
+    before the call on every backend; a computed one raises (interp) or poisons the loss with
+    NaN (compiled code), whichever reduction."""
     with _graph():
         x = tg.placeholder("x", (3, 4))
         t = tg.placeholder("t", (3,), dtype="int64")
-        outs = [tg.cross_entropy(x, t), tg.nll_loss(x, t, reduction="sum"),
-                tg.cross_entropy(x, t, weight=np.ones(4, np.float32), reduction="none")]
-    f = tg.compile([x, t], outs, backend=backend)
+        computed = t * 1        # not a leaf: the before-call check cannot see its values
+
+        def losses(labels):
+            return [tg.cross_entropy(x, labels), tg.nll_loss(x, labels, reduction="sum"),
+                    tg.cross_entropy(x, labels, weight=np.ones(4, np.float32), reduction="none")]
+    f = tg.compile([x, t], losses(t), backend=backend)
+    g = tg.compile([x, t], losses(computed), backend=backend)
     xs = np.random.default_rng(0).standard_normal((3, 4)).astype(np.float32)
     good = np.array([0, -100, 3])
-    got = f(xs, good)
     want = F.cross_entropy(torch.tensor(xs), torch.tensor(good))
-    np.testing.assert_allclose(got[0], want.numpy(), rtol=1e-5)
+    np.testing.assert_allclose(f(xs, good)[0], want.numpy(), rtol=1e-5)
+    np.testing.assert_allclose(g(xs, good)[0], want.numpy(), rtol=1e-5)
     for bad in (np.array([0, 4, 3]), np.array([0, -1, 3])):
+        with pytest.raises(tg.InputError, match=rf"input 't'.*label {bad[1]} is out of range"):
+            f(xs, bad)
         if backend == "interp":
             with pytest.raises(RuntimeError, match="out of range"):   # the interpreter's NodeError
-                f(xs, bad)
+                g(xs, bad)
         else:
-            mean, total, rows = f(xs, bad)
+            mean, total, rows = g(xs, bad)
             assert np.isnan(mean) and np.isnan(total) and np.isnan(rows[1])
 
 

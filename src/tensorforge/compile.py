@@ -184,20 +184,21 @@ class CompiledFunction:
                           [(p.id, n.id) for p, n in self.updates], types)
 
     def _check_labels(self, arrays) -> None:
-        """Class labels that reach one_hot / softmax_cross_entropy straight from a leaf must lie
-        in [0, depth): the interpreter would raise, compiled code would give a NaN row (and so a
+        """Class labels and indices that reach one_hot / index_in_range straight from a leaf must
+        lie in their range (program.LabelCheck): the interpreter would raise, compiled code would give a NaN row (and so a
         NaN loss) without naming the input. One min and max per label array, before anything runs."""
         if self._labels is None:
             self._labels = self._label_sources()
-        for position, node, what, op, depth in self._labels:
-            arr = arrays[position] if position is not None else self.graph.values[node]
-            if arr.size and (arr.min() < 0 or arr.max() >= depth):
-                bad = (arr < 0) | (arr >= depth)
-                raise InputError(f"{what}: {op}: label {arr[bad].flat[0]} is out of range "
-                                 f"[0, {depth}) ({int(bad.sum())} bad label(s))")
+        for position, what, check in self._labels:
+            arr = arrays[position] if position is not None else self.graph.values[check.node]
+            if arr.size and (arr.min() < check.low or arr.max() >= check.depth):
+                bad = check.bad(arr)
+                if bad.any():
+                    raise InputError(f"{what}: {check.op}: label {arr[bad].flat[0]} is out of range "
+                                     f"{check.describe()} ({int(bad.sum())} bad label(s))")
 
     def _label_sources(self) -> list:
-        """(input position or None, node, description, op, depth) per label check, found once."""
+        """(input position or None, description, program.LabelCheck) per label check, found once."""
         if not self.graph:
             return []
         checks = label_checks(self.graph, [o.id for o in self.outputs],
@@ -207,7 +208,7 @@ class CompiledFunction:
         for check in checks:
             d = self.graph.node(check.node)
             what = f"input {d['name']!r}" if check.node in position else f"{d['op']} {d['name']!r}"
-            out.append((position.get(check.node), check.node, what, check.op, check.depth))
+            out.append((position.get(check.node), what, check))
         return out
 
     def _unshare_parameters(self, arrays) -> list:

@@ -153,10 +153,25 @@ INDEX_CONSUMING_OPS = {"one_hot": (0, "depth"), "index_in_range": (0, "depth")}
 
 @dataclass(frozen=True)
 class LabelCheck:
-    """Leaf ``node`` feeds the index operand of ``op``, so its values must lie in [0, depth)."""
+    """Leaf ``node`` feeds the index operand of ``op``, so its values must lie in [low, depth)
+    or equal ``ignore`` (index_in_range's ``low`` and ``ignore`` attributes: negative indices
+    that wrap, a loss's ignore_index)."""
     node: int
     depth: int
     op: str
+    low: int = 0
+    ignore: int | None = None
+
+    def bad(self, arr: np.ndarray) -> np.ndarray:
+        """Mask of the values of ``arr`` that fail this check."""
+        bad = (arr < self.low) | (arr >= self.depth)
+        if self.ignore is not None:
+            bad &= arr != self.ignore
+        return bad
+
+    def describe(self) -> str:
+        allowed = f" (or ignore_index {self.ignore})" if self.ignore is not None else ""
+        return f"[{self.low}, {self.depth}){allowed}"
 
 
 def label_checks(graph: Graph, outputs, updates) -> list[LabelCheck]:
@@ -166,19 +181,22 @@ def label_checks(graph: Graph, outputs, updates) -> list[LabelCheck]:
     Compiled code cannot raise (an out-of-range label gives a NaN one-hot row), so
     tg.compile checks these leaves in Python before each call, for the same clear error on
     every backend. Labels computed by other ops are not traced: the interpreter rejects
-    those, compiled code poisons the row with NaN."""
-    depth_of: dict[int, LabelCheck] = {}
+    those, compiled code poisons the row with NaN. A leaf checked with the same ``low`` and
+    ``ignore`` by several ops keeps the strictest (smallest) depth."""
+    strictest: dict[tuple, LabelCheck] = {}
     for nid in needed_nodes(graph, outputs, updates):
         d = graph.node(nid)
         if d["op"] not in INDEX_CONSUMING_OPS:
             continue
         pos, attr = INDEX_CONSUMING_OPS[d["op"]]
-        depth = int(dict(d["attrs"])[attr])
+        attrs = dict(d["attrs"])
+        depth, low, ignore = int(attrs[attr]), int(attrs.get("low", 0)), attrs.get("ignore")
         for leaf in _value_sources(graph, d["inputs"][pos]):
-            old = depth_of.get(leaf)
+            key = (leaf, low, ignore)
+            old = strictest.get(key)
             if old is None or depth < old.depth:
-                depth_of[leaf] = LabelCheck(leaf, depth, d["op"])
-    return list(depth_of.values())
+                strictest[key] = LabelCheck(leaf, depth, d["op"], low, ignore)
+    return list(strictest.values())
 
 
 def _value_sources(graph: Graph, nid: int) -> set[int]:

@@ -31,6 +31,14 @@ def _pad_samples(r):
             Sample((edges,), dict(pad=(1, 1), mode="reflect"), grad=False, name="edge")]
 
 
+def _with_infs(x):
+    """x with +inf and -inf at two spots of its first batch item (torch gives ±inf, not NaN,
+    where they meet only real kernel taps)."""
+    x = x.copy()
+    x.flat[3], x.flat[x.size // 2 + 1] = np.inf, -np.inf
+    return x
+
+
 def _conv1d_samples(r):
     return [Sample((randn(r, 2, 3, 7), randn(r, 4, 3, 3), randn(r, 4)), dict(stride=2, padding=1), name="s2p1"),
             Sample((randn(r, 2, 4, 7), randn(r, 4, 2, 2)), dict(dilation=2, groups=2, padding="same"),
@@ -47,7 +55,9 @@ def _conv2d_samples(r):
                    name="groups2"),
             Sample((randn(r, 2, 3, 7, 7), randn(r, 3, 1, 3, 3)), dict(groups=3, stride=2, padding=1, dilation=(1, 2)),
                    name="depthwise"),
-            Sample((randn(r, 2, 3, 1, 5), randn(r, 2, 3, 2, 4)), dict(padding="same"), name="same-even-h1")]
+            Sample((randn(r, 2, 3, 1, 5), randn(r, 2, 3, 2, 4)), dict(padding="same"), name="same-even-h1"),
+            Sample((_with_infs(randn(r, 1, 2, 7, 6)), randn(r, 3, 2, 3, 2)), dict(dilation=2, stride=(2, 1), padding=1),
+                   grad=False, name="dilation-inf")]
 
 
 def _conv3d_samples(r):
@@ -64,7 +74,9 @@ def _conv_t_samples(r):
             Sample((randn(r, 2, 4, 3, 3), randn(r, 4, 1, 2, 3)), dict(groups=2, dilation=2, stride=(1, 2)),
                    name="g2-d2"),
             Sample((randn(r, 1, 2, 5, 4), randn(r, 2, 3, 3, 3)), dict(padding=(3, 1)), name="crop"),
-            Sample((randn(r, 2, 2, 1, 1), randn(r, 2, 2, 2, 2)), dict(stride=3), name="1x1")]
+            Sample((randn(r, 2, 2, 1, 1), randn(r, 2, 2, 2, 2)), dict(stride=3), name="1x1"),
+            Sample((_with_infs(randn(r, 1, 2, 3, 4)), randn(r, 2, 3, 2, 3)), dict(stride=2, dilation=2, padding=1),
+                   grad=False, name="s2d2-inf")]
 
 
 def _ties(r, *shape):

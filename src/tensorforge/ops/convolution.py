@@ -6,9 +6,9 @@ The registered ``conv2d`` op (ops/nn.py, native LLVM and Triton kernels) covers 
 symmetric padding with groups=1 and dilation=1; everything here is a composition on top of
 it, so gradients come from autodiff and every backend runs it unchanged:
 
-- dilation: the kernel is dilated (zeros inserted between its taps) once per call, then the
-  native conv2d runs on it (so an inf in x meets an inserted zero and gives NaN where torch,
-  which skips those taps, gives inf; finite inputs agree);
+- dilation: a sum over the kernel taps of a dilated axis of the native conv2d of strided
+  slices of x with that tap (no zeros are inserted into the kernel, so an inf in x meets only
+  real weights and gives inf, as in torch);
 - groups: depthwise convolution (one input and one output channel per group) is a sum over
   kernel taps of shifted, strided slices of x times per-channel weights (it fuses into one
   elementwise kernel); other groupings split the channels, convolve each group, concat;
@@ -121,18 +121,34 @@ def _add_bias(out: Tensor, b, rank: int, fn: str) -> Tensor:
 
 # ---- conv2d --------------------------------------------------------------------------------
 
-def _dilate_kernel(w: Tensor, dilation) -> Tensor:
-    """w with dilation-1 zeros between its taps along each kernel axis (a constant pattern)."""
-    for axis, d in ((2, dilation[0]), (3, dilation[1])):
-        k = w.shape[axis]
-        if d == 1 or k == 1:
-            continue
-        tap = expand_dims(w, axis + 1)                                # (..., k, 1, ...)
-        spread = concat([tap, constant_block(tap, axis + 1, d - 1, 0.0)], axis=axis + 1)
-        shape = list(w.shape)
-        shape[axis] = k * d
-        w = narrow(reshape(spread, tuple(shape)), axis, 0, (k - 1) * d + 1)
-    return w
+def _tap_slices(k: int, d: int, s: int) -> list:
+    """Per kernel tap along one axis: (slice of the padded input, slice of the kernel, stride
+    left to the native conv). A dilated axis is split into its k taps, each reading every
+    s-th input from t*d (a negative stop keeps it right for unknown sizes); an undilated axis
+    is one whole-kernel step with the native stride."""
+    if d == 1 or k == 1:
+        return [(slice(None), slice(None), s)]
+    span = d * (k - 1) + 1
+    out = []
+    for t in range(k):
+        start, tail = t * d, span - 1 - t * d
+        out.append((slice(start, -tail if tail else None, s), slice(t, t + 1), 1))
+    return out
+
+
+def _dilated_conv2d(x: Tensor, w: Tensor, stride, dilation) -> Tensor:
+    """Dilated cross-correlation of padded NCHW x as a sum over kernel taps of the native
+    conv2d of strided slices of x with those taps: only real taps multiply x, so an inf in x
+    gives inf (torch's value), not inf * 0 = NaN as a kernel with inserted zeros would."""
+    kh, kw = w.shape[2:]
+    out = None
+    for xs_h, ws_h, sh in _tap_slices(kh, dilation[0], stride[0]):
+        for xs_w, ws_w, sw in _tap_slices(kw, dilation[1], stride[1]):
+            xs = x[:, :, xs_h, xs_w]
+            ws = w[:, :, ws_h, ws_w]
+            term = apply("conv2d", [xs, ws], stride=(sh, sw), padding=(0, 0))
+            out = term if out is None else out + term
+    return out
 
 
 def _out_len(n, k, s, d, fn, axis_name):
@@ -167,8 +183,12 @@ def _conv2d_core(x: Tensor, w: Tensor, stride, padding, dilation, groups) -> Ten
         padding = [(0, 0), (0, 0)]
     pads = (padding[0][0], padding[1][0])
     c, o = x.shape[1], w.shape[0]
+    if groups == 1 and tuple(dilation) == (1, 1):
+        return apply("conv2d", [x, w], stride=tuple(stride), padding=pads)
     if groups == 1:
-        return apply("conv2d", [x, _dilate_kernel(w, dilation)], stride=tuple(stride), padding=pads)
+        if pads != (0, 0):
+            x = pad(x, (pads[1], pads[1], pads[0], pads[0]))
+        return _dilated_conv2d(x, w, stride, dilation)
     if groups == c and o == c and None not in x.shape[2:]:
         if pads != (0, 0):
             x = pad(x, (pads[1], pads[1], pads[0], pads[0]))

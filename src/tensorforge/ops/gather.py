@@ -40,29 +40,41 @@ def detach(x) -> Tensor:
 
 # ---- index_in_range: the range check every index passes through ------------------------
 
-def _index_in_range_type(types, depth):
+def _index_in_range_type(types, depth, low=0, ignore=None):
     (t,) = types
     if np.dtype(t.dtype).kind not in "iu":
         raise ShapeError(f"indices must be integers, got {t.dtype}")
     return t.shape, t.dtype
 
 
-def _index_in_range_ref(idx, depth):
-    bad = (idx < 0) | (idx >= depth)
+def _index_in_range_ref(idx, depth, low=0, ignore=None):
+    bad = (idx < low) | (idx >= depth)
+    if ignore is not None:
+        bad &= idx != ignore
     if bad.any():
-        raise ValueError(f"index {idx[bad].flat[0]} is out of range [0, {depth}) "
+        allowed = f" (or {ignore}, the ignored value)" if ignore is not None else ""
+        raise ValueError(f"index {idx[bad].flat[0]} is out of range [{low}, {depth}){allowed} "
                          f"({int(bad.sum())} bad index(es))")
     return np.array(idx)
 
 
 register("index_in_range", infer=_index_in_range_type, impl=_index_in_range_ref, n_inputs=1,
-         scalar=lambda s, x, depth: x, differentiable=False, family="elementwise",
-         doc="identity on integer indices that must lie in [0, depth): the interpreter raises, "
-             "tg.compile checks leaf indices before each call")
+         scalar=lambda s, x, **_: x, differentiable=False, family="elementwise",
+         doc="identity on integer indices that must lie in [low, depth) (low is 0 unless given) or "
+             "equal ``ignore`` when given: the interpreter raises, tg.compile checks leaf indices "
+             "before each call")
 
 
-def _checked(idx: Tensor, n: int) -> Tensor:
-    return apply("index_in_range", [idx], depth=int(n))
+def _checked(idx: Tensor, n: int, low: int = 0, ignore: int | None = None) -> Tensor:
+    """idx passed through index_in_range. ``low=-n`` admits the negative indices that wrap;
+    ``ignore`` admits one value outside the range (a loss's ignore_index). Both are set before
+    any arithmetic on idx so the before-call check of tg.compile still sees the leaf."""
+    attrs = {"depth": int(n)}
+    if low:
+        attrs["low"] = int(low)
+    if ignore is not None:
+        attrs["ignore"] = int(ignore)
+    return apply("index_in_range", [idx], **attrs)
 
 
 def _nan_if_out_of_range(out: Tensor, idx: Tensor, n: int) -> Tensor:
@@ -341,5 +353,7 @@ def getitem_with_array(x: Tensor, index, basic_getitem) -> Tensor:
             bad = arr[(arr < -n) | (arr >= n)].flat[0]
             raise IndexError(f"getitem: index {bad} is out of range for axis {axis} with size {n}")
         return _take(basic, axis, np.where(arr < 0, arr + n, arr).astype(np.int64))
+    # checked before the wrap-around: the check on the wrapped value could not name the leaf
+    idx = _checked(idx, n, low=-n)
     wrapped = apply("where", [apply("lt", [idx, 0]), apply("add", [idx, n]), idx])
     return _take(basic, axis, wrapped)

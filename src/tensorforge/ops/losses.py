@@ -5,11 +5,13 @@ runs on every backend, and its elementwise parts fuse. The older losses of ops/n
 (``tg.mse``, ``tg.binary_cross_entropy`` on logits, ``tg.softmax_cross_entropy``) keep
 their signatures and defaults; the torch-named ones live here.
 
-Class targets are picked with ``one_hot`` (rows of the class axis), never with a gather:
-an out-of-range label therefore raises on the interpreter and gives a NaN loss in compiled
-code (see ``tg.one_hot``), never a quietly wrong number. Entries equal to ``ignore_index``
-are first replaced by class 0 and then weighted by 0, so they contribute nothing and leave
-the denominator of the mean (torch's weighted-mean rule).
+Class targets are picked with ``one_hot`` (rows of the class axis), never with a gather.
+They first pass through ``index_in_range`` (values in [0, C) or ``ignore_index``), so labels
+fed by a placeholder, parameter or constant are checked by tg.compile before each call on
+every backend (an InputError naming them); computed labels raise on the interpreter and give
+a NaN loss in compiled code, never a quietly wrong number. Entries equal to ``ignore_index``
+are then replaced by class 0 and weighted by 0, so they contribute nothing and leave the
+denominator of the mean (torch's weighted-mean rule).
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ import numpy as np
 
 from ..graph import Tensor, as_tensor
 from .elementwise import softplus as _softplus
+from .gather import _checked
 from .indexing import one_hot
 from .reduce import log_softmax, mean, sum as reduce_sum
 from .registry import ShapeError, apply, broadcast_shapes
@@ -245,6 +248,8 @@ def _picked(logp_last, target, ignore_index, weight):
     """(-logp[target] per entry, weight of each entry): ignored entries get weight 0 and a
     zero loss whatever their log-probabilities hold."""
     depth = logp_last.shape[-1]
+    if depth is not None:   # range-check the labels themselves, ignore_index allowed: tg.compile
+        target = _checked(target, depth, ignore=ignore_index)   # sees the leaf through this op
     keep = apply("ne", [target, ignore_index])
     safe = _where(keep, target, 0)
     hot = one_hot(safe, depth, dtype=logp_last.dtype)

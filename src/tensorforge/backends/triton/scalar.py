@@ -162,7 +162,12 @@ class Emitter:
             vals = [self.operand(x, "bool") for x in e.args]
             if op == "logical_not":
                 return self.tmp(f"{vals[0]} == 0")
-            return self.tmp(f"{vals[0]} {'&' if op == 'logical_and' else '|'} {vals[1]}")
+            # selected with tl.where, not & and |: a 0-d boolean (a scalar operand) does not
+            # combine with a block of booleans through bitwise operators in the interpreter
+            a, b = vals
+            if op == "logical_and":
+                return self.tmp(f"tl.where({a}, {b}, {a})")
+            return self.tmp(f"tl.where({a}, {a}, {b})")
         if op == "where":
             cond = self.operand(e.args[0], "bool")
             a, b = (self.operand(x, dtype) for x in e.args[1:])
