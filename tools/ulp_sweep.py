@@ -162,7 +162,7 @@ def main(argv=None):
     p.add_argument("--backend", default="llvm")
     p.add_argument("--ops", default=",".join(BOUNDS))
     args = p.parse_args(argv)
-    print(f"| op | float32 max ulp | float64 max ulp | bound (f32 / f64) |\n|---|---|---|---|")
+    print("| op | float32 max ulp | float64 max ulp | bound (f32 / f64) |\n|---|---|---|---|")
     worst_ok = True
     for name in args.ops.split(","):
         res = sweep(name, args.n, args.backend)
