@@ -39,7 +39,7 @@ COMPOSITE_SECTIONS = [
      "indices pass `index_in_range` (checked before each call when they come from an input, "
      "parameter or constant; NaN in float results of compiled code when computed out of range). "
      "`x[idx]` / `x[:, idx]` with one integer tensor or NumPy array item go through `tg.take` "
-     "(negative indices wrap).",
+     "(negative indices wrap; an index from an input outside [-size, size) is refused before the call).",
      ["stack", "split", "chunk", "repeat", "tile", "repeat_interleave", "roll", "flip", "tril", "triu",
       "diagonal", "diag", "einsum", "unfold", "meshgrid", "masked_fill", "stop_gradient", "detach", "take",
       "index_select", "gather", "take_along_axis", "scatter_add", "index_add", "embedding"]),
