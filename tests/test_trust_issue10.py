@@ -26,20 +26,28 @@ def _run(build, inputs, backend):
 # ---- 1. Triton logical / bitwise ops on 0-d operands -------------------------------------------
 
 _OR_OP = "trust_issue10_or_of_negatives"
-if _OR_OP not in OPS:      # a test-only elementwise op whose scalar ORs two comparisons
+
+
+@pytest.fixture
+def or_op():
+    """A test-only elementwise op whose scalar ORs two comparisons, registered for one test and
+    removed after it (a registered op would otherwise reach the registry-wide tests of the worker)."""
     register(_OR_OP, infer=lambda types, **_: (broadcast_shapes(*(t.shape for t in types)), "float32"),
              impl=lambda a, b: np.where((a < 0) | (b < 0), 1.0, 0.0).astype(np.float32), n_inputs=2,
              family="test", doc="1 where either operand is negative.",
              scalar=lambda s, a, b: s.where(s.logical_or(s.lt(a, 0.0), s.lt(b, 0.0)), 1.0, 0.0))
+    yield _OR_OP
+    OPS.pop(_OR_OP)
+
 
 _SHAPE_PAIRS = [((2, 3), ()), ((), (2, 3)), ((), ())]
 
 
 @pytest.mark.parametrize("shapes", _SHAPE_PAIRS)
-def test_triton_scalar_logical_or_with_0d_operand(shapes):
+def test_triton_scalar_logical_or_with_0d_operand(shapes, or_op):
     a = np.array([-1.0, 2.0, 3.0, -4.0, 5.0, 6.0], np.float32)[:int(np.prod(shapes[0]))].reshape(shapes[0])
     b = np.full(shapes[1], -1.0 if shapes[1] == () else 1.0, np.float32)
-    got = _run(lambda x, y: apply(_OR_OP, [x, y]), [a, b], "triton")
+    got = _run(lambda x, y: apply(or_op, [x, y]), [a, b], "triton")
     np.testing.assert_array_equal(got, np.where((a < 0) | (b < 0), 1.0, 0.0).astype(np.float32))
 
 
