@@ -6,7 +6,7 @@ NVIDIA GPUs). See docs/architecture.md for the pipeline.
 """
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 from .graph import Graph, Tensor, as_tensor, constant, dprint, get_default_graph, parameter, placeholder
 from .ops import (OPS, ShapeError, abs, add, argmax, avg_pool2d, batch_norm, binary_cross_entropy,
@@ -39,3 +39,6 @@ from .compile import CompiledFunction, InputError, compile
 from .runtime import set_num_threads, get_num_threads
 from . import init, optim, nn, testing, data, train, distributed
 from . import export
+from . import config
+
+config.apply_environment()

@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import math
-import os
 
 import click
 
@@ -37,8 +36,12 @@ def one_line(text: str) -> str:
 
 
 def debug_wanted(ctx: click.Context | None) -> bool:
-    if os.environ.get("TENSORFORGE_DEBUG", "").strip().lower() not in ("", "0", "false", "no"):
-        return True
+    from . import config
+    try:
+        if config.get("debug"):
+            return True
+    except ValueError:
+        return True     # a malformed TENSORFORGE_DEBUG still asks for details
     while ctx is not None:
         if ctx.params.get("debug"):
             return True

@@ -15,7 +15,6 @@ builds one with ``build(program, profile=True)``): ``CompiledFunction.profile`` 
 from __future__ import annotations
 
 import logging
-import os
 import re
 import threading
 import time
@@ -28,7 +27,8 @@ import numpy as np
 from .graph import Tensor, format_shape
 from .program import Program, label_checks, needed_nodes, specialise
 
-log = logging.getLogger("tensorforge")
+log = logging.getLogger("tensorforge.compile")
+kernel_log = logging.getLogger("tensorforge.kernels")
 
 __all__ = ["compile", "CompiledFunction", "InputError"]
 
@@ -267,6 +267,7 @@ class CompiledFunction:
                 # the graph passes have already run: ``passes`` tells the backend which, not to rerun them
                 exe = self.backend.build(program, passes=self.passes, **({"cache_key": cache_key} if cache_key else {}))
             self.compile_times[key] = time.perf_counter() - t0
+            self._log_build(key, exe)
             self._cache[key] = exe
             self._dump(key, exe)
         return exe
@@ -282,10 +283,21 @@ class CompiledFunction:
             raise AttributeError(f"backend {self.backend.name!r} generates no code (it runs the graph node by node)")
         return exe.ir
 
+    def _log_build(self, key, exe) -> None:
+        """One INFO line per build (TENSORFORGE_LOG=compile) and its kernel list (=kernels)."""
+        kernels = list(getattr(exe, "kernels", None) or getattr(exe, "manifest", {}).get("kernels", []))
+        cached = getattr(getattr(exe, "_compiled", None), "from_cache", False)
+        source = "loaded from the disk cache" if cached else "built"
+        log.info("%s: %s for %s on %s in %.3f s (%d kernels)", self.name, source, self._describe_key(key),
+                 self.backend.name, self.compile_times[key], len(kernels))
+        if kernels and kernel_log.isEnabledFor(logging.INFO):
+            kernel_log.info("%s:\n  %s", self.name, "\n  ".join(kernels))
+
     def _dump(self, key, exe) -> None:
         """Write the generated code to TENSORFORGE_DUMP_IR (a debugging aid: a failure to write
         is logged, never raised, and the file name cannot leave the folder)."""
-        folder = os.environ.get("TENSORFORGE_DUMP_IR")
+        from . import config
+        folder = config.get("dump_ir")
         if not (folder and hasattr(exe, "ir") and exe.ir):
             return
         shapes = "_".join("x".join(map(str, s)) or "scalar" for s in key)

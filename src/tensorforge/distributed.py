@@ -66,14 +66,8 @@ def launched_by_mpi() -> bool:
 
 
 def _timeout() -> float:
-    value = os.environ.get("TENSORFORGE_MPI_TIMEOUT", "300")
-    try:
-        seconds = float(value)
-    except ValueError:
-        raise ValueError(f"TENSORFORGE_MPI_TIMEOUT must be a number of seconds, got {value!r}") from None
-    if seconds <= 0:
-        raise ValueError(f"TENSORFORGE_MPI_TIMEOUT must be > 0, got {value!r}")
-    return seconds
+    from . import config
+    return config.get("mpi_timeout")
 
 
 def init(comm=None) -> int:

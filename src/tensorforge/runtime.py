@@ -31,8 +31,10 @@ def get_num_threads() -> int:
 
 
 def cache_dir() -> Path:
-    """Where compiled code is cached on disk (TENSORFORGE_CACHE_DIR, default ~/.cache/tensorforge)."""
-    return Path(os.environ.get("TENSORFORGE_CACHE_DIR", Path.home() / ".cache" / "tensorforge"))
+    """Where compiled code is cached on disk: TENSORFORGE_CACHE_DIR, else the platform's user cache
+    folder (platformdirs: ~/.cache/tensorforge on Linux). See tg.config."""
+    from . import config
+    return config.get("cache_dir")
 
 
 @functools.lru_cache(maxsize=None)

@@ -8,6 +8,7 @@ and [] runs none. Every run is logged on the program as
 """
 from __future__ import annotations
 
+import logging
 import time
 from typing import Callable, Sequence
 
@@ -17,6 +18,8 @@ from .dce import dce
 from .fold import fold_constants
 from .fusion import fuse
 from .simplify import simplify
+
+log = logging.getLogger("tensorforge.passes")
 
 __all__ = ["COMPILER_PASSES", "DEFAULT_PASSES", "PASSES", "format_log", "run_passes", "resolve_passes", "stats"]
 
@@ -70,6 +73,8 @@ def run_passes(program: Program, passes=None, default: Sequence[str] = DEFAULT_P
         before, t0 = len(program.order), time.perf_counter()
         program = PASSES[name](program)
         program.pass_log.append((name, before, len(program.order), time.perf_counter() - t0))
+    if log.isEnabledFor(logging.INFO):
+        log.info("%s", format_log(program.pass_log).replace("\n", "; "))
     return program
 
 

@@ -25,6 +25,7 @@ import numpy as np
 
 from ...passes.fusion import VIEW_OPS
 from ...passes.pipeline import COMPILER_PASSES
+from ... import config
 from ...program import Program
 from .. import memory, register_backend
 from ..common import Operand, contiguous, is_contiguous, view_operand
@@ -296,7 +297,7 @@ class TritonFunction:
         if self.dev != "cuda":
             self._launch_all()
             return
-        if self._graph is None and os.environ.get("TENSORFORGE_CUDA_GRAPHS", "1") == "0":
+        if self._graph is None and not config.get("cuda_graphs"):
             self._graph = False
         if self._graph is None and self._runs >= 1:     # the first run compiled every kernel
             try:

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from ... import runtime
+from ... import config, runtime
 from ..._fileio import atomic_write
 
 __all__ = ["TuneSpec", "TuningCache", "search_enabled", "choose", "cache_path", "device_tag"]
@@ -50,7 +50,7 @@ class TuneSpec:
 
 def search_enabled() -> bool:
     """True on a real GPU (not the interpreter) unless TENSORFORGE_TRITON_TUNE=0."""
-    if os.environ.get("TRITON_INTERPRET") == "1" or os.environ.get("TENSORFORGE_TRITON_TUNE", "1") == "0":
+    if os.environ.get("TRITON_INTERPRET") == "1" or not config.get("triton_tune"):
         return False
     try:
         import torch

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import functools
-import os
 from contextlib import contextmanager
 
 from llvmlite import ir
@@ -127,9 +126,10 @@ def host_vector_bits() -> int:
 
     TENSORFORGE_VECTOR_BITS overrides it (to test the AVX2 tiling on an AVX-512 host).
     """
-    forced = os.environ.get("TENSORFORGE_VECTOR_BITS")
+    from .... import config
+    forced = config.get("vector_bits")
     if forced:
-        return int(forced)
+        return forced
     feats = set(_host_features().split(","))
     if "+avx512f" in feats:
         return 512
