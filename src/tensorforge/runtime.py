@@ -19,6 +19,8 @@ def set_num_threads(n: int) -> None:
 
 
 def get_num_threads() -> int:
+    """The threads compiled code may use: set_num_threads's value, else TENSORFORGE_NUM_THREADS,
+    else every core."""
     if _num_threads is not None:
         return _num_threads
     env = os.environ.get("TENSORFORGE_NUM_THREADS")
