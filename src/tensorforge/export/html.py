@@ -26,11 +26,10 @@ from pathlib import Path
 
 from .._fileio import atomic_write
 from ..graph import format_shape
-from .dot import COLORS, limit_nodes, node_kinds, node_label, resolve
+from .dot import COLORS, gradient_nodes, limit_nodes, node_kinds, node_label, resolve
 
 __all__ = ["to_html", "repr_html", "graph_data"]
 
-PHASE_OF_KIND = {"gradient": "backward", "update": "optimizer"}
 MAX_LISTED_MEMBERS = 400          # a fused kernel holds at most passes.fusion.MAX_FUSED_OPS ops
 _KERNEL_LABEL = re.compile(r"^k\d+_(\w+): (.*)$", re.S)
 _INTERP_LABEL = re.compile(r"^%(\d+) (\S+) ")
@@ -73,7 +72,7 @@ def graph_data(obj, *, profile=None, backward: bool = True, fused: bool | None =
     """The JSON-ready description of everything the viewer draws."""
     if fused is None:
         fused = _has_run(obj)
-    graph, nodes, outputs, shapes, program = resolve(obj, backward, fused)
+    graph, nodes, outputs, shapes, program = _resolve(obj, backward, fused)
     nodes, dropped = limit_nodes(graph, nodes, outputs, max_nodes)
     user = (program.source or program.graph) if program is not None else graph
     origin = (program.origin or {}) if program is not None else {}
@@ -102,6 +101,32 @@ def graph_data(obj, *, profile=None, backward: bool = True, fused: bool | None =
             "profile": _profile_summary(profile, unmatched) if profile is not None else None}
 
 
+def _resolve(obj, backward: bool, fused: bool):
+    """dot.resolve, except that a compiled function drawn before the passes is drawn as the
+    sub-graph of its outputs and new parameter values (its updates hold Tensors, not node ids)."""
+    from ..compile import CompiledFunction
+    if isinstance(obj, CompiledFunction) and not fused:
+        tensors = list(obj.outputs) + [new for _, new in obj.updates]
+        if not tensors:
+            raise ValueError("to_html: the compiled function has no outputs and no updates to draw")
+        graph, nodes, _, shapes, program = resolve(tensors, backward, False)
+        outputs = [t.id for t in obj.outputs if t.id in set(nodes)]
+        return graph, nodes, outputs, shapes, program
+    return resolve(obj, backward, fused)
+
+
+def _phases(graph, nodes) -> dict[int, str]:
+    """forward / backward / optimizer of each of ``nodes`` (of the user's graph): dot.py's rule for
+    gradient and update nodes, applied to every node (a constant that tg.grad made is backward)."""
+    grads = gradient_nodes(graph)
+    after = set()
+    for n in graph.topological_order():
+        if n in grads or any(i in grads or i in after for i in graph.node(n)["inputs"]):
+            after.add(n)
+    return {n: "backward" if n in grads else "optimizer" if n in after else "forward"
+            for n in nodes if n in graph.nx}
+
+
 def _has_run(obj) -> bool:
     from ..compile import CompiledFunction
     return isinstance(obj, CompiledFunction) and bool(obj._cache)
@@ -113,12 +138,6 @@ def _default_title(obj, graph, program) -> str:
         where = "after the passes" if program is not None else "before compiling"
         return f"{obj.name} ({obj.backend.name}, {where})"
     return graph.name
-
-
-def _phases(user_graph, user_nodes) -> dict[int, str]:
-    """forward / backward / optimizer of each of the user's nodes (dot.py's kinds, by phase)."""
-    present = [n for n in dict.fromkeys(user_nodes) if n in user_graph.nx]
-    return {n: PHASE_OF_KIND.get(kind, "forward") for n, kind in node_kinds(user_graph, present).items()}
 
 
 def fused_members(program, nid: int) -> list[int]:
