@@ -76,7 +76,7 @@ def test_hostile_names_stay_data():
     page = to_html(g)
     assert "<b>bold" not in page and "&lt;b&gt;bold&lt;/b&gt;" in page       # the <title> and toolbar
     assert "<img" not in page.lower()
-    assert page.lower().count("</script>") == 4           # the data block and our three scripts only
+    assert page.lower().count("</script>") == 5           # the data block and our four scripts only
     data = _embedded_data(page)
     assert any(n["name"] == HOSTILE for n in data["nodes"])
 
@@ -255,3 +255,26 @@ def test_hostile_names_render_as_text(tmp_path):
     _assert_rendered(status, dom, log, g.nx.nodes, g.nx.number_of_edges())
     assert not re.search(r"<img\b", dom) and "&lt;img src=x" in dom
     assert status["data-matches"] == str(g.by_name(HOSTILE).id)
+
+
+def test_bad_arguments_are_refused():
+    g, *_ = _mlp_training_graph()
+    with pytest.raises(ValueError, match="layout"):
+        to_html(g, layout="circular")
+    with pytest.raises(ValueError, match="max_nodes"):
+        to_html(g, max_nodes=0)
+
+
+@needs_chromium
+def test_big_graphs_use_the_fast_layout_and_every_node_is_drawn(tmp_path):
+    from tensorforge.export.html import DAGRE_MAX_NODES
+    g = tg.Graph("deep")
+    x = tg.placeholder("x", (None, 8), graph=g)
+    y = tg.placeholder("y", (None,), dtype="int64", graph=g)
+    layers = [layer for i in range(6) for layer in (nn.Dense(8, 8, seed=i), nn.ReLU())]
+    loss = tg.mean(tg.softmax_cross_entropy(nn.Sequential(*layers, nn.Dense(8, 3, seed=9))(x, training=True), y))
+    optim.Adam(lr=1e-2).updates(loss, [p for p in g.parameters(trainable=True)])
+    assert len(g) > DAGRE_MAX_NODES
+    status, dom, log = render(to_html(g, tmp_path / "deep.html"), tmp_path)
+    _assert_rendered(status, dom, log, g.nx.nodes, g.nx.number_of_edges())
+    assert status["data-layout"] == "layers"

@@ -30,13 +30,18 @@ from .dot import COLORS, gradient_nodes, limit_nodes, node_kinds, node_label, re
 
 __all__ = ["to_html", "repr_html", "graph_data"]
 
+# dagre (crossing minimisation, routed edges) lays out a few hundred nodes in about a second, but
+# its cost grows with the long edges of training graphs (1,400 nodes: over a minute); past this
+# many nodes the viewer uses its own layered layout (viewer/layers.js), which takes well under a second
+DAGRE_MAX_NODES = 300
+LAYOUTS = ("auto", "dagre", "layers")
 MAX_LISTED_MEMBERS = 400          # a fused kernel holds at most passes.fusion.MAX_FUSED_OPS ops
 _KERNEL_LABEL = re.compile(r"^k\d+_(\w+): (.*)$", re.S)
 _INTERP_LABEL = re.compile(r"^%(\d+) (\S+) ")
 
 
 def to_html(obj, path=None, *, profile=None, backward: bool = True, fused: bool | None = None,
-            max_nodes: int = 1500, title: str | None = None):
+            max_nodes: int = 1500, title: str | None = None, layout: str = "auto"):
     """An interactive page for a Graph, a Tensor or list of Tensors (their sub-graph), or a
     CompiledFunction: the HTML text, or, with ``path``, the file written (atomically) and its Path.
 
@@ -44,9 +49,10 @@ def to_html(obj, path=None, *, profile=None, backward: bool = True, fused: bool 
     boxes listing their ops); None: when it has been called. profile: a ``Profile`` from
     ``fn.profile(...)``, shown as heat colours and a kernel table. backward=False hides the
     gradient and optimizer nodes; past ``max_nodes`` the nodes farthest from the outputs are
-    summarised in one node."""
+    summarised in one node. layout: "dagre" (routed edges, slow past a few hundred nodes),
+    "layers" (fast) or "auto" (dagre up to DAGRE_MAX_NODES nodes)."""
     page = render_page(graph_data(obj, profile=profile, backward=backward, fused=fused,
-                                  max_nodes=max_nodes, title=title))
+                                  max_nodes=max_nodes, title=title, layout=layout))
     if path is None:
         return page
     return atomic_write(Path(path), page.encode("utf-8"))
@@ -68,8 +74,12 @@ def repr_html(obj, max_nodes: int = 400, height: int = 560) -> str | None:
 # ---- the data the page draws ----------------------------------------------------------------
 
 def graph_data(obj, *, profile=None, backward: bool = True, fused: bool | None = None,
-               max_nodes: int = 1500, title: str | None = None) -> dict:
+               max_nodes: int = 1500, title: str | None = None, layout: str = "auto") -> dict:
     """The JSON-ready description of everything the viewer draws."""
+    if layout not in LAYOUTS:
+        raise ValueError(f"to_html: layout must be one of {', '.join(map(repr, LAYOUTS))}, got {layout!r}")
+    if not isinstance(max_nodes, int) or max_nodes < 1:
+        raise ValueError(f"to_html: max_nodes must be an int >= 1, got {max_nodes!r}")
     if fused is None:
         fused = _has_run(obj)
     graph, nodes, outputs, shapes, program = _resolve(obj, backward, fused)
@@ -97,7 +107,8 @@ def graph_data(obj, *, profile=None, backward: bool = True, fused: bool | None =
     summary_targets = list(dict.fromkeys(n for n in nodes for i in graph.node(n)["inputs"] if i not in kept))
     return {"title": title or _default_title(obj, graph, program), "nodes": items, "edges": edges,
             "dropped": dropped, "summary_targets": summary_targets if dropped else [],
-            "colors": COLORS, "fused_view": program is not None,
+            "colors": COLORS, "fused_view": program is not None, "layout": layout,
+            "dagre_max_nodes": DAGRE_MAX_NODES,
             "profile": _profile_summary(profile, unmatched) if profile is not None else None}
 
 
@@ -265,6 +276,7 @@ def render_page(data: dict) -> str:
         '<div id="tf-status" data-state="loading" data-errors="0"></div>',
         f'<script type="application/json" id="tf-data">{script_safe_json(data)}</script>',
         f"<script>\n{_inline_script(_asset('viewer.js'))}\n</script>",
+        f"<script>\n{_inline_script(_asset('layers.js'))}\n</script>",
         f"<script>\n{_inline_script(_asset('vendor', 'dagre.min.js'))}\n</script>",
         "<script>tfViewer.start();</script>",
         "</body></html>",

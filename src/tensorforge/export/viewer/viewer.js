@@ -94,31 +94,54 @@ var tfViewer = (function () {
 
   // ---- layout and drawing --------------------------------------------------------------------
 
-  function computeLayout() {
-    var g = new dagre.graphlib.Graph({ multigraph: false });
-    g.setGraph({ rankdir: "TB", nodesep: 18, ranksep: 34, edgesep: 8, marginx: 20, marginy: 20 });
-    g.setDefaultEdgeLabel(function () { return {}; });
+  function nodeBoxes() {
+    // [{id, width, height, lines}] in topological order (the summary node first: it has no inputs)
+    var boxes = [];
+    if (data.dropped) {
+      var text = "... " + data.dropped + " more nodes";
+      boxes.push({ id: "summary", width: textWidth(text, 11) + 20, height: LINE + 10, lines: [{ text: text, cls: "" }] });
+    }
     data.nodes.forEach(function (node) {
       var lines = nodeLines(node);
       var px = node.kind === "constant" ? 10 : 11;
       var w = 0;
       lines.forEach(function (l) { w = Math.max(w, textWidth(l.text, l.cls === "tf-member" ? 10 : px)); });
       var pad = node.kind === "fused" ? 30 : 20;
-      g.setNode(String(node.id), { width: Math.ceil(w) + pad, height: lines.length * LINE + 10, lines: lines });
+      boxes.push({ id: String(node.id), width: Math.ceil(w) + pad, height: lines.length * LINE + 10, lines: lines });
     });
-    if (data.dropped) {
-      var text = "... " + data.dropped + " more nodes";
-      g.setNode("summary", { width: textWidth(text, 11) + 20, height: LINE + 10, lines: [{ text: text, cls: "" }] });
-      data.summary_targets.forEach(function (t) { g.setEdge("summary", String(t)); });
-    }
-    data.edges.forEach(function (e) { g.setEdge(String(e[0]), String(e[1])); });
-    dagre.layout(g);
-    return g;
+    return boxes;
   }
 
-  function edgePath(points) {
-    var d = "M" + points[0].x + "," + points[0].y;
-    for (var i = 1; i < points.length; i++) d += " L" + points[i].x + "," + points[i].y;
+  function dagreLayout(boxes, edges) {
+    var g = new dagre.graphlib.Graph({ multigraph: false });
+    g.setGraph({ rankdir: "TB", nodesep: 18, ranksep: 34, edgesep: 8, marginx: 20, marginy: 20 });
+    g.setDefaultEdgeLabel(function () { return {}; });
+    boxes.forEach(function (b) { g.setNode(b.id, { width: b.width, height: b.height }); });
+    edges.forEach(function (e) { g.setEdge(e[0], e[1]); });
+    dagre.layout(g);
+    var out = { nodes: {}, edges: [], width: g.graph().width, height: g.graph().height };
+    g.nodes().forEach(function (id) { out.nodes[id] = g.node(id); });
+    g.edges().forEach(function (e) { out.edges.push({ v: e.v, w: e.w, points: g.edge(e).points, curve: false }); });
+    return out;
+  }
+
+  function computeLayout() {
+    var boxes = nodeBoxes();
+    var edges = data.summary_targets.map(function (t) { return ["summary", String(t)]; })
+      .concat(data.edges.map(function (e) { return [String(e[0]), String(e[1])]; }));
+    var engine = data.layout === "dagre" || (data.layout === "auto" && boxes.length <= data.dagre_max_nodes) ? "dagre" : "layers";
+    var result = engine === "dagre" ? dagreLayout(boxes, edges)
+      : tfLayers.layout(boxes, edges, { nodesep: 18, ranksep: 40, margin: 20 });
+    boxes.forEach(function (b) { result.nodes[b.id].lines = b.lines; });
+    result.engine = engine;
+    return result;
+  }
+
+  function edgePath(edge) {
+    var p = edge.points;
+    var d = "M" + p[0].x + "," + p[0].y;
+    if (edge.curve) return d + " C" + p[1].x + "," + p[1].y + " " + p[2].x + "," + p[2].y + " " + p[3].x + "," + p[3].y;
+    for (var i = 1; i < p.length; i++) d += " L" + p[i].x + "," + p[i].y;
     return d;
   }
 
@@ -171,13 +194,13 @@ var tfViewer = (function () {
       markerHeight: 7, orient: "auto-start-reverse" }, defs);
     el("path", { d: "M0,0 L10,5 L0,10 z", fill: "#777" }, marker);
     var edgeLayer = el("g", { id: "tf-edges" }, viewport);
-    layout.edges().forEach(function (e) {
-      var path = el("path", { d: edgePath(layout.edge(e).points), "class": "tf-edge" + (e.v === "summary" ? " tf-summary-edge" : ""),
+    layout.edges.forEach(function (e) {
+      var path = el("path", { d: edgePath(e), "class": "tf-edge" + (e.v === "summary" ? " tf-summary-edge" : ""),
         "marker-end": "url(#tf-arrow)", "data-from": e.v, "data-to": e.w }, edgeLayer);
       path.setAttribute("id", "tf-edge-" + e.v + "-" + e.w);
     });
-    data.nodes.forEach(function (node) { drawNode(node, layout.node(String(node.id))); });
-    if (data.dropped) drawSummary(layout.node("summary"));
+    data.nodes.forEach(function (node) { drawNode(node, layout.nodes[String(node.id)]); });
+    if (data.dropped) drawSummary(layout.nodes.summary);
     paint();
   }
 
@@ -203,8 +226,8 @@ var tfViewer = (function () {
   }
 
   function fit() {
-    var rect = svg.getBoundingClientRect(), size = layout.graph();
-    var w = Math.max(size.width || 1, 1), h = Math.max(size.height || 1, 1);
+    var rect = svg.getBoundingClientRect();
+    var w = Math.max(layout.width || 1, 1), h = Math.max(layout.height || 1, 1);
     view.s = Math.min(rect.width / w, rect.height / h, 1.5) * 0.97;
     view.x = (rect.width - w * view.s) / 2;
     view.y = Math.max(0, (rect.height - h * view.s) / 2);
@@ -427,7 +450,8 @@ var tfViewer = (function () {
       fit();
       installSearch();
       status.setAttribute("data-nodes", String(Object.keys(elements).length));
-      status.setAttribute("data-edges", String(layout.edgeCount()));
+      status.setAttribute("data-edges", String(layout.edges.length));
+      status.setAttribute("data-layout", layout.engine);
       status.setAttribute("data-layout-ms", String(Date.now() - t0));
       status.setAttribute("data-state", "rendered");
     } catch (err) {
