@@ -351,17 +351,22 @@ var tfViewer = (function () {
     document.addEventListener("keydown", function (e) {
       if (e.key === "/" && document.activeElement !== box) { e.preventDefault(); box.focus(); }
     });
-    var preset = initialQuery();
-    if (preset) { box.value = preset; search(preset); }
+    // "#q=name" (or "?q=name") preselects a search and centres its first match (the tests use it);
+    // "#at=name" only centres the first node that matches name
+    var preset = pageParameter("q"), at = pageParameter("at");
+    if (preset) { box.value = preset; search(preset); focusNext(); }
+    if (at) {
+      var first = Object.keys(elements).filter(function (id) { return elements[id].search.indexOf(at.toLowerCase()) >= 0; })[0];
+      if (first !== undefined) centerOn(first);
+    }
   }
 
-  function initialQuery() {
-    // "?q=name" or "#q=name" preselects a search (also how the tests check it)
+  function pageParameter(name) {
     var text = (window.location.hash || "").replace(/^#/, "") + "&" + (window.location.search || "").replace(/^\?/, "");
     var found = null;
     text.split("&").forEach(function (part) {
       var kv = part.split("=");
-      if (kv[0] === "q" && kv.length > 1 && found === null) {
+      if (kv[0] === name && kv.length > 1 && found === null) {
         try { found = decodeURIComponent(kv.slice(1).join("=").replace(/\+/g, " ")); } catch (err) { found = null; }
       }
     });
