@@ -263,6 +263,10 @@ def test_bad_arguments_are_refused():
         to_html(g, layout="circular")
     with pytest.raises(ValueError, match="max_nodes"):
         to_html(g, max_nodes=0)
+    _, x, y, loss, updates = _mlp_training_graph()
+    step = tg.compile([x, y], [loss], updates=updates)
+    with pytest.raises(ValueError, match=r"to_html\(fused=True\).*call it once"):
+        to_html(step, fused=True)
 
 
 @needs_chromium
@@ -278,3 +282,15 @@ def test_big_graphs_use_the_fast_layout_and_every_node_is_drawn(tmp_path):
     status, dom, log = render(to_html(g, tmp_path / "deep.html"), tmp_path)
     _assert_rendered(status, dom, log, g.nx.nodes, g.nx.number_of_edges())
     assert status["data-layout"] == "layers"
+
+
+@needs_chromium
+@pytest.mark.parametrize("layout", ["dagre", "layers"])
+def test_empty_and_one_node_graphs_render(tmp_path, layout):
+    empty = tg.Graph("empty \udc80")                  # a lone surrogate in the name is replaced, not fatal
+    one = tg.Graph("one")
+    tg.placeholder("x", (2,), graph=one)
+    for k, g in enumerate((empty, one)):
+        status, dom, log = render(to_html(g, tmp_path / f"g{k}.html", layout=layout), tmp_path)
+        _assert_rendered(status, dom, log, g.nx.nodes, 0)
+        assert status["data-layout"] == layout

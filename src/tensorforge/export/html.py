@@ -105,7 +105,9 @@ def graph_data(obj, *, profile=None, backward: bool = True, fused: bool | None =
         items.append(item)
     edges = list(dict.fromkeys((i, n) for n in nodes for i in graph.node(n)["inputs"] if i in kept))
     summary_targets = list(dict.fromkeys(n for n in nodes for i in graph.node(n)["inputs"] if i not in kept))
-    return {"title": title or _default_title(obj, graph, program), "nodes": items, "edges": edges,
+    title = str(title or _default_title(obj, graph, program))
+    title = title.encode("utf-8", "replace").decode("utf-8")      # a lone surrogate cannot be written out
+    return {"title": title, "nodes": items, "edges": edges,
             "dropped": dropped, "summary_targets": summary_targets if dropped else [],
             "colors": COLORS, "fused_view": program is not None, "layout": layout,
             "dagre_max_nodes": DAGRE_MAX_NODES,
@@ -116,6 +118,9 @@ def _resolve(obj, backward: bool, fused: bool):
     """dot.resolve, except that a compiled function drawn before the passes is drawn as the
     sub-graph of its outputs and new parameter values (its updates hold Tensors, not node ids)."""
     from ..compile import CompiledFunction
+    if isinstance(obj, CompiledFunction) and fused and not obj._cache:
+        raise ValueError("to_html(fused=True): the compiled function has not run yet, so it has no fused "
+                         "program to draw; call it once first (or leave fused=None)")
     if isinstance(obj, CompiledFunction) and not fused:
         tensors = list(obj.outputs) + [new for _, new in obj.updates]
         if not tensors:
