@@ -120,6 +120,15 @@ def test_fused_kernels_list_the_ops_they_compute():
     assert where["phase"] == "backward"
 
 
+def test_fused_view_without_the_backward_pass():
+    _, step = _compiled_step()
+    full, forward = graph_data(step), graph_data(step, backward=False)
+    assert {n["phase"] for n in forward["nodes"]} == {"forward"}
+    assert {n["id"] for n in forward["nodes"]} == {n["id"] for n in full["nodes"] if n["phase"] == "forward"}
+    ids = {n["id"] for n in forward["nodes"]}
+    assert all(a in ids and b in ids for a, b in forward["edges"])
+
+
 def test_fused_members_cover_exactly_the_inlined_ops():
     """With fusion as the only pass (no simplification removes ops), the ops of the user's step
     that no program node stands for are exactly those listed inside kernels (some in two

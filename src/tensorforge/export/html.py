@@ -83,10 +83,14 @@ def graph_data(obj, *, profile=None, backward: bool = True, fused: bool | None =
     if fused is None:
         fused = _has_run(obj)
     graph, nodes, outputs, shapes, program = _resolve(obj, backward, fused)
-    nodes, dropped = limit_nodes(graph, nodes, outputs, max_nodes)
     user = (program.source or program.graph) if program is not None else graph
-    origin = (program.origin or {}) if program is not None else {}
-    phases = _phases(user, [origin.get(n, n) for n in nodes] if program is not None else nodes)
+    # the node of the user's graph that each drawn node stands for (in a program: its origin)
+    user_id = (program.origin or {}).get if program is not None else (lambda n: n)
+    phases = _phases(user, [user_id(n) for n in nodes])
+    if program is not None and not backward:      # (resolve filters only the user's graph)
+        nodes = [n for n in nodes if phases.get(user_id(n), "forward") == "forward"]
+        outputs = [n for n in outputs if n in set(nodes)]
+    nodes, dropped = limit_nodes(graph, nodes, outputs, max_nodes)
     kinds = node_kinds(graph, nodes)
     times, unmatched = match_profile(profile, graph, nodes, program)
     out_set, kept = set(outputs), set(nodes)
@@ -96,7 +100,7 @@ def graph_data(obj, *, profile=None, backward: bool = True, fused: bool | None =
         d = graph.node(n)
         shape = (shapes or {}).get(n, d["shape"])
         item = {"id": n, "op": d["op"], "name": d["name"], "shape": format_shape(shape), "dtype": d["dtype"],
-                "kind": kinds[n], "phase": phases.get(origin.get(n, n), "forward"),
+                "kind": kinds[n], "phase": phases.get(user_id(n), "forward"),
                 "label": node_label(graph, n, shapes).split("\n"), "output": n in out_set}
         if n in times:
             item["seconds"] = times[n]
@@ -140,7 +144,7 @@ def _phases(graph, nodes) -> dict[int, str]:
         if n in grads or any(i in grads or i in after for i in graph.node(n)["inputs"]):
             after.add(n)
     return {n: "backward" if n in grads else "optimizer" if n in after else "forward"
-            for n in nodes if n in graph.nx}
+            for n in nodes if n is not None and n in graph.nx}
 
 
 def _has_run(obj) -> bool:
@@ -164,7 +168,7 @@ def fused_members(program, nid: int) -> list[int]:
     root = origin.get(nid)
     if root is None or root not in user.nx:
         return []
-    elsewhere = {origin.get(m, m) for m in program.order if m != nid}
+    elsewhere = {origin.get(m) for m in program.order if m != nid} - {None}
     members, stack, seen = [], [root], {root}
     while stack and len(members) < MAX_LISTED_MEMBERS:
         n = stack.pop()
