@@ -95,7 +95,7 @@ def graph_data(obj, *, profile=None, backward: bool = True, fused: bool | None =
     times, unmatched = match_profile(profile, graph, nodes, program)
     out_set, kept = set(outputs), set(nodes)
     kernel_no = {n: k for k, n in enumerate(n for n in nodes if graph.node(n)["op"] == "fused")}
-    items = []
+    items, fused_context = [], {}
     for n in nodes:
         d = graph.node(n)
         shape = (shapes or {}).get(n, d["shape"])
@@ -105,7 +105,7 @@ def graph_data(obj, *, profile=None, backward: bool = True, fused: bool | None =
         if n in times:
             item["seconds"] = times[n]
         if d["op"] == "fused":
-            item.update(_fused_details(program, n, kernel_no[n]))
+            item.update(_fused_details(program, n, kernel_no[n], fused_context))
         items.append(item)
     edges = list(dict.fromkeys((i, n) for n in nodes for i in graph.node(n)["inputs"] if i in kept))
     summary_targets = list(dict.fromkeys(n for n in nodes for i in graph.node(n)["inputs"] if i not in kept))
@@ -160,15 +160,20 @@ def _default_title(obj, graph, program) -> str:
     return graph.name
 
 
-def fused_members(program, nid: int) -> list[int]:
-    """The nodes of the user's graph that fused node ``nid`` computes: backwards from the node it
-    stands for, up to (not including) what other program nodes compute, and the leaves."""
+def fused_members(program, nid: int, elsewhere: set | None = None, rank: dict | None = None) -> list[int]:
+    """The nodes of the user's graph that fused node ``nid`` computes, in dependency order:
+    backwards from the node it stands for, up to (not including) the leaves and what other program
+    nodes compute (``elsewhere``: the origins of all program nodes; ``rank``: the user's graph's
+    topological index; both computed here when not given)."""
     user = program.source or program.graph
     origin = program.origin or {}
     root = origin.get(nid)
     if root is None or root not in user.nx:
         return []
-    elsewhere = {origin.get(m) for m in program.order if m != nid} - {None}
+    if elsewhere is None:
+        elsewhere = {origin.get(m) for m in program.order} - {None}
+    if rank is None:
+        rank = {n: k for k, n in enumerate(user.topological_order())}
     members, stack, seen = [], [root], {root}
     while stack and len(members) < MAX_LISTED_MEMBERS:
         n = stack.pop()
@@ -180,13 +185,15 @@ def fused_members(program, nid: int) -> list[int]:
             if i not in seen:
                 seen.add(i)
                 stack.append(i)
-    order = {n: k for k, n in enumerate(user.topological_order(members))} if members else {}
-    return sorted(members, key=order.get)
+    return sorted(members, key=rank.get)
 
 
-def _fused_details(program, nid: int, number: int) -> dict:
+def _fused_details(program, nid: int, number: int, context: dict) -> dict:
     user = program.source or program.graph
-    members = fused_members(program, nid)
+    if not context:         # shared by every kernel of one page: one pass over each graph
+        context["elsewhere"] = {(program.origin or {}).get(m) for m in program.order} - {None}
+        context["rank"] = {n: k for k, n in enumerate(user.topological_order())}
+    members = fused_members(program, nid, context["elsewhere"], context["rank"])
     spec = dict(program.graph.node(nid)["attrs"]).get("spec")
     return {"kernel": number,
             "members": [{"id": m, "op": user.node(m)["op"], "name": user.node(m)["name"],
