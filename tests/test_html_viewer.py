@@ -3,6 +3,7 @@ fused program and the profile it shows), Jupyter's _repr_html_, ``show --html``,
 rendered in headless Chromium (skipped when no Chromium is installed; .ci/run installs it)."""
 from __future__ import annotations
 
+import functools
 import html
 import json
 import re
@@ -194,10 +195,17 @@ def test_show_html_writes_the_saved_graphs_page(tmp_path):
 
 # ---- in a real browser ------------------------------------------------------------------------
 
+@functools.lru_cache(maxsize=None)
 def _chromium():
+    """A Chromium that runs (Ubuntu's `chromium-browser` may be a stub that only asks for snap)."""
     for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
-        if shutil.which(name):
-            return shutil.which(name)
+        path = shutil.which(name)
+        if path:
+            try:
+                if subprocess.run([path, "--version"], capture_output=True, timeout=60).returncode == 0:
+                    return path
+            except (OSError, subprocess.TimeoutExpired):
+                pass
     return None
 
 
