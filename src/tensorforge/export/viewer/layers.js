@@ -1,5 +1,5 @@
 /* tensorforge graph viewer: a fast layered layout for big graphs (export/html.py picks it past
- * LAYERS_FROM nodes, where dagre's long-edge handling takes tens of seconds).
+ * DAGRE_MAX_NODES nodes, where dagre's long-edge handling takes tens of seconds).
  * Ranks by longest path from the sources, then each node as late as its consumers allow, a few
  * barycentre sweeps to order each rank, x from the neighbours' mean, and edges as curves (no
  * dummy nodes: a long edge may cross other nodes, the price of speed).
