@@ -521,11 +521,19 @@ def _write_text(path: str, text: str) -> None:
               help="With --ir: LLVM IR (llvm) or Triton source (triton).")
 @click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True,
               help="With --ir: the size given to unknown (batch) dimensions.")
-def show(file, ir, backend, batch) -> None:
+@click.option("--html", "html_out", type=click.Path(dir_okay=False), default=None, metavar="OUT.html",
+              help="Write the graph as one interactive page (zoom, search, tooltips) for any browser.")
+def show(file, ir, backend, batch, html_out) -> None:
     """Summarise a saved graph FILE: inputs, outputs, ops, parameters and their shapes."""
     from .compile import compile as tg_compile
     from .graph import format_shape
+    if html_out is not None and ir:
+        raise click.BadParameter("--html and --ir are separate views: give one", param_hint="--html")
+    _check_output(html_out, "--html")
     loaded = _load_saved(file, "FILE")
+    if html_out is not None:
+        _show_html(loaded, file, html_out)
+        return
     if ir:
         _check_backend(backend)
         try:
@@ -549,6 +557,16 @@ def show(file, ir, backend, batch) -> None:
     click.echo("ops:")
     for op, count in sorted(ops.items(), key=lambda kv: (-kv[1], kv[0])):
         click.echo(f"  {op:<24} {count}")
+
+
+def _show_html(loaded, file: str, html_out: str) -> None:
+    """``show --html``: the saved graph's outputs and everything they need, as tg.export.to_html's page."""
+    from .export import to_html
+    try:
+        to_html(list(loaded.outputs), html_out, title=Path(file).name)
+    except OSError as e:
+        raise CliError(f"cannot write {html_out}: {e}") from None
+    click.echo(f"wrote {html_out}")
 
 
 def run() -> None:  # pragma: no cover - console entry point wrapper

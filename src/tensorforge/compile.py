@@ -396,6 +396,11 @@ class CompiledFunction:
             lines += ["    " + ln for ln in str(exe).splitlines()]
         return "\n".join(lines)
 
+    def _repr_html_(self) -> str | None:
+        """Jupyter shows the interactive viewer: the fused program once the function has run."""
+        from .export.html import repr_html
+        return repr_html(self)
+
 
 def _check_fits(t: Tensor, arr: np.ndarray, want: np.dtype) -> None:
     """Integer data must fit the placeholder's integer dtype: a cast would wrap silently."""

@@ -213,6 +213,11 @@ class Graph:
 
     __repr__ = lambda self: f"<Graph {self.name!r} with {len(self)} nodes>"
 
+    def _repr_html_(self) -> str | None:
+        """Jupyter shows the interactive viewer of ``tg.export.to_html`` (in an iframe)."""
+        from .export.html import repr_html
+        return repr_html(self)
+
 
 _local = threading.local()
 _GLOBAL_DEFAULT = Graph("default")
@@ -304,6 +309,11 @@ class Tensor:
 
     def __repr__(self) -> str:
         return f"<Tensor %{self.id} {self.name!r} op={self.op} shape={format_shape(self.shape)} dtype={self.dtype}>"
+
+    def _repr_html_(self) -> str | None:
+        """Jupyter shows the sub-graph that computes this tensor in the interactive viewer."""
+        from .export.html import repr_html
+        return repr_html(self)
 
     def __hash__(self) -> int:
         return hash((id(self.graph), self.id))
