@@ -349,3 +349,17 @@ def test_draw_auto_falls_back_to_matplotlib_without_dot(tmp_path, monkeypatch):
     assert draw(g, tmp_path / "g.png").read_bytes()[:4] == b"\x89PNG"
     with pytest.raises(RuntimeError, match="Graphviz 'dot' is not on PATH"):
         draw(g, tmp_path / "h.png", engine="graphviz")
+
+
+def test_to_dot_of_a_compiled_training_step_draws_its_updates():
+    """Regression: to_dot(CompiledFunction) passed the update pairs' Tensors, not their node ids,
+    to networkx, which raised NetworkXError for every step with updates."""
+    g = tg.Graph()
+    with g:
+        x = tg.placeholder("x", (None, 3))
+        W = tg.parameter("W", np.ones((3, 2), np.float32))
+        loss = tg.sum(x @ W)
+        step = tg.compile([x], [loss], updates=tg.optim.Adam().updates(loss, [W]))
+    dot = tg.export.to_dot(step)
+    assert 'label="W\\n(3, 2) float32"' in dot
+    assert 'label="W/adam_exp_avg_sq\\n(3, 2) float32"' in dot     # the optimizer's state is drawn

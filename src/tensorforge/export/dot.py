@@ -108,7 +108,7 @@ def resolve(obj, backward: bool = True, fused: bool = False):
                 from ..passes import run_passes
                 program = run_passes(program, obj.passes)
             return program.graph, list(program.order), list(program.outputs), program.shapes, program
-        roots = [t.id for t in obj.outputs] + [n for pair in obj.updates for n in pair]
+        roots = [t.id for t in obj.outputs] + [t.id for pair in obj.updates for t in pair]
         return obj.graph, obj.graph.topological_order(roots), [t.id for t in obj.outputs], None, None
     if isinstance(obj, Graph):
         nodes = obj.topological_order()
