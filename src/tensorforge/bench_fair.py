@@ -95,6 +95,9 @@ def thread_report() -> dict:
         report["threadpools"] = None
     if "torch" in sys.modules:
         report["torch"] = sys.modules["torch"].get_num_threads()
+    if "tinygrad" in sys.modules:
+        from tinygrad.helpers import NUM_CPU_THREADS
+        report["tinygrad"] = NUM_CPU_THREADS.value
     if "tensorforge" in sys.modules:
         from .runtime import get_num_threads
         report["tensorforge"] = get_num_threads()
