@@ -204,6 +204,13 @@ def test_a_busy_machine_is_warned_about(monkeypatch, tmp_path):
     assert "busy" not in quiet and "0.20 before the run, 0.90 after" in quiet
 
 
+def test_a_missing_peer_or_workload_is_a_note_not_a_failure():
+    failure_note = suite_module("worker").failure_note
+    assert failure_note(ModuleNotFoundError("no", name="tinygrad")).startswith("not installed (tinygrad)")
+    assert failure_note(NotImplementedError("no NumPy version")) == "no NumPy version"
+    assert failure_note(ValueError("bad\nshape (3,)")) == "failed: ValueError: shape (3,)"
+
+
 PEERS = [pytest.param(name, marks=pytest.mark.skipif(
     importlib.util.find_spec(name) is None or (name == "tinygrad" and shutil.which("clang") is None),
     reason=f"optional peer {name} not installed (pip install '.[bench]'"

@@ -11,7 +11,6 @@ cold and a warm disk cache per round.
 from __future__ import annotations
 
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -185,9 +184,3 @@ def aggregate(records: list[dict]) -> list[dict]:
             merged["builds"] = max(r.get("builds", 0) for r in timed)
         out.append(merged)
     return out
-
-
-def env_summary() -> dict:
-    """The thread variables the workers got (for the report's how-it-measures line)."""
-    return {k: v for k, v in thread_env(1).items() if k.endswith("THREADS") or k == "XLA_FLAGS"
-            if k not in os.environ or os.environ[k] != v}

@@ -37,8 +37,11 @@ def make_system(name):
 
 
 def failure_note(e: Exception) -> str:
+    """The note a row shows instead of a number."""
     if isinstance(e, NotImplementedError):
         return str(e)
+    if isinstance(e, ModuleNotFoundError):
+        return f"not installed ({e.name}): pip install '.[bench]', see benchmarks/README.md"
     msg = str(e).strip().splitlines()[-1] if str(e).strip() else ""
     return f"failed: {type(e).__name__}: {msg}"[:240]
 
@@ -166,8 +169,7 @@ def run_worker(system_name: str, threads: int, quick: bool) -> None:
     except Exception as e:  # noqa: BLE001 - a peer that cannot load is reported, not fatal
         emit({**base, "workload": "worker", "seconds": None, "note": failure_note(e)})
         finish()
-        return serve(lambda command: emit({**base, "workload": command.split()[1], "seconds": None,
-                                           "note": failure_note(e)}))
+        return None
     emit({**base, "workload": "threads", "seconds": None, "report": thread_report()})
     finish()
     setups = Setups(system, sizes, threads)
