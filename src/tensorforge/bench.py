@@ -2,35 +2,49 @@
 
 Every system starts from the same initial parameters and trains repeatedly on the same fixed
 batch, so the first-step losses must agree across systems. The models, their initial values and
-the optimizer settings live here once: benchmarks/compiler.py imports them, so the two agree.
+the optimizer settings live in tensorforge.bench_models (re-exported here); benchmarks/compiler.py
+imports them too, so the two agree.
 
     mlp        MLP 784-256-256-10, batch 128, softmax cross-entropy, Adam
+    mlp-big    MLP 784-1024-1024-10, batch 256, Adam
     small-mlp  MLP 64-64-10, batch 32, Adam (overhead-bound)
     cnn        64x1x8x8: conv3x3 8 channels pad 1, ReLU, maxpool 2, dense 10, SGD momentum 0.9
+    net        PyTorch's MNIST example ``Net`` (conv 1->32, conv 32->64, maxpool 2, dense
+               9216->128->10, dropout off), batch 64 of 1x28x28, SGD momentum 0.9
 
 Systems: tensorforge's backends ("interp", "llvm", "triton" when a GPU is visible) and, as
 peers when they are installed, "torch" (eager) and "jax" (jax.jit of the whole step).
+
+:func:`run_fair` (what ``tensorforge bench`` runs) measures each system in its own worker
+process with pinned threads, in interleaved rounds, and reports the median and spread
+(tensorforge.bench_fair); :func:`run_benchmark` measures in this process, one system after
+the other.
 """
 from __future__ import annotations
 
 import importlib.util
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
-import numpy as np
+from .bench_fair import (WorkerError, load_average, load_warning, rotated, spread,  # noqa: F401
+                         start_bench_workers)
+from .bench_models import (ADAM, MNIST_NET, SGD, NetSpec, cnn_init, input_shape,  # noqa: F401
+                           jax_compiled_step, jax_model, mlp_init, net_init, random_batch,
+                           tensorforge_training_step, torch_model)
 
-__all__ = ["WORKLOADS", "Result", "available_systems", "run_benchmark", "measure", "format_table"]
+__all__ = ["WORKLOADS", "Result", "FairRun", "available_systems", "run_benchmark", "run_fair", "measure",
+           "format_table", "format_spread"]
 
-ADAM = {"lr": 1e-3, "b1": 0.9, "b2": 0.999, "eps": 1e-8}
-SGD = {"lr": 0.01, "momentum": 0.9}
-
-# name -> (description, layer sizes or None for the CNN, batch size)
+# name -> (description, model spec (layer sizes, None for the small CNN, a NetSpec), batch size)
 WORKLOADS = {
     "mlp": ("MLP 784-256-256-10, batch 128, Adam", (784, 256, 256, 10), 128),
+    "mlp-big": ("MLP 784-1024-1024-10, batch 256, Adam", (784, 1024, 1024, 10), 256),
     "small-mlp": ("MLP 64-64-10, batch 32, Adam", (64, 64, 10), 32),
     "cnn": ("CNN 64x1x8x8 conv3x3(8)-relu-maxpool2-dense10, SGD momentum", None, 64),
+    "net": ("MNIST Net 64x1x28x28 conv3x3(32)-conv3x3(64)-maxpool2-dense(9216,128)-dense10, SGD momentum",
+            MNIST_NET, 64),
 }
 
 
@@ -43,158 +57,15 @@ class Result:
     first_loss: float
     steps: int
     speedup: float | None = None       # against the interpreter, filled in by run_benchmark
-
-
-# ---- shared initial values and the fixed batch -------------------------------------------
-
-def mlp_init(sizes, seed=0):
-    """He-normal weights (in, out) and zero biases, float32: shared by every system."""
-    rng = np.random.default_rng(seed)
-    return [((rng.standard_normal((i, o)) * np.sqrt(2.0 / i)).astype(np.float32), np.zeros(o, np.float32))
-            for i, o in zip(sizes[:-1], sizes[1:])]
-
-
-def cnn_init(seed=0):
-    """conv weight (8,1,3,3) + bias (8,), dense (128,10) + bias (10,), float32."""
-    rng = np.random.default_rng(seed)
-    return [(rng.standard_normal((8, 1, 3, 3)) * np.sqrt(2.0 / 9)).astype(np.float32),
-            np.zeros(8, np.float32),
-            (rng.standard_normal((128, 10)) * np.sqrt(2.0 / 128)).astype(np.float32),
-            np.zeros(10, np.float32)]
-
-
-def random_batch(shape, seed: int = 1):
-    """(x, y): standard-normal float32 inputs of ``shape`` and one integer label 0..9 per row."""
-    rng = np.random.default_rng(seed)
-    return rng.standard_normal(shape).astype(np.float32), rng.integers(0, 10, shape[0]).astype(np.int64)
+    rounds: list[float] = field(default_factory=list)   # steps/s of each round (run_fair)
+    cpu_use: float | None = None       # CPU seconds per wall second while measuring (run_fair)
+    threads: dict | None = None        # the worker's thread_report() (run_fair)
 
 
 def fixed_batch(workload: str, seed: int = 1):
     """The (x, y) batch a workload trains on, repeatedly."""
-    _, sizes, n = WORKLOADS[workload]
-    return random_batch((n, 1, 8, 8) if sizes is None else (n, sizes[0]), seed)
-
-
-# ---- the model on each system: ``sizes`` are an MLP's layer sizes, None is the CNN -------
-
-def tensorforge_training_step(sizes, x, y, backend: str, name: str):
-    """The compiled training step (loss and in-place updates) for batches shaped like (x, y)."""
-    import tensorforge as tg
-    with tg.Graph():
-        xs = tg.placeholder("x", x.shape)
-        ys = tg.placeholder("y", y.shape, dtype="int64")
-        if sizes is None:
-            w, cb, wd, bd = params = [tg.parameter(n, v) for n, v in zip(("w", "cb", "wd", "bd"), cnn_init())]
-            h = tg.max_pool2d(tg.relu(tg.conv2d(xs, w, cb, stride=1, padding=1)), 2)
-            logits = tg.reshape(h, (x.shape[0], 128)) @ wd + bd
-            opt = tg.optim.SGD(lr=SGD["lr"], momentum=SGD["momentum"])
-        else:
-            params, logits = [], xs
-            for i, (w, b) in enumerate(mlp_init(sizes)):
-                W, B = tg.parameter(f"W{i}", w), tg.parameter(f"b{i}", b)
-                params += [W, B]
-                logits = logits @ W + B
-                if i + 2 < len(sizes):
-                    logits = tg.relu(logits)
-            opt = tg.optim.Adam(lr=ADAM["lr"], betas=(ADAM["b1"], ADAM["b2"]), eps=ADAM["eps"])
-        loss = tg.mean(tg.softmax_cross_entropy(logits, ys))
-        updates = opt.updates(loss, params)
-    return tg.compile([xs, ys], loss, updates=updates, backend=backend, name=name)
-
-
-def torch_model(sizes):
-    """(forward(x) -> logits, optimizer over the parameters) in PyTorch."""
-    import torch
-    F = torch.nn.functional
-    if sizes is None:
-        w, cb, wd, bd = params = [torch.tensor(a, requires_grad=True) for a in cnn_init()]
-
-        def forward(h):
-            h = F.max_pool2d(torch.relu(F.conv2d(h, w, cb, padding=1)), 2)
-            return h.reshape(h.shape[0], 128) @ wd + bd
-        return forward, torch.optim.SGD(params, lr=SGD["lr"], momentum=SGD["momentum"])
-    params = [torch.tensor(p, requires_grad=True) for layer in mlp_init(sizes) for p in layer]
-
-    def forward(h):
-        for i in range(0, len(params), 2):
-            h = h @ params[i] + params[i + 1]
-            if i + 2 < len(params):
-                h = torch.relu(h)
-        return h
-    return forward, torch.optim.Adam(params, lr=ADAM["lr"], betas=(ADAM["b1"], ADAM["b2"]), eps=ADAM["eps"])
-
-
-def jax_model(sizes):
-    """(loss_fn(params, x, y), update(params, grads, state) -> (params, state), params, state) in JAX;
-    the updates are torch.optim's SGD with momentum and Adam, written out."""
-    import jax
-    import jax.numpy as jnp
-
-    def xent(logits, yb):
-        logp = jax.nn.log_softmax(logits, axis=1)
-        return -jnp.mean(jnp.take_along_axis(logp, yb[:, None], axis=1))
-
-    if sizes is None:
-        params = [jnp.asarray(p) for p in cnn_init()]
-
-        def loss_fn(p, xb, yb):
-            w, cb, wd, bd = p
-            h = jax.lax.conv_general_dilated(xb, w, (1, 1), ((1, 1), (1, 1)),
-                                             dimension_numbers=("NCHW", "OIHW", "NCHW"))
-            h = jax.nn.relu(h + cb[None, :, None, None])
-            h = jax.lax.reduce_window(h, -jnp.inf, jax.lax.max, (1, 1, 2, 2), (1, 1, 2, 2), "VALID")
-            return xent(h.reshape(h.shape[0], 128) @ wd + bd, yb)
-
-        def update(p, g, s):
-            s = [SGD["momentum"] * bi + gi for bi, gi in zip(s, g)]
-            return [pi - SGD["lr"] * bi for pi, bi in zip(p, s)], s
-        return loss_fn, update, params, [jnp.zeros_like(p) for p in params]
-    params = [jnp.asarray(p) for layer in mlp_init(sizes) for p in layer]
-
-    def loss_fn(p, xb, yb):
-        h = xb
-        for i in range(0, len(p), 2):
-            h = h @ p[i] + p[i + 1]
-            if i + 2 < len(p):
-                h = jax.nn.relu(h)
-        return xent(h, yb)
-    b1, b2, lr, eps = ADAM["b1"], ADAM["b2"], ADAM["lr"], ADAM["eps"]
-
-    def update(p, g, s):
-        m, v, t = s
-        t = t + 1
-        m = [b1 * mi + (1 - b1) * gi for mi, gi in zip(m, g)]
-        v = [b2 * vi + (1 - b2) * gi * gi for vi, gi in zip(v, g)]
-        step_size = lr / (1 - b1 ** t)
-        bc2_sqrt = jnp.sqrt(1 - b2 ** t)
-        p = [pi - step_size * mi / (jnp.sqrt(vi) / bc2_sqrt + eps) for pi, mi, vi in zip(p, m, v)]
-        return p, (m, v, t)
-    state = ([jnp.zeros_like(p) for p in params], [jnp.zeros_like(p) for p in params],
-             jnp.asarray(0.0, jnp.float32))
-    return loss_fn, update, params, state
-
-
-def jax_compiled_step(loss_fn, update, params, state, x, y):
-    """(run, compile seconds): jax.jit of the whole step (value_and_grad and update), compiled
-    ahead for (x, y); its parameter and state buffers are donated, so each run() updates them in
-    place and returns the loss."""
-    import jax
-    import jax.numpy as jnp
-
-    def step(p, s, xb, yb):
-        loss, grads = jax.value_and_grad(loss_fn)(p, xb, yb)
-        p, s = update(p, grads, s)
-        return p, s, loss
-    xj, yj = jnp.asarray(x), jnp.asarray(y)
-    t0 = time.perf_counter()
-    compiled = jax.jit(step, donate_argnums=(0, 1)).lower(params, state, xj, yj).compile()
-    compile_s = time.perf_counter() - t0
-    box = [params, state]
-
-    def run():
-        box[0], box[1], loss = compiled(box[0], box[1], xj, yj)
-        return float(loss)               # float() waits for the result
-    return run, compile_s
+    _, spec, n = WORKLOADS[workload]
+    return random_batch(input_shape(spec, n), seed)
 
 
 # ---- the runners: (step, first-step loss, compile seconds or None) -----------------------
@@ -303,6 +174,96 @@ def run_benchmark(workload: str, systems: list[str], seconds: float = 1.0,
     for r in results:
         r.speedup = r.steps_per_s / base if base else None
     return results
+
+
+@dataclass
+class FairRun:
+    """What :func:`run_fair` measured: the results, the systems that failed and why, the load."""
+    workload: str
+    threads: int
+    rounds: int
+    results: list[Result]
+    failed: dict[str, str]
+    load_before: float | None
+    load_after: float | None
+
+    def warnings(self) -> list[str]:
+        """One load warning when the higher of the loads before and after exceeded the thread count."""
+        loads = [x for x in (self.load_before, self.load_after) if x is not None]
+        warning = load_warning(max(loads), self.threads) if loads else None
+        return [warning] if warning else []
+
+
+def run_fair(workload: str, systems: list[str], seconds: float = 1.0, threads: int = 1, rounds: int = 3,
+             timeout: float = 600.0, pause_s: float = 0.2,
+             on_progress: Callable[[str], None] | None = None) -> FairRun:
+    """Measure ``workload`` on each system fairly: one worker process per system with its threads
+    pinned before import, ``rounds`` interleaved repeats of ``seconds`` each, median and spread.
+
+    Speed-ups are against "interp" when it was measured. ``pause_s`` between measurements lets
+    the previous system's spinning thread pools go idle before the next one runs."""
+    if workload not in WORKLOADS:
+        raise ValueError(f"unknown workload {workload!r}; choose one of {', '.join(WORKLOADS)}")
+    say = on_progress or (lambda _msg: None)
+    load_before = load_average()
+    started = start_bench_workers(workload, systems, threads, timeout)
+    failed = {s: v for s, v in started.items() if isinstance(v, str)}
+    live = [s for s in systems if s not in failed]
+    per_round: dict[str, list[dict]] = {s: [] for s in live}
+    try:
+        for r in range(rounds):
+            for system in rotated(live, r):
+                if system in failed:
+                    continue
+                time.sleep(pause_s)
+                try:
+                    answer = started[system][0].request(f"measure {seconds}", timeout)
+                except WorkerError as e:
+                    failed[system] = str(e)
+                    continue
+                if not answer or "error" in answer[0]:
+                    failed[system] = answer[0]["error"] if answer else "no answer"
+                    continue
+                per_round[system].append(answer[0])
+                say(f"round {r + 1}/{rounds}: {system} {answer[0]['steps_per_s']:,.1f} steps/s")
+    finally:
+        for s in live:
+            started[s][0].close()
+    results = []
+    for system in live:
+        if system in failed or not per_round[system]:
+            continue
+        ready, runs = started[system][1], per_round[system]
+        med, _, _ = spread(a["steps_per_s"] for a in runs)
+        results.append(Result(system, med, ready.get("compile_s"), float(ready["first_loss"]),
+                              sum(a["steps"] for a in runs), rounds=[a["steps_per_s"] for a in runs],
+                              cpu_use=spread(a["cpu_use"] for a in runs)[0], threads=ready.get("threads")))
+    base = next((r.steps_per_s for r in results if r.system == "interp"), None)
+    for r in results:
+        r.speedup = r.steps_per_s / base if base else None
+    return FairRun(workload, threads, rounds, results, failed, load_before, load_average())
+
+
+def format_spread(run: FairRun) -> str:
+    """The repeats behind each median: rounds, min-max steps/s, spread, CPU use, threads seen."""
+    lines = [f"{'system':<10}  {'rounds':>6}  {'min - max steps/s':>24}  {'spread':>7}  {'cpu use':>7}  threads seen"]
+    for r in run.results:
+        med, lo, hi = spread(r.rounds)
+        seen = _threads_seen(r.threads)
+        lines.append(f"{r.system:<10}  {len(r.rounds):>6}  {f'{lo:,.1f} - {hi:,.1f}':>24}  "
+                     f"{(hi - lo) / med:>7.1%}  {r.cpu_use or 0:>7.2f}  {seen}")
+    return "\n".join(lines)
+
+
+def _threads_seen(report: dict | None) -> str:
+    """A short text of the thread counts a worker reported (native pools, torch, tensorforge)."""
+    if not report:
+        return "-"
+    parts = [f"{p['api']} {p['num_threads']}" for p in report.get("threadpools") or []]
+    for key in ("torch", "tensorforge"):
+        if key in report:
+            parts.append(f"{key} {report[key]}")
+    return ", ".join(dict.fromkeys(parts)) or "-"
 
 
 def profile_workload(workload: str, backend: str, steps: int = 50):

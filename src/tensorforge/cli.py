@@ -383,17 +383,22 @@ def _checkpoint_kwargs(fit, checkpoint_dir, resume) -> dict:
 # ---- bench ----------------------------------------------------------------------------------------
 
 @main.command()
-@click.argument("workload", type=click.Choice(["mlp", "small-mlp", "cnn"]), default="small-mlp")
+@click.argument("workload", type=click.Choice(["mlp", "mlp-big", "small-mlp", "cnn", "net"]), default="small-mlp")
 @click.option("--seconds", type=FiniteFloat(min=0, min_open=True), default=1.0, show_default=True,
-              help="Measuring time per system.")
+              help="Measuring time per system and round.")
 @click.option("--backend", "systems", multiple=True, metavar="NAME",
               help="Measure only these (repeatable): interp, llvm, triton, torch, jax. Default: all available.")
 @click.option("--peers/--no-peers", default=True, help="Include PyTorch and JAX when installed.")
+@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Threads of every system (set in each worker's environment before import).")
+@click.option("--rounds", type=click.IntRange(min=1), default=3, show_default=True,
+              help="Interleaved repeats: each round measures every system once; the table shows medians.")
 @click.option("--plot", type=click.Path(dir_okay=False), default=None, help="Write a bar chart to this PNG.")
 @click.option("--profile", "top", type=click.IntRange(min=1), default=None, metavar="N",
               help="Then list the N slowest kernels of each tensorforge backend's step.")
-def bench(workload, seconds, systems, peers, plot, top) -> None:
-    """Time one training step of WORKLOAD (mlp, small-mlp, cnn) on every available backend."""
+def bench(workload, seconds, systems, peers, threads, rounds, plot, top) -> None:
+    """Time one training step of WORKLOAD on every available backend, fairly: each system in its
+    own process with the same pinned thread count, ROUNDS interleaved repeats, median and spread."""
     from . import bench as b
     available = b.available_systems(peers=True)
     if systems:
@@ -407,12 +412,21 @@ def bench(workload, seconds, systems, peers, plot, top) -> None:
     if plot is not None and not plot.lower().endswith(".png"):
         raise click.BadParameter("the chart is a PNG: give a path ending in .png", param_hint="--plot")
     _check_output(plot, "--plot")
-    click.echo(f"{workload}: {b.WORKLOADS[workload][0]}; {seconds:g} s per system on {', '.join(chosen)}")
-    results = b.run_benchmark(workload, chosen, seconds)
-    click.echo(b.format_table(results))
+    click.echo(f"{workload}: {b.WORKLOADS[workload][0]}; {seconds:g} s per system and round, {rounds} "
+               f"round{'s' if rounds != 1 else ''}, {threads} thread{'s' if threads != 1 else ''}, "
+               f"on {', '.join(chosen)}")
+    run = b.run_fair(workload, chosen, seconds, threads=threads, rounds=rounds)
+    _echo_load(run)
+    if not run.results:
+        raise CliError("no system could be measured: " + "; ".join(f"{s}: {e}" for s, e in run.failed.items()))
+    click.echo(b.format_table(run.results))
+    click.echo("")
+    click.echo(b.format_spread(run))
+    for system, why in run.failed.items():
+        click.echo(f"{system}: not measured ({why})")
     if plot is not None:
         try:
-            b.plot_bars(results, workload, plot)
+            b.plot_bars(run.results, workload, plot)
         except OSError as e:
             raise CliError(f"cannot write {plot}: {e}") from None
         click.echo(f"wrote {plot}")
@@ -421,6 +435,14 @@ def bench(workload, seconds, systems, peers, plot, top) -> None:
             if system in ("interp", "llvm", "triton"):
                 click.echo("")
                 click.echo(b.profile_workload(workload, system).table(n=top))
+
+
+def _echo_load(run) -> None:
+    """The load average before and after the bench run, and a warning when the machine was busy."""
+    shown = ["-" if x is None else f"{x:.2f}" for x in (run.load_before, run.load_after)]
+    click.echo(f"1-min load average: {shown[0]} before, {shown[1]} after")
+    for warning in run.warnings():
+        click.echo(warning, err=True)
 
 
 # ---- export -------------------------------------------------------------------------------------------
