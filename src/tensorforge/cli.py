@@ -24,6 +24,7 @@ from . import cli_data
 from ._optional import require
 from .cli_data import DATASETS, SCALES
 from .cli_errors import CliError, FiniteFloat, GuardedGroup
+from .cli_model import graph_module as _graph_module, load_graph as _load_saved
 
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "adadelta", "rmsprop", "adam", "adamw", "adamax",
               "nadam")
@@ -109,68 +110,6 @@ def _build_model(kind: str, seed: int, in_features: int = 64, classes: int = 10,
     return nn.Sequential(
         nn.Conv2d(1, 8, 3, padding=1, seed=seed), nn.ReLU(), nn.MaxPool2d(2),
         nn.Flatten(), nn.Dense(8 * (h // 2) * (w // 2), classes, seed=seed + 1))
-
-
-def _graph_module(loaded):
-    """A ``tg.nn`` module that re-applies a saved graph (one input) on the placeholder it gets,
-    with the saved parameters as its own (trainable) parameters."""
-    from . import graph as g
-    from .nn.module import Module, ParamSpec
-    from .ops.registry import apply
-
-    if len(loaded.inputs) != 1 or len(loaded.outputs) != 1:
-        raise click.BadParameter(f"a saved graph to train needs one input and one output (it has "
-                                 f"{len(loaded.inputs)} and {len(loaded.outputs)})", param_hint="--model")
-    src_in, src_out = loaded.inputs[0], loaded.outputs[0]
-
-    class SavedGraph(Module):
-        kind = "saved_graph"
-
-        def forward(self, x, training):
-            made = {src_in.id: x}
-            source = src_out.graph
-            for nid in source.topological_order([src_out.id]):
-                t = source.tensor(nid)
-                if nid in made:
-                    continue
-                if t.op == "placeholder":
-                    raise click.BadParameter(f"the saved graph has a second placeholder {t.name!r}",
-                                             param_hint="--model")
-                if t.op == "parameter":
-                    value = np.array(t.value)
-                    made[nid] = self.param(x.graph, t.name.replace("/", "_"),
-                                           ParamSpec(value.shape, lambda v=value: v), dtype=t.dtype)
-                elif t.op == "constant":
-                    made[nid] = g.constant(np.array(t.value), dtype=t.dtype, graph=x.graph)
-                else:
-                    made[nid] = apply(t.op, [made[i.id] for i in t.inputs], **t.attrs)
-            return made[src_out.id]
-
-    return SavedGraph(), tuple(src_in.shape[1:])
-
-
-def _load_saved(path: str, param_hint: str):
-    """tg.export.load(path), with a missing file or a bad document as one clear line; a model saved
-    by ``train --save`` (a folder or .tgz) gives its graph with the trained parameters."""
-    from .cli_model import ModelError, is_saved_model, load_model
-    p = Path(path)
-    if is_saved_model(p):
-        try:
-            return load_model(p).graph
-        except ModelError as e:
-            raise click.BadParameter(str(e), param_hint=param_hint) from None
-    if p.is_dir():
-        raise click.BadParameter(f"{path} is a directory, not a saved graph", param_hint=param_hint)
-    if not p.is_file():
-        raise click.BadParameter(f"no such file: {path}", param_hint=param_hint)
-    from . import export
-    try:
-        return export.load(str(p))
-    except (export.LoadError, OSError) as e:
-        raise click.BadParameter(f"cannot load {path}: {e}", param_hint=param_hint) from None
-    except (RecursionError, MemoryError, UnicodeError, KeyError, TypeError, AttributeError) as e:
-        # damage export.load does not name itself (a deeply nested or odd document)
-        raise click.BadParameter(f"cannot load {path}: {type(e).__name__}: {e}", param_hint=param_hint) from None
 
 
 def _parameter_list(loaded) -> list:
@@ -408,6 +347,8 @@ def bench(workload, seconds, systems, peers, plot, top) -> None:
     if plot is not None and not plot.lower().endswith(".png"):
         raise click.BadParameter("the chart is a PNG: give a path ending in .png", param_hint="--plot")
     _check_output(plot, "--plot")
+    if plot is not None:
+        require("matplotlib", extra="export", feature="--plot")
     click.echo(f"{workload}: {b.WORKLOADS[workload][0]}; {seconds:g} s per system on {', '.join(chosen)}")
     results = b.run_benchmark(workload, chosen, seconds)
     click.echo(b.format_table(results))
@@ -487,6 +428,7 @@ def export(source, fmt, output, backward, fused, backend, max_nodes) -> None:
     if fmt == "json" and Path(output).suffix.lower() != ".json":
         raise click.BadParameter("the saved graph needs a path ending in .json", param_hint="-o")
     _check_output(output, "-o")
+    _require_for_format(fmt)
     try:
         obj = list(outputs) + ([new for _, new in updates] if updates else [])
         if fused:
@@ -507,6 +449,16 @@ def export(source, fmt, output, backward, fused, backend, max_nodes) -> None:
     except (ValueError, NotImplementedError) as e:
         raise CliError(f"cannot export {source} as {fmt}: {e}") from None
     click.echo(f"wrote {output}" + (f" and {Path(output).with_suffix('.npz')}" if fmt == "json" else ""))
+
+
+def _require_for_format(fmt: str) -> None:
+    """The optional packages a format needs, checked before any work."""
+    if fmt == "onnx":
+        require("onnx", extra="export", feature="--format onnx")
+    elif fmt in ("svg", "png"):
+        from .export.draw import dot_available
+        if not dot_available():           # the Graphviz binary draws without matplotlib
+            require("matplotlib", extra="export", feature=f"--format {fmt}")
 
 
 def _write_text(path: str, text: str) -> None:

@@ -24,11 +24,13 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import click
 import numpy as np
 
 from ._fileio import atomic_write
 
-__all__ = ["save_model", "load_model", "is_saved_model", "SavedModel", "ModelError", "MODEL_FILES"]
+__all__ = ["save_model", "load_model", "is_saved_model", "SavedModel", "ModelError", "MODEL_FILES", "load_graph",
+           "graph_module"]
 
 FORMAT_NAME = "tensorforge-model"
 FORMAT_VERSION = 1
@@ -192,3 +194,66 @@ def _check_fields(doc: dict, shown: Path) -> None:
     for key, check in ok.items():
         if key not in doc or not check(doc[key]):
             raise ModelError(f"{shown}: {PREP_FILE} has no valid {key!r}")
+
+
+# ---- graphs for the command line (train --model, export, show) ---------------------------------
+
+def graph_module(loaded):
+    """A ``tg.nn`` module that re-applies a saved graph (one input) on the placeholder it gets,
+    with the saved parameters as its own (trainable) parameters."""
+    from . import graph as g
+    from .nn.module import Module, ParamSpec
+    from .ops.registry import apply
+
+    if len(loaded.inputs) != 1 or len(loaded.outputs) != 1:
+        raise click.BadParameter(f"a saved graph to train needs one input and one output (it has "
+                                 f"{len(loaded.inputs)} and {len(loaded.outputs)})", param_hint="--model")
+    src_in, src_out = loaded.inputs[0], loaded.outputs[0]
+
+    class SavedGraph(Module):
+        kind = "saved_graph"
+
+        def forward(self, x, training):
+            made = {src_in.id: x}
+            source = src_out.graph
+            for nid in source.topological_order([src_out.id]):
+                t = source.tensor(nid)
+                if nid in made:
+                    continue
+                if t.op == "placeholder":
+                    raise click.BadParameter(f"the saved graph has a second placeholder {t.name!r}",
+                                             param_hint="--model")
+                if t.op == "parameter":
+                    value = np.array(t.value)
+                    made[nid] = self.param(x.graph, t.name.replace("/", "_"),
+                                           ParamSpec(value.shape, lambda v=value: v), dtype=t.dtype)
+                elif t.op == "constant":
+                    made[nid] = g.constant(np.array(t.value), dtype=t.dtype, graph=x.graph)
+                else:
+                    made[nid] = apply(t.op, [made[i.id] for i in t.inputs], **t.attrs)
+            return made[src_out.id]
+
+    return SavedGraph(), tuple(src_in.shape[1:])
+
+
+def load_graph(path: str, param_hint: str):
+    """tg.export.load(path), with a missing file or a bad document as one clear line; a model saved
+    by ``train --save`` (a folder or .tgz) gives its graph with the trained parameters."""
+    p = Path(path)
+    if is_saved_model(p):
+        try:
+            return load_model(p).graph
+        except ModelError as e:
+            raise click.BadParameter(str(e), param_hint=param_hint) from None
+    if p.is_dir():
+        raise click.BadParameter(f"{path} is a directory, not a saved graph", param_hint=param_hint)
+    if not p.is_file():
+        raise click.BadParameter(f"no such file: {path}", param_hint=param_hint)
+    from . import export
+    try:
+        return export.load(str(p))
+    except (export.LoadError, OSError) as e:
+        raise click.BadParameter(f"cannot load {path}: {e}", param_hint=param_hint) from None
+    except (RecursionError, MemoryError, UnicodeError, KeyError, TypeError, AttributeError) as e:
+        # damage export.load does not name itself (a deeply nested or odd document)
+        raise click.BadParameter(f"cannot load {path}: {type(e).__name__}: {e}", param_hint=param_hint) from None

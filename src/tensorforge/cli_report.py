@@ -32,7 +32,7 @@ def run_fit(fit, net, x_train, y_train, fit_kwargs: dict, checkpoint_dir) -> Run
     seen = {}
 
     def keep_history(epoch, history):     # Ctrl-C leaves no return value: keep a hold of the history
-        seen["history"] = history
+        seen["history"], seen["epochs"] = history, history.epochs
 
     try:
         with warnings.catch_warnings(), np.errstate(all="ignore"):
@@ -40,7 +40,8 @@ def run_fit(fit, net, x_train, y_train, fit_kwargs: dict, checkpoint_dir) -> Run
             warnings.filterwarnings("ignore", message="fit: training diverged", category=RuntimeWarning)
             return Run(fit(net, x_train, y_train, on_epoch_end=keep_history, **fit_kwargs))
     except KeyboardInterrupt:
-        return Run(seen.get("history") or History(), interrupted=True)
+        history = seen.get("history") or History()
+        return Run(_completed_epochs(history, seen.get("epochs", 0)), interrupted=True)
     except (LoadError, CheckpointError) as e:
         raise CliError(f"Invalid value for '--checkpoint-dir': cannot resume from {checkpoint_dir}: {e}") from None
     except OSError as e:
@@ -50,6 +51,20 @@ def run_fit(fit, net, x_train, y_train, fit_kwargs: dict, checkpoint_dir) -> Run
                        f"{e}") from None
     except ValueError as e:       # ShapeError and InputError: the data does not fit the model
         raise CliError(f"the data does not fit the model: {e}") from None
+
+
+def _completed_epochs(history, epochs: int):
+    """The history of the ``epochs`` completed epochs: Ctrl-C during an epoch's bookkeeping can leave
+    its first records (loss, accuracy) appended without the rest (val_loss), which no table or
+    plot could line up."""
+    for key, values in history.items():
+        if isinstance(values, list) and len(values) > epochs:
+            history[key] = values[:epochs]
+    if history.best_epoch is not None and history.best_epoch >= epochs:     # set by the cut-off epoch
+        watched = history.get(history.monitor, [])
+        finite = [i for i, v in enumerate(watched) if math.isfinite(v)]
+        history.best_epoch = min(finite, key=lambda i: watched[i]) if finite else None
+    return history
 
 
 def check_resumable(checkpoint_dir, optimizer=None, optimizer_name: str | None = None) -> None:
