@@ -161,7 +161,7 @@ def test_graphviz_is_named_in_the_readme_and_installed_by_ci():
 @pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz `dot` is not installed (apt-get install graphviz)")
 def test_graphviz_draws_the_fused_step(tmp_path):
     path = tg.export.draw(_fused_step(), tmp_path / "f.svg", engine="graphviz", fused=True)
-    assert "fused: " in path.read_text()
+    assert "fused kernel:" in path.read_text()
 
 
 # ---- 4. save a trained model, predict with it, export its trained weights ----------------------------

@@ -110,6 +110,8 @@ def load_model(path) -> SavedModel:
     path = Path(path)
     if not path.exists():
         raise ModelError(f"no such model: {path}")
+    if not is_saved_model(path):
+        raise ModelError(f"{path} is not a saved model (a folder or .tgz written by `tensorforge train --save`)")
     try:
         if path.is_dir():
             return _load_folder(path)

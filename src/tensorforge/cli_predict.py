@@ -62,8 +62,8 @@ def _read_rows(path: str, features: int, delimiter: str | None):
     except data_files.DataError as e:
         raise click.BadParameter(str(error or e), param_hint="--data") from None
     if int(np.prod(table.x.shape[1:])) != features:
-        raise click.BadParameter(f"{path}: rows of {int(np.prod(table.x.shape[1:]))} features (and a label), "
-                                 f"the model takes {features}", param_hint="--data")
+        raise click.BadParameter(f"{path}: rows of {int(np.prod(table.x.shape[1:])) + 1} values; the model takes "
+                                 f"{features} features (and a label column may follow)", param_hint="--data")
     return table.x, table.y
 
 

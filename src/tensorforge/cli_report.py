@@ -32,7 +32,7 @@ def run_fit(fit, net, x_train, y_train, fit_kwargs: dict, checkpoint_dir) -> Run
     seen = {}
 
     def keep_history(epoch, history):     # Ctrl-C leaves no return value: keep a hold of the history
-        seen["history"], seen["epochs"] = history, history.epochs
+        seen["history"] = history
 
     try:
         with warnings.catch_warnings(), np.errstate(all="ignore"):
@@ -41,7 +41,7 @@ def run_fit(fit, net, x_train, y_train, fit_kwargs: dict, checkpoint_dir) -> Run
             return Run(fit(net, x_train, y_train, on_epoch_end=keep_history, **fit_kwargs))
     except KeyboardInterrupt:
         history = seen.get("history") or History()
-        return Run(_completed_epochs(history, seen.get("epochs", 0)), interrupted=True)
+        return Run(_completed_epochs(history), interrupted=True)
     except (LoadError, CheckpointError) as e:
         raise CliError(f"Invalid value for '--checkpoint-dir': cannot resume from {checkpoint_dir}: {e}") from None
     except OSError as e:
@@ -53,10 +53,11 @@ def run_fit(fit, net, x_train, y_train, fit_kwargs: dict, checkpoint_dir) -> Run
         raise CliError(f"the data does not fit the model: {e}") from None
 
 
-def _completed_epochs(history, epochs: int):
-    """The history of the ``epochs`` completed epochs: Ctrl-C during an epoch's bookkeeping can leave
-    its first records (loss, accuracy) appended without the rest (val_loss), which no table or
-    plot could line up."""
+def _completed_epochs(history):
+    """The history of the completed epochs: Ctrl-C during an epoch's bookkeeping can leave its first
+    records (loss, accuracy) appended without the rest (val_loss), which no table or plot could line
+    up. "time" is the last record fit appends for an epoch, so its length counts complete ones."""
+    epochs = len(history.get("time", []))
     for key, values in history.items():
         if isinstance(values, list) and len(values) > epochs:
             history[key] = values[:epochs]

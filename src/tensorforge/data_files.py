@@ -9,8 +9,9 @@ ways of counting are common and one alone is off by one for half of the readers.
 
 ``encode_labels`` maps labels to the class numbers 0..C-1 a classifier needs, keeping the
 original values so that predictions can be mapped back: words ("cat", "dog") and numbers that
-are not already 0..C-1 (1-based labels, gaps) are encoded with scikit-learn's ``LabelEncoder``,
-with a note saying so. ``load_file`` (the old entry point) accepts only labels that already are
+are not already 0..C-1 (1-based labels, codes with gaps) are encoded with scikit-learn's
+``LabelEncoder``, with a note saying so; numbers with gaps must still pass ``check_labels``
+(a stray 10**12 among 0, 1, 2 is a typo more often than a class). ``load_file`` (the old entry point) accepts only labels that already are
 class numbers.
 """
 from __future__ import annotations
@@ -160,13 +161,15 @@ def encode_labels(y, where, row=None) -> Labels:
     values = np.unique(y)
     if len(values) and values[0] == 0 and values[-1] == len(values) - 1:
         return Labels(y, values)
+    contiguous = len(values) and values[-1] - values[0] == len(values) - 1
+    if contiguous:          # 1-based labels, or any run of consecutive numbers
+        note = f"labels {values[0]}..{values[-1]} are taken as classes 0..{len(values) - 1}"
+    else:                   # gaps: codes are fine, but a stray 10**12 is a typo (check_labels says so)
+        check_labels(y, where, row)
+        note = (f"the {len(values)} label values ({', '.join(map(str, values[:6]))}"
+                f"{', ...' if len(values) > 6 else ''}) are taken as classes 0..{len(values) - 1}")
     _check_class_count(len(values), len(y), where)
-    enc = LabelEncoder().fit(y)
-    note = (f"labels {values[0]}..{values[-1]} are taken as classes 0..{len(values) - 1}"
-            if values[-1] - values[0] == len(values) - 1 else
-            f"the {len(values)} label values ({', '.join(map(str, values[:6]))}"
-            f"{', ...' if len(values) > 6 else ''}) are taken as classes 0..{len(values) - 1}")
-    return Labels(enc.transform(y).astype(np.int64), values, note)
+    return Labels(LabelEncoder().fit_transform(y).astype(np.int64), values, note)
 
 
 def _check_class_count(classes: int, samples: int, where) -> None:

@@ -520,7 +520,7 @@ def fit(model, x_train, y_train, loss="cross_entropy", optimizer=None, epochs: i
             for name, value in evaluator.evaluate(x_val, y_val, eval_bs, metric_fns).items():
                 history.append("val_" + name, value)
         history.append("lr", lr)
-        history.append("time", time.perf_counter() - t0)
+        history.append("time", time.perf_counter() - t0)      # last: an epoch with "time" is complete
 
         watched = history[history.monitor][-1]
         if not math.isfinite(watched):

@@ -10,8 +10,8 @@ Node kinds are styled apart so a training graph reads at a glance:
                   update rule, e.g. Adam's moments): light green
     op            every other (forward) op: white ellipses
 
-A fused kernel (``fused=True``) is labelled with the ops it computes ("fused: mul, add, exp",
-"reduce: sum"), read off its loop spec.
+A fused kernel (``fused=True``) is labelled with the ops it computes ("fused kernel:" then
+"mul, add, exp" and "reduce: sum"), read off its loop spec.
 
 Rule for gradient nodes: ``tg.grad`` records the ids of the nodes it creates in
 ``graph.grad_nodes``; nodes that existed before (interned, shared with the forward
@@ -128,11 +128,7 @@ def fused_label(graph: Graph, nid: int, shapes: dict | None) -> str:
     d = graph.node(nid)
     spec = dict(d["attrs"]).get("spec")
     ops, reductions = fused_ops(spec) if spec is not None else ([], [])
-    lines = ["fused: " + (", ".join(ops) if len(", ".join(ops)) <= 28 else "")]
-    if len(", ".join(ops)) > 28:
-        lines = ["fused:"] + _wrap(ops)
-    if not ops:
-        lines = ["fused: copy" if not reductions else "fused kernel"]
+    lines = ["fused kernel:"] + _wrap(ops) if ops else ["fused kernel"]
     if reductions:
         lines.append("reduce: " + ", ".join(reductions))
     lines.append(f"{format_shape((shapes or {}).get(nid, d['shape']))} {d['dtype']}")
