@@ -3,7 +3,6 @@
 The command line runs as a user would run it (a subprocess); oracles are the interpreter backend,
 scikit-learn's own preprocessing, and the files the commands write.
 """
-import json
 import os
 import re
 import shutil

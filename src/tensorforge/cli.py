@@ -1,7 +1,11 @@
-"""The ``tensorforge`` command line: train, bench, export and show.
+"""The ``tensorforge`` command line: train, predict, bench, export and show.
 
 ``tensorforge train`` with no options is the project's main job: train an MLP on
-the bundled digits data set and print its test accuracy. Every failure (a missing or
+the bundled digits data set and print its test accuracy. Users' data is read and prepared by
+``cli_data`` (labels, split, scaling, shapes), a trained model is saved and loaded by
+``cli_model`` (``train --save``, ``predict``, which ``cli_predict`` runs), and the run's
+report (summary table, plot, Ctrl-C, divergence) is ``cli_report``. Optional packages are
+checked with ``_optional.require`` before any work starts. Every failure (a missing or
 damaged file, a bad option value, data of the wrong shape, a diverged run) ends with one
 line on stderr ("Error: ..." naming the culprit) and exit code 2, never a traceback: the
 common mistakes are raised as click exceptions, and the command group turns anything

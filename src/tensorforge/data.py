@@ -11,8 +11,8 @@ from typing import Iterator, Sequence
 import numpy as np
 
 __all__ = ["digits", "xor", "two_spirals", "load_file", "check_labels", "check_features", "DataError",
-           "MAX_CLASSES", "encode_labels", "minibatches", "add_gaussian_noise", "random_horizontal_flip", "random_shift",
-           "augment"]
+           "MAX_CLASSES", "encode_labels", "minibatches", "add_gaussian_noise", "random_horizontal_flip",
+           "random_shift", "augment"]
 
 # ---- data sets ---------------------------------------------------------------------------
 
@@ -65,7 +65,8 @@ def two_spirals(n: int = 200, noise: float = 0.0, seed: int = 0):
 
 # ---- users' data files: see data_files.py (re-exported here, where they have always been) ----
 
-from .data_files import DataError, MAX_CLASSES, check_features, check_labels, encode_labels, load_file  # noqa: E402,F401
+from .data_files import (DataError, MAX_CLASSES, check_features, check_labels,  # noqa: E402,F401
+                         encode_labels, load_file)
 
 # ---- minibatches -------------------------------------------------------------------------
 

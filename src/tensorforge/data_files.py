@@ -11,8 +11,8 @@ ways of counting are common and one alone is off by one for half of the readers.
 original values so that predictions can be mapped back: words ("cat", "dog") and numbers that
 are not already 0..C-1 (1-based labels, codes with gaps) are encoded with scikit-learn's
 ``LabelEncoder``, with a note saying so; numbers with gaps must still pass ``check_labels``
-(a stray 10**12 among 0, 1, 2 is a typo more often than a class). ``load_file`` (the old entry point) accepts only labels that already are
-class numbers.
+(a stray 10**12 among 0, 1, 2 is a typo more often than a class). ``load_file`` (the old entry
+point) accepts only labels that already are class numbers.
 """
 from __future__ import annotations
 
