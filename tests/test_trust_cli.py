@@ -100,12 +100,12 @@ def test_nan_and_inf_features_are_refused_with_their_row_and_column(tmp_path):
     train_fails("--data", tmp_path / "inf.npz", mentions=["inf.npz", "row 6, column 1", "inf"])
 
 
-def test_a_csv_row_is_numbered_as_the_line_an_editor_shows(tmp_path):
-    # line 1 header, line 2 data, line 3 blank, line 4 the NaN
+def test_a_csv_row_is_numbered_as_the_line_an_editor_shows_and_as_a_data_row(tmp_path):
+    # line 1 header, line 2 data, line 3 blank, line 4 the NaN (the second data row)
     (tmp_path / "nan.csv").write_text("a,b,label\n1,2,0\n\n3,nan,1\n1,1,1\n")
-    train_fails("--data", tmp_path / "nan.csv", mentions=["nan.csv", "row 4, column 2"])
+    train_fails("--data", tmp_path / "nan.csv", mentions=["nan.csv", "line 4 (data row 2), column 2"])
     (tmp_path / "word.csv").write_text("a,b,label\n1,2,0\n3,oops,1\n")
-    train_fails("--data", tmp_path / "word.csv", mentions=["word.csv", "row 3, column 2", "'oops'"])
+    train_fails("--data", tmp_path / "word.csv", mentions=["word.csv", "line 3 (data row 2), column 2", "'oops'"])
     (tmp_path / "ragged.csv").write_text("1,2,0\n3,1\n")
     train_fails("--data", tmp_path / "ragged.csv", mentions=["ragged.csv", "row 2 has 2 columns"])
 

@@ -6,6 +6,7 @@
   usage block click prints;
 - a ``CliError`` (what the commands raise for a user's mistake or a bad run) into its line;
 - Ctrl-C into "Error: interrupted" and exit code 130;
+- a missing optional package into "FEATURE needs PACKAGE: pip install 'tensorforge[EXTRA]'";
 - anything unexpected into one line naming the exception, with the hint to rerun with
   ``--debug`` (or TENSORFORGE_DEBUG=1), which lets the traceback through.
 """
@@ -14,6 +15,8 @@ from __future__ import annotations
 import math
 
 import click
+
+from ._optional import MissingOptional
 
 DEBUG_HINT = "rerun with --debug (or TENSORFORGE_DEBUG=1) for the traceback"
 INTERRUPTED = 130        # the shell's code for a run stopped by SIGINT
@@ -70,6 +73,8 @@ class GuardedGroup(click.Group):
             raise CliError(e.format_message()) from None
         except KeyboardInterrupt:
             raise CliError("interrupted", exit_code=INTERRUPTED) from None
+        except MissingOptional as e:        # a package of an extra: the install line, not a traceback
+            raise CliError(str(e)) from None
         except MemoryError as e:
             if debug_wanted(ctx):
                 raise

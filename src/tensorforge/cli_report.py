@@ -40,7 +40,8 @@ def run_fit(fit, net, x_train, y_train, fit_kwargs: dict, checkpoint_dir) -> Run
             warnings.filterwarnings("ignore", message="fit: training diverged", category=RuntimeWarning)
             return Run(fit(net, x_train, y_train, on_epoch_end=keep_history, **fit_kwargs))
     except KeyboardInterrupt:
-        return Run(seen.get("history") or History(), interrupted=True)
+        history = seen.get("history") or History()
+        return Run(_completed_epochs(history), interrupted=True)
     except (LoadError, CheckpointError) as e:
         raise CliError(f"Invalid value for '--checkpoint-dir': cannot resume from {checkpoint_dir}: {e}") from None
     except OSError as e:
@@ -52,17 +53,54 @@ def run_fit(fit, net, x_train, y_train, fit_kwargs: dict, checkpoint_dir) -> Run
         raise CliError(f"the data does not fit the model: {e}") from None
 
 
-def check_resumable(checkpoint_dir) -> None:
+def _completed_epochs(history):
+    """The history of the completed epochs: Ctrl-C during an epoch's bookkeeping can leave its first
+    records (loss, accuracy) appended without the rest (val_loss), which no table or plot could line
+    up. "time" is the last record fit appends for an epoch, so its length counts complete ones."""
+    epochs = len(history.get("time", []))
+    for key, values in history.items():
+        if isinstance(values, list) and len(values) > epochs:
+            history[key] = values[:epochs]
+    if history.best_epoch is not None and history.best_epoch >= epochs:     # set by the cut-off epoch
+        watched = history.get(history.monitor, [])
+        finite = [i for i, v in enumerate(watched) if math.isfinite(v)]
+        history.best_epoch = min(finite, key=lambda i: watched[i]) if finite else None
+    return history
+
+
+def check_resumable(checkpoint_dir, optimizer=None, optimizer_name: str | None = None) -> None:
     """Read the checkpoint ``--resume`` would continue from now, so that a damaged one is one clear
-    line whatever the loader raises (fit reads it again: checkpoints are small next to a run)."""
+    line whatever the loader raises (fit reads it again: checkpoints are small next to a run), and
+    one written with another optimizer is named as such (not as missing state variables)."""
     from .export import checkpoint as ckpt
+    arrays = None
     try:
         if ckpt.latest_checkpoint(checkpoint_dir) is not None:
-            ckpt.load_checkpoint(checkpoint_dir)
+            _, arrays = ckpt.load_checkpoint(checkpoint_dir)
     except Exception as e:
         text = str(e) if isinstance(e, (ValueError, OSError)) else f"{type(e).__name__}: {e}"
         raise CliError(f"Invalid value for '--checkpoint-dir': cannot resume from {checkpoint_dir}: "
                        f"{text}") from None
+    if arrays is not None and optimizer is not None:
+        _check_same_optimizer(checkpoint_dir, arrays, optimizer, optimizer_name)
+
+
+def _check_same_optimizer(checkpoint_dir, arrays: dict, optimizer, name: str | None) -> None:
+    """The optimizer state a checkpoint holds ("<tag>/step", "<param>/<tag>_<slot>") must be the one
+    this run's optimizer keeps: resuming Adam's run with SGD cannot continue it."""
+    tags = sorted({k.split("/")[0] for k in arrays if k.count("/") == 1 and k.endswith("/step")})
+    tag = getattr(optimizer, "tag", None)
+    slots = set(optimizer._slots()) if hasattr(optimizer, "_slots") else None
+    saved_slots = {k.rsplit("/", 1)[1][len(tag) + 1:] for k in arrays
+                   if tag and "/" in k and k.rsplit("/", 1)[1].startswith(tag + "_")}
+    if tag is None or (tag in tags and (slots is None or saved_slots == slots)):
+        return
+    was = ", ".join(tags) or "another optimizer"
+    if tag in tags:
+        was = f"{tag} with other settings (state {', '.join(sorted(saved_slots)) or 'none'})"
+    raise CliError(f"Invalid value for '--checkpoint-dir': the checkpoint in {checkpoint_dir} was written by "
+                   f"{was}, this run uses {name or tag}: resume with the optimizer options of that run, "
+                   f"or start a new --checkpoint-dir")
 
 
 def final_results(evaluate, net, train_set, test_set, backend) -> tuple[dict, dict]:

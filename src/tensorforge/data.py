@@ -1,25 +1,18 @@
 """Small data sets, a checked loader for users' data files, minibatching and seeded image augmentation.
 
 Everything here is NumPy and deterministic for a given seed; nothing is downloaded
-(the digits come bundled with scikit-learn). ``load_file`` reads a user's .npz/.npy/.csv
-and refuses what would break training later (non-finite features, labels that are not
-small non-negative integers) with a :class:`DataError` naming the file, row and column.
+(the digits come bundled with scikit-learn). Users' own .npz/.npy/.csv files are read by
+``tensorforge.data_files`` (``load_file``, ``encode_labels``, re-exported here).
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Iterator, Sequence
 
 import numpy as np
 
 __all__ = ["digits", "xor", "two_spirals", "load_file", "check_labels", "check_features", "DataError",
-           "MAX_CLASSES", "minibatches", "add_gaussian_noise", "random_horizontal_flip", "random_shift",
-           "augment"]
-
-# more classes than this (or than 10 per sample) is a mistake in the labels, not a data set:
-# the output layer would have one row per class
-MAX_CLASSES = 100_000
-
+           "MAX_CLASSES", "encode_labels", "minibatches", "add_gaussian_noise", "random_horizontal_flip",
+           "random_shift", "augment"]
 
 # ---- data sets ---------------------------------------------------------------------------
 
@@ -70,158 +63,10 @@ def two_spirals(n: int = 200, noise: float = 0.0, seed: int = 0):
     return x.astype(np.float32), y
 
 
-# ---- users' data files ---------------------------------------------------------------------
+# ---- users' data files: see data_files.py (re-exported here, where they have always been) ----
 
-class DataError(ValueError):
-    """A data file cannot be read or holds data that cannot be trained on; the message names
-    the file and, where there is one, the row (1-based, as in the file) and column."""
-
-
-def load_file(path) -> tuple[np.ndarray, np.ndarray]:
-    """(x float32, y int64) from a .npz (arrays "x" and "y"), a .npy (2-D, last column the label)
-    or a .csv (numbers, last column the label, an optional header line); checked by
-    :func:`check_features` and :func:`check_labels`."""
-    path = Path(path)
-    if path.is_dir():
-        raise DataError(f"{path} is a directory, not a data file")
-    if not path.is_file():
-        raise DataError(f"no such file: {path}")
-    kinds = {".npz": _read_npz, ".npy": _read_npy, ".csv": _read_csv}
-    if path.suffix.lower() not in kinds:
-        raise DataError(f"{path}: expected a .npz, .npy or .csv file")
-    if path.stat().st_size == 0:
-        raise DataError(f"{path} is empty")
-    x, y, row_of = kinds[path.suffix.lower()](path)
-    if x.ndim < 1 or len(x) != len(y) or len(x) < 2:
-        raise DataError(f"{path}: x has {len(x) if x.ndim else 0} rows and y has {len(y)}; need as many, "
-                        f"at least 2")
-    return check_features(x, path, row_of), check_labels(y, path, row_of)
-
-
-def check_features(x, where, row_of=None) -> np.ndarray:
-    """``x`` as float32, refusing non-numbers and NaN/inf (named by row and column, 1-based;
-    ``row_of(i)`` gives the row number the file shows for sample i)."""
-    x = np.asarray(x)
-    if x.dtype.kind not in "biuf" or x.ndim == 0:
-        raise DataError(f"{where}: features must be rows of numbers, not {x.dtype} of shape {x.shape}")
-    with np.errstate(over="ignore"):
-        x32 = x.astype(np.float32)
-    bad = np.argwhere(~np.isfinite(x32.reshape(len(x32), -1)))
-    if len(bad):
-        row, col = bad[0]
-        value = x.reshape(len(x), -1)[row, col]
-        what = value if not np.isfinite(value) else f"{value} (too large for float32)"
-        raise DataError(f"{where}: row {_row_number(row, row_of)}, column {col + 1}: the feature is {what}; "
-                        f"features must be finite numbers")
-    return x32
-
-
-def check_labels(y, where, row_of=None) -> np.ndarray:
-    """``y`` as int64 class labels 0..C-1, refusing non-integers, negatives and absurd class counts
-    (more than MAX_CLASSES or than 10 per sample) before anything is sized by them."""
-    y = np.asarray(y)
-    if y.ndim != 1 or y.dtype.kind not in "biuf":
-        raise DataError(f"{where}: labels must be one integer class per row (got {y.dtype} of shape {y.shape})")
-    bad = np.flatnonzero(~np.isfinite(y) | (y != np.round(y)) | (y < 0)) if y.dtype.kind == "f" \
-        else np.flatnonzero(y < 0)
-    if len(bad):
-        raise DataError(f"{where}: row {_row_number(bad[0], row_of)}: the label {y[bad[0]]} is not a "
-                        f"non-negative integer class (labels are class numbers 0, 1, 2, ...)")
-    limit = min(MAX_CLASSES, 10 * len(y))
-    top = int(np.argmax(y)) if len(y) else 0
-    if len(y) and y[top] + 1 > limit:
-        raise DataError(f"{where}: row {_row_number(top, row_of)}: the label {y[top]:.0f} would make "
-                        f"{y[top] + 1:.0f} classes for {len(y)} samples (at most {limit}); labels are "
-                        f"class numbers 0, 1, 2, ...")
-    return y.astype(np.int64)
-
-
-def _row_number(i, row_of) -> int:
-    return int(row_of(int(i))) if row_of is not None else int(i) + 1
-
-
-def _read_npz(path: Path):
-    try:
-        f = np.load(path, allow_pickle=False)
-    except Exception as e:      # zip, zlib, header and I/O errors of a damaged file all end here
-        raise DataError(f"cannot read {path} as a .npz: {_reason(e)}") from None
-    if not isinstance(f, np.lib.npyio.NpzFile):
-        raise DataError(f"{path} holds one array, not the arrays 'x' and 'y' of a .npz")
-    try:
-        with f:
-            if "x" not in f or "y" not in f:
-                has = ", ".join(f.files) or "no arrays"
-                raise DataError(f"{path} must hold arrays 'x' and 'y' (has {has})")
-            return f["x"], f["y"], None
-    except DataError:
-        raise
-    except Exception as e:      # zip, zlib, header and I/O errors of a damaged file all end here
-        raise DataError(f"cannot read {path} as a .npz: {_reason(e)}") from None
-
-
-def _read_npy(path: Path):
-    try:
-        table = np.load(path, allow_pickle=False)
-    except Exception as e:
-        raise DataError(f"cannot read {path} as a .npy: {_reason(e)}") from None
-    if not isinstance(table, np.ndarray) or table.ndim != 2 or table.shape[1] < 2:
-        raise DataError(f"{path} needs a 2-D array of at least two columns (features, then the label), "
-                        f"got shape {getattr(table, 'shape', '?')}")
-    return table[:, :-1], table[:, -1], None
-
-
-def _read_csv(path: Path):
-    """Numbers separated by commas; the first line may be a header. Rows are numbered as the
-    file's lines (1-based, header and blank lines counted) so they match what an editor shows."""
-    try:
-        text = path.read_text()
-    except UnicodeDecodeError:
-        raise DataError(f"cannot read {path}: it is not a text file") from None
-    except OSError as e:
-        raise DataError(f"cannot read {path}: {_reason(e)}") from None
-    lines = [(n, line) for n, line in enumerate(text.splitlines(), start=1)
-             if line.strip() and not line.lstrip().startswith("#")]
-    if lines and not _all_numbers(lines[0][1]):
-        lines = lines[1:]                       # a header: the one line that is not numbers
-    if not lines:
-        raise DataError(f"{path} has no rows of numbers")
-    width = lines[0][1].count(",") + 1
-    for n, line in lines:
-        if line.count(",") + 1 != width:
-            raise DataError(f"{path}: row {n} has {line.count(',') + 1} columns, row {lines[0][0]} has {width}")
-    if width < 2:
-        raise DataError(f"{path} needs at least two columns (features, then the label)")
-    try:
-        table = np.loadtxt([line for _, line in lines], delimiter=",", ndmin=2, dtype=np.float64)
-    except ValueError:
-        n, col, cell = _first_non_number(lines)
-        raise DataError(f"cannot read {path}: row {n}, column {col}: {cell!r} is not a number") from None
-    numbers = [n for n, _ in lines]
-    return table[:, :-1], table[:, -1], lambda i: numbers[i]
-
-
-def _all_numbers(line: str) -> bool:
-    try:
-        [float(cell) for cell in line.split(",")]
-        return True
-    except ValueError:
-        return False
-
-
-def _first_non_number(lines):
-    for n, line in lines:
-        for col, cell in enumerate(line.split(","), start=1):
-            try:
-                float(cell)
-            except ValueError:
-                return n, col, cell.strip()
-    return lines[0][0], 1, lines[0][1]
-
-
-def _reason(e: BaseException) -> str:
-    text = " ".join(str(e).split()) or "the file is damaged"
-    return f"{type(e).__name__}: {text}" if not isinstance(e, (OSError, ValueError)) else text
-
+from .data_files import (DataError, MAX_CLASSES, check_features, check_labels,  # noqa: E402,F401
+                         encode_labels, load_file)
 
 # ---- minibatches -------------------------------------------------------------------------
 

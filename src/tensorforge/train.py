@@ -7,8 +7,9 @@
     model(x, training=False) -> outputs, per-sample loss                   -> eval function (compiled)
 
 Both compiled functions share the model's parameters (they live in the graph), and
-both use the ``backend`` asked for (the NumPy interpreter by default; "llvm" or
-"triton" once available). Then it runs epochs of shuffled (seeded) minibatches,
+both use the ``backend`` asked for (by default "llvm", native code, when llvmlite works
+here, else the NumPy interpreter: see ``default_backend``; "interp" stays the reference).
+Then it runs epochs of shuffled (seeded) minibatches,
 validates after each epoch, steps the learning-rate schedule, stops early, and
 returns a :class:`History`.
 """
@@ -27,7 +28,8 @@ from .compile import compile as _compile
 from .graph import Graph, Tensor, placeholder
 from .train_callbacks import CallbackList, StopTraining, TrainInfo, epoch_limit as _epoch_limit
 
-__all__ = ["fit", "evaluate", "predict", "History", "digits_mlp", "accuracy", "StopTraining", "TrainInfo"]
+__all__ = ["fit", "evaluate", "predict", "default_backend", "History", "digits_mlp", "accuracy", "StopTraining",
+           "TrainInfo"]
 
 CLASSIFICATION_LOSSES = ("cross_entropy", "softmax_cross_entropy", "ce")
 BCE_LOSSES = ("bce", "binary_cross_entropy")
@@ -154,6 +156,27 @@ def _metric_fns(metrics, loss) -> dict[str, Callable]:
     return fns
 
 
+# ---- the backend training uses ------------------------------------------------------------
+
+def default_backend(backend: str | None = None) -> str:
+    """``backend``, or when None the one training should use: "llvm" (native code, the command
+    line's default too) when llvmlite works here, else "interp". ``tg.compile`` keeps "interp" as
+    its default: the interpreter is the reference every backend is checked against."""
+    if backend is not None:
+        return backend
+    if "llvm" not in _DEFAULT_BACKEND:
+        try:
+            from .backends import get_backend
+            get_backend("llvm")
+            _DEFAULT_BACKEND["llvm"] = "llvm"
+        except (ImportError, ValueError, RuntimeError, OSError):
+            _DEFAULT_BACKEND["llvm"] = "interp"
+    return _DEFAULT_BACKEND["llvm"]
+
+
+_DEFAULT_BACKEND: dict[str, str] = {}
+
+
 # ---- array preparation -------------------------------------------------------------------
 
 def _as_inputs(x, dtype: str | None = None) -> np.ndarray:
@@ -257,17 +280,19 @@ def _free_name(graph: Graph, stem: str) -> str:
     return f"{stem}{k}"
 
 
-def predict(model, x, batch_size: int = 256, backend: str = "interp", input_dtype: str | None = None) -> np.ndarray:
+def predict(model, x, batch_size: int = 256, backend: str | None = None, input_dtype: str | None = None) -> np.ndarray:
     """The model's outputs (evaluation mode) for every row of ``x``, computed in batches
     (``input_dtype``: as in ``fit``)."""
+    backend = default_backend(backend)
     x = _as_inputs(x, input_dtype)
     return _evaluator(model, x, None, None, backend).predict(x, batch_size)
 
 
 def evaluate(model, x, y, loss="cross_entropy", metrics=("accuracy",), batch_size: int = 256,
-             backend: str = "interp", input_dtype: str | None = None) -> dict[str, float]:
+             backend: str | None = None, input_dtype: str | None = None) -> dict[str, float]:
     """{"loss": mean per-sample loss, <metric>: value, ...} of the model in evaluation mode
     (``input_dtype``: as in ``fit``)."""
+    backend = default_backend(backend)
     x = _as_inputs(x, input_dtype)
     ev0 = _evaluator(model, x, None, None, backend)
     y = _as_targets(y, loss, ev0.out.shape, x.dtype)
@@ -312,7 +337,7 @@ def fit(model, x_train, y_train, loss="cross_entropy", optimizer=None, epochs: i
         batch_size: int = 32,
         validation_data=None, metrics=("accuracy",), schedule=None, early_stopping: int | None = None,
         restore_best: bool = True, penalty: Callable | None = None, clip_norm: float | None = None,
-        backend: str = "interp", seed: int = 0, progress: bool = True, verbose: bool = True,
+        backend: str | None = None, seed: int = 0, progress: bool = True, verbose: bool = True,
         schedule_interval: str = "epoch", augment: Callable | None = None, eval_batch_size: int | None = None,
         on_epoch_end: Callable | None = None, checkpoint_dir=None, resume: bool = False,
         sync_batch_norm: bool = False, shuffle: bool = True, drop_last: bool = False, steps: int | None = None,
@@ -321,6 +346,7 @@ def fit(model, x_train, y_train, loss="cross_entropy", optimizer=None, epochs: i
 
     loss: "cross_entropy" (integer labels, or one-hot float targets), "mse", "bce" (on logits),
         or a callable(outputs, targets) -> per-sample/per-element tensor or scalar.
+    backend: "llvm", "interp" or "triton"; default: ``default_backend()`` ("llvm" where llvmlite works).
     optimizer: a ``tg.optim`` optimizer (default ``Adam(lr=1e-3)``). If it has ``take_snapshot``
         (SVRG), it is called at the start of every epoch with the whole training set.
     schedule: a ``tg.optim.schedules`` object stepped once per epoch after validation
@@ -361,6 +387,7 @@ def fit(model, x_train, y_train, loss="cross_entropy", optimizer=None, epochs: i
     ``tg.nn.Module``) and its train()/eval() flags are left as they are (fit passes the mode
     explicitly). Afterwards ``predict``/``evaluate`` reuse this graph's evaluation function.
     """
+    backend = default_backend(backend)
     if schedule_interval not in ("epoch", "batch"):
         raise ValueError(f"schedule_interval must be 'epoch' or 'batch', got {schedule_interval!r}")
     epoch_limit = _epoch_limit(epochs, steps)
@@ -493,7 +520,7 @@ def fit(model, x_train, y_train, loss="cross_entropy", optimizer=None, epochs: i
             for name, value in evaluator.evaluate(x_val, y_val, eval_bs, metric_fns).items():
                 history.append("val_" + name, value)
         history.append("lr", lr)
-        history.append("time", time.perf_counter() - t0)
+        history.append("time", time.perf_counter() - t0)      # last: an epoch with "time" is complete
 
         watched = history[history.monitor][-1]
         if not math.isfinite(watched):
@@ -584,7 +611,7 @@ def _epoch_line(history: History, epoch: int, epochs: int) -> str:
 
 # ---- the digits MLP job (examples/mlp_digits.py and the command line's train job) -------------
 
-def digits_mlp(epochs: int = 20, backend: str = "interp", seed: int = 0, progress: bool = False,
+def digits_mlp(epochs: int = 20, backend: str | None = None, seed: int = 0, progress: bool = False,
                verbose: bool = False, hidden: int = 128, batch_size: int = 32, lr: float = 1e-3, **fit_kwargs):
     """Train an MLP 64-hidden-10 (ReLU) with Adam on the digits and return (history, test_accuracy)."""
     from . import data, nn, optim

@@ -10,6 +10,9 @@ Node kinds are styled apart so a training graph reads at a glance:
                   update rule, e.g. Adam's moments): light green
     op            every other (forward) op: white ellipses
 
+A fused kernel (``fused=True``) is labelled with the ops it computes ("fused kernel:" then
+"mul, add, exp" and "reduce: sum"), read off its loop spec.
+
 Rule for gradient nodes: ``tg.grad`` records the ids of the nodes it creates in
 ``graph.grad_nodes``; nodes that existed before (interned, shared with the forward
 pass) stay forward nodes. Graphs that carry no record (a loaded file) fall back to
@@ -23,7 +26,7 @@ from collections import deque
 
 from ..graph import Graph, Tensor, format_shape
 
-__all__ = ["to_dot", "gradient_nodes", "node_kinds", "resolve", "escape"]
+__all__ = ["to_dot", "gradient_nodes", "node_kinds", "resolve", "escape", "fused_ops", "fused_label"]
 
 STYLES = {
     "placeholder": 'shape=invhouse, style=filled, fillcolor="#cfe8ff"',
@@ -92,6 +95,44 @@ def node_label(graph: Graph, nid: int, shapes: dict | None = None) -> str:
             return f"{val.reshape(()).item():.4g}"
         return f"const\n{typ}"
     return f"{d['op']}\n{typ}"
+
+
+def fused_ops(spec) -> tuple[list[str], list[str]]:
+    """(elementwise ops, reductions) a fused kernel computes, each in first-use order: read off its
+    loop spec's scalar expressions (the kernel IR keeps no list of the graph nodes it replaced)."""
+    ops, reductions = [], []
+    exprs = [r.expr for r in getattr(spec, "reductions", ())] + ([spec.out] if hasattr(spec, "out") else [])
+    for expr in exprs:
+        for e in expr.walk():
+            if e.op not in ("arg", "stage", "const") and e.op not in ops:
+                ops.append(e.op)
+    for r in getattr(spec, "reductions", ()):
+        if r.op not in reductions:
+            reductions.append(r.op)
+    return ops, reductions
+
+
+def _wrap(words: list[str], width: int = 28) -> list[str]:
+    lines, line = [], ""
+    for w in words:
+        if line and len(line) + 2 + len(w) > width:
+            lines.append(line + ",")
+            line = w
+        else:
+            line = f"{line}, {w}" if line else w
+    return lines + ([line] if line else [])
+
+
+def fused_label(graph: Graph, nid: int, shapes: dict | None) -> str:
+    """A fused kernel's label: the ops it holds (reductions named as such), then shape and dtype."""
+    d = graph.node(nid)
+    spec = dict(d["attrs"]).get("spec")
+    ops, reductions = fused_ops(spec) if spec is not None else ([], [])
+    lines = ["fused kernel:"] + _wrap(ops) if ops else ["fused kernel"]
+    if reductions:
+        lines.append("reduce: " + ", ".join(reductions))
+    lines.append(f"{format_shape((shapes or {}).get(nid, d['shape']))} {d['dtype']}")
+    return "\n".join(lines)
 
 
 def resolve(obj, backward: bool = True, fused: bool = False):
@@ -173,12 +214,7 @@ def graph_view(obj, backward: bool = True, fused: bool = False, max_nodes: int =
     if program is not None:
         for n in nodes:
             if graph.node(n)["op"] == "fused":
-                spec = dict(graph.node(n)["attrs"]).get("spec")
-                extra = ""
-                if spec is not None and hasattr(spec, "reductions"):
-                    extra = f"\n{len(spec.loads)} loads, {len(spec.reductions)} reductions"
-                labels[n] = f"fused kernel\n{format_shape(shapes.get(n, graph.node(n)['shape']))} " \
-                            f"{graph.node(n)['dtype']}{extra}"
+                labels[n] = fused_label(graph, n, shapes)
     return {"graph": graph, "nodes": nodes, "outputs": outputs, "kinds": kinds, "labels": labels,
             "edges": list(dict.fromkeys(edges)), "dropped": dropped,
             "summary_targets": list(dict.fromkeys(summary_edges)), "program": program}

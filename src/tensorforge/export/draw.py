@@ -82,10 +82,60 @@ def layered_positions(nodes, edges) -> dict:
     return pos
 
 
+# the matplotlib drawing: sizes in inches, text in points
+FONT_PT = 7
+PAD_IN, GAP_X_IN, GAP_Y_IN, MARGIN_IN = 0.08, 0.22, 0.32, 0.2
+LINE_SPACING = 1.3
+
+
+def _text_width_in(line: str, prop) -> float:
+    """The drawn width of one line of text, in inches (the font's own glyph extents)."""
+    from matplotlib.textpath import TextPath
+    if not line.strip():
+        return 0.0
+    return TextPath((0, 0), line, size=FONT_PT, prop=prop).get_extents().width / 72.0
+
+
+def box_sizes(labels: dict, prop) -> dict:
+    """(width, height) in inches of each node's box: its label's lines plus padding."""
+    sizes = {}
+    for n, label in labels.items():
+        lines = str(label).split("\n")
+        width = max(_text_width_in(line, prop) for line in lines)
+        height = len(lines) * FONT_PT * LINE_SPACING / 72.0
+        sizes[n] = (width + 2 * PAD_IN, height + 2 * PAD_IN)
+    return sizes
+
+
+def sized_layout(nodes, edges, sizes: dict) -> tuple[dict, tuple[float, float]]:
+    """Centres (inches) of the boxes, rows from ``layered_positions``, each row as wide as its boxes
+    and gaps (so no two boxes overlap) and as tall as its tallest box; and the picture's size."""
+    layered = layered_positions(nodes, edges)
+    rows: dict[float, list] = {}
+    for n, (x, y) in layered.items():
+        rows.setdefault(y, []).append(n)
+    row_width = {y: sum(sizes[n][0] for n in row) + GAP_X_IN * (len(row) - 1) for y, row in rows.items()}
+    width = max(row_width.values(), default=1.0) + 2 * MARGIN_IN
+    pos, top = {}, MARGIN_IN
+    for y in sorted(rows, reverse=True):                       # row 0 (y = 0) first, downwards
+        row = sorted(rows[y], key=lambda n: layered[n][0])
+        height = max(sizes[n][1] for n in row)
+        x = (width - row_width[y]) / 2
+        for n in row:
+            pos[n] = (x + sizes[n][0] / 2, top + height / 2)
+            x += sizes[n][0] + GAP_X_IN
+        top += height + GAP_Y_IN
+    total_height = top - GAP_Y_IN + MARGIN_IN
+    # matplotlib's y grows upwards
+    return {n: (x, total_height - y) for n, (x, y) in pos.items()}, (width, total_height)
+
+
 def _render_matplotlib(obj, out, fmt: str, kwargs: dict) -> None:
     import matplotlib
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
+    from matplotlib.font_manager import FontProperties
+    from matplotlib.patches import FancyBboxPatch
 
     view = graph_view(obj, **kwargs)
     nodes, edges = list(view["nodes"]), list(view["edges"])
@@ -95,28 +145,32 @@ def _render_matplotlib(obj, out, fmt: str, kwargs: dict) -> None:
         edges += [("summary", n) for n in view["summary_targets"]]
         labels["summary"] = f"... {view['dropped']} more nodes"
         kinds["summary"] = "summary"
-    pos = layered_positions(nodes, edges)
-    widest = max((sum(1 for p in pos.values() if p[1] == y) for y in {p[1] for p in pos.values()}), default=1)
-    depth = max((-p[1] for p in pos.values()), default=0) + 1
-    fig, ax = plt.subplots(figsize=(min(max(4, 1.5 * widest), 60), min(max(3, 0.9 * depth), 80)))
-    for a, b in edges:
-        (x0, y0), (x1, y1) = pos[a], pos[b]
-        ax.annotate("", xy=(x1, y1 + 0.18), xytext=(x0, y0 - 0.18),
-                    arrowprops=dict(arrowstyle="->", color="#777777", lw=0.6, shrinkA=0, shrinkB=0))
-    outputs = set(view["outputs"])
-    for n in nodes:
-        x, y = pos[n]
-        kind = kinds[n]
-        box = "round,pad=0.25" if kind in ("parameter", "state", "summary", "fused") else "round4,pad=0.25"
-        ax.text(x, y, labels[n], ha="center", va="center", fontsize=6 if kind == "constant" else 7,
-                color="#777777" if kind == "constant" else "black",
-                bbox=dict(boxstyle=box, fc=COLORS[kind], ec="black" if n in outputs else "#999999",
-                          lw=1.8 if n in outputs else 0.6))
-    xs = [p[0] for p in pos.values()] or [0]
-    ax.set_xlim(min(xs) - 1, max(xs) + 1)
-    ax.set_ylim(-depth, 1)
-    ax.axis("off")
-    ax.set_title(view["graph"].name, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(out, format=fmt, dpi=110)
-    plt.close(fig)
+    title = view["graph"].name
+    # svg.fonttype "none": SVG text stays text (searchable, selectable, sharp), not glyph paths
+    with matplotlib.rc_context({"svg.fonttype": "none", "font.family": "DejaVu Sans"}):
+        prop = FontProperties(family="DejaVu Sans", size=FONT_PT)
+        sizes = box_sizes(labels, prop)
+        pos, (width, height) = sized_layout(nodes, edges, sizes)
+        height += 0.3                                           # the title's line
+        fig = plt.figure(figsize=(min(width, 200), min(height, 200)))
+        ax = fig.add_axes((0, 0, 1, 1))
+        ax.set_xlim(0, width)
+        ax.set_ylim(0, height)
+        ax.axis("off")
+        for a, b in edges:
+            (x0, y0), (x1, y1) = pos[a], pos[b]
+            ax.annotate("", xy=(x1, y1 + sizes[b][1] / 2), xytext=(x0, y0 - sizes[a][1] / 2),
+                        arrowprops=dict(arrowstyle="->", color="#777777", lw=0.6, shrinkA=0, shrinkB=0))
+        outputs = set(view["outputs"])
+        for n in nodes:
+            (x, y), (w, h), kind = pos[n], sizes[n], kinds[n]
+            rounded = kind in ("parameter", "state", "summary", "fused")
+            ax.add_patch(FancyBboxPatch((x - w / 2, y - h / 2), w, h,
+                                        boxstyle=f"round,pad=0,rounding_size={0.06 if rounded else 0.02}",
+                                        fc=COLORS[kind], ec="black" if n in outputs else "#999999",
+                                        lw=1.8 if n in outputs else 0.6))
+            ax.text(x, y, labels[n], ha="center", va="center", fontsize=FONT_PT, linespacing=LINE_SPACING,
+                    color="#555555" if kind == "constant" else "black")
+        ax.text(width / 2, height - 0.15, title, ha="center", va="center", fontsize=9)
+        fig.savefig(out, format=fmt, dpi=110)
+        plt.close(fig)
