@@ -238,10 +238,12 @@ class _Lowering:
         units = matmul_units(operands, out)
         k = operands[0].shape[-1]
         # a multiply-add is far cheaper than a loop element's memory traffic: weigh it 1/32
-        if not parallel.worth_splitting(math.prod(out.shape) * k // 32, units, self.threads):
+        work = math.prod(out.shape) * k // 32
+        if not parallel.worth_splitting(work, units, self.threads):
             return name
         range_fn = self.module.get_global(f"{name}_range")
-        parallel.emit_entry(self.module, f"{name}_mt", range_fn, 1 + len(operands), units, self.threads)
+        parallel.emit_entry(self.module, f"{name}_mt", range_fn, 1 + len(operands), units, self.threads,
+                            grain=parallel.grain_for(work // max(1, units)))
         return f"{name}_mt"
 
     def _outputs_of_updated_parameters(self) -> None:
