@@ -1,0 +1,252 @@
+"""The persistent native thread pool of the LLVM backend (backends/llvm/pool.py, parallel.py).
+
+Results are bit-identical across thread counts (each output element is computed by one chunk
+with the same code) and match the interpreter; the pool is really used; it survives many
+calls, concurrent Python threads, nested dispatches, fork and interpreter exit; a kernel
+never runs on more threads than it was built for; tg.set_num_threads bounds BLAS too.
+"""
+from __future__ import annotations
+
+import ctypes
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+
+import numpy as np
+import pytest
+from llvmlite import ir
+
+import tensorforge as tg
+from tensorforge.backends.llvm import jit, parallel, pool
+from tensorforge.backends.llvm.library.common import I64, PTR, elem_ptr, for_range
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the pool is Linux-only")
+
+
+@pytest.fixture
+def threads_setting():
+    """Restore the thread count a test changes."""
+    saved = tg.get_num_threads()
+    yield tg.set_num_threads
+    tg.set_num_threads(saved)
+
+
+def _graph(shape=(512, 300)):
+    """Fused loops, row and column reductions, a matmul and softmax, all big enough to split."""
+    rng = np.random.default_rng(5)
+    g = tg.Graph()
+    with g:
+        x = tg.placeholder("x", shape)
+        w = tg.constant(rng.standard_normal((shape[1], 256)).astype("float32"))
+        b = tg.constant(np.linspace(-1, 1, shape[1]).astype("float32"))
+        y = tg.sigmoid(x * b + 0.5) * tg.tanh(x) + tg.maximum(x - 1.0, 0.0) * 0.5
+        h = tg.matmul(y, w)
+        outs = [y, tg.sum(y, axis=0), tg.max(y, axis=1), h, tg.softmax(h), tg.sum(h * h)]
+    return g, x, outs, rng.standard_normal(shape).astype("float32")
+
+
+def _run(backend, threads, setter, calls=1):
+    setter(threads)
+    g, x, outs, xv = _graph()
+    f = tg.compile([x], outs, backend=backend)
+    results = [f(xv) for _ in range(calls)]
+    return results
+
+
+def test_results_are_identical_across_thread_counts_and_match_the_interpreter(threads_setting):
+    (reference,) = _run("interp", 1, threads_setting)
+    by_threads = {t: _run("llvm", t, threads_setting)[0] for t in (1, 2, 4)}
+    for t in (2, 4):
+        for a, c in zip(by_threads[1], by_threads[t]):
+            np.testing.assert_array_equal(c, a)            # bit-identical, not just close
+    for a, c in zip(reference, by_threads[1]):
+        np.testing.assert_allclose(c, a, rtol=2e-4, atol=1e-4)
+
+
+def test_a_parallel_step_goes_through_the_pool(threads_setting):
+    before = pool.stats()
+    _run("llvm", 2, threads_setting)
+    after = pool.stats()
+    assert after["dispatches"] > before["dispatches"]
+    assert after["nworkers"] >= 1
+    live = os.listdir("/proc/self/task")
+    assert len(live) >= 1 + after["nworkers"]              # the workers are parked threads
+
+
+def test_a_one_thread_step_never_dispatches(threads_setting):
+    before = pool.stats()["dispatches"]
+    _run("llvm", 1, threads_setting)
+    assert pool.stats()["dispatches"] == before
+
+
+def test_two_hundred_consecutive_calls_give_the_same_results(threads_setting):
+    results = _run("llvm", 2, threads_setting, calls=200)
+    for r in results[1:]:
+        for a, c in zip(results[0], r):
+            np.testing.assert_array_equal(c, a)
+
+
+def test_two_python_threads_calling_two_steps_at_once(threads_setting):
+    threads_setting(2)
+    steps, inputs, expected = [], [], []
+    for scale in (1.0, 2.0):
+        g, x, outs, xv = _graph()
+        xv = xv * scale
+        f = tg.compile([x], outs, backend="llvm")
+        steps.append(f)
+        inputs.append(xv)
+        expected.append(f(xv))
+    errors = []
+
+    def hammer(k):
+        try:
+            for _ in range(40):
+                for a, c in zip(expected[k], steps[k](inputs[k])):
+                    np.testing.assert_array_equal(c, a)
+        except BaseException as e:       # reported by the main thread
+            errors.append(e)
+
+    workers = [threading.Thread(target=hammer, args=(k,)) for k in (0, 1)]
+    for t in workers:
+        t.start()
+    for t in workers:
+        t.join(timeout=120)
+    assert not any(t.is_alive() for t in workers), "deadlock"
+    assert not errors, errors[0]
+
+
+def test_a_forked_child_runs_a_step_built_in_the_parent(threads_setting):
+    threads_setting(2)
+    g, x, outs, xv = _graph()
+    f = tg.compile([x], outs, backend="llvm")
+    expected = f(xv)                     # the parent's pool now has workers
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:                         # child: no workers until it dispatches again
+        ok = 0
+        try:
+            for _ in range(3):
+                got = f(xv)
+                ok = all(np.array_equal(a, c) for a, c in zip(expected, got))
+            ok = ok and pool.stats()["nworkers"] >= 1
+        finally:
+            os.write(write, b"1" if ok else b"0")
+            os._exit(0)
+    os.close(write)
+    answer = os.read(read, 1)
+    os.waitpid(pid, 0)
+    os.close(read)
+    assert answer == b"1"
+
+
+def test_the_interpreter_exits_cleanly_with_parked_workers(tmp_path):
+    script = textwrap.dedent("""
+        import numpy as np, tensorforge as tg
+        tg.set_num_threads(2)
+        g = tg.Graph()
+        with g:
+            x = tg.placeholder("x", (512, 512))
+            y = tg.tanh(x) * 2.0 + 1.0
+        f = tg.compile([x], [y], backend="llvm")
+        f(np.ones((512, 512), np.float32))
+        from tensorforge.backends.llvm import pool
+        assert pool.stats()["nworkers"] >= 1
+        print("done")
+    """)
+    env = dict(os.environ, TENSORFORGE_CACHE_DIR=str(tmp_path))
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "done"
+
+
+def test_set_num_threads_bounds_the_interpreters_blas(threads_setting):
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    threads_setting(1)
+    g, x, outs, xv = _graph()
+    tg.compile([x], outs, backend="interp")(xv)
+    infos = threadpoolctl.threadpool_info()
+    assert infos and all(info["num_threads"] == 1 for info in infos)
+
+
+# ---- the pool itself, through hand-made kernels -------------------------------------------------
+def _record_module(nested: bool):
+    """``record(args, begin, end)``: out[i] = i + 1 and tid[i] = the running thread's id, over
+    [begin, end); ``nested`` adds ``outer`` whose chunks each dispatch ``record`` again."""
+    m = ir.Module("pool_test")
+    m.triple = jit.target_machine().triple
+    fnty = pool.RANGE_TYPE
+    record = ir.Function(m, fnty, "record")
+    b = ir.IRBuilder(record.append_basic_block())
+    args, lo, hi = record.args
+    out = b.inttoptr(b.load(args, typ=I64), PTR)
+    tid = b.inttoptr(b.load(elem_ptr(b, args, 1, I64), typ=I64), PTR)
+    syscall = ir.Function(m, ir.FunctionType(I64, [I64], var_arg=True), "syscall")
+    me = b.call(syscall, [ir.Constant(I64, 186)])          # gettid (x86-64)
+    with for_range(b, lo, hi) as i:
+        b.store(b.add(i, ir.Constant(I64, 1)), elem_ptr(b, out, i, I64))
+        b.store(me, elem_ptr(b, tid, i, I64))
+    b.ret_void()
+    if nested:
+        outer = ir.Function(m, fnty, "outer")
+        b = ir.IRBuilder(outer.append_basic_block())
+        args, lo, hi = outer.args
+        run = ir.Function(m, ir.FunctionType(ir.VoidType(), [PTR, PTR, I64, I64, I64]), pool.RUN_SYMBOL)
+        b.call(run, [record, args, ir.Constant(I64, 4096), ir.Constant(I64, 2), ir.Constant(I64, 64)])
+        b.ret_void()
+    pool.ensure_loaded()
+    return jit.compile_module(str(m))
+
+
+needs_x86 = pytest.mark.skipif(os.uname().machine != "x86_64", reason="gettid's number is x86-64's")
+
+
+@needs_x86
+def test_a_kernel_never_runs_on_more_threads_than_it_was_built_for():
+    compiled = _record_module(nested=False)
+    n = 1 << 16
+    out, tid = np.zeros(n, np.int64), np.zeros(n, np.int64)
+    block = (ctypes.c_void_p * 2)(out.ctypes.data, tid.ctypes.data)
+    pool.run_range(compiled.address("record"), ctypes.addressof(block), n, 4, 64)   # 3 workers exist now
+    assert pool.stats()["nworkers"] >= 3
+    for _ in range(50):
+        out[:] = 0
+        pool.run_range(compiled.address("record"), ctypes.addressof(block), n, 2, 64)
+        np.testing.assert_array_equal(out, np.arange(1, n + 1))
+        assert len(set(tid.tolist())) <= 2
+
+
+@needs_x86
+def test_a_nested_dispatch_runs_serially_and_completes():
+    compiled = _record_module(nested=True)
+    out, tid = np.zeros(4096, np.int64), np.zeros(4096, np.int64)
+    block = (ctypes.c_void_p * 2)(out.ctypes.data, tid.ctypes.data)
+    # every chunk of outer dispatches record over the same 4096 elements: all must finish
+    pool.run_range(compiled.address("outer"), ctypes.addressof(block), 64, 2, 1)
+    np.testing.assert_array_equal(out, np.arange(1, 4097))
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_emit_entry_takes_a_run_time_extent(threads):
+    """``extent`` given as a callable evaluated in the entry: here read from a buffer."""
+    m = ir.Module("extent_test")
+    m.triple = jit.target_machine().triple
+    rng_fn = ir.Function(m, ir.FunctionType(ir.VoidType(), [PTR, PTR, I64, I64]), "fill_range")
+    b = ir.IRBuilder(rng_fn.append_basic_block())
+    out, _, lo, hi = rng_fn.args
+    with for_range(b, lo, hi) as i:
+        old = b.load(elem_ptr(b, out, i, I64), typ=I64)
+        b.store(b.add(old, b.add(i, ir.Constant(I64, 1))), elem_ptr(b, out, i, I64))
+    b.ret_void()
+    entry = parallel.emit_entry(m, "fill", rng_fn, 2, lambda bb: bb.load(bb.function.args[1], typ=I64),
+                                threads, grain=16)
+    assert entry.name == "fill"
+    compiled = jit.compile_module(str(m))
+    fill = compiled.function("fill", None, [ctypes.c_void_p, ctypes.c_void_p])
+    for n in (0, 1, 31, 32, 1000, 100_000):
+        buf = np.zeros(n + 5, np.int64)
+        count = np.array([n], np.int64)
+        fill(buf.ctypes.data, count.ctypes.data)
+        np.testing.assert_array_equal(buf[:n], np.arange(1, n + 1))      # each element exactly once
+        assert not buf[n:].any()
