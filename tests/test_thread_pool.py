@@ -65,6 +65,42 @@ def test_results_are_identical_across_thread_counts_and_match_the_interpreter(th
         np.testing.assert_allclose(c, a, rtol=2e-4, atol=1e-4)
 
 
+def _library_graph():
+    """Pooling (unrolled, large-window, overlapping and disjoint gradients), dropout,
+    random_uniform and argmax, each big enough to be split."""
+    rng = np.random.default_rng(9)
+    shape = (8, 16, 40, 40)
+    g = tg.Graph()
+    with g:
+        x = tg.placeholder("x", shape)
+        w = tg.constant(rng.standard_normal(shape).astype("float32"))
+        pools = [tg.max_pool2d(x, 2), tg.avg_pool2d(x, 3, stride=2, padding=1),
+                 tg.max_pool2d(x, 3, stride=2, padding=1), tg.max_pool2d(x, 9, stride=4)]
+        loss = sum(tg.sum(p_ * p_) for p_ in pools)
+        grads = tg.grad(loss, [x])
+        dropped = tg.dropout(x * w, p=0.3, seed=4)
+        noise = tg.random_uniform((300, 600), seed=2)
+        outs = pools + grads + [dropped, noise, tg.argmax(tg.reshape(x, (128, 1600)), axis=1),
+                                tg.argmax(tg.reshape(x, (128, 1600)), axis=0)]
+    return g, x, outs, rng.standard_normal(shape).astype("float32")
+
+
+def test_library_kernels_split_identically_and_match_the_interpreter(threads_setting):
+    results = {}
+    for backend, t in (("interp", 1), ("llvm", 1), ("llvm", 2), ("llvm", 4)):
+        threads_setting(t)
+        g, x, outs, xv = _library_graph()
+        before = pool.stats()["dispatches"]
+        results[backend, t] = tg.compile([x], outs, backend=backend)(xv)
+        if backend == "llvm" and t > 1:
+            assert pool.stats()["dispatches"] >= before + len(outs) - 2   # nearly all were split
+    for t in (2, 4):
+        for a, c in zip(results["llvm", 1], results["llvm", t]):
+            np.testing.assert_array_equal(c, a)
+    for a, c in zip(results["interp", 1], results["llvm", 1]):
+        np.testing.assert_allclose(c, a, rtol=1e-5, atol=1e-5)
+
+
 def test_a_parallel_step_goes_through_the_pool(threads_setting):
     before = pool.stats()
     _run("llvm", 2, threads_setting)
