@@ -309,7 +309,8 @@ def _emit_max_pool_grad_disjoint(module, name, g, x, out, geo):
                 else:
                     _scatter_to_argmax(b, geo, x, x_ptr, x_plane, out_ptr, o_plane, oh, ow, value, slots)
     b.ret_void()
-    return finish_range_kernel(module, name, fn, 2, geo.n * geo.c, _split_work(geo, geo.h * geo.w + geo.ho * geo.wo * geo.kh * geo.kw))
+    per_plane = geo.h * geo.w + geo.ho * geo.wo * geo.kh * geo.kw       # the fill, then the windows
+    return finish_range_kernel(module, name, fn, 2, geo.n * geo.c, _split_work(geo, per_plane))
 
 
 def _scatter_to_argmax(b, geo, x, x_ptr, x_plane, out_ptr, o_plane, oh, ow, value, slots):
