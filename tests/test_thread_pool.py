@@ -67,7 +67,7 @@ def test_results_are_identical_across_thread_counts_and_match_the_interpreter(th
 
 def _library_graph():
     """Pooling (unrolled, large-window, overlapping and disjoint gradients), dropout,
-    random_uniform and argmax, each big enough to be split."""
+    random_uniform, argmax and strided copies, each big enough to be split."""
     rng = np.random.default_rng(9)
     shape = (8, 16, 40, 40)
     g = tg.Graph()
@@ -80,8 +80,9 @@ def _library_graph():
         grads = tg.grad(loss, [x])
         dropped = tg.dropout(x * w, p=0.3, seed=4)
         noise = tg.random_uniform((300, 600), seed=2)
-        outs = pools + grads + [dropped, noise, tg.argmax(tg.reshape(x, (128, 1600)), axis=1),
-                                tg.argmax(tg.reshape(x, (128, 1600)), axis=0)]
+        flat = tg.reshape(x, (128, 1600))
+        outs = pools + grads + [dropped, noise, tg.argmax(flat, axis=1), tg.argmax(flat, axis=0),
+                                tg.transpose(flat) * 1.0, x[:, :, 1:-1, ::2] + 0.0]   # copies of views
     return g, x, outs, rng.standard_normal(shape).astype("float32")
 
 
@@ -286,3 +287,55 @@ def test_emit_entry_takes_a_run_time_extent(threads):
         fill(buf.ctypes.data, count.ctypes.data)
         np.testing.assert_array_equal(buf[:n], np.arange(1, n + 1))      # each element exactly once
         assert not buf[n:].any()
+
+
+# ---- every splittable library kernel, cut into many small chunks ------------------------------
+def _contiguous(a: np.ndarray):
+    from tensorforge.backends.llvm.library import Operand
+    return Operand(tuple(a.shape), tuple(s // a.itemsize for s in a.strides), 0, a.dtype.name)
+
+
+def _library_cases():
+    from tensorforge.ops.indexing import normalize_index
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((3, 5, 13, 11)).astype("float32")
+    x[0, 0, 0, :3] = np.nan
+    pooled = np.ones((3, 5, 6, 5), np.float32)
+    counter = np.array(7, np.int64)
+    attrs2 = {"kernel": (2, 2), "stride": (2, 2), "padding": (0, 0)}
+    attrs3 = {"kernel": (3, 3), "stride": (2, 2), "padding": (1, 1)}
+    return {
+        "max_pool2d": ([x], attrs2, (3, 5, 6, 5), "float32"),
+        "avg_pool2d": ([x], attrs3, (3, 5, 7, 6), "float32"),
+        "max_pool2d_grad": ([pooled, x], attrs2, x.shape, "float32"),
+        "max_pool2d_grad_overlapping": ([np.ones((3, 5, 7, 6), np.float32), x], attrs3, x.shape, "float32"),
+        "avg_pool2d_grad": ([np.ones((3, 5, 7, 6), np.float32), x], attrs3, x.shape, "float32"),
+        "dropout": ([x, counter], {"p": 0.4, "seed": 5}, x.shape, "float32"),
+        "random_uniform": ([counter], {"shape": (37, 41), "seed": 1, "dtype": "float32"}, (37, 41), "float32"),
+        "argmax": ([x.reshape(15, 143)], {"axis": 1, "keepdims": False}, (15,), "int64"),
+        "copy": ([x], {}, x.shape, "float64"),
+        "getitem": ([x], {"index": normalize_index((slice(None), 2, slice(1, None, 3)), 4)}, (3, 4, 11), "float32"),
+    }
+
+
+@pytest.mark.parametrize("case", list(_library_cases()))
+def test_each_split_library_kernel_equals_its_one_thread_entry(case):
+    from tensorforge.backends.llvm.library import LIBRARY, Operand
+    from tensorforge.backends.llvm.library.split import splittable
+    inputs, attrs, out_shape, out_dtype = _library_cases()[case]
+    op = case.replace("_overlapping", "")
+    m = ir.Module(case)
+    m.triple = jit.target_machine().triple
+    out_op = Operand(tuple(out_shape), tg.backends.common.contiguous_strides(out_shape), 0, out_dtype)
+    LIBRARY[op](m, "k", [_contiguous(a) for a in inputs], out_op, attrs)
+    extent, _work = splittable(m, "k")
+    parallel.emit_entry(m, "k_mt", m.get_global("k_range"), 1 + len(inputs), extent, 4, grain=1)
+    compiled = jit.compile_module(str(m))
+    results = []
+    for name in ("k", "k_mt"):
+        out = np.full(out_shape, 123, out_dtype)        # every element must be written
+        fn = compiled.function(name, None, [ctypes.c_void_p] * (1 + len(inputs)))
+        fn(out.ctypes.data, *[a.ctypes.data for a in inputs])
+        results.append(out)
+    np.testing.assert_array_equal(results[1], results[0])
+    assert extent >= 3
