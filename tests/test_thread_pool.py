@@ -255,6 +255,24 @@ def test_a_kernel_never_runs_on_more_threads_than_it_was_built_for():
 
 
 @needs_x86
+def test_the_sleeping_paths_lose_no_wake_up():
+    """Workers that sleep at once and a dispatcher that sleeps at once while waiting: every
+    dispatch still completes, with every element written once."""
+    compiled = _record_module(nested=False)
+    n = 1 << 14
+    out, tid = np.zeros(n, np.int64), np.zeros(n, np.int64)
+    block = (ctypes.c_void_p * 2)(out.ctypes.data, tid.ctypes.data)
+    saved = pool.wait_cycles(spin=0, patience=0)
+    try:
+        for k in range(300):
+            out[:] = 0
+            pool.run_range(compiled.address("record"), ctypes.addressof(block), n, 2 + k % 3, 256)
+            np.testing.assert_array_equal(out, np.arange(1, n + 1))
+    finally:
+        pool.wait_cycles(*saved)
+
+
+@needs_x86
 def test_a_nested_dispatch_runs_serially_and_completes():
     compiled = _record_module(nested=True)
     out, tid = np.zeros(4096, np.int64), np.zeros(4096, np.int64)

@@ -16,7 +16,9 @@ The job protocol:
 * ``state`` is one 64-bit word: generation (high 32 bits) and the next chunk to claim (low 32).
   The dispatcher writes the job's fields (function, argument block, extent, chunk size, chunk
   count, how many workers may join), resets ``done`` and publishes generation g+1 with chunk 0;
-  it then wakes sleepers (futex) and claims chunks itself.
+  it then wakes sleepers (futex) and claims chunks itself. Once its claims fail it waits for
+  ``done``: spinning briefly, then (a worker preempted mid-chunk on a loaded machine) asleep
+  on a futex that the finisher of the last chunk wakes.
 * A chunk is claimed by compare-and-swap of ``state`` from (g, i) to (g, i+1): dynamic
   scheduling, so a worker that the (shared, loaded) machine did not schedule leaves its chunks
   to the others instead of making them wait.
@@ -26,11 +28,11 @@ The job protocol:
 
 Robustness: a try-lock (``busy``) admits one dispatcher at a time; a second Python thread in a
 compiled step, or a range function that itself dispatches (nested), runs its whole range on
-its own thread instead of waiting. A child handler registered with ``os.register_at_fork`` forgets the workers
-(the child of ``fork`` has none): the next parallel call there creates new ones. The compiled
-runtime is never freed (its engine is deliberately kept alive), so parked workers can never
-run freed code while the interpreter exits; they hold no Python state and are ended with the
-process. Results do not depend on the split: each output element is computed by exactly one
+its own thread instead of waiting. A child handler registered with ``os.register_at_fork``
+forgets the workers (the child of ``fork`` has none): the next parallel call there creates
+new ones. The compiled runtime is never freed (its engine is deliberately kept alive), so
+parked workers can never run freed code while the interpreter exits; they hold no Python
+state and are ended with the process. Results do not depend on the split: each output element is computed by exactly one
 chunk, by the same code, whichever thread runs it.
 """
 from __future__ import annotations
@@ -51,10 +53,9 @@ RUN_SYMBOL = "tf_pool_run"
 RANGE_TYPE = ir.FunctionType(VOID, [PTR, I64, I64])    # fn(args, begin, end)
 CHUNKS_PER_THREAD = 4          # dynamic scheduling: enough chunks to even out a busy machine
 SPIN_CYCLES = 1 << 18          # cycle-counter ticks a parked worker spins before it sleeps (~0.1 ms)
-YIELD_AFTER_CYCLES = 1 << 16   # the dispatcher waiting on a preempted worker's chunk starts yielding
+SLEEP_AFTER_CYCLES = 1 << 16   # the dispatcher waiting on a preempted worker's chunk then sleeps
 CLOSED = 0xFFFFFFFF
 SYS_FUTEX, FUTEX_WAIT_PRIVATE, FUTEX_WAKE_PRIVATE = 202, 128, 129
-SYS_SCHED_YIELD = 24
 _LIBC_FUNCTIONS = ("pthread_create", "pthread_detach", "pthread_sigmask", "syscall")
 
 _lock = threading.Lock()
@@ -70,12 +71,12 @@ class _Emitter:
         self.m = module
         self.x86 = x86
         self.g = {}
-        for name, ty in (("state", I64), ("done", I64), ("futex", I32), ("sleepers", I32),
+        for name, ty in (("state", I64), ("done", I32), ("waiting", I32), ("futex", I32), ("sleepers", I32),
                          ("busy", I32), ("fn", I64), ("args", I64), ("extent", I64), ("chunk", I64),
                          ("nchunks", I64), ("max_workers", I64), ("nworkers", I64),
-                         ("dispatches", I64), ("worker_chunks", I64), ("spin", I64)):
+                         ("dispatches", I64), ("worker_chunks", I64), ("spin", I64), ("patience", I64)):
             var = ir.GlobalVariable(module, ty, name=f"tfp_{name}")
-            var.initializer = ir.Constant(ty, SPIN_CYCLES if name == "spin" else None)
+            var.initializer = ir.Constant(ty, {"spin": SPIN_CYCLES, "patience": SLEEP_AFTER_CYCLES}.get(name))
             var.align = 64           # one cache line each: the hot words do not share lines
             self.g[name] = var
 
@@ -137,8 +138,16 @@ def _emit_work(e: _Emitter) -> ir.Function:
     end = b.add(begin, chunk)
     end = b.select(b.icmp_signed("<", end, extent), end, extent)
     b.call(b.inttoptr(job_fn, ir.PointerType(RANGE_TYPE)), [job_args, begin, end])
-    b.atomic_rmw("add", e.g["done"], ir.Constant(I64, 1), "release")
+    before = b.atomic_rmw("add", e.g["done"], ir.Constant(I32, 1), "seq_cst")
     b.store(b.add(b.load(count), ir.Constant(I64, 1)), count)
+    # the last chunk wakes a dispatcher that went to sleep waiting for it
+    last = b.icmp_unsigned("==", b.add(b.zext(before, I64), ir.Constant(I64, 1)), nchunks)
+    wake = fn.append_basic_block("wake")
+    b.cbranch(b.and_(last, b.icmp_unsigned("!=", e.load(b, "waiting", "seq_cst"), ir.Constant(I32, 0))),
+              wake, claim)
+    b.position_at_end(wake)
+    e.syscall(b, SYS_FUTEX, e.g["done"], ir.Constant(I32, FUTEX_WAKE_PRIVATE), ir.Constant(I32, 1),
+              ir.Constant(PTR, None), ir.Constant(PTR, None), ir.Constant(I32, 0))
     b.branch(claim)
     b.position_at_end(out)
     b.ret(b.load(count))
@@ -267,7 +276,7 @@ def _emit_run(e: _Emitter, work: ir.Function, start_workers: ir.Function) -> ir.
     e.store(b, "fn", b.ptrtoint(job_fn, I64))
     e.store(b, "args", b.ptrtoint(job_args, I64))
     for name, value in (("extent", extent), ("chunk", chunk), ("nchunks", nchunks),
-                        ("max_workers", helpers), ("done", ir.Constant(I64, 0))):
+                        ("max_workers", helpers), ("done", ir.Constant(I32, 0))):
         e.store(b, name, value)
     new_gen = b.add(gen, ir.Constant(I32, 1))
     new_word = b.shl(b.zext(new_gen, I64), ir.Constant(I64, 32))
@@ -286,15 +295,24 @@ def _emit_run(e: _Emitter, work: ir.Function, start_workers: ir.Function) -> ir.
     wait, waiting, finished = (fn.append_basic_block(n) for n in ("wait", "waiting", "finished"))
     b.branch(wait)
     b.position_at_end(wait)
-    b.cbranch(b.icmp_unsigned("<", e.load(b, "done", "acquire"), nchunks), waiting, finished)
+    b.cbranch(b.icmp_unsigned("<", b.zext(e.load(b, "done", "acquire"), I64), nchunks), waiting, finished)
     b.position_at_end(waiting)
     e.pause(b)
-    # a worker holding a chunk may have been preempted: after a while, give it the core
+    # a worker holding a chunk may have been preempted (a loaded machine): after a while, sleep
+    # and leave the core to it; the worker that finishes the last chunk wakes us
     patient = fn.append_basic_block("patient")
-    b.cbranch(b.icmp_unsigned("<", b.sub(e.cycles(b), started), ir.Constant(I64, YIELD_AFTER_CYCLES)),
-              wait, patient)
+    b.cbranch(b.icmp_unsigned("<", b.sub(e.cycles(b), started), e.load(b, "patience")), wait, patient)
     b.position_at_end(patient)
-    e.syscall(b, SYS_SCHED_YIELD)
+    e.store(b, "waiting", ir.Constant(I32, 1), "seq_cst")
+    seen_done = e.load(b, "done", "seq_cst")
+    sleep, awake = fn.append_basic_block("sleep"), fn.append_basic_block("awake")
+    b.cbranch(b.icmp_unsigned("<", b.zext(seen_done, I64), nchunks), sleep, awake)
+    b.position_at_end(sleep)
+    e.syscall(b, SYS_FUTEX, e.g["done"], ir.Constant(I32, FUTEX_WAIT_PRIVATE), seen_done,
+              ir.Constant(PTR, None), ir.Constant(PTR, None), ir.Constant(I32, 0))
+    b.branch(awake)
+    b.position_at_end(awake)
+    e.store(b, "waiting", ir.Constant(I32, 0), "seq_cst")
     b.branch(wait)
 
     b.position_at_end(finished)
@@ -358,7 +376,7 @@ def ensure_loaded() -> None:
         _keep_alive.append((engine, module))
         ctypes.pythonapi.Py_IncRef(ctypes.py_object(engine))   # survives interpreter teardown too
         addresses = {name: engine.get_global_value_address(f"tfp_{name}")
-                     for name in ("dispatches", "worker_chunks", "nworkers", "spin", "busy")}
+                     for name in ("dispatches", "worker_chunks", "nworkers", "spin", "patience")}
         run = engine.get_function_address(RUN_SYMBOL)
         llvm.add_symbol(RUN_SYMBOL, run)
         after_fork = engine.get_function_address("tfp_after_fork_child")
@@ -378,9 +396,16 @@ def stats() -> dict:
     return {name: _word(name).value for name in ("dispatches", "worker_chunks", "nworkers")}
 
 
-def set_spin_cycles(cycles: int) -> None:
-    """How long (cycle-counter ticks) a parked worker spins before sleeping on the futex."""
-    _word("spin").value = int(cycles)
+def wait_cycles(spin: int | None = None, patience: int | None = None) -> tuple[int, int]:
+    """How long (cycle-counter ticks) a parked worker spins before it sleeps on its futex, and
+    a dispatcher waiting for a worker's chunk before it sleeps; sets those given, returns the
+    previous values (tests use 0 to exercise the sleeping paths; measurements, to tune)."""
+    old = (_word("spin").value, _word("patience").value)
+    if spin is not None:
+        _word("spin").value = int(spin)
+    if patience is not None:
+        _word("patience").value = int(patience)
+    return old
 
 
 def run_range(fn_address: int, args_address: int, extent: int, threads: int, grain: int = 1) -> None:
