@@ -3,7 +3,8 @@
 1. Dispatch overhead per kernel: an empty range function run through a parallel entry, called
    in a native loop (no ctypes per call): 1 thread (a plain call), 2 threads spawn/join (the
    old path), 2 threads through the pool.
-2. Adam MLP steps, llvm: 64-64-10 batch 32 and 784-256-256-10 batch 128, built for 1 thread,
+2. Adam MLP steps, llvm: 64-64-10 batch 32 and 784-256-256-10 batch 128 (and the pooling and
+   dropout middle of the MNIST Net, forward and backward), built for 1 thread,
    for 2 threads the old way (spawn/join, MIN_WORK_PER_THREAD = 1 << 18) and for 2 threads
    with the pool; rounds interleaved in one process, medians of steps/s, and CPU use
    (process_time / wall: 2.0 means two cores busy).
@@ -28,7 +29,7 @@ from llvmlite import ir
 os.environ.setdefault("TENSORFORGE_CACHE_DIR", tempfile.mkdtemp(prefix="tf-measure-pool-"))
 
 import tensorforge as tg  # noqa: E402
-from tensorforge.backends.llvm import jit, parallel, pool  # noqa: E402
+from tensorforge.backends.llvm import backend, jit, parallel, pool  # noqa: E402
 from tensorforge.backends.llvm.library.common import I64, PTR, for_range  # noqa: E402
 
 
@@ -81,13 +82,15 @@ def measure_dispatch(rounds: int, calls: int):
 # ---- 2. MLP steps --------------------------------------------------------------------------------
 @contextlib.contextmanager
 def _old_parallel_path():
-    """Build as before the pool: spawn/join per kernel, only huge kernels split."""
-    saved = parallel.uses_pool, parallel.MIN_WORK_PER_THREAD
+    """Build as before the pool: spawn/join per kernel, only huge fused loops and matmuls split
+    (library kernels were never split)."""
+    saved = parallel.uses_pool, parallel.MIN_WORK_PER_THREAD, backend.splittable
     parallel.uses_pool, parallel.MIN_WORK_PER_THREAD = (lambda: False), 1 << 18
+    backend.splittable = lambda module, name: None
     try:
         yield
     finally:
-        parallel.uses_pool, parallel.MIN_WORK_PER_THREAD = saved
+        parallel.uses_pool, parallel.MIN_WORK_PER_THREAD, backend.splittable = saved
 
 
 def _mlp_step(sizes, batch: int, threads: int, old: bool):
@@ -113,10 +116,34 @@ def _mlp_step(sizes, batch: int, threads: int, old: bool):
     return lambda: step(xb, yb)
 
 
+def _pool_tail_step(threads: int, old: bool):
+    """The middle of the PyTorch MNIST Net, forward and backward, without its convolutions:
+    relu, max-pool 2, dropout on a 64x64x24x24 activation (pooling, dropout, fused loops)."""
+    tg.set_num_threads(threads)
+    rng = np.random.default_rng(1)
+    g = tg.Graph()
+    with g:
+        x = tg.placeholder("x", (64, 64, 24, 24))
+        h = tg.dropout(tg.max_pool2d(tg.relu(x), 2), p=0.25, seed=3)
+        loss = tg.sum(h * h)
+        (dx,) = tg.grad(loss, [x])
+    with _old_parallel_path() if old else contextlib.nullcontext():
+        step = tg.compile([x], [loss, dx], backend="llvm")
+        xv = rng.standard_normal((64, 64, 24, 24)).astype("float32")
+        step(xv)
+    return lambda: step(xv)
+
+
+def _variants(build):
+    return {"1 thread": build(1, False), "2 threads spawn/join (old)": build(2, True),
+            "2 threads pool": build(2, False)}
+
+
 def measure_mlp(name, sizes, batch, rounds, seconds):
-    variants = {"1 thread": _mlp_step(sizes, batch, 1, False),
-                "2 threads spawn/join (old)": _mlp_step(sizes, batch, 2, True),
-                "2 threads pool": _mlp_step(sizes, batch, 2, False)}
+    measure(f"{name}, Adam", _variants(lambda t, old: _mlp_step(sizes, batch, t, old)), rounds, seconds)
+
+
+def measure(name, variants, rounds, seconds):
     for run in variants.values():        # warm: pool workers exist, caches filled
         for _ in range(20):
             run()
@@ -130,7 +157,7 @@ def measure_mlp(name, sizes, batch, rounds, seconds):
                 n += 10
             wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
             samples[label].append((n / wall, cpu / wall))
-    print(f"\n## {name}, Adam, llvm ({rounds} interleaved rounds of {seconds}s)")
+    print(f"\n## {name}, llvm ({rounds} interleaved rounds of {seconds}s)")
     print("| build | steps/s (median) | min-max | CPU use (cores) |")
     print("|---|---|---|---|")
     for label, rows in samples.items():
@@ -150,6 +177,8 @@ def main():
     measure_dispatch(args.rounds, 2000 if args.quick else 20000)
     measure_mlp("MLP 64-64-10 batch 32", (64, 64, 10), 32, args.rounds, seconds)
     measure_mlp("MLP 784-256-256-10 batch 128", (784, 256, 256, 10), 128, args.rounds, seconds)
+    measure("MNIST Net middle: relu, max-pool 2, dropout, 64x64x24x24, forward + backward",
+            _variants(_pool_tail_step), args.rounds, seconds)
     print(f"\nload average after: {os.getloadavg()}; pool: {pool.stats()}")
 
 
