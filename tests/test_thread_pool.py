@@ -179,6 +179,8 @@ def test_a_forked_child_runs_a_step_built_in_the_parent(threads_setting):
 
 
 def test_the_interpreter_exits_cleanly_with_parked_workers(tmp_path):
+    """Twice with one cache folder: the second process loads the parallel step from the disk
+    cache, and its reference to the pool runtime must resolve there too."""
     script = textwrap.dedent("""
         import numpy as np, tensorforge as tg
         tg.set_num_threads(2)
@@ -187,15 +189,18 @@ def test_the_interpreter_exits_cleanly_with_parked_workers(tmp_path):
             x = tg.placeholder("x", (512, 512))
             y = tg.tanh(x) * 2.0 + 1.0
         f = tg.compile([x], [y], backend="llvm")
-        f(np.ones((512, 512), np.float32))
+        (y,) = f(np.ones((512, 512), np.float32))
+        assert np.allclose(y, np.tanh(1.0) * 2.0 + 1.0)
         from tensorforge.backends.llvm import pool
         assert pool.stats()["nworkers"] >= 1
         print("done")
     """)
     env = dict(os.environ, TENSORFORGE_CACHE_DIR=str(tmp_path))
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=env)
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() == "done"
+    for _ in range(2):
+        proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=env)
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.strip() == "done"
+    assert list(tmp_path.rglob("*.o"))          # the second run had a cache entry to load
 
 
 def test_set_num_threads_bounds_the_interpreters_blas(threads_setting):

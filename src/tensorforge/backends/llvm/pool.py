@@ -74,9 +74,11 @@ class _Emitter:
         for name, ty in (("state", I64), ("done", I32), ("waiting", I32), ("futex", I32), ("sleepers", I32),
                          ("busy", I32), ("fn", I64), ("args", I64), ("extent", I64), ("chunk", I64),
                          ("nchunks", I64), ("max_workers", I64), ("nworkers", I64),
-                         ("dispatches", I64), ("worker_chunks", I64), ("spin", I64), ("patience", I64)):
+                         ("dispatches", I64), ("worker_chunks", I64), ("spin", I64), ("patience", I64),
+                         ("chunks_per_thread", I64)):
             var = ir.GlobalVariable(module, ty, name=f"tfp_{name}")
-            var.initializer = ir.Constant(ty, {"spin": SPIN_CYCLES, "patience": SLEEP_AFTER_CYCLES}.get(name))
+            initial = {"spin": SPIN_CYCLES, "patience": SLEEP_AFTER_CYCLES, "chunks_per_thread": CHUNKS_PER_THREAD}
+            var.initializer = ir.Constant(ty, initial.get(name))
             var.align = 64           # one cache line each: the hot words do not share lines
             self.g[name] = var
 
@@ -269,7 +271,7 @@ def _emit_run(e: _Emitter, work: ir.Function, start_workers: ir.Function) -> ir.
 
     b.position_at_end(parallel)
     # chunk = max(grain, ceil(extent / (threads * CHUNKS_PER_THREAD))); chunks = ceil(extent / chunk)
-    parts = b.mul(b.add(helpers, one), ir.Constant(I64, CHUNKS_PER_THREAD))
+    parts = b.mul(b.add(helpers, one), e.load(b, "chunks_per_thread"))
     chunk = b.sdiv(b.sub(b.add(extent, parts), one), parts)
     chunk = b.select(b.icmp_signed("<", chunk, grain), grain, chunk)
     nchunks = b.sdiv(b.sub(b.add(extent, chunk), one), chunk)
@@ -376,7 +378,8 @@ def ensure_loaded() -> None:
         _keep_alive.append((engine, module))
         ctypes.pythonapi.Py_IncRef(ctypes.py_object(engine))   # survives interpreter teardown too
         addresses = {name: engine.get_global_value_address(f"tfp_{name}")
-                     for name in ("dispatches", "worker_chunks", "nworkers", "spin", "patience")}
+                     for name in ("dispatches", "worker_chunks", "nworkers", "spin", "patience",
+                                  "chunks_per_thread")}
         run = engine.get_function_address(RUN_SYMBOL)
         llvm.add_symbol(RUN_SYMBOL, run)
         after_fork = engine.get_function_address("tfp_after_fork_child")
@@ -394,6 +397,14 @@ def _word(name: str) -> ctypes.c_int64:
 def stats() -> dict:
     """Counters of this process's pool: parallel dispatches, chunks run by workers, workers."""
     return {name: _word(name).value for name in ("dispatches", "worker_chunks", "nworkers")}
+
+
+def set_chunks_per_thread(n: int) -> int:
+    """How many chunks per thread a range is cut into (at least the grain each); returns the
+    previous value (for measurements)."""
+    old = _word("chunks_per_thread").value
+    _word("chunks_per_thread").value = max(1, int(n))
+    return old
 
 
 def wait_cycles(spin: int | None = None, patience: int | None = None) -> tuple[int, int]:
