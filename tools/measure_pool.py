@@ -81,6 +81,18 @@ def measure_dispatch(rounds: int, calls: int):
 
 # ---- 2. MLP steps --------------------------------------------------------------------------------
 @contextlib.contextmanager
+def _own_cache_folder():
+    """Each variant builds into its own cache folder: the step cache's key does not see the
+    monkeypatching of ``_old_parallel_path``, so variants would otherwise serve each other."""
+    saved = os.environ.get("TENSORFORGE_CACHE_DIR")
+    os.environ["TENSORFORGE_CACHE_DIR"] = tempfile.mkdtemp(prefix="tf-measure-pool-")
+    try:
+        yield
+    finally:
+        os.environ["TENSORFORGE_CACHE_DIR"] = saved
+
+
+@contextlib.contextmanager
 def _old_parallel_path():
     """Build as before the pool: spawn/join per kernel, only huge fused loops and matmuls split
     (library kernels were never split)."""
@@ -107,7 +119,7 @@ def _mlp_step(sizes, batch: int, threads: int, old: bool):
         y = tg.placeholder("y", (batch,), dtype="int64")
         loss = tg.mean(tg.softmax_cross_entropy(net(x), y))
         updates = tg.optim.Adam(lr=1e-3).updates(loss, net.parameters())
-    with _old_parallel_path() if old else contextlib.nullcontext():
+    with _own_cache_folder(), _old_parallel_path() if old else contextlib.nullcontext():
         step = tg.compile([x, y], [loss], updates=updates, backend="llvm")
         rng = np.random.default_rng(0)
         xb = rng.standard_normal((batch, sizes[0])).astype("float32")
@@ -127,7 +139,7 @@ def _pool_tail_step(threads: int, old: bool):
         h = tg.dropout(tg.max_pool2d(tg.relu(x), 2), p=0.25, seed=3)
         loss = tg.sum(h * h)
         (dx,) = tg.grad(loss, [x])
-    with _old_parallel_path() if old else contextlib.nullcontext():
+    with _own_cache_folder(), _old_parallel_path() if old else contextlib.nullcontext():
         step = tg.compile([x], [loss, dx], backend="llvm")
         xv = rng.standard_normal((64, 64, 24, 24)).astype("float32")
         step(xv)
