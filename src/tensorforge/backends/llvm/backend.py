@@ -248,9 +248,13 @@ class _Lowering:
             return name
         if not parallel.worth_splitting(work, units, self.threads):
             return name
+        grain = parallel.grain_for(work // max(1, units))
+        if op == "matmul":
+            # every range call packs all of B for its rows: one chunk per thread, not several
+            grain = max(grain, units // self.threads)
         range_fn = self.module.get_global(f"{name}_range")
         parallel.emit_entry(self.module, f"{name}_mt", range_fn, 1 + len(operands), units, self.threads,
-                            grain=parallel.grain_for(work // max(1, units)))
+                            grain=grain)
         return f"{name}_mt"
 
     def _outputs_of_updated_parameters(self) -> None:

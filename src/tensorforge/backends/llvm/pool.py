@@ -52,8 +52,12 @@ VOID = ir.VoidType()
 RUN_SYMBOL = "tf_pool_run"
 RANGE_TYPE = ir.FunctionType(VOID, [PTR, I64, I64])    # fn(args, begin, end)
 CHUNKS_PER_THREAD = 4          # dynamic scheduling: enough chunks to even out a busy machine
-SPIN_CYCLES = 1 << 18          # cycle-counter ticks a parked worker spins before it sleeps (~0.1 ms)
-SLEEP_AFTER_CYCLES = 1 << 16   # the dispatcher waiting on a preempted worker's chunk then sleeps
+# Spinning keeps back-to-back parallel kernels of a step fast (a parked worker answers at once),
+# but on a shared machine whose scheduler gives the whole process a fixed share (autogroups),
+# every spin is taken from the calling thread: keep both spins short (measured on a loaded
+# 2-core machine: no spin at all lost nothing there). Tunable at run time: wait_cycles().
+SPIN_CYCLES = 1 << 16          # cycle-counter ticks a parked worker spins before it sleeps (~30 us)
+SLEEP_AFTER_CYCLES = 1 << 14   # the dispatcher waiting on a preempted worker's chunk then sleeps
 CLOSED = 0xFFFFFFFF
 SYS_FUTEX, FUTEX_WAIT_PRIVATE, FUTEX_WAKE_PRIVATE = 202, 128, 129
 _LIBC_FUNCTIONS = ("pthread_create", "pthread_detach", "pthread_sigmask", "syscall")
