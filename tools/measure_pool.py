@@ -170,12 +170,13 @@ def measure(name, variants, rounds, seconds):
             wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
             samples[label].append((n / wall, cpu / wall))
     print(f"\n## {name}, llvm ({rounds} interleaved rounds of {seconds}s)")
-    print("| build | steps/s (median) | min-max | CPU use (cores) |")
-    print("|---|---|---|---|")
+    print("| build | steps/s (median) | min-max | CPU use (cores) | CPU ms/step |")
+    print("|---|---|---|---|---|")
     for label, rows in samples.items():
         rates = [r[0] for r in rows]
+        cpu_per_step = statistics.median(r[1] / r[0] * 1e3 for r in rows)
         print(f"| {label} | {statistics.median(rates):.0f} | {min(rates):.0f}-{max(rates):.0f} | "
-              f"{statistics.median(r[1] for r in rows):.2f} |")
+              f"{statistics.median(r[1] for r in rows):.2f} | {cpu_per_step:.2f} |")
 
 
 def main():
