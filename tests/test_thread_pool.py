@@ -25,6 +25,16 @@ from tensorforge.backends.llvm.library.common import I64, PTR, elem_ptr, for_ran
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the pool is Linux-only")
 
 
+@pytest.fixture(autouse=True)
+def split_small_kernels(monkeypatch, tmp_path):
+    """Split kernels far smaller than the tuned bounds, so that these tests (about correctness)
+    exercise the pool with small arrays; builds go to a cache folder of their own, because the
+    step cache's key does not see these bounds."""
+    monkeypatch.setattr(parallel, "MIN_WORK_PER_THREAD", 1 << 12)
+    monkeypatch.setattr(parallel, "MIN_WORK_PER_CHUNK", 1 << 10)
+    monkeypatch.setenv("TENSORFORGE_CACHE_DIR", str(tmp_path / "cache"))
+
+
 @pytest.fixture
 def threads_setting():
     """Restore the thread count a test changes."""
@@ -183,6 +193,8 @@ def test_the_interpreter_exits_cleanly_with_parked_workers(tmp_path):
     cache, and its reference to the pool runtime must resolve there too."""
     script = textwrap.dedent("""
         import numpy as np, tensorforge as tg
+        from tensorforge.backends.llvm import parallel
+        parallel.MIN_WORK_PER_THREAD = 1 << 12
         tg.set_num_threads(2)
         g = tg.Graph()
         with g:
@@ -195,12 +207,12 @@ def test_the_interpreter_exits_cleanly_with_parked_workers(tmp_path):
         assert pool.stats()["nworkers"] >= 1
         print("done")
     """)
-    env = dict(os.environ, TENSORFORGE_CACHE_DIR=str(tmp_path))
+    env = dict(os.environ, TENSORFORGE_CACHE_DIR=str(tmp_path / "exit"))
     for _ in range(2):
         proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=env)
         assert proc.returncode == 0, proc.stderr
         assert proc.stdout.strip() == "done"
-    assert list(tmp_path.rglob("*.o"))          # the second run had a cache entry to load
+    assert list((tmp_path / "exit").rglob("*.o"))     # the second run had a cache entry to load
 
 
 def test_set_num_threads_bounds_the_interpreters_blas(threads_setting):

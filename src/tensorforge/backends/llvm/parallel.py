@@ -23,10 +23,13 @@ from . import pool
 from .library.common import I64, PTR, elem_ptr
 
 I32 = ir.IntType(32)
-# A pool dispatch costs a few microseconds (waking parked workers, claiming chunks); a thread's
-# share must hold well more work than that. With the spawn/join fallback (tens of microseconds
-# per kernel) the bound was 1 << 18: splitting a 32x64x64 matmul made a small MLP step 3x slower.
-MIN_WORK_PER_THREAD = (1 << 15) if sys.platform.startswith("linux") else (1 << 18)
+# A pool dispatch costs under a microsecond when a worker is parked spinning, but a split kernel
+# also pays for moving its data between cores (and a matmul packs B once per thread). Measured
+# on a loaded 2-core machine, 784-256-256-10 Adam MLP step: with the bound at 1 << 15 the
+# 2-thread step used 2.94 ms CPU against 1.75 on one thread; 1 << 17: 1.99; 1 << 19: 1.77.
+# The spawn/join fallback (tens of microseconds per kernel) keeps its old 1 << 18: splitting
+# a 32x64x64 matmul made a small MLP step 3x slower there.
+MIN_WORK_PER_THREAD = (1 << 17) if sys.platform.startswith("linux") else (1 << 18)
 MIN_WORK_PER_CHUNK = 1 << 13       # elements, or multiply-adds / 32 for matmuls
 
 _symbols_added = False
