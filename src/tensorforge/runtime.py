@@ -1,4 +1,15 @@
-"""Runtime knobs shared by the backends: thread count, the on-disk cache folder and its key."""
+"""Runtime knobs shared by the backends: thread count, the on-disk cache folder and its key.
+
+Threads: ``set_num_threads(n)`` (or ``TENSORFORGE_NUM_THREADS``; default: every core) bounds
+the threads compiled code uses. The LLVM backend bakes the count into a step when it builds it
+(parallel kernels pass it to the thread pool, which never lets more than that many threads work
+on one kernel) and the count is part of the step's cache key: changing it later does not change
+steps already built, the next build (a new shape, a new compile) uses the new count, and a step
+built for another count is never served from the cache. The interpreter's BLAS (and any other
+library that threadpoolctl can bound, OpenMP included) is limited to the same count once one is
+asked for (``set_num_threads`` or the variable), process-wide, so a 1-thread comparison is 1
+thread everywhere.
+"""
 from __future__ import annotations
 
 import functools
@@ -7,6 +18,7 @@ import os
 from pathlib import Path
 
 _num_threads: int | None = None
+_blas_limit: int | None = None      # the limit last applied through threadpoolctl
 
 
 def set_num_threads(n: int) -> None:
@@ -16,6 +28,7 @@ def set_num_threads(n: int) -> None:
     if n < 1:
         raise ValueError(f"set_num_threads: need n >= 1, got {n}")
     _num_threads = n
+    limit_library_threads()
 
 
 def get_num_threads() -> int:
@@ -30,6 +43,27 @@ def get_num_threads() -> int:
         except ValueError:
             raise ValueError(f"TENSORFORGE_NUM_THREADS must be a positive integer, got {env!r}") from None
     return os.cpu_count() or 1
+
+
+def _thread_count_was_asked_for() -> bool:
+    return _num_threads is not None or bool(os.environ.get("TENSORFORGE_NUM_THREADS"))
+
+
+def limit_library_threads() -> None:
+    """Bound BLAS/OpenMP threads (threadpoolctl) to ``get_num_threads()`` when a count was asked
+    for. Cheap when nothing changed: the interpreter calls it on every run."""
+    global _blas_limit
+    if not _thread_count_was_asked_for():
+        return
+    n = get_num_threads()
+    if n == _blas_limit:
+        return
+    try:
+        import threadpoolctl
+    except ImportError:          # an optional nicety: never fail a run for it
+        return
+    threadpoolctl.threadpool_limits(n)
+    _blas_limit = n
 
 
 def cache_dir() -> Path:

@@ -10,6 +10,7 @@ import time
 import numpy as np
 
 from ..ops.registry import get_op
+from .. import runtime
 from ..program import Program
 from . import register_backend
 
@@ -48,6 +49,7 @@ class InterpretedFunction:
         return results, times
 
     def _run(self, arrays, times: list | None = None):
+        runtime.limit_library_threads()     # BLAS threads follow tg.set_num_threads
         prog = self.program
         env = {nid: arrays[i] for nid, i in self._inputs.items()}
         values = prog.graph.values

@@ -36,6 +36,7 @@ from .. import register_backend
 from .. import memory
 from ..common import is_contiguous as _is_contiguous, view_operand
 from . import jit, parallel, step_cache
+from .library.split import splittable
 from .library import LIBRARY, Operand
 from .library.linalg import matmul_units
 from .library.common import PTR, contiguous_strides, elem_ptr
@@ -232,16 +233,28 @@ class _Lowering:
         self.kernels.append(f"{name}: {d['op']}({shapes}) -> {out.shape} {out.dtype}")
 
     def _maybe_parallel(self, name: str, op: str, operands, out) -> str:
-        """Split a large matmul's row panels across threads (its ``_range`` entry takes them)."""
-        if op != "matmul" or self.threads <= 1:
+        """Split a large matmul's row panels, or the outer loop of another library kernel that
+        has one (library/split.py), across the thread pool (its ``_range`` entry takes them)."""
+        if self.threads <= 1:
             return name
-        units = matmul_units(operands, out)
-        k = operands[0].shape[-1]
-        # a multiply-add is far cheaper than a loop element's memory traffic: weigh it 1/32
-        if not parallel.worth_splitting(math.prod(out.shape) * k // 32, units, self.threads):
+        if op == "matmul":
+            units = matmul_units(operands, out)
+            k = operands[0].shape[-1]
+            # a multiply-add is far cheaper than a loop element's memory traffic: weigh it 1/32
+            work = math.prod(out.shape) * k // 32
+        elif splittable(self.module, name):
+            units, work = splittable(self.module, name)
+        else:
             return name
+        if not parallel.worth_splitting(work, units, self.threads):
+            return name
+        grain = parallel.grain_for(work // max(1, units))
+        if op == "matmul":
+            # every range call packs all of B for its rows: one chunk per thread, not several
+            grain = max(grain, units // self.threads)
         range_fn = self.module.get_global(f"{name}_range")
-        parallel.emit_entry(self.module, f"{name}_mt", range_fn, 1 + len(operands), units, self.threads)
+        parallel.emit_entry(self.module, f"{name}_mt", range_fn, 1 + len(operands), units, self.threads,
+                            grain=grain)
         return f"{name}_mt"
 
     def _outputs_of_updated_parameters(self) -> None:

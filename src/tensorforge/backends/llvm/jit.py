@@ -170,6 +170,9 @@ def _load_object(obj: bytes):
     """A fresh MCJIT engine (empty module) with the object code mapped in."""
     # MCJIT takes ownership of the target machine it is given and frees it with the engine,
     # so each engine gets its own; the shared one must never be handed over.
+    if b"tf_pool_run" in obj:            # a parallel step: its pool runtime must be resolvable
+        from .pool import ensure_loaded
+        ensure_loaded()
     tm = _new_target_machine()
     holder = llvm.parse_assembly("")
     holder.triple = tm.triple

@@ -92,9 +92,11 @@ def emit_loop_kernel(module: ir.Module, name: str, spec: LoopSpec, in_dtypes, th
     n_outer = len(spec.space) - spec.n_reduce
     extent = spec.space[0] if n_outer else 1
     range_fn = _shared_range(module, name, spec, in_dtypes)
-    if not parallel.worth_splitting(math.prod(spec.space), extent, threads):
+    work = math.prod(spec.space)
+    if not parallel.worth_splitting(work, extent, threads):
         threads = 1
-    return parallel.emit_entry(module, name, range_fn, 1 + len(in_dtypes), extent, threads)
+    return parallel.emit_entry(module, name, range_fn, 1 + len(in_dtypes), extent, threads,
+                               grain=parallel.grain_for(work // max(1, extent)))
 
 
 def _shared_range(module: ir.Module, name: str, spec: LoopSpec, in_dtypes) -> ir.Function:

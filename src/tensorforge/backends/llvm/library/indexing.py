@@ -4,6 +4,10 @@ gradient, concat and concat_grad, one_hot.
 All of them are strided copies whose views are worked out here, in Python, from the
 operands' shapes, strides and the op's attributes (everything is a compile-time constant),
 so the emitted code is a plain loop nest over constant bounds with constant strides.
+
+The single-copy kernels (copy, getitem, concat_grad) have a ``_range`` function over the first
+(merged) axis of their copy (library/split.py), so a large copy is split across the thread
+pool; every element is copied by exactly one thread.
 """
 from __future__ import annotations
 
@@ -11,8 +15,9 @@ from llvmlite import ir
 
 from ...common import broadcast_view, concat_grad_view
 from . import Operand, register
-from .common import (I64, begin_kernel, contiguous_strides, emit_fill, emit_strided_copy, for_range,
-                     i64, is_unsigned, loop_nest, load_elem, store_elem, strided_index, value_type)
+from .split import begin_range_kernel, finish_range_kernel
+from .common import (I64, begin_kernel, contiguous_strides, convert_value, emit_fill, emit_strided_copy,
+                     for_range, merge_axes, i64, is_unsigned, loop_nest, load_elem, store_elem, strided_index, value_type)
 
 
 def _size(shape) -> int:
@@ -32,20 +37,33 @@ def emit_copy(module: ir.Module, name: str, inputs: list[Operand], out: Operand,
     converted like ``astype`` when the two differ.
     """
     (src,) = inputs
-    fn, b = begin_kernel(module, name, 1)
-    dst_ptr, src_ptr = fn.args
     view = broadcast_view(src, out.shape)
     if view is not None:
-        emit_strided_copy(b, dst_ptr, 0, contiguous_strides(out.shape), out.dtype,
-                          src_ptr, view.offset, view.strides, src.dtype, out.shape)
-    elif _size(src.shape) == _size(out.shape):
+        return _split_copy_kernel(module, name, 1, contiguous_strides(out.shape), out.dtype,
+                                  view.offset, view.strides, src.dtype, out.shape)
+    if _size(src.shape) == _size(out.shape):
         # reshape: walk the input in C order, the output is contiguous in the same order
-        emit_strided_copy(b, dst_ptr, 0, contiguous_strides(src.shape), out.dtype,
-                          src_ptr, src.offset, src.strides, src.dtype, src.shape)
-    else:
-        raise ValueError(f"copy: input shape {src.shape} neither broadcasts nor reshapes to {out.shape}")
+        return _split_copy_kernel(module, name, 1, contiguous_strides(src.shape), out.dtype,
+                                  src.offset, src.strides, src.dtype, src.shape)
+    raise ValueError(f"copy: input shape {src.shape} neither broadcasts nor reshapes to {out.shape}")
+
+
+def _split_copy_kernel(module, name, n_inputs, dst_strides, dst_dtype, src_offset, src_strides, src_dtype,
+                       shape) -> ir.Function:
+    """out[dst view] = in0[src view] (converted), as a range kernel over the first merged axis
+    (the loop of ``emit_strided_copy``, with that axis covering [begin, end))."""
+    shape, (dst_strides, src_strides) = merge_axes(shape, dst_strides, src_strides)
+    if not shape:                       # a single element: one step of a dummy axis
+        shape, dst_strides, src_strides = (1,), (0,), (0,)
+    fn, b, begin, end = begin_range_kernel(module, name, n_inputs)
+    dst, src = fn.args[0], fn.args[1]
+    src_t = value_type(src_dtype)
+    with for_range(b, begin, end, name="cp0") as first, loop_nest(b, shape[1:], name="cp") as rest:
+        idx = [first] + list(rest)
+        value = load_elem(b, src, strided_index(b, src_offset, src_strides, idx), src_t)
+        store_elem(b, convert_value(b, value, src_dtype, dst_dtype), dst, strided_index(b, 0, dst_strides, idx))
     b.ret_void()
-    return fn
+    return finish_range_kernel(module, name, fn, n_inputs, shape[0], _size(shape))
 
 
 # ---- getitem / getitem_grad ------------------------------------------------------------
@@ -80,11 +98,8 @@ def index_view(base: Operand, index) -> Operand:
 def _view_copy_kernel(module, name, n_inputs, view: Operand, out: Operand) -> ir.Function:
     """A kernel copying ``view`` of its first input into ``out`` (contiguous, converted to out's
     dtype); the other inputs only give shapes."""
-    fn, b = begin_kernel(module, name, n_inputs)
-    emit_strided_copy(b, fn.args[0], 0, contiguous_strides(out.shape), out.dtype,
-                      fn.args[1], view.offset, view.strides, view.dtype, out.shape)
-    b.ret_void()
-    return fn
+    return _split_copy_kernel(module, name, n_inputs, contiguous_strides(out.shape), out.dtype,
+                              view.offset, view.strides, view.dtype, out.shape)
 
 
 def _check_shape(what, got, want):

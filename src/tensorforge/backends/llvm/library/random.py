@@ -5,6 +5,9 @@ arithmetic (LLVM's ``mul``/``add`` wrap modulo 2**32, ``lshr`` is the logical sh
 the numbers are bit-identical to the interpreter's for the same seed and counter. The
 counter is read at run time from its int64 scalar buffer (it changes every call); the
 seed's part of the key is folded here in Python because the seed is an attribute.
+
+Both have a ``_range`` function over their outer loop (library/split.py): every element's bits
+depend only on its flat index, so a split across threads gives the same numbers.
 """
 from __future__ import annotations
 
@@ -13,7 +16,8 @@ from llvmlite import ir
 
 from ....ops import random as rnd
 from . import Operand, register
-from .common import (I32, I64, begin_kernel, contiguous_strides, convert_float, float_type, for_range,
+from .split import begin_range_kernel, finish_range_kernel
+from .common import (I32, I64, contiguous_strides, convert_float, float_type, for_range,
                      is_unsigned, load_elem, loop_nest, merge_axes, store_elem, strided_index, value_type)
 
 
@@ -62,15 +66,15 @@ def emit_random_uniform(module, name, inputs: list[Operand], out: Operand, attrs
     (counter,) = inputs
     ft = float_type(out.dtype)
     count = int(np.prod(out.shape, dtype=np.int64))
-    fn, b = begin_kernel(module, name, 1)
+    fn, b, begin, end = begin_range_kernel(module, name, 1)
     key = emit_key(b, attrs["seed"], load_counter(b, fn.args[1], counter))
-    with for_range(b, 0, count, name="i") as i:
+    with for_range(b, begin, end, name="i") as i:
         top24 = b.lshr(element_bits(b, key, i), _u32(8))
         # top24 < 2**24 converts exactly; the scaling by a power of two is exact too
         value = b.fmul(b.uitofp(top24, ft), ir.Constant(ft, 2.0 ** -24))
         store_elem(b, value, fn.args[0], i)
     b.ret_void()
-    return fn
+    return finish_range_kernel(module, name, fn, 1, count, count)
 
 
 @register("dropout")
@@ -84,17 +88,21 @@ def emit_dropout(module, name, inputs: list[Operand], out: Operand, attrs):
     ft = float_type(out.dtype)
     scale = ir.Constant(ft, float(np.asarray(1.0 / (1.0 - p), dtype=out.dtype)))
     threshold = _u32(rnd.keep_threshold(p))
-    fn, b = begin_kernel(module, name, 2)
-    out_ptr, x_ptr, counter_ptr = fn.args
+    fn, b, begin, end = begin_range_kernel(module, name, 2)
+    out_ptr, x_ptr, counter_ptr = fn.args[:3]
     key = emit_key(b, attrs["seed"], load_counter(b, counter_ptr, counter))
     # the output's flat index is its (contiguous) element offset; merging contiguous axes
     # of both sides keeps that true and gives one long loop for a contiguous x
     shape, (out_strides, x_strides) = merge_axes(out.shape, contiguous_strides(out.shape), x.strides)
-    with loop_nest(b, shape, name="i") as idx:
+    if not shape:                       # a scalar: one outer step
+        shape, out_strides, x_strides = [1], [0], [0]
+    with for_range(b, begin, end, name="i0") as first, loop_nest(b, shape[1:], name="i") as rest:
+        idx = [first] + list(rest)
         flat = strided_index(b, 0, out_strides, idx)
         value = load_elem(b, x_ptr, strided_index(b, x.offset, x_strides, idx), value_type(x.dtype))
         value = convert_float(b, value, ft)
         keep = b.icmp_unsigned(">=", b.lshr(element_bits(b, key, flat), _u32(8)), threshold)
         store_elem(b, b.select(keep, b.fmul(value, scale), ir.Constant(ft, 0.0)), out_ptr, flat)
     b.ret_void()
-    return fn
+    count = int(np.prod(out.shape, dtype=np.int64))
+    return finish_range_kernel(module, name, fn, 2, shape[0], count)

@@ -1,13 +1,17 @@
 """LLVM library kernel for argmax (NumPy semantics: the first maximum wins; a NaN counts as
-the maximum, so the first NaN wins; axis=None gives the flat C-order index)."""
+the maximum, so the first NaN wins; axis=None gives the flat C-order index).
+
+Its ``_range`` function covers a span of the first kept axis (library/split.py), so a large
+argmax is split across the thread pool; each kept position is scanned by one thread."""
 from __future__ import annotations
 
 from llvmlite import ir
 
 from ...common import argmax_axes
 from . import Operand, register
-from .common import (I64, begin_kernel, contiguous_strides, i64, is_float, is_unsigned,
+from .common import (I64, contiguous_strides, for_range, i64, is_float, is_unsigned,
                      load_elem, loop_nest, store_elem, strided_index, value_type)
+from .split import begin_range_kernel, finish_range_kernel
 
 
 def takes_over(builder: ir.IRBuilder, value, best, dtype: str) -> ir.Value:
@@ -39,13 +43,17 @@ def emit_argmax(module, name, inputs: list[Operand], out: Operand, attrs):
     if red_count == 0 and n_out:
         raise ValueError("argmax of an empty sequence")
     xt = value_type(x.dtype)
-    fn, b = begin_kernel(module, name, 1)
-    out_ptr, x_ptr = fn.args
+    fn, b, begin, end = begin_range_kernel(module, name, 1)
+    out_ptr, x_ptr = fn.args[:2]
     red_flat_strides = contiguous_strides(red_shape)
     best_slot = b.alloca(xt)          # in the entry block, so mem2reg makes them registers
     index_slot = b.alloca(I64)
-    with loop_nest(b, kept_shape, name="k") as kidx:
-        base = strided_index(b, x.offset, [x.strides[a] for a in kept], kidx)
+    if not kept_shape:                  # one answer: a single outer step over a dummy axis
+        kept_shape, kept = [1], []
+    kept_strides = [x.strides[a] for a in kept] or [0]
+    with for_range(b, begin, end, name="k0") as first, loop_nest(b, kept_shape[1:], name="k") as rest:
+        kidx = [first] + list(rest)
+        base = strided_index(b, x.offset, kept_strides, kidx)
         b.store(load_elem(b, x_ptr, base, xt), best_slot)   # element 0 of the reduced run
         b.store(i64(0), index_slot)
         # the reduced axes in C order; the flat position inside the run is the answer
@@ -60,5 +68,5 @@ def emit_argmax(module, name, inputs: list[Operand], out: Operand, attrs):
         store_elem(b, b.load(index_slot, typ=I64), out_ptr,
                    strided_index(b, 0, contiguous_strides(kept_shape), kidx))
     b.ret_void()
-    return fn
+    return finish_range_kernel(module, name, fn, 1, kept_shape[0], n_out * max(1, red_count))
 
