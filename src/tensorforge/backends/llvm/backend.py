@@ -38,8 +38,10 @@ from ..common import is_contiguous as _is_contiguous, view_operand
 from . import jit, parallel, step_cache
 from .library import LIBRARY, Operand
 from .library.linalg import matmul_units
-from .library.common import PTR, contiguous_strides, elem_ptr
+from .library.common import I64, PTR, contiguous_strides, elem_ptr
 from .loops import emit_loop_kernel
+from .generalise import BATCH_GLOBAL
+from ...symbolic import SymbolicUnsupported
 
 ALIGN = 64
 ENTRY = "tf_step"          # the one exported function: a whole step, one native call
@@ -94,8 +96,14 @@ INLINE_MAX_KERNELS = 160     # see _Lowering._hide_kernels (an Adam MLP step has
 class _Lowering:
     """Walks a fused program and builds the module, the slot table and the kernel list."""
 
-    def __init__(self, program: Program, threads: int = 1, profile: bool = False):
+    def __init__(self, program: Program, threads: int = 1, profile: bool = False, symbolic: bool = False,
+                 plan: dict | None = None):
         self.p = program
+        # symbolic: lowered at a probe batch size for a build generic in it (symbolic_step.py):
+        # tf_step stores the batch size from a "dim" slot into @tf_batch; ``plan`` is the
+        # block of every buffer, shared by all probes (sizes differ, lifetimes do not)
+        self.symbolic = symbolic
+        self.fixed_plan = plan
         self.threads = threads
         self.profile = profile             # tf_step also adds each kernel's cycle count to a table
         self.g = program.graph
@@ -139,6 +147,8 @@ class _Lowering:
 
     # -- nodes --------------------------------------------------------------------------
     def lower(self):
+        if self.symbolic:
+            self._check_symbolic_ops()
         for k, nid in enumerate(self.p.order):
             d = self.g.node(nid)
             op = d["op"]
@@ -163,6 +173,14 @@ class _Lowering:
         self._plan_memory()
         self._entry()
         self._hide_kernels()
+
+    def _check_symbolic_ops(self) -> None:
+        """Library kernels not reviewed for run-time sizes make the build specialise (their
+        Python code might clamp or round a size in a way the probes cannot see)."""
+        for nid in self.p.order:
+            op = self.g.node(nid)["op"]
+            if op in LIBRARY and op not in SYMBOLIC_LIBRARY_OPS:
+                raise SymbolicUnsupported(f"{op} needs fixed sizes")
 
     def _hide_kernels(self) -> None:
         """Give every kernel internal linkage: only ``tf_step`` is called from outside.
@@ -311,7 +329,8 @@ class _Lowering:
                  for _, bufs in self.calls]
         live_to_end = {src for _, src, _ in self.update_copies}
         live_to_end |= {self.operand[o][0] for o in self.p.outputs}
-        self.memory = memory.plan(sizes, calls, live_to_end)
+        self.memory = (memory.plan(sizes, calls, live_to_end) if self.fixed_plan is None
+                       else memory.plan_with(self.fixed_plan, sizes))
         blocks = [_aligned_empty((n,), np.uint8) for n in self.memory.block_sizes]
         for b, blk in self.memory.block_of.items():
             shape, dt = self.buffers[b]
@@ -339,6 +358,8 @@ class _Lowering:
 
         def slot(i):
             return b.load(elem_ptr(b, table, i, PTR), typ=PTR)
+        if self.symbolic:
+            self._store_batch_size(b, slot)
         with _timed(clock, len(self.calls) + 1):
             for k, (name, bases) in enumerate(self.calls):
                 callee = self.module.get_global(name)
@@ -351,6 +372,15 @@ class _Lowering:
                                     ir.Constant(ir.IntType(64), nbytes), ir.Constant(ir.IntType(1), 0)])
         b.ret_void()
 
+    def _store_batch_size(self, b: ir.IRBuilder, slot) -> None:
+        """@tf_batch = the batch size, which the caller puts in a slot of its own (as a pointer-sized int)."""
+        self.dim_slot = len(self.slots)
+        self.slots.append(("dim", None))
+        batch = ir.GlobalVariable(self.module, I64, BATCH_GLOBAL)
+        batch.linkage = "internal"
+        batch.initializer = ir.Constant(I64, 0)
+        b.store(b.ptrtoint(slot(self.dim_slot), I64), batch)
+
     # -- the executable's description, as plain data (cached on disk beside the object code) --
     def manifest(self, user_graph) -> tuple[dict, dict[str, np.ndarray]]:
         """Everything the executable needs besides the machine code: JSON-able, plus the arrays
@@ -361,8 +391,10 @@ class _Lowering:
         base_of_slot = {s: b for b, s in self.slot_of.items()}
         slots, arrays = [], {}
         for i, (kind, what) in enumerate(self.slots):
-            base = base_of_slot[i]
-            if kind == "input":
+            base = base_of_slot.get(i)
+            if kind == "dim":
+                slots.append({"kind": "dim"})
+            elif kind == "input":
                 slots.append({"kind": "input", "pos": what})
             elif kind == "output":
                 slots.append({"kind": "output", "shape": list(what[0]), "dtype": what[1]})
@@ -392,6 +424,11 @@ class _Lowering:
 
 MANIFEST_VERSION = 2
 
+# library ops whose kernels were reviewed for sizes given at run time (symbolic builds); a
+# kernel is fit when every size-dependent value it emits is a polynomial of the operand sizes
+SYMBOLIC_LIBRARY_OPS = frozenset({"matmul", "copy", "one_hot", "dropout", "random_uniform", "argmax",
+                                  "getitem", "getitem_grad", "concat", "concat_grad"})
+
 
 class LLVMFunction:
     """The executable of one program: a slot table over buffers, and the compiled entry point.
@@ -411,8 +448,15 @@ class LLVMFunction:
         self._arrays: dict[int, np.ndarray] = {}   # slot -> the array behind it (not inputs/outputs)
         self._table = (ctypes.c_void_p * max(1, len(slots)))()
         self._input_slots, self._fresh_slots = [], []
+        self._outputs = manifest["outputs"]
+        self._sym = None
+        if manifest.get("symbolic"):         # sizes, outputs and the arena follow the batch size
+            from .symbolic_step import SymbolicSizes
+            self._sym = SymbolicSizes(manifest)
         for i, sl in enumerate(slots):
             kind = sl["kind"]
+            if kind == "dim" or (kind == "block" and self._sym is not None):
+                continue                     # set per call / per capacity by SymbolicSizes
             if kind == "input":
                 self._input_slots.append((i, sl["pos"]))
                 continue
@@ -445,7 +489,7 @@ class LLVMFunction:
         Fresh memory costs page faults (for 64 MB about as much as the kernel itself), so an
         output nobody references any more is recycled, as array libraries' allocators do."""
         last = self._last.get(slot)
-        if last is not None and sys.getrefcount(last) == 3:   # _last, `last`, and the argument
+        if last is not None and sys.getrefcount(last) == 3 and last.shape == shape:   # _last, `last`, the argument
             return last
         self._last[slot] = out = np.empty(shape, dtype)
         return out
@@ -469,6 +513,8 @@ class LLVMFunction:
     def __call__(self, arrays):
         with self._lock:
             table = self._table
+            if self._sym is not None:
+                self._sym.bind(self, arrays)
             for slot, pos in self._input_slots:
                 table[slot] = arrays[pos].ctypes.data
             fresh = {}
@@ -476,7 +522,7 @@ class LLVMFunction:
                 fresh[slot] = out = self._output_array(slot, shape, dtype)
                 table[slot] = out.ctypes.data
             self._entry(table)
-            results = [self._read_output(o, arrays, fresh) for o in self.manifest["outputs"]]
+            results = [self._read_output(o, arrays, fresh) for o in self._outputs]
         # the same node asked for twice: distinct arrays, as every other backend returns
         seen = set()
         for i, r in enumerate(results):
@@ -574,6 +620,25 @@ class LLVMBackend:
         if cache_key is not None:
             step_cache.store(cache_key, manifest, consts, compiled.object_code, compiled.ir)
         return LLVMFunction(manifest, consts, user_graph, compiled, time.perf_counter() - t0, program)
+
+    def build_symbolic(self, programs: list[Program], ns, batch_axes, passes=None,
+                       cache_key: str | None = None) -> LLVMFunction:
+        """One executable for every batch size, from ``programs`` specialised (and passed) at the
+        probe batch sizes ``ns``; ``batch_axes``: (input position, axis) of the batch dims.
+        Raises symbolic.SymbolicUnsupported when the step cannot be generic (see symbolic_step.py)."""
+        from .generalise import generalise_ir
+        from .symbolic_step import lower_probes, symbolic_manifest
+        t0 = time.perf_counter()
+        lowerings = lower_probes(programs, _Lowering)
+        text = generalise_ir([str(lowering.module) for lowering in lowerings], ns)
+        user_graph = programs[0].source or programs[0].graph
+        parts = [lowering.manifest(user_graph) for lowering in lowerings]
+        manifest, consts = symbolic_manifest(ns, [m for m, _ in parts], [c for _, c in parts], batch_axes)
+        manifest["pass_log"] = [list(entry) for entry in programs[0].pass_log]
+        compiled = jit.compile_module(text)
+        if cache_key is not None:
+            step_cache.store(cache_key, manifest, consts, compiled.object_code, compiled.ir)
+        return LLVMFunction(manifest, consts, user_graph, compiled, time.perf_counter() - t0, programs[0])
 
 
 register_backend(LLVMBackend())

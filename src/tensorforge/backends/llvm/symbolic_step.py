@@ -1,0 +1,132 @@
+"""A step generic in the batch size: built once from probe lowerings, run at any batch size.
+
+``build_symbolic`` lowers the same program specialised at each probe batch size
+(``symbolic.PROBES``), on one thread and with one memory plan (the block of every buffer is
+probe 0's: lifetimes do not depend on sizes), generalises the module text
+(``generalise.generalise_ir``) and the manifest (``symbolic.generalise``: slot and output
+shapes, strides and offsets become ``{"sym": coefficients}``), and compiles once.
+
+At run time ``SymbolicSizes`` (held by the ``LLVMFunction``) reads the batch size from the
+inputs, puts it in the "dim" slot that ``tf_step`` stores into ``@tf_batch``, evaluates the
+output shapes for it (cached per size), and sizes the arena for the largest batch seen so
+far: a larger batch re-allocates the arena (logged), it never recompiles.
+
+Not yet generic: kernels split across threads (``parallel.emit_entry`` takes a fixed
+extent), and library kernels outside ``backend.SYMBOLIC_LIBRARY_OPS`` (convolution,
+pooling, sort, scans...): their programs specialise per batch size, as before.
+"""
+from __future__ import annotations
+
+import logging
+import math
+
+import numpy as np
+
+from ...symbolic import SymbolicUnsupported, evaluate, generalise, is_symbolic
+from .. import memory
+
+log = logging.getLogger("tensorforge.compile")
+
+_MAY_VARY = ("shape", "strides", "offset")
+
+
+def lower_probes(programs, lowering_cls) -> list:
+    """One lowering per probe program, all on one thread, all with probe 0's memory plan."""
+    lowerings = []
+    for p in programs:
+        plan = lowerings[0].memory.block_of if lowerings else None
+        lowering = lowering_cls(p, threads=1, symbolic=True, plan=plan)
+        try:
+            lowering.lower()
+        except KeyError as e:               # memory.plan_with: other buffers at this size
+            raise SymbolicUnsupported(f"the buffers differ between batch sizes ({e})") from None
+        lowerings.append(lowering)
+    return lowerings
+
+
+def symbolic_manifest(ns, manifests, consts, batch_axes) -> tuple[dict, dict]:
+    """One manifest for every batch size from the probes' manifests (see the module doc)."""
+    first = consts[0]
+    for other in consts[1:]:
+        if other.keys() != first.keys() or any(
+                other[k].shape != first[k].shape or not np.array_equal(other[k], first[k], equal_nan=True)
+                for k in first):
+            raise SymbolicUnsupported("a constant made by the passes depends on the batch size")
+    slots = generalise(ns, [m["slots"] for m in manifests], "slots")
+    outputs = generalise(ns, [m["outputs"] for m in manifests], "outputs")
+    for what, entries in (("slot", slots), ("output", outputs)):
+        for entry in entries:
+            for key, value in entry.items():
+                if key not in _MAY_VARY and _varies(value):
+                    raise SymbolicUnsupported(f"the {what} field {key!r} depends on the batch size")
+    base = manifests[0]
+    summary = (f"{base['summary']}; generic in the batch size n (one build for every n; "
+               f"sizes shown at n={ns[0]})")
+    manifest = {**base, "slots": slots, "outputs": outputs, "blocks": [], "summary": summary,
+                "symbolic": {"batch_axes": [list(a) for a in batch_axes], "probes": list(ns)}}
+    return manifest, first
+
+
+def _varies(value) -> bool:
+    if is_symbolic(value):
+        return True
+    if isinstance(value, (list, tuple)):
+        return any(_varies(v) for v in value)
+    return False
+
+
+class SymbolicSizes:
+    """The per-batch-size state of a generic ``LLVMFunction`` (see the module doc)."""
+
+    def __init__(self, manifest: dict):
+        sym = manifest["symbolic"]
+        self.batch_axes = [tuple(a) for a in sym["batch_axes"]]
+        slots = manifest["slots"]
+        self.dim_slot = next(i for i, sl in enumerate(slots) if sl["kind"] == "dim")
+        self.block_slots = [(i, sl) for i, sl in enumerate(slots) if sl["kind"] == "block"]
+        self.n_blocks = max((sl["block"] for _, sl in self.block_slots), default=-1) + 1
+        self.fresh = [(i, sl) for i, sl in enumerate(slots) if sl["kind"] == "output"]
+        self.outputs = manifest["outputs"]
+        self.capacity = 0
+        self.blocks: list[np.ndarray] = []
+        self.current = None                    # the batch size the table is set up for
+        self.per_size: dict[int, tuple] = {}   # n -> (fresh slots, outputs) at n
+
+    def batch_size(self, arrays) -> int:
+        pos, axis = self.batch_axes[0]
+        return arrays[pos].shape[axis]
+
+    def bind(self, fn, arrays) -> None:
+        """Set ``fn``'s table, fresh output slots and output descriptions for this call's batch size."""
+        n = self.batch_size(arrays)
+        if n == self.current:
+            return
+        if n > self.capacity:
+            self._grow(fn, n)
+        fn._table[self.dim_slot] = n
+        if n not in self.per_size:
+            fresh = [(i, tuple(evaluate(sl["shape"], n)), np.dtype(sl["dtype"])) for i, sl in self.fresh]
+            self.per_size[n] = (fresh, evaluate(self.outputs, n))
+        fn._fresh_slots, fn._outputs = self.per_size[n]
+        self.current = n
+
+    def _grow(self, fn, n: int) -> None:
+        """An arena for batches up to ``n`` (each block as large as its largest buffer at n)."""
+        from .backend import _aligned_empty
+        if self.capacity:
+            log.info("llvm step: batch %d is larger than the %d the arena was sized for: arena re-allocated "
+                     "(no recompilation)", n, self.capacity)
+        sizes = [memory.ALIGN] * self.n_blocks
+        shapes = {}
+        for i, sl in self.block_slots:
+            shape = tuple(evaluate(sl["shape"], n))
+            shapes[i] = shape
+            nbytes = math.prod(shape) * np.dtype(sl["dtype"]).itemsize
+            sizes[sl["block"]] = max(sizes[sl["block"]], -(-nbytes // memory.ALIGN) * memory.ALIGN)
+        self.blocks = [_aligned_empty((size,), np.uint8) for size in sizes]
+        for i, sl in self.block_slots:
+            nbytes = math.prod(shapes[i]) * np.dtype(sl["dtype"]).itemsize
+            arr = self.blocks[sl["block"]][:nbytes].view(sl["dtype"]).reshape(shapes[i])
+            fn._arrays[i] = arr
+            fn._table[i] = arr.ctypes.data
+        self.capacity = n
