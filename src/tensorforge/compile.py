@@ -205,8 +205,10 @@ class CompiledFunction:
             if arr.size and (arr.min() < check.low or arr.max() >= check.depth):
                 bad = check.bad(arr)
                 if bad.any():
+                    first = tuple(int(i) for i in np.argwhere(bad)[0])
+                    where = f"row {first[0]}" if len(first) == 1 else f"index {first}"
                     raise InputError(f"{what}: {check.op}: label {arr[bad].flat[0]} is out of range "
-                                     f"{check.describe()} ({int(bad.sum())} bad label(s))")
+                                     f"{check.describe()} ({int(bad.sum())} bad label(s); the first at {where})")
 
     def _label_sources(self) -> list:
         """(input position or None, description, program.LabelCheck) per label check, found once."""
