@@ -27,7 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from fractions import Fraction
 
-__all__ = ["PROBES", "Poly", "SymbolicUnsupported", "fit", "fit_float", "generalise", "evaluate",
+__all__ = ["PROBES", "Poly", "SymbolicUnsupported", "UnsupportedOp", "fit", "fit_float", "generalise", "evaluate",
            "is_symbolic"]
 
 # Probe batch sizes: primes near 100, unlikely to coincide with a model's own sizes, all in
@@ -40,6 +40,10 @@ PROBES = (97, 101, 103, 107)
 class SymbolicUnsupported(Exception):
     """A build cannot be made generic in the batch size; the message says why (e.g.
     "conv2d needs fixed sizes"). Callers catch it and specialise instead."""
+
+
+class UnsupportedOp(SymbolicUnsupported):
+    """An op of the program has no kernel reviewed for run-time sizes (nothing else to try)."""
 
 
 @dataclass(frozen=True)

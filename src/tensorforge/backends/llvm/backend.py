@@ -41,7 +41,7 @@ from .library.linalg import matmul_units
 from .library.common import I64, PTR, contiguous_strides, elem_ptr
 from .loops import emit_loop_kernel
 from .generalise import BATCH_GLOBAL
-from ...symbolic import SymbolicUnsupported
+from ...symbolic import UnsupportedOp
 
 ALIGN = 64
 ENTRY = "tf_step"          # the one exported function: a whole step, one native call
@@ -180,7 +180,7 @@ class _Lowering:
         for nid in self.p.order:
             op = self.g.node(nid)["op"]
             if op in LIBRARY and op not in SYMBOLIC_LIBRARY_OPS:
-                raise SymbolicUnsupported(f"{op} needs fixed sizes")
+                raise UnsupportedOp(f"{op} needs fixed sizes")
 
     def _hide_kernels(self) -> None:
         """Give every kernel internal linkage: only ``tf_step`` is called from outside.
@@ -626,14 +626,11 @@ class LLVMBackend:
         """One executable for every batch size, from ``programs`` specialised (and passed) at the
         probe batch sizes ``ns``; ``batch_axes``: (input position, axis) of the batch dims.
         Raises symbolic.SymbolicUnsupported when the step cannot be generic (see symbolic_step.py)."""
-        from .generalise import generalise_ir
-        from .symbolic_step import lower_probes, symbolic_manifest
+        from .symbolic_step import generic_module
         t0 = time.perf_counter()
-        lowerings = lower_probes(programs, _Lowering)
-        text = generalise_ir([str(lowering.module) for lowering in lowerings], ns)
         user_graph = programs[0].source or programs[0].graph
-        parts = [lowering.manifest(user_graph) for lowering in lowerings]
-        manifest, consts = symbolic_manifest(ns, [m for m, _ in parts], [c for _, c in parts], batch_axes)
+        text, manifest, consts = generic_module(programs, ns, batch_axes, _Lowering, user_graph,
+                                                get_num_threads())
         manifest["pass_log"] = [list(entry) for entry in programs[0].pass_log]
         compiled = jit.compile_module(text)
         if cache_key is not None:

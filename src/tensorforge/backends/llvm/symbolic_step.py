@@ -11,8 +11,10 @@ inputs, puts it in the "dim" slot that ``tf_step`` stores into ``@tf_batch``, ev
 output shapes for it (cached per size), and sizes the arena for the largest batch seen so
 far: a larger batch re-allocates the arena (logged), it never recompiles.
 
-Not yet generic: kernels split across threads (``parallel.emit_entry`` takes a fixed
-extent), and library kernels outside ``backend.SYMBOLIC_LIBRARY_OPS`` (convolution,
+Kernels split across threads are generic when ``parallel.emit_entry`` computes the thread
+bounds in the IR from the extent (a literal, like any size); where it computes them in
+Python the probes disagree and the step is lowered on one thread (``generic_module``).
+Not generic: library kernels outside ``backend.SYMBOLIC_LIBRARY_OPS`` (convolution,
 pooling, sort, scans...): their programs specialise per batch size, as before.
 """
 from __future__ import annotations
@@ -22,7 +24,7 @@ import math
 
 import numpy as np
 
-from ...symbolic import SymbolicUnsupported, evaluate, generalise, is_symbolic
+from ...symbolic import SymbolicUnsupported, UnsupportedOp, evaluate, generalise, is_symbolic
 from .. import memory
 
 log = logging.getLogger("tensorforge.compile")
@@ -30,12 +32,38 @@ log = logging.getLogger("tensorforge.compile")
 _MAY_VARY = ("shape", "strides", "offset")
 
 
-def lower_probes(programs, lowering_cls) -> list:
-    """One lowering per probe program, all on one thread, all with probe 0's memory plan."""
+def generic_module(programs, ns, batch_axes, lowering_cls, user_graph, threads: int):
+    """(module text, manifest, constants) of the build generic in the batch size.
+
+    Kernels split across threads need their thread bounds computed at run time: where
+    ``parallel.emit_entry`` computes them in Python from a fixed extent, the probes disagree
+    and the step is lowered again on one thread (logged)."""
+    try:
+        return _generic_module(programs, ns, batch_axes, lowering_cls, user_graph, threads)
+    except UnsupportedOp:
+        raise
+    except SymbolicUnsupported as e:
+        if threads <= 1:
+            raise
+        log.info("generic step on one thread: with %d threads, %s", threads, e)
+        return _generic_module(programs, ns, batch_axes, lowering_cls, user_graph, 1)
+
+
+def _generic_module(programs, ns, batch_axes, lowering_cls, user_graph, threads: int):
+    from .generalise import generalise_ir
+    lowerings = lower_probes(programs, lowering_cls, threads)
+    text = generalise_ir([str(lowering.module) for lowering in lowerings], ns)
+    parts = [lowering.manifest(user_graph) for lowering in lowerings]
+    manifest, consts = symbolic_manifest(ns, [m for m, _ in parts], [c for _, c in parts], batch_axes)
+    return text, manifest, consts
+
+
+def lower_probes(programs, lowering_cls, threads: int = 1) -> list:
+    """One lowering per probe program, all with probe 0's memory plan."""
     lowerings = []
     for p in programs:
         plan = lowerings[0].memory.block_of if lowerings else None
-        lowering = lowering_cls(p, threads=1, symbolic=True, plan=plan)
+        lowering = lowering_cls(p, threads=threads, symbolic=True, plan=plan)
         try:
             lowering.lower()
         except KeyError as e:               # memory.plan_with: other buffers at this size
