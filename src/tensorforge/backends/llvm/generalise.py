@@ -94,29 +94,29 @@ class _Function:
         self.defs: list[str] = []
         self.values: dict[tuple, str] = {}
 
+    def _polynomial(self, k: int, coeffs) -> str:
+        """Emit c0 + c1 * n + c2 * n**2 + ... as i64 (terms with a zero coefficient are skipped)."""
+        power, acc = "%tf.n", None
+        for i, c in enumerate(coeffs[1:], start=1):
+            if i > 1:
+                self.defs.append(f"  %tf.{k}.p{i} = mul i64 {power}, %tf.n")
+                power = f"%tf.{k}.p{i}"
+            if c:
+                self.defs.append(f"  %tf.{k}.t{i} = mul i64 {power}, {c}")
+                if acc is None:
+                    acc = f"%tf.{k}.t{i}"
+                else:
+                    self.defs.append(f"  %tf.{k}.s{i} = add i64 {acc}, %tf.{k}.t{i}")
+                    acc = f"%tf.{k}.s{i}"
+        self.defs.append(f"  %tf.{k}.v = add i64 {acc or 0}, {coeffs[0]}")
+        return f"%tf.{k}.v"
+
     def value(self, typ: str, kind: str, poly: Poly) -> str:
         key = (typ, kind, poly.coeffs)
         if key in self.values:
             return self.values[key]
         k = len(self.values)
-        acc = None                               # Horner: ((c2 * n) + c1) * n + c0, as i64
-        for i, c in enumerate(reversed(poly.coeffs)):
-            if acc is None:
-                acc = str(c)
-                continue
-            if acc == "0":
-                acc = str(c)
-                continue
-            mul = f"%tf.{k}.m{i}"
-            self.defs.append(f"  {mul} = mul i64 %tf.n, {acc}" if not acc.startswith("%")
-                             else f"  {mul} = mul i64 {acc}, %tf.n")
-            add = f"%tf.{k}.a{i}"
-            self.defs.append(f"  {add} = add i64 {mul}, {c}")
-            acc = add
-        if not acc.startswith("%"):              # a constant after all (cannot happen for a fit that varies)
-            acc_name = f"%tf.{k}.c"
-            self.defs.append(f"  {acc_name} = add i64 0, {acc}")
-            acc = acc_name
+        acc = self._polynomial(k, poly.coeffs)
         name = f"%tf.{k}"
         if typ in _INT_TYPES and typ != "i64":
             self.defs.append(f"  {name} = trunc i64 {acc} to {typ}")
