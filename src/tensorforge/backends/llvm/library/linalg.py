@@ -581,3 +581,12 @@ def emit_matmul(module: ir.Module, name: str, inputs: list[Operand], out: Operan
 def matmul_units(inputs: list[Operand], out: Operand) -> int:
     """How many work units ``<name>_range`` of a matmul kernel splits into."""
     return gemm_units(matmul_spec(inputs, out))
+
+
+def matmul_units_extent(inputs: list[Operand], out: Operand):
+    """``matmul_units`` as ``extent(builder) -> i64 value``, computed in the IR from the row count
+    (a literal): for ``parallel.emit_entry`` with a run-time extent, so that a build generic in
+    the batch size (tensorforge.symbolic) can split a product whose rows are the batch."""
+    spec = matmul_spec(inputs, out)
+    mr = choose_tiling(spec).mr
+    return lambda b: b.mul(i64(spec.batch_count), _ceil_div(b, spec.m, mr))
