@@ -2,7 +2,9 @@
 
 The callable validates every call in Python (names, dtypes, shapes) before any
 backend code runs, specialises the graph once per combination of input shapes
-(cached), and hands the resulting Program to a backend. Backends implement
+(cached), and hands the resulting Program to a backend. A backend with ``build_symbolic``
+(LLVM) instead gets one build generic in the batch size for every call whose placeholder
+dims declared None share one size: see tensorforge.symbolic and ``_generic_executable``. Backends implement
 
     backend.build(program) -> executable;  executable(list_of_arrays) -> list_of_arrays
 
