@@ -37,7 +37,7 @@ from .. import memory
 from ..common import is_contiguous as _is_contiguous, view_operand
 from . import jit, parallel, step_cache
 from .library import LIBRARY, Operand
-from .library.linalg import matmul_units
+from .library.linalg import matmul_units, matmul_units_extent
 from .library.common import I64, PTR, contiguous_strides, elem_ptr
 from .loops import emit_loop_kernel
 from .generalise import BATCH_GLOBAL
@@ -259,7 +259,10 @@ class _Lowering:
         if not parallel.worth_splitting(math.prod(out.shape) * k // 32, units, self.threads):
             return name
         range_fn = self.module.get_global(f"{name}_range")
-        parallel.emit_entry(self.module, f"{name}_mt", range_fn, 1 + len(operands), units, self.threads)
+        # a generic build: units = ceil(m / mr) is a step function of the batch that probes may not
+        # see, so it is computed at run time (only lowered so where emit_entry takes that)
+        extent = matmul_units_extent(operands, out) if self.symbolic else units
+        parallel.emit_entry(self.module, f"{name}_mt", range_fn, 1 + len(operands), extent, self.threads)
         return f"{name}_mt"
 
     def _outputs_of_updated_parameters(self) -> None:

@@ -12,8 +12,9 @@ output shapes for it (cached per size), and sizes the arena for the largest batc
 far: a larger batch re-allocates the arena (logged), it never recompiles.
 
 Kernels split across threads are generic when ``parallel.emit_entry`` computes the thread
-bounds in the IR from the extent (a literal, like any size); where it computes them in
-Python the probes disagree and the step is lowered on one thread (``generic_module``).
+bounds in the IR from the extent (a literal, like any size; a matmul's row panels are
+computed in the IR too: ``linalg.matmul_units_extent``); otherwise, or where the probes
+disagree on which kernels to split, the step is lowered on one thread (``generic_module``).
 Not generic: library kernels outside ``backend.SYMBOLIC_LIBRARY_OPS`` (convolution,
 pooling, sort, scans...): their programs specialise per batch size, as before.
 """
@@ -38,6 +39,9 @@ def generic_module(programs, ns, batch_axes, lowering_cls, user_graph, threads: 
     Kernels split across threads need their thread bounds computed at run time: where
     ``parallel.emit_entry`` computes them in Python from a fixed extent, the probes disagree
     and the step is lowered again on one thread (logged)."""
+    if threads > 1 and not runtime_extents():
+        log.info("generic step on one thread (parallel.emit_entry needs fixed extents)")
+        threads = 1
     try:
         return _generic_module(programs, ns, batch_axes, lowering_cls, user_graph, threads)
     except UnsupportedOp:
@@ -47,6 +51,16 @@ def generic_module(programs, ns, batch_axes, lowering_cls, user_graph, threads: 
             raise
         log.info("generic step on one thread: with %d threads, %s", threads, e)
         return _generic_module(programs, ns, batch_axes, lowering_cls, user_graph, 1)
+
+
+def runtime_extents() -> bool:
+    """Whether ``parallel.emit_entry`` computes thread bounds in the IR and takes an extent known
+    only at run time (helper pool's version, recognised by its ``grain`` parameter). Without it
+    the bounds are Python divisions of the extent, which a generic build cannot use (a division
+    by many threads may even look constant at every probe), so generic steps run on one thread."""
+    import inspect
+    from . import parallel
+    return "grain" in inspect.signature(parallel.emit_entry).parameters
 
 
 def _generic_module(programs, ns, batch_axes, lowering_cls, user_graph, threads: int):

@@ -87,6 +87,12 @@ class Tiling:
         return self.nr // self.vw
 
 
+# cache-block caps (elements): depth per item size, rows, columns per item size
+_KC_CAP = {4: 256, 8: 192}
+_MC_CAP = 96
+_NC_CAP = {4: 2048, 8: 1024}
+
+
 def choose_tiling(spec: GemmSpec) -> Tiling:
     """Register tile and cache blocks for the host's vector width and this product's shape."""
     elem_bytes = np.dtype(spec.dtype).itemsize
@@ -97,9 +103,9 @@ def choose_tiling(spec: GemmSpec) -> Tiling:
     if spec.n <= vw:               # narrow outputs (e.g. 10 logits): one vector wide, twice the
         nvec, mr = 1, 2 * mr       # rows, so that enough independent FMA chains stay in flight
     nr = nvec * vw
-    kc = min(spec.k, 256 if elem_bytes == 4 else 192)
-    mc = _round_up(min(spec.m, 96), mr)
-    nc = _round_up(min(spec.n, 2048 if elem_bytes == 4 else 1024), nr)
+    kc = min(spec.k, _KC_CAP.get(elem_bytes, 192))
+    mc = _round_up(min(spec.m, _MC_CAP), mr)
+    nc = _round_up(min(spec.n, _NC_CAP.get(elem_bytes, 1024)), nr)
     return Tiling(vw, mr, nr, max(kc, 1), max(mc, mr), max(nc, nr))
 
 
@@ -449,9 +455,10 @@ class _GemmInstance:
         with b.if_then(b.icmp_signed("<", begin, end)):
             aligned_alloc = declare(self.module, "aligned_alloc", PTR, [I64, I64])
             free = declare(self.module, "free", ir.VoidType(), [PTR])
-            kc = imin(b, t.kc, s.k)
-            mc = imin(b, t.mc, _round_up_ir(b, s.m, t.mr))
-            nc = imin(b, t.nc, _round_up_ir(b, s.n, t.nr))
+            # choose_tiling's blocks, from the caps (not from t.kc/t.mc/t.nc, which clamp the sizes in Python)
+            kc = imax(b, imin(b, _KC_CAP.get(self.elem_bytes, 192), s.k), 1)
+            mc = imin(b, _round_up(_MC_CAP, t.mr), _round_up_ir(b, s.m, t.mr))
+            nc = imin(b, _round_up(_NC_CAP.get(self.elem_bytes, 1024), t.nr), _round_up_ir(b, s.n, t.nr))
             a_bytes = _round_up_ir(b, b.mul(b.mul(mc, kc), i64(self.elem_bytes)), 64)
             b_bytes = _round_up_ir(b, b.mul(b.mul(nc, kc), i64(self.elem_bytes)), 64)
             null = ir.Constant(PTR, None)
