@@ -229,3 +229,34 @@ def test_the_disk_cache_serves_a_generic_build_to_another_process_and_batch_size
     second = subprocess.run([sys.executable, str(script), "5"], env=env, capture_output=True, text=True, timeout=300)
     assert second.returncode == 0, second.stderr
     assert second.stdout.split() == ["1", "True"]
+
+
+# ---- the generalisation itself -----------------------------------------------------------------------
+
+def test_fit_accepts_polynomials_and_rejects_steps_and_clamps():
+    from tensorforge.symbolic import PROBES, fit, fit_float
+    ns = list(PROBES)
+    assert fit(ns, [3 * n * n - 2 * n + 5 for n in ns]).coeffs == (5, -2, 3)
+    assert fit(ns, [7] * 4).coeffs == (7,)
+    for divisor in range(2, 29):               # a Python division of the batch never passes for a constant
+        assert fit(ns, [-(-n // divisor) for n in ns]) is None, divisor
+        assert fit(ns, [n // divisor for n in ns]) is None, divisor
+    assert fit(ns, [min(n, 96) for n in ns]) is None
+    f32 = lambda v: float(np.float32(v))       # noqa: E731
+    assert fit_float(ns, [f32(1 / (4 * n)) for n in ns], f32)[0] == "reciprocal"
+    assert fit_float(ns, [float(2 * n) for n in ns], f32)[0] == "value"
+    assert fit_float(ns, [f32(np.sqrt(n)) for n in ns], f32) is None
+
+
+def test_generalise_ir_replaces_varying_literals_and_refuses_sizes_in_types():
+    from tensorforge.backends.llvm.generalise import generalise_ir
+    from tensorforge.symbolic import PROBES, SymbolicUnsupported
+
+    def module(n, vector=False):
+        body = (f"  %\"s\" = fadd <2 x float> %\"v\", <float {n}.0, float 1.0>\n" if vector else
+                f"  %\"c\" = icmp slt i64 %\"i\", {n * 4}\n  %\"f\" = fmul float %\"x\", {float(n)}\n")
+        return f"define internal void @\"k0_fused\"(ptr %\".1\")\n{{\nentry:\n{body}  ret void\n}}\n"
+    text = generalise_ir([module(n) for n in PROBES], PROBES)
+    assert "load i64, ptr @tf_batch" in text and "icmp slt i64 %\"i\", %tf." in text and "sitofp" in text
+    with pytest.raises(SymbolicUnsupported, match="fused .*a size in a type or constant"):
+        generalise_ir([module(n, vector=True) for n in PROBES], PROBES)
