@@ -319,8 +319,12 @@ class CompiledFunction:
         t0 = time.perf_counter()
         batch = set(self._batch_axes)
         try:
-            programs = [self._program_for([tuple(m if (i, ax) in batch else d for ax, d in enumerate(a.shape))
-                                           for i, a in enumerate(arrays)]) for m in PROBES]
+            programs = []
+            for m in PROBES:
+                programs.append(self._program_for([tuple(m if (i, ax) in batch else d for ax, d in enumerate(a.shape))
+                                                   for i, a in enumerate(arrays)]))
+                if len(programs) == 1 and hasattr(self.backend, "check_symbolic"):
+                    self.backend.check_symbolic(programs[0])     # fail fast, before the passes
         except ShapeError as e:
             raise SymbolicUnsupported(f"shape inference fails at batch size {PROBES[0]}: {e}") from None
         self._generic_shapes[key] = generalise(

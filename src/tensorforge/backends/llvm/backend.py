@@ -41,7 +41,6 @@ from .library.linalg import matmul_units, matmul_units_extent
 from .library.common import I64, PTR, contiguous_strides, elem_ptr
 from .loops import emit_loop_kernel
 from .generalise import BATCH_GLOBAL
-from ...symbolic import UnsupportedOp
 
 ALIGN = 64
 ENTRY = "tf_step"          # the one exported function: a whole step, one native call
@@ -148,7 +147,8 @@ class _Lowering:
     # -- nodes --------------------------------------------------------------------------
     def lower(self):
         if self.symbolic:
-            self._check_symbolic_ops()
+            from .symbolic_step import check_ops
+            check_ops(self.p)
         for k, nid in enumerate(self.p.order):
             d = self.g.node(nid)
             op = d["op"]
@@ -173,14 +173,6 @@ class _Lowering:
         self._plan_memory()
         self._entry()
         self._hide_kernels()
-
-    def _check_symbolic_ops(self) -> None:
-        """Library kernels not reviewed for run-time sizes make the build specialise (their
-        Python code might clamp or round a size in a way the probes cannot see)."""
-        for nid in self.p.order:
-            op = self.g.node(nid)["op"]
-            if op in LIBRARY and op not in SYMBOLIC_LIBRARY_OPS:
-                raise UnsupportedOp(f"{op} needs fixed sizes")
 
     def _hide_kernels(self) -> None:
         """Give every kernel internal linkage: only ``tf_step`` is called from outside.
@@ -427,11 +419,6 @@ class _Lowering:
 
 MANIFEST_VERSION = 2
 
-# library ops whose kernels were reviewed for sizes given at run time (symbolic builds); a
-# kernel is fit when every size-dependent value it emits is a polynomial of the operand sizes
-SYMBOLIC_LIBRARY_OPS = frozenset({"matmul", "copy", "one_hot", "dropout", "random_uniform", "argmax",
-                                  "getitem", "getitem_grad", "concat", "concat_grad"})
-
 
 class LLVMFunction:
     """The executable of one program: a slot table over buffers, and the compiled entry point.
@@ -623,6 +610,12 @@ class LLVMBackend:
         if cache_key is not None:
             step_cache.store(cache_key, manifest, consts, compiled.object_code, compiled.ir)
         return LLVMFunction(manifest, consts, user_graph, compiled, time.perf_counter() - t0, program)
+
+    def check_symbolic(self, program: Program) -> None:
+        """Raise symbolic.UnsupportedOp when ``program`` (before the passes) uses a library kernel
+        that cannot take its sizes at run time (the lowering checks again after the passes)."""
+        from .symbolic_step import check_ops
+        check_ops(program)
 
     def build_symbolic(self, programs: list[Program], ns, batch_axes, passes=None,
                        cache_key: str | None = None) -> LLVMFunction:

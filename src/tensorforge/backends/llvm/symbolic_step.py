@@ -15,7 +15,7 @@ Kernels split across threads are generic when ``parallel.emit_entry`` computes t
 bounds in the IR from the extent (a literal, like any size; a matmul's row panels are
 computed in the IR too: ``linalg.matmul_units_extent``); otherwise, or where the probes
 disagree on which kernels to split, the step is lowered on one thread (``generic_module``).
-Not generic: library kernels outside ``backend.SYMBOLIC_LIBRARY_OPS`` (convolution,
+Not generic: library kernels outside ``SYMBOLIC_LIBRARY_OPS`` (convolution,
 pooling, sort, scans...): their programs specialise per batch size, as before.
 """
 from __future__ import annotations
@@ -29,6 +29,22 @@ from ...symbolic import SymbolicUnsupported, UnsupportedOp, evaluate, generalise
 from .. import memory
 
 log = logging.getLogger("tensorforge.compile")
+
+# library ops whose kernels were reviewed for sizes given at run time: every size-dependent
+# value they emit is a polynomial of the operand sizes (clamps and roundings are computed in
+# the IR), so the probes see all of them
+SYMBOLIC_LIBRARY_OPS = frozenset({"matmul", "copy", "one_hot", "dropout", "random_uniform", "argmax",
+                                  "getitem", "getitem_grad", "concat", "concat_grad"})
+
+
+def check_ops(program) -> None:
+    """Raise UnsupportedOp for the first library op of ``program`` not in SYMBOLIC_LIBRARY_OPS
+    (its Python code might clamp or round a size in a way the probes cannot see)."""
+    from .library import LIBRARY
+    for nid in program.order:
+        op = program.node(nid)["op"]
+        if op in LIBRARY and op not in SYMBOLIC_LIBRARY_OPS:
+            raise UnsupportedOp(f"{op} needs fixed sizes")
 
 _MAY_VARY = ("shape", "strides", "offset")
 
