@@ -311,22 +311,33 @@ class CompiledFunction:
             self._batch_checked.add((key, n))
         return exe
 
-    def _build_generic(self, key, arrays):
-        from .passes import run_passes
-        from .symbolic import PROBES, SymbolicUnsupported, generalise
+    def _probe_programs(self, arrays) -> list:
+        """The program specialised at each probe batch size (symbolic.PROBES)."""
+        from .symbolic import PROBES, SymbolicUnsupported
         from .ops.registry import ShapeError
-        import hashlib
-        t0 = time.perf_counter()
         batch = set(self._batch_axes)
+        programs = []
         try:
-            programs = []
             for m in PROBES:
                 programs.append(self._program_for([tuple(m if (i, ax) in batch else d for ax, d in enumerate(a.shape))
                                                    for i, a in enumerate(arrays)]))
                 if len(programs) == 1 and hasattr(self.backend, "check_symbolic"):
                     self.backend.check_symbolic(programs[0])     # fail fast, before the passes
         except ShapeError as e:
-            raise SymbolicUnsupported(f"shape inference fails at batch size {PROBES[0]}: {e}") from None
+            raise SymbolicUnsupported(f"shape inference fails at batch size {PROBES[len(programs)]}: {e}") from None
+        return programs
+
+    def _build_generic(self, key, arrays, profile: bool = False):
+        """The build generic in the batch size (registered under ``key``); ``profile=True``: one
+        that times its kernels, for ``profile`` (not registered, not cached on disk)."""
+        from .passes import run_passes
+        from .symbolic import PROBES, generalise
+        import hashlib
+        t0 = time.perf_counter()
+        programs = self._probe_programs(arrays)
+        if profile:
+            return self.backend.build_symbolic([run_passes(p, self.passes) for p in programs], PROBES,
+                                               self._batch_axes, passes=self.passes, profile=True)
         self._generic_shapes[key] = generalise(
             PROBES, [{nid: tuple(p.shapes[nid]) for nid in p.order} for p in programs], "node shapes")
         cache_key = None
@@ -341,6 +352,8 @@ class CompiledFunction:
             self.pass_logs[key] = list(passed[0].pass_log)
             exe = self.backend.build_symbolic(passed, PROBES, self._batch_axes, passes=self.passes,
                                               cache_key=cache_key)
+        # what to_dot and friends show: this call's sizes (before the passes), not a probe's
+        exe.program = self._program(arrays)
         self.compile_times[key] = time.perf_counter() - t0
         self._cache[key] = exe
         compile_log.info("%s: one build for every batch size (%s, %.2f s)", self.name,
@@ -453,11 +466,15 @@ class CompiledFunction:
         exe = self.executable_for(arrays)          # compiled as a call would (and cached)
         if getattr(exe, "can_time_kernels", False):
             return exe
-        key = tuple(a.shape for a in arrays)
+        generic = getattr(exe, "manifest", {}).get("symbolic") and self._generic_key(arrays)
+        key = generic[0] if generic else tuple(a.shape for a in arrays)
         if key not in self._timing_cache:
-            from .passes import run_passes
-            program = run_passes(self._program(arrays), self.passes)
-            self._timing_cache[key] = self.backend.build(program, passes=self.passes, profile=True)
+            if generic:                             # time the code that runs: a generic build too
+                self._timing_cache[key] = self._build_generic(key, arrays, profile=True)
+            else:
+                from .passes import run_passes
+                program = run_passes(self._program(arrays), self.passes)
+                self._timing_cache[key] = self.backend.build(program, passes=self.passes, profile=True)
         return self._timing_cache[key]
 
     @contextmanager

@@ -618,7 +618,7 @@ class LLVMBackend:
         check_ops(program)
 
     def build_symbolic(self, programs: list[Program], ns, batch_axes, passes=None,
-                       cache_key: str | None = None) -> LLVMFunction:
+                       cache_key: str | None = None, profile: bool = False) -> LLVMFunction:
         """One executable for every batch size, from ``programs`` specialised (and passed) at the
         probe batch sizes ``ns``; ``batch_axes``: (input position, axis) of the batch dims.
         Raises symbolic.SymbolicUnsupported when the step cannot be generic (see symbolic_step.py)."""
@@ -626,7 +626,8 @@ class LLVMBackend:
         t0 = time.perf_counter()
         user_graph = programs[0].source or programs[0].graph
         text, manifest, consts = generic_module(programs, ns, batch_axes, _Lowering, user_graph,
-                                                get_num_threads())
+                                                get_num_threads(), profile)
+        cache_key = None if profile else cache_key
         manifest["pass_log"] = [list(entry) for entry in programs[0].pass_log]
         compiled = jit.compile_module(text)
         if cache_key is not None:

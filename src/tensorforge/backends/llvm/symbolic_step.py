@@ -22,10 +22,11 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 
 import numpy as np
 
-from ...symbolic import SymbolicUnsupported, UnsupportedOp, evaluate, generalise, is_symbolic
+from ...symbolic import SymbolicUnsupported, UnsupportedOp, evaluate, fit, generalise, is_symbolic
 from .. import memory
 
 log = logging.getLogger("tensorforge.compile")
@@ -49,7 +50,7 @@ def check_ops(program) -> None:
 _MAY_VARY = ("shape", "strides", "offset")
 
 
-def generic_module(programs, ns, batch_axes, lowering_cls, user_graph, threads: int):
+def generic_module(programs, ns, batch_axes, lowering_cls, user_graph, threads: int, profile: bool = False):
     """(module text, manifest, constants) of the build generic in the batch size.
 
     Kernels split across threads need their thread bounds computed at run time: where
@@ -59,14 +60,14 @@ def generic_module(programs, ns, batch_axes, lowering_cls, user_graph, threads: 
         log.info("generic step on one thread (parallel.emit_entry needs fixed extents)")
         threads = 1
     try:
-        return _generic_module(programs, ns, batch_axes, lowering_cls, user_graph, threads)
+        return _generic_module(programs, ns, batch_axes, lowering_cls, user_graph, threads, profile)
     except UnsupportedOp:
         raise
     except SymbolicUnsupported as e:
         if threads <= 1:
             raise
         log.info("generic step on one thread: with %d threads, %s", threads, e)
-        return _generic_module(programs, ns, batch_axes, lowering_cls, user_graph, 1)
+        return _generic_module(programs, ns, batch_axes, lowering_cls, user_graph, 1, profile)
 
 
 def runtime_extents() -> bool:
@@ -79,21 +80,21 @@ def runtime_extents() -> bool:
     return "grain" in inspect.signature(parallel.emit_entry).parameters
 
 
-def _generic_module(programs, ns, batch_axes, lowering_cls, user_graph, threads: int):
+def _generic_module(programs, ns, batch_axes, lowering_cls, user_graph, threads: int, profile: bool):
     from .generalise import generalise_ir
-    lowerings = lower_probes(programs, lowering_cls, threads)
+    lowerings = lower_probes(programs, lowering_cls, threads, profile)
     text = generalise_ir([str(lowering.module) for lowering in lowerings], ns)
     parts = [lowering.manifest(user_graph) for lowering in lowerings]
     manifest, consts = symbolic_manifest(ns, [m for m, _ in parts], [c for _, c in parts], batch_axes)
     return text, manifest, consts
 
 
-def lower_probes(programs, lowering_cls, threads: int = 1) -> list:
+def lower_probes(programs, lowering_cls, threads: int = 1, profile: bool = False) -> list:
     """One lowering per probe program, all with probe 0's memory plan."""
     lowerings = []
     for p in programs:
         plan = lowerings[0].memory.block_of if lowerings else None
-        lowering = lowering_cls(p, threads=threads, symbolic=True, plan=plan)
+        lowering = lowering_cls(p, threads=threads, profile=profile, symbolic=True, plan=plan)
         try:
             lowering.lower()
         except KeyError as e:               # memory.plan_with: other buffers at this size
@@ -118,11 +119,28 @@ def symbolic_manifest(ns, manifests, consts, batch_axes) -> tuple[dict, dict]:
                 if key not in _MAY_VARY and _varies(value):
                     raise SymbolicUnsupported(f"the {what} field {key!r} depends on the batch size")
     base = manifests[0]
-    summary = (f"{base['summary']}; generic in the batch size n (one build for every n; "
-               f"sizes shown at n={ns[0]})")
-    manifest = {**base, "slots": slots, "outputs": outputs, "blocks": [], "summary": summary,
+    summary = f"{base['summary']}; generic in the batch size n (one build for every n)"
+    kernels = _generic_descriptions(ns, [m["kernels"] for m in manifests])
+    manifest = {**base, "slots": slots, "outputs": outputs, "blocks": [], "summary": summary, "kernels": kernels,
                 "symbolic": {"batch_axes": [list(a) for a in batch_axes], "probes": list(ns)}}
     return manifest, first
+
+
+def _generic_descriptions(ns, versions) -> list[str]:
+    """The kernels' one-line descriptions with the sizes that follow the batch written as
+    polynomials in n ("matmul((n, 784), (784, 256)) -> (n, 256)")."""
+    out = []
+    for lines in zip(*versions):
+        parts = [re.split(r"(\d+)", line) for line in lines]
+        if any(len(p) != len(parts[0]) for p in parts):
+            out.append(lines[0])
+            continue
+        pieces = []
+        for column in zip(*parts):
+            poly = None if len(set(column)) == 1 or not column[0].isdigit() else fit(ns, [int(c) for c in column])
+            pieces.append(str(poly).replace(" ", "") if poly is not None else column[0])
+        out.append("".join(pieces))
+    return out
 
 
 def _varies(value) -> bool:
