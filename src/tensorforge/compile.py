@@ -2,7 +2,9 @@
 
 The callable validates every call in Python (names, dtypes, shapes) before any
 backend code runs, specialises the graph once per combination of input shapes
-(cached), and hands the resulting Program to a backend. Backends implement
+(cached), and hands the resulting Program to a backend. A backend with ``build_symbolic``
+(LLVM) instead gets one build generic in the batch size for every call whose placeholder
+dims declared None share one size: see tensorforge.symbolic and ``_generic_executable``. Backends implement
 
     backend.build(program) -> executable;  executable(list_of_arrays) -> list_of_arrays
 
@@ -28,6 +30,7 @@ from .graph import Tensor, format_shape
 from .program import Program, label_checks, needed_nodes, specialise
 
 log = logging.getLogger("tensorforge.compile")
+compile_log = log             # builds, recompilations and why (TENSORFORGE_LOG=compile)
 kernel_log = logging.getLogger("tensorforge.kernels")
 
 __all__ = ["compile", "CompiledFunction", "InputError"]
@@ -119,8 +122,15 @@ class CompiledFunction:
         self.passes = resolve_passes(passes, getattr(self.backend, "default_passes", ()))
         self.pass_logs: dict[tuple, list] = {}   # input shapes -> (pass, nodes before, after, seconds)
         self.name = name or "step"
-        self._cache: dict[tuple, object] = {}
-        self.compile_times: dict[tuple, float] = {}
+        self._cache: dict[tuple, object] = {}       # build key -> executable (one entry per build)
+        self.compile_times: dict[tuple, float] = {}  # build key -> seconds (one entry per build)
+        # batch sizes: a build generic in the batch (its key has None for the batch dims) serves
+        # every batch size it was checked for; see _generic_executable and tensorforge.symbolic
+        self._by_shapes: dict[tuple, object] = {}   # input shapes of a call -> its executable
+        self._batch_axes = [(i, ax) for i, t in enumerate(self.inputs) for ax, d in enumerate(t.shape) if d is None]
+        self._generic_failed: dict[tuple, str] = {}  # generic key -> why it is specialised
+        self._generic_shapes: dict[tuple, dict] = {}  # generic key -> node shapes, generalised
+        self._batch_checked: set = set()             # (generic key, n) found to fit the generic build
         self._timing_cache: dict[tuple, object] = {}   # input shapes -> a build that times its kernels
         self._by_name = {t.name: i for i, t in enumerate(self.inputs)}
         # concurrency: one build per input-shape key, and one call at a time (a step updates
@@ -179,7 +189,10 @@ class CompiledFunction:
 
     # -- compile & call ----------------------------------------------------------------
     def _program(self, arrays) -> Program:
-        types = {t.id: (a.shape, t.dtype) for t, a in zip(self.inputs, arrays)}
+        return self._program_for([a.shape for a in arrays])
+
+    def _program_for(self, shapes) -> Program:
+        types = {t.id: (tuple(s), t.dtype) for t, s in zip(self.inputs, shapes)}
         return specialise(self.graph, [t.id for t in self.inputs], [t.id for t in self.outputs],
                           [(p.id, n.id) for p, n in self.updates], types)
 
@@ -194,8 +207,10 @@ class CompiledFunction:
             if arr.size and (arr.min() < check.low or arr.max() >= check.depth):
                 bad = check.bad(arr)
                 if bad.any():
+                    first = tuple(int(i) for i in np.argwhere(bad)[0])
+                    where = f"row {first[0]}" if len(first) == 1 else f"index {first}"
                     raise InputError(f"{what}: {check.op}: label {arr[bad].flat[0]} is out of range "
-                                     f"{check.describe()} ({int(bad.sum())} bad label(s))")
+                                     f"{check.describe()} ({int(bad.sum())} bad label(s); the first at {where})")
 
     def _label_sources(self) -> list:
         """(input position or None, description, program.LabelCheck) per label check, found once."""
@@ -241,11 +256,119 @@ class CompiledFunction:
 
     def executable_for(self, arrays):
         key = tuple(a.shape for a in arrays)
-        exe = self._cache.get(key)
+        exe = self._by_shapes.get(key)
         if exe is not None:
             return exe
         with self._build_lock:          # threads calling with new shapes at once build once
-            return self._cached_or_built(key, arrays)
+            exe = self._by_shapes.get(key)
+            if exe is None:
+                exe = self._generic_executable(arrays) or self._cached_or_built(key, arrays)
+                self._by_shapes[key] = exe
+            return exe
+
+    # -- one build for every batch size ------------------------------------------------
+    def _generic_key(self, arrays):
+        """(the input shapes with None for the batch dims, the batch size n) when this call may
+        use a build generic in the batch size: the backend makes them, every dim declared None
+        has the same size n >= 1 in this call (one size symbol), and they are not switched off."""
+        from .runtime import dynamic_batch
+        if not self._batch_axes or not hasattr(self.backend, "build_symbolic") or not dynamic_batch():
+            return None
+        sizes = {arrays[i].shape[ax] for i, ax in self._batch_axes}
+        if len(sizes) != 1:
+            return None
+        (n,) = sizes
+        if n < 1:
+            return None
+        batch = set(self._batch_axes)
+        key = tuple(tuple(None if (i, ax) in batch else d for ax, d in enumerate(a.shape))
+                    for i, a in enumerate(arrays))
+        return key, n
+
+    def _generic_executable(self, arrays):
+        """The build generic in the batch size for this call (built on first use), or None
+        when this call must be specialised (the reason is logged once per build key)."""
+        from .symbolic import SymbolicUnsupported
+        found = self._generic_key(arrays)
+        if found is None:
+            return None
+        key, n = found
+        if key in self._generic_failed:
+            return None
+        exe = self._cache.get(key)
+        if exe is None:
+            try:
+                exe = self._build_generic(key, arrays)
+            except SymbolicUnsupported as e:
+                self._generic_failed[key] = str(e)
+                compile_log.info("%s: specialised for batch %d: %s", self.name, n, e)
+                return None
+        if (key, n) not in self._batch_checked:
+            if not self._fits_generic(key, n, arrays):
+                compile_log.info("%s: specialised for batch %d: shape inference at that size does not follow "
+                                 "the generic build's sizes", self.name, n)
+                return None
+            self._batch_checked.add((key, n))
+        return exe
+
+    def _probe_programs(self, arrays) -> list:
+        """The program specialised at each probe batch size (symbolic.PROBES)."""
+        from .symbolic import PROBES, SymbolicUnsupported
+        from .ops.registry import ShapeError
+        batch = set(self._batch_axes)
+        programs = []
+        try:
+            for m in PROBES:
+                programs.append(self._program_for([tuple(m if (i, ax) in batch else d for ax, d in enumerate(a.shape))
+                                                   for i, a in enumerate(arrays)]))
+                if len(programs) == 1 and hasattr(self.backend, "check_symbolic"):
+                    self.backend.check_symbolic(programs[0])     # fail fast, before the passes
+        except ShapeError as e:
+            raise SymbolicUnsupported(f"shape inference fails at batch size {PROBES[len(programs)]}: {e}") from None
+        return programs
+
+    def _build_generic(self, key, arrays, profile: bool = False):
+        """The build generic in the batch size (registered under ``key``); ``profile=True``: one
+        that times its kernels, for ``profile`` (not registered, not cached on disk)."""
+        from .passes import run_passes
+        from .symbolic import PROBES, generalise
+        import hashlib
+        t0 = time.perf_counter()
+        programs = self._probe_programs(arrays)
+        if profile:
+            return self.backend.build_symbolic([run_passes(p, self.passes) for p in programs], PROBES,
+                                               self._batch_axes, passes=self.passes, profile=True)
+        self._generic_shapes[key] = generalise(
+            PROBES, [{nid: tuple(p.shapes[nid]) for nid in p.order} for p in programs], "node shapes")
+        cache_key = None
+        if hasattr(self.backend, "cache_key"):
+            text = f"{self.backend.cache_key(programs[0], self.passes)}|generic in {self._batch_axes} at {PROBES}"
+            cache_key = hashlib.sha256(text.encode()).hexdigest()
+        exe = self.backend.load_cached(cache_key, programs[0]) if cache_key else None
+        if exe is not None:
+            self.pass_logs[key] = [tuple(entry) for entry in getattr(exe, "pass_log", [])]
+        else:
+            passed = [run_passes(p, self.passes) for p in programs]
+            self.pass_logs[key] = list(passed[0].pass_log)
+            exe = self.backend.build_symbolic(passed, PROBES, self._batch_axes, passes=self.passes,
+                                              cache_key=cache_key)
+        # what to_dot and friends show: this call's sizes (before the passes), not a probe's
+        exe.program = self._program(arrays)
+        self.compile_times[key] = time.perf_counter() - t0
+        self._cache[key] = exe
+        compile_log.info("%s: one build for every batch size (%s, %.2f s)", self.name,
+                         self._describe_key(key), self.compile_times[key])
+        self._dump(key, exe)
+        return exe
+
+    def _fits_generic(self, key, n, arrays) -> bool:
+        """Whether shape inference at batch size ``n`` gives every node the generic build's
+        sizes at n (a rule that treats some size specially, e.g. squeeze at 1, does not)."""
+        from .symbolic import evaluate
+        program = self._program(arrays)
+        want = evaluate(self._generic_shapes[key], n)
+        return all(tuple(program.shapes.get(nid, ())) == tuple(shape) for nid, shape in want.items()) \
+            and set(program.order) == set(want)
 
     def _cached_or_built(self, key, arrays):
         exe = self._cache.get(key)
@@ -355,11 +478,15 @@ class CompiledFunction:
         exe = self.executable_for(arrays)          # compiled as a call would (and cached)
         if getattr(exe, "can_time_kernels", False):
             return exe
-        key = tuple(a.shape for a in arrays)
+        generic = getattr(exe, "manifest", {}).get("symbolic") and self._generic_key(arrays)
+        key = generic[0] if generic else tuple(a.shape for a in arrays)
         if key not in self._timing_cache:
-            from .passes import run_passes
-            program = run_passes(self._program(arrays), self.passes)
-            self._timing_cache[key] = self.backend.build(program, passes=self.passes, profile=True)
+            if generic:                             # time the code that runs: a generic build too
+                self._timing_cache[key] = self._build_generic(key, arrays, profile=True)
+            else:
+                from .passes import run_passes
+                program = run_passes(self._program(arrays), self.passes)
+                self._timing_cache[key] = self.backend.build(program, passes=self.passes, profile=True)
         return self._timing_cache[key]
 
     @contextmanager
@@ -386,7 +513,8 @@ class CompiledFunction:
                  f"inputs=[{', '.join(t.name + format_shape(t.shape) for t in self.inputs)}] "
                  f"outputs={len(self.outputs)} updates={len(self.updates)}>"]
         for key, exe in self._cache.items():
-            lines.append(f"  specialised for {self._describe_key(key)}:")
+            what = "generic in the batch size" if any(None in shape for shape in key) else "specialised"
+            lines.append(f"  {what} for {self._describe_key(key)}:")
             log_ = self.pass_logs.get(key)
             if log_:
                 lines.append(f"    passes: {log_[0][1]} -> {log_[-1][2]} nodes ("

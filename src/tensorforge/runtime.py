@@ -84,3 +84,9 @@ def code_fingerprint() -> str:
         h.update(str(path.relative_to(package)).encode())
         h.update(path.read_bytes())
     return h.hexdigest()[:16]
+
+
+def dynamic_batch() -> bool:
+    """Whether a step whose placeholders have None dims may be built once for every batch
+    size (tensorforge.symbolic); TENSORFORGE_DYNAMIC_BATCH=0 specialises per shape as before."""
+    return os.environ.get("TENSORFORGE_DYNAMIC_BATCH", "1").strip().lower() not in ("0", "false", "no", "off")

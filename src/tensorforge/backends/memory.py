@@ -62,3 +62,16 @@ def plan(sizes: dict[int, int], calls: list[tuple[int, list[int]]], live_to_end:
         for blk in release_at.pop(i, []):
             free.append(blk)
     return result
+
+
+def plan_with(block_of: dict[int, int], sizes: dict[int, int]) -> Plan:
+    """The plan that puts each buffer in the block ``block_of`` gives it (a plan made for the
+    same calls at other sizes: lifetimes do not depend on sizes), each block as large as its
+    largest buffer. Raises KeyError when the buffers are not those of ``block_of``."""
+    if set(block_of) != set(sizes):
+        raise KeyError(f"plan_with: the plan covers other buffers ({sorted(set(block_of) ^ set(sizes))[:5]})")
+    n_blocks = max(block_of.values(), default=-1) + 1
+    block_sizes = [ALIGN] * n_blocks
+    for b, blk in block_of.items():
+        block_sizes[blk] = max(block_sizes[blk], _round(sizes[b]))
+    return Plan(block_sizes, dict(block_of))

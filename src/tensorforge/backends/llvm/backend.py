@@ -38,9 +38,10 @@ from ..common import is_contiguous as _is_contiguous, view_operand
 from . import jit, parallel, step_cache
 from .library.split import splittable
 from .library import LIBRARY, Operand
-from .library.linalg import matmul_units
-from .library.common import PTR, contiguous_strides, elem_ptr
+from .library.linalg import matmul_units, matmul_units_extent
+from .library.common import I64, PTR, contiguous_strides, elem_ptr
 from .loops import emit_loop_kernel
+from .generalise import BATCH_GLOBAL
 
 ALIGN = 64
 ENTRY = "tf_step"          # the one exported function: a whole step, one native call
@@ -95,8 +96,14 @@ INLINE_MAX_KERNELS = 160     # see _Lowering._hide_kernels (an Adam MLP step has
 class _Lowering:
     """Walks a fused program and builds the module, the slot table and the kernel list."""
 
-    def __init__(self, program: Program, threads: int = 1, profile: bool = False):
+    def __init__(self, program: Program, threads: int = 1, profile: bool = False, symbolic: bool = False,
+                 plan: dict | None = None):
         self.p = program
+        # symbolic: lowered at a probe batch size for a build generic in it (symbolic_step.py):
+        # tf_step stores the batch size from a "dim" slot into @tf_batch; ``plan`` is the
+        # block of every buffer, shared by all probes (sizes differ, lifetimes do not)
+        self.symbolic = symbolic
+        self.fixed_plan = plan
         self.threads = threads
         self.profile = profile             # tf_step also adds each kernel's cycle count to a table
         self.g = program.graph
@@ -140,6 +147,9 @@ class _Lowering:
 
     # -- nodes --------------------------------------------------------------------------
     def lower(self):
+        if self.symbolic:
+            from .symbolic_step import check_ops
+            check_ops(self.p)
         for k, nid in enumerate(self.p.order):
             d = self.g.node(nid)
             op = d["op"]
@@ -253,7 +263,20 @@ class _Lowering:
             # every range call packs all of B for its rows: one chunk per thread, not several
             grain = max(grain, units // self.threads)
         range_fn = self.module.get_global(f"{name}_range")
-        parallel.emit_entry(self.module, f"{name}_mt", range_fn, 1 + len(operands), units, self.threads,
+        if self.symbolic and op == "matmul":
+            # a generic build: units = ceil(m / mr) is a step function of the batch that probes may
+            # not see, so the extent, and the one-chunk-per-thread grain, are computed at run time
+            extent = matmul_units_extent(operands, out)
+            floor = parallel.grain_for(work // max(1, units))
+            threads = self.threads
+
+            def grain(b):
+                per_thread = b.sdiv(extent(b), ir.Constant(I64, threads))
+                low = ir.Constant(I64, floor)
+                return b.select(b.icmp_signed(">", per_thread, low), per_thread, low)
+        else:
+            extent = units
+        parallel.emit_entry(self.module, f"{name}_mt", range_fn, 1 + len(operands), extent, self.threads,
                             grain=grain)
         return f"{name}_mt"
 
@@ -324,7 +347,8 @@ class _Lowering:
                  for _, bufs in self.calls]
         live_to_end = {src for _, src, _ in self.update_copies}
         live_to_end |= {self.operand[o][0] for o in self.p.outputs}
-        self.memory = memory.plan(sizes, calls, live_to_end)
+        self.memory = (memory.plan(sizes, calls, live_to_end) if self.fixed_plan is None
+                       else memory.plan_with(self.fixed_plan, sizes))
         blocks = [_aligned_empty((n,), np.uint8) for n in self.memory.block_sizes]
         for b, blk in self.memory.block_of.items():
             shape, dt = self.buffers[b]
@@ -352,6 +376,8 @@ class _Lowering:
 
         def slot(i):
             return b.load(elem_ptr(b, table, i, PTR), typ=PTR)
+        if self.symbolic:
+            self._store_batch_size(b, slot)
         with _timed(clock, len(self.calls) + 1):
             for k, (name, bases) in enumerate(self.calls):
                 callee = self.module.get_global(name)
@@ -364,6 +390,15 @@ class _Lowering:
                                     ir.Constant(ir.IntType(64), nbytes), ir.Constant(ir.IntType(1), 0)])
         b.ret_void()
 
+    def _store_batch_size(self, b: ir.IRBuilder, slot) -> None:
+        """@tf_batch = the batch size, which the caller puts in a slot of its own (as a pointer-sized int)."""
+        self.dim_slot = len(self.slots)
+        self.slots.append(("dim", None))
+        batch = ir.GlobalVariable(self.module, I64, BATCH_GLOBAL)
+        batch.linkage = "internal"
+        batch.initializer = ir.Constant(I64, 0)
+        b.store(b.ptrtoint(slot(self.dim_slot), I64), batch)
+
     # -- the executable's description, as plain data (cached on disk beside the object code) --
     def manifest(self, user_graph) -> tuple[dict, dict[str, np.ndarray]]:
         """Everything the executable needs besides the machine code: JSON-able, plus the arrays
@@ -374,8 +409,10 @@ class _Lowering:
         base_of_slot = {s: b for b, s in self.slot_of.items()}
         slots, arrays = [], {}
         for i, (kind, what) in enumerate(self.slots):
-            base = base_of_slot[i]
-            if kind == "input":
+            base = base_of_slot.get(i)
+            if kind == "dim":
+                slots.append({"kind": "dim"})
+            elif kind == "input":
                 slots.append({"kind": "input", "pos": what})
             elif kind == "output":
                 slots.append({"kind": "output", "shape": list(what[0]), "dtype": what[1]})
@@ -424,8 +461,15 @@ class LLVMFunction:
         self._arrays: dict[int, np.ndarray] = {}   # slot -> the array behind it (not inputs/outputs)
         self._table = (ctypes.c_void_p * max(1, len(slots)))()
         self._input_slots, self._fresh_slots = [], []
+        self._outputs = manifest["outputs"]
+        self._sym = None
+        if manifest.get("symbolic"):         # sizes, outputs and the arena follow the batch size
+            from .symbolic_step import SymbolicSizes
+            self._sym = SymbolicSizes(manifest)
         for i, sl in enumerate(slots):
             kind = sl["kind"]
+            if kind == "dim" or (kind == "block" and self._sym is not None):
+                continue                     # set per call / per capacity by SymbolicSizes
             if kind == "input":
                 self._input_slots.append((i, sl["pos"]))
                 continue
@@ -458,7 +502,7 @@ class LLVMFunction:
         Fresh memory costs page faults (for 64 MB about as much as the kernel itself), so an
         output nobody references any more is recycled, as array libraries' allocators do."""
         last = self._last.get(slot)
-        if last is not None and sys.getrefcount(last) == 3:   # _last, `last`, and the argument
+        if last is not None and sys.getrefcount(last) == 3 and last.shape == shape:   # _last, `last`, the argument
             return last
         self._last[slot] = out = np.empty(shape, dtype)
         return out
@@ -482,6 +526,8 @@ class LLVMFunction:
     def __call__(self, arrays):
         with self._lock:
             table = self._table
+            if self._sym is not None:
+                self._sym.bind(self, arrays)
             for slot, pos in self._input_slots:
                 table[slot] = arrays[pos].ctypes.data
             fresh = {}
@@ -489,7 +535,7 @@ class LLVMFunction:
                 fresh[slot] = out = self._output_array(slot, shape, dtype)
                 table[slot] = out.ctypes.data
             self._entry(table)
-            results = [self._read_output(o, arrays, fresh) for o in self.manifest["outputs"]]
+            results = [self._read_output(o, arrays, fresh) for o in self._outputs]
         # the same node asked for twice: distinct arrays, as every other backend returns
         seen = set()
         for i, r in enumerate(results):
@@ -587,6 +633,29 @@ class LLVMBackend:
         if cache_key is not None:
             step_cache.store(cache_key, manifest, consts, compiled.object_code, compiled.ir)
         return LLVMFunction(manifest, consts, user_graph, compiled, time.perf_counter() - t0, program)
+
+    def check_symbolic(self, program: Program) -> None:
+        """Raise symbolic.UnsupportedOp when ``program`` (before the passes) uses a library kernel
+        that cannot take its sizes at run time (the lowering checks again after the passes)."""
+        from .symbolic_step import check_ops
+        check_ops(program)
+
+    def build_symbolic(self, programs: list[Program], ns, batch_axes, passes=None,
+                       cache_key: str | None = None, profile: bool = False) -> LLVMFunction:
+        """One executable for every batch size, from ``programs`` specialised (and passed) at the
+        probe batch sizes ``ns``; ``batch_axes``: (input position, axis) of the batch dims.
+        Raises symbolic.SymbolicUnsupported when the step cannot be generic (see symbolic_step.py)."""
+        from .symbolic_step import generic_module
+        t0 = time.perf_counter()
+        user_graph = programs[0].source or programs[0].graph
+        text, manifest, consts = generic_module(programs, ns, batch_axes, _Lowering, user_graph,
+                                                get_num_threads(), profile)
+        cache_key = None if profile else cache_key
+        manifest["pass_log"] = [list(entry) for entry in programs[0].pass_log]
+        compiled = jit.compile_module(text)
+        if cache_key is not None:
+            step_cache.store(cache_key, manifest, consts, compiled.object_code, compiled.ir)
+        return LLVMFunction(manifest, consts, user_graph, compiled, time.perf_counter() - t0, programs[0])
 
 
 register_backend(LLVMBackend())

@@ -67,7 +67,8 @@ def emit_entry(module: ir.Module, name: str, range_fn: ir.Function, n_ptrs: int,
 
     ``extent`` is an int, or a callable ``extent(builder) -> ir.Value`` (i64) evaluated inside the
     entry (a size known only at run time). ``grain`` is the fewest units a chunk may hold
-    (``grain_for``): a run-time extent below two grains runs on the calling thread alone."""
+    (``grain_for``): a run-time extent below two grains runs on the calling thread alone. It may
+    also be a callable ``grain(builder) -> ir.Value`` (i64), like ``extent``."""
     fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [PTR] * n_ptrs), name=name)
     b = ir.IRBuilder(fn.append_basic_block("entry"))
     ptrs = list(fn.args)
@@ -87,19 +88,19 @@ def _emit_pool_call(module, name, b, range_fn, ptrs, extent, threads, grain) -> 
     the backend's in-place analysis); others go through ``tf_pool_run`` with an argument block."""
     run = _declare(module, pool.RUN_SYMBOL, ir.VoidType(), [PTR, PTR, I64, I64, I64])
     chunk_fn = _emit_chunk_trampoline(module, name, range_fn, len(ptrs))
-    grain = max(1, int(grain))
+    grain = grain(b) if callable(grain) else ir.Constant(I64, max(1, int(grain)))
     fn = b.function
     direct, pooled, done = (fn.append_basic_block(n) for n in ("direct", "pooled", "done"))
     # the argument block lives in the entry block (one stack slot, not one per call)
     block = b.bitcast(b.alloca(I64, size=max(1, len(ptrs)), name="args"), PTR)
-    b.cbranch(b.icmp_signed("<", extent, ir.Constant(I64, 2 * grain)), direct, pooled)
+    b.cbranch(b.icmp_signed("<", extent, b.mul(grain, ir.Constant(I64, 2))), direct, pooled)
     b.position_at_end(direct)
     b.call(range_fn, ptrs + [ir.Constant(I64, 0), extent])
     b.branch(done)
     b.position_at_end(pooled)
     for k, p in enumerate(ptrs):
         b.store(b.ptrtoint(p, I64), elem_ptr(b, block, k, I64))
-    b.call(run, [chunk_fn, block, extent, ir.Constant(I64, threads), ir.Constant(I64, grain)])
+    b.call(run, [chunk_fn, block, extent, ir.Constant(I64, threads), grain])
     b.branch(done)
     b.position_at_end(done)
 

@@ -87,6 +87,12 @@ class Tiling:
         return self.nr // self.vw
 
 
+# cache-block caps (elements): depth per item size, rows, columns per item size
+_KC_CAP = {4: 256, 8: 192}
+_MC_CAP = 96
+_NC_CAP = {4: 2048, 8: 1024}
+
+
 def choose_tiling(spec: GemmSpec) -> Tiling:
     """Register tile and cache blocks for the host's vector width and this product's shape."""
     elem_bytes = np.dtype(spec.dtype).itemsize
@@ -97,9 +103,9 @@ def choose_tiling(spec: GemmSpec) -> Tiling:
     if spec.n <= vw:               # narrow outputs (e.g. 10 logits): one vector wide, twice the
         nvec, mr = 1, 2 * mr       # rows, so that enough independent FMA chains stay in flight
     nr = nvec * vw
-    kc = min(spec.k, 256 if elem_bytes == 4 else 192)
-    mc = _round_up(min(spec.m, 96), mr)
-    nc = _round_up(min(spec.n, 2048 if elem_bytes == 4 else 1024), nr)
+    kc = min(spec.k, _KC_CAP.get(elem_bytes, 192))
+    mc = _round_up(min(spec.m, _MC_CAP), mr)
+    nc = _round_up(min(spec.n, _NC_CAP.get(elem_bytes, 1024)), nr)
     return Tiling(vw, mr, nr, max(kc, 1), max(mc, mr), max(nc, nr))
 
 
@@ -394,25 +400,41 @@ class _GenericGemm:
 
 # ---- one GEMM instance: two small functions calling the generic kernel with constants --------------
 
+def _ceil_div(b: ir.IRBuilder, x, d: int):
+    """ceil(x / d) for an i64 value x >= 0 and an int d > 0 (folded when x is a constant)."""
+    return b.sdiv(b.add(i64(x), i64(d - 1)), i64(d))
+
+
+def _round_up_ir(b: ir.IRBuilder, x, to: int):
+    return b.mul(_ceil_div(b, x, to), i64(to))
+
+
 class _GemmInstance:
     """``name(c, a, b)`` and ``name_range(c, a, b, begin, end)`` of one product: the batch loop,
-    the packing scratch (malloc'ed per range call) and a call of the generic kernel per batch entry."""
+    the packing scratch (malloc'ed per range call) and a call of the generic kernel per batch entry.
+
+    Every value derived from the sizes (row panels, work units, cache blocks, scratch bytes)
+    is computed in the IR from m, n, k, so that those stay plain literals, each a polynomial
+    of the operand sizes: a build generic in the batch size (symbolic.py) replaces them by
+    run-time values; a specialised build gets them folded to constants by LLVM."""
 
     def __init__(self, module: ir.Module, name: str, spec: GemmSpec, tiling: Tiling):
         self.module, self.name, self.spec, self.t = module, name, spec, tiling
         self.kind = gemm_kind(spec, tiling)
         self.T = float_type(spec.dtype)
         self.elem_bytes = np.dtype(spec.dtype).itemsize
-        self.panels = -(-spec.m // tiling.mr)
         self.dot = dot_products(spec)
+
+    def _panels(self, b: ir.IRBuilder):
+        return _ceil_div(b, self.spec.m, self.t.mr)
 
     def emit(self) -> ir.Function:
         ranged = self._emit_range()
         fn = new_function(self.module, self.name, 3)
         b = ir.IRBuilder(fn.append_basic_block("entry"))
-        units = gemm_units(self.spec, self.t)
-        if units > 0:
-            b.call(ranged, [*fn.args, i64(0), i64(units)])
+        units = b.mul(i64(self.spec.batch_count), self._panels(b))
+        with b.if_then(b.icmp_signed(">", units, i64(0))):
+            b.call(ranged, [*fn.args, i64(0), units])
         b.ret_void()
         return fn
 
@@ -433,9 +455,12 @@ class _GemmInstance:
         with b.if_then(b.icmp_signed("<", begin, end)):
             aligned_alloc = declare(self.module, "aligned_alloc", PTR, [I64, I64])
             free = declare(self.module, "free", ir.VoidType(), [PTR])
-            kc, mc, nc = min(t.kc, s.k), min(t.mc, _round_up(s.m, t.mr)), min(t.nc, _round_up(s.n, t.nr))
-            a_bytes = _round_up(mc * kc * self.elem_bytes, 64)
-            b_bytes = _round_up(nc * kc * self.elem_bytes, 64)
+            # choose_tiling's blocks, from the caps (not from t.kc/t.mc/t.nc, which clamp the sizes in Python)
+            kc = imax(b, imin(b, _KC_CAP.get(self.elem_bytes, 192), s.k), 1)
+            mc = imin(b, _round_up(_MC_CAP, t.mr), _round_up_ir(b, s.m, t.mr))
+            nc = imin(b, _round_up(_NC_CAP.get(self.elem_bytes, 1024), t.nr), _round_up_ir(b, s.n, t.nr))
+            a_bytes = _round_up_ir(b, b.mul(b.mul(mc, kc), i64(self.elem_bytes)), 64)
+            b_bytes = _round_up_ir(b, b.mul(b.mul(nc, kc), i64(self.elem_bytes)), 64)
             null = ir.Constant(PTR, None)
             ap = null if self.kind.direct_a else b.call(aligned_alloc, [i64(64), i64(a_bytes)], name="ap")
             bp = b.call(aligned_alloc, [i64(64), i64(b_bytes)], name="bp")
@@ -455,19 +480,19 @@ class _GemmInstance:
     def _emit_batches(self, b, c, a, bm, begin, end, ap, bp, kc, mc, nc):
         """Per batch entry of the units [begin, end): the generic kernel over its rows (or, for
         ``dot_products``, the dot-product loops, with ``ap`` their accumulator slot)."""
-        s, t, panels = self.spec, self.t, self.panels
+        s, t, panels = self.spec, self.t, self._panels(b)
         generic = None if self.dot else generic_gemm(self.module, self.kind)
-        first_batch = b.sdiv(begin, i64(panels))
-        last_batch = b.sdiv(b.add(end, i64(panels - 1)), i64(panels))
+        first_batch = b.sdiv(begin, panels)
+        last_batch = b.sdiv(b.add(end, b.sub(panels, i64(1))), panels)
         with plain_loop(b, first_batch, last_batch, name="bat") as bidx:
-            unit0 = b.mul(bidx, i64(panels))
+            unit0 = b.mul(bidx, panels)
             row0 = b.mul(imax(b, b.sub(begin, unit0), 0), i64(t.mr))
             row1 = imin(b, b.mul(imin(b, b.sub(end, unit0), panels), i64(t.mr)), s.m)
             a_base = elem_ptr(b, a, b.add(i64(s.a.offset), self._batch_offset(b, bidx, s.a.batch_strides)),
                               float_type(s.a.dtype))
             b_base = elem_ptr(b, bm, b.add(i64(s.b.offset), self._batch_offset(b, bidx, s.b.batch_strides)),
                               float_type(s.b.dtype))
-            c_batch = elem_ptr(b, c, b.mul(bidx, i64(s.m * s.n)), self.T)
+            c_batch = elem_ptr(b, c, b.mul(bidx, b.mul(i64(s.m), i64(s.n))), self.T)
             if self.dot:
                 self._emit_dot_rows(b, c_batch, a_base, b_base, row0, row1, ap)
             else:
@@ -508,14 +533,16 @@ class _GemmInstance:
     def _fill_units(self, b, c, begin, end, byte):
         """Every byte of the C rows of the work units [begin, end) = ``byte`` (one memset: the
         rows of consecutive units are adjacent in C). 0 gives zeros, 0xFF gives NaNs."""
-        s, t, panels = self.spec, self.t, self.panels
-
-        def row_start(unit, extra_rows):
-            bidx = b.sdiv(unit, i64(panels))
-            row = imin(b, b.add(b.mul(b.srem(unit, i64(panels)), i64(t.mr)), i64(extra_rows)), s.m)
-            return b.add(b.mul(bidx, i64(s.m * s.n)), b.mul(row, i64(s.n)))
+        s, t = self.spec, self.t
 
         with b.if_then(b.icmp_signed("<", begin, end)):
+            panels = self._panels(b)
+
+            def row_start(unit, extra_rows):
+                bidx = b.sdiv(unit, panels)
+                row = imin(b, b.add(b.mul(b.srem(unit, panels), i64(t.mr)), i64(extra_rows)), s.m)
+                return b.add(b.mul(bidx, b.mul(i64(s.m), i64(s.n))), b.mul(row, i64(s.n)))
+
             first = row_start(begin, 0)
             stop = row_start(b.sub(end, i64(1)), t.mr)
             memset = self.module.declare_intrinsic("llvm.memset", [PTR, I64])
@@ -561,3 +588,12 @@ def emit_matmul(module: ir.Module, name: str, inputs: list[Operand], out: Operan
 def matmul_units(inputs: list[Operand], out: Operand) -> int:
     """How many work units ``<name>_range`` of a matmul kernel splits into."""
     return gemm_units(matmul_spec(inputs, out))
+
+
+def matmul_units_extent(inputs: list[Operand], out: Operand):
+    """``matmul_units`` as ``extent(builder) -> i64 value``, computed in the IR from the row count
+    (a literal): for ``parallel.emit_entry`` with a run-time extent, so that a build generic in
+    the batch size (tensorforge.symbolic) can split a product whose rows are the batch."""
+    spec = matmul_spec(inputs, out)
+    mr = choose_tiling(spec).mr
+    return lambda b: b.mul(i64(spec.batch_count), _ceil_div(b, spec.m, mr))
