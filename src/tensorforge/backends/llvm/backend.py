@@ -38,6 +38,7 @@ from ..common import is_contiguous as _is_contiguous, view_operand
 from . import jit, parallel, step_cache
 from .library import LIBRARY, Operand
 from .library.linalg import matmul_units
+from .library.ranged import range_split
 from .library.common import PTR, contiguous_strides, elem_ptr
 from .loops import emit_loop_kernel
 
@@ -232,13 +233,20 @@ class _Lowering:
         self.kernels.append(f"{name}: {d['op']}({shapes}) -> {out.shape} {out.dtype}")
 
     def _maybe_parallel(self, name: str, op: str, operands, out) -> str:
-        """Split a large matmul's row panels across threads (its ``_range`` entry takes them)."""
-        if op != "matmul" or self.threads <= 1:
+        """Split a large kernel's independent work units across threads (its ``_range`` entry takes
+        them): a matmul's row panels, a convolution's samples (grad_weight: input channels), a
+        pooling kernel's (sample, channel) planes."""
+        if self.threads <= 1:
             return name
-        units = matmul_units(operands, out)
-        k = operands[0].shape[-1]
-        # a multiply-add is far cheaper than a loop element's memory traffic: weigh it 1/32
-        if not parallel.worth_splitting(math.prod(out.shape) * k // 32, units, self.threads):
+        if op == "matmul":
+            units = matmul_units(operands, out)
+            # a multiply-add is far cheaper than a loop element's memory traffic: weigh it 1/32
+            work = math.prod(out.shape) * operands[0].shape[-1] // 32
+        elif (split := range_split(op, operands, out)) is not None:
+            units, work = split
+        else:
+            return name
+        if not parallel.worth_splitting(work, units, self.threads):
             return name
         range_fn = self.module.get_global(f"{name}_range")
         parallel.emit_entry(self.module, f"{name}_mt", range_fn, 1 + len(operands), units, self.threads)

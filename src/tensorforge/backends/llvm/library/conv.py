@@ -59,6 +59,9 @@ def _round_up(x: int, to: int) -> int:
     return -(-x // to) * to
 
 
+RANGED_OPS = ("conv2d", "conv2d_grad_input", "conv2d_grad_weight")
+
+
 def range_units(op: str, inputs: list[Operand], out: Operand) -> int:
     """How many independent work units ``<name>_range`` of a convolution kernel splits into."""
     if op == "conv2d_grad_weight":

@@ -19,12 +19,13 @@ in float64 like the reference's bincount, so its result is bit-identical.
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 
 from llvmlite import ir
 
 from . import Operand, register
-from .common import (F64, I64, begin_kernel, convert_float, emit_fill, float_type, for_range, i64, imax, imin,
-                     load_elem, loop_nest, store_elem, strided_index)
+from .common import (F64, I64, convert_float, float_type, for_range, i64, imax, imin, load_elem, loop_nest,
+                     new_function, store_elem, strided_index)
 
 _MAX_ROW_SCRATCH = 1 << 16   # max_pool2d_grad keeps one float64 input row on the stack
 _MAX_UNROLLED_TAPS = 64       # windows up to 8x8 are unrolled into straight-line code per output
@@ -86,6 +87,31 @@ def _plane_base(b, op: Operand, n, c):
     return strided_index(b, op.offset, op.strides[:2], (n, c))
 
 
+def pool_units(inputs, out) -> int:
+    """Work units of a pooling kernel's ``<name>_range``: its (sample, channel) planes."""
+    return int(out.shape[0]) * int(out.shape[1])
+
+
+def _plane_kernel(module, name, n_inputs, geo):
+    """``name_range(ptr out, ptr in..., i64 begin, i64 end)`` over the planes [begin, end) of
+    the N*C (sample, channel) planes, which are independent (the backend may split them across
+    threads), and ``name(ptr out, ptr in...)`` running all of them. Returns the range function
+    and a builder at its entry."""
+    ranged = new_function(module, f"{name}_range", 1 + n_inputs, [I64, I64])
+    whole = new_function(module, name, 1 + n_inputs)
+    wb = ir.IRBuilder(whole.append_basic_block("entry"))
+    wb.call(ranged, list(whole.args) + [i64(0), i64(geo.n * geo.c)])
+    wb.ret_void()
+    return ranged, ir.IRBuilder(ranged.append_basic_block("entry"))
+
+
+@contextmanager
+def _planes(b, geo, begin, end):
+    """Loop over the planes [begin, end); yields their (sample, channel) indices."""
+    with for_range(b, begin, end, name="plane") as plane:
+        yield b.sdiv(plane, i64(geo.c)), b.srem(plane, i64(geo.c))
+
+
 def _covering_range(b, pos, pad, k, s, n_out):
     """[lo, hi) of output positions whose window (start o*s - pad, size k) covers input ``pos``."""
     first = imax(b, b.add(pos, i64(pad - k + 1)), 0)                      # >= 0, so sdiv floors
@@ -107,10 +133,10 @@ def _emit_pool_forward(module, name, inputs, out, attrs, kind):
         return _emit_pool_forward_unrolled(module, name, x, out, geo, kind)
     ft = float_type(out.dtype)
     xt = float_type(x.dtype)
-    fn, b = begin_kernel(module, name, 1)
-    out_ptr, x_ptr = fn.args
+    fn, b = _plane_kernel(module, name, 1, geo)
+    out_ptr, x_ptr, begin, end = fn.args
     init = ir.Constant(ft, -math.inf if kind == "max" else 0.0)
-    with loop_nest(b, (geo.n, geo.c), name="p") as (n, c):
+    with _planes(b, geo, begin, end) as (n, c):
         x_plane = _plane_base(b, x, n, c)
         o_plane = b.mul(b.add(b.mul(n, i64(geo.c)), c), i64(geo.ho * geo.wo))
         with for_range(b, 0, geo.ho, name="oh") as oh:
@@ -138,17 +164,17 @@ def _emit_pool_forward(module, name, inputs, out, attrs, kind):
                     slot = b.add(o_row, ow)
                     store_elem(b, b.fdiv(load_elem(b, out_ptr, slot, ft), count), out_ptr, slot)
     b.ret_void()
-    return fn
+    return module.globals[name]
 
 
 def _emit_pool_forward_unrolled(module, name, x, out, geo, kind):
     """One output at a time, its window's taps unrolled and accumulated in a register, in the
     reference's row-major order (padding cells add 0.0 / compare -inf: no effect)."""
     ft, xt = float_type(out.dtype), float_type(x.dtype)
-    fn, b = begin_kernel(module, name, 1)
-    out_ptr, x_ptr = fn.args
+    fn, b = _plane_kernel(module, name, 1, geo)
+    out_ptr, x_ptr, begin, end = fn.args
     neutral = ir.Constant(ft, -math.inf if kind == "max" else 0.0)
-    with loop_nest(b, (geo.n, geo.c, geo.ho, geo.wo), name="o") as (n, c, oh, ow):
+    with _planes(b, geo, begin, end) as (n, c), loop_nest(b, (geo.ho, geo.wo), name="o") as (oh, ow):
         acc = neutral
         for _, _, index, ok in _window_taps(b, geo, x, _plane_base(b, x, n, c), oh, ow):
             v = convert_float(b, load_elem(b, x_ptr, index, xt), ft)
@@ -160,7 +186,7 @@ def _emit_pool_forward_unrolled(module, name, x, out, geo, kind):
         slot = b.add(b.mul(b.add(b.mul(b.add(b.mul(n, i64(geo.c)), c), i64(geo.ho)), oh), i64(geo.wo)), ow)
         store_elem(b, acc, out_ptr, slot)
     b.ret_void()
-    return fn
+    return module.globals[name]
 
 
 @register("max_pool2d")
@@ -240,12 +266,12 @@ def emit_max_pool2d_grad(module, name, inputs, out, attrs):
     if geo.sh >= geo.kh and geo.sw >= geo.kw:
         return _emit_max_pool_grad_disjoint(module, name, g, x, out, geo)
     ft, gt = float_type(out.dtype), float_type(g.dtype)
-    fn, b = begin_kernel(module, name, 2)
-    out_ptr, g_ptr, x_ptr = fn.args
+    fn, b = _plane_kernel(module, name, 2, geo)
+    out_ptr, g_ptr, x_ptr, begin, end = fn.args
     scratch = b.alloca(F64, size=i64(max(geo.w, 1)), name="row_acc")
     slots = (b.alloca(float_type(x.dtype)), b.alloca(I64), b.alloca(I64))
     zero = ir.Constant(F64, 0.0)
-    with loop_nest(b, (geo.n, geo.c), name="p") as (n, c):
+    with _planes(b, geo, begin, end) as (n, c):
         x_plane = _plane_base(b, x, n, c)
         g_plane = _plane_base(b, g, n, c)
         o_plane = b.mul(b.add(b.mul(n, i64(geo.c)), c), i64(geo.h * geo.w))
@@ -265,7 +291,7 @@ def emit_max_pool2d_grad(module, name, inputs, out, attrs):
             with for_range(b, 0, geo.w, name="st") as iw:
                 store_elem(b, convert_float(b, load_elem(b, scratch, iw, F64), ft), out_ptr, b.add(o_row, iw))
     b.ret_void()
-    return fn
+    return module.globals[name]
 
 
 def _emit_max_pool_grad_disjoint(module, name, g, x, out, geo):
@@ -274,11 +300,13 @@ def _emit_max_pool_grad_disjoint(module, name, g, x, out, geo):
     The stored value is 0.0 + g in float64, which is what the reference's bincount yields
     (it turns a -0.0 into +0.0)."""
     ft, gt = float_type(out.dtype), float_type(g.dtype)
-    fn, b = begin_kernel(module, name, 2)
-    out_ptr, g_ptr, x_ptr = fn.args
+    fn, b = _plane_kernel(module, name, 2, geo)
+    out_ptr, g_ptr, x_ptr, begin, end = fn.args
     slots = (b.alloca(float_type(x.dtype)), b.alloca(I64), b.alloca(I64))
-    emit_fill(b, out_ptr, geo.n * geo.c * geo.h * geo.w, out.dtype, 0)
-    with loop_nest(b, (geo.n, geo.c), name="p") as (n, c):
+    plane_size = geo.h * geo.w
+    with for_range(b, b.mul(begin, i64(plane_size)), b.mul(end, i64(plane_size)), name="fill") as z:
+        store_elem(b, ir.Constant(ft, 0.0), out_ptr, z)
+    with _planes(b, geo, begin, end) as (n, c):
         x_plane = _plane_base(b, x, n, c)
         g_plane = _plane_base(b, g, n, c)
         o_plane = b.mul(b.add(b.mul(n, i64(geo.c)), c), i64(geo.h * geo.w))
@@ -292,7 +320,7 @@ def _emit_max_pool_grad_disjoint(module, name, g, x, out, geo):
                 else:
                     _scatter_to_argmax(b, geo, x, x_ptr, x_plane, out_ptr, o_plane, oh, ow, value, slots)
     b.ret_void()
-    return fn
+    return module.globals[name]
 
 
 def _scatter_to_argmax(b, geo, x, x_ptr, x_plane, out_ptr, o_plane, oh, ow, value, slots):
@@ -346,10 +374,10 @@ def emit_avg_pool2d_grad(module, name, inputs, out, attrs):
     geo = _Geometry(x_ref.shape, g.shape, attrs)
     ft, gt = float_type(out.dtype), float_type(g.dtype)
     count = ir.Constant(ft, float(geo.kh * geo.kw))
-    fn, b = begin_kernel(module, name, 2)
-    out_ptr, g_ptr = fn.args[0], fn.args[1]
+    fn, b = _plane_kernel(module, name, 2, geo)
+    out_ptr, g_ptr, begin, end = fn.args[0], fn.args[1], fn.args[3], fn.args[4]
     acc_slot = b.alloca(ft)
-    with loop_nest(b, (geo.n, geo.c), name="p") as (n, c):
+    with _planes(b, geo, begin, end) as (n, c):
         g_plane = _plane_base(b, g, n, c)
         o_plane = b.mul(b.add(b.mul(n, i64(geo.c)), c), i64(geo.h * geo.w))
         with for_range(b, 0, geo.h, name="ih") as ih:
@@ -365,4 +393,4 @@ def emit_avg_pool2d_grad(module, name, inputs, out, attrs):
                 store_elem(b, b.load(acc_slot, typ=ft), out_ptr,
                            b.add(o_plane, b.add(b.mul(ih, i64(geo.w)), iw)))
     b.ret_void()
-    return fn
+    return module.globals[name]
