@@ -30,9 +30,9 @@ import numpy as np
 from llvmlite import ir
 
 from . import Operand, register
-from .common import (I1, I8, I64, PTR, convert_float, declare, elem_ptr, float_type, for_range, i64, imax, load_elem,
+from .common import (I1, I8, I64, PTR, convert_float, declare, elem_ptr, float_type, i64, imax, load_elem,
                      new_function, store_elem)
-from .conv_im2col import col2im, geometry_args, im2col
+from .conv_im2col import col2im, geometry_args, im2col, vector_add
 from .linalg import GemmSpec, MatrixView, choose_tiling, gemm_kind, generic_gemm, plain_loop
 
 # the GEMM's column block: a B block of kc x nc must stay in L2 (n = P can be thousands here)
@@ -307,11 +307,7 @@ def _grad_weight_samples(b, e, g, x, out_cols, g_ptr, x_ptr, begin, end, kt):
     with plain_loop(b, 1, e.n, name="n") as n:
         product(n, part, kt)
         with plain_loop(b, 0, e.o, name="o") as o:
-            dst_row = b.mul(o, i64(e.k))
-            src_row = b.mul(o, kt)
-            with for_range(b, 0, kt, name="q") as q:     # LLVM vectorises these adds
-                dst = b.add(dst_row, q)
-                total = b.fadd(load_elem(b, out_cols, dst, e.T), load_elem(b, part, b.add(src_row, q), e.T))
-                store_elem(b, total, out_cols, dst)
+            b.call(vector_add(e.module, e.T), [elem_ptr(b, out_cols, b.mul(o, i64(e.k)), e.T),
+                                               elem_ptr(b, part, b.mul(o, kt), e.T), kt])
     e.free_all(b)
 

@@ -12,8 +12,8 @@ a caller zeroes its col buffer once and reuses it for every sample; padding cell
 
 For each (c, i, j, oh) the valid output columns are one interval [lo, hi) worked out from
 (j, pad, stride, width), so the innermost loop is a straight copy (or add) of hi - lo
-elements with no bounds test; with unit steps on both sides it is contiguous and LLVM
-vectorises it. Every size and stride is an argument (``_GEOMETRY``), so a module holds one
+elements with no bounds test; with unit steps on both sides it is a memcpy (or a
+hand-vectorised add, ``vector_add``). Every size and stride is an argument (``_GEOMETRY``), so a module holds one
 copy per dtype pair however many convolutions it has: that keeps a CNN step's compile time
 down (cf. linalg's generic GEMM). The outer loops are ``plain_loop``s for the same reason.
 """
@@ -21,8 +21,8 @@ from __future__ import annotations
 
 from llvmlite import ir
 
-from .common import (I64, convert_float, float_type, for_range, i64, imax, imin, load_elem, new_function,
-                     store_elem)
+from .common import (F64, I1, I64, PTR, convert_float, elem_ptr, float_type, host_vector_bits, i64, imax, imin,
+                     load_elem, new_function, store_elem)
 from .linalg import plain_loop
 
 # i64 arguments after (ptr col_or_out, ptr x_or_col): channel range, geometry, the image's strides
@@ -94,9 +94,19 @@ def _emit(module, name, T, TX, mode):
 
 
 def _row_loop(b, mode, first, second, T, TX, img, img_step, cell, count):
-    """The innermost loop over ``count`` output columns (open to LLVM's vectoriser)."""
-    with for_range(b, 0, count, name="ow") as u:
-        unit_step = isinstance(img_step, ir.Constant) and img_step.constant == 1
+    """The innermost run of ``count`` output columns. With unit steps: a memcpy (gather, same
+    dtype) or the shared hand-vectorised add; otherwise a scalar loop. No loop here is left to
+    LLVM's vectoriser, whose runtime checks and epilogues cost compile time in every module."""
+    unit_step = isinstance(img_step, ir.Constant) and img_step.constant == 1
+    if unit_step and mode == "gather" and T == TX:
+        b.call(b.module.declare_intrinsic("llvm.memcpy", [PTR, PTR, I64]),
+               [elem_ptr(b, first, cell, T), elem_ptr(b, second, img, TX), b.mul(count, i64(_bytes(T))),
+                ir.Constant(I1, 0)])
+        return
+    if unit_step and mode == "scatter_add":
+        b.call(vector_add(b.module, T), [elem_ptr(b, first, img, T), elem_ptr(b, second, cell, T), count])
+        return
+    with plain_loop(b, 0, count, name="ow") as u:
         at = b.add(img, u if unit_step else b.mul(u, img_step))
         slot = b.add(cell, u)
         if mode == "gather":          # first = col, second = x
@@ -105,3 +115,30 @@ def _row_loop(b, mode, first, second, T, TX, img, img_step, cell, count):
             total = b.fadd(load_elem(b, first, at, T), load_elem(b, second, slot, T))
             store_elem(b, total, first, at)
 
+
+def _bytes(T) -> int:
+    return 8 if T == F64 else 4
+
+
+def vector_add(module: ir.Module, T) -> ir.Function:
+    """``void tf_conv.add.<T>(ptr dst, ptr src, i64 count)``: dst[i] += src[i], written with
+    host-width vectors and a scalar tail (shared by the module; never run through LLVM's
+    loop vectoriser, for compile time)."""
+    name = f"tf_conv.add.{'f64' if T == F64 else 'f32'}"
+    if name in module.globals:
+        return module.globals[name]
+    fn = new_function(module, name, 2, [I64], linkage="internal")
+    fn.attributes.add("noinline")
+    dst, src, count = fn.args
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    lanes = max(host_vector_bits() // (8 * _bytes(T)), 1)
+    vec = ir.VectorType(T, lanes)
+    full = b.mul(b.sdiv(count, i64(lanes)), i64(lanes))
+    with plain_loop(b, 0, full, lanes, name="v") as i:
+        d, s = elem_ptr(b, dst, i, T), elem_ptr(b, src, i, T)
+        total = b.fadd(b.load(d, typ=vec, align=_bytes(T)), b.load(s, typ=vec, align=_bytes(T)))
+        b.store(total, d, align=_bytes(T))
+    with plain_loop(b, full, count, name="t") as i:
+        store_elem(b, b.fadd(load_elem(b, dst, i, T), load_elem(b, src, i, T)), dst, i)
+    b.ret_void()
+    return fn
