@@ -83,7 +83,9 @@ def test_gradient_kernels_read_sliced_g():
 
 POOL_CASES = [
     ("max", (3, 16, 13, 15), 3, 2, 1),
-    ("max", (2, 8, 12, 12), 2, 2, 0),
+    ("max", (2, 8, 12, 12), 2, 2, 0),         # windows tile the plane: no zero fill needed
+    ("max", (2, 4, 13, 13), 2, 2, 0),         # the last row and column are in no window
+    ("max", (2, 4, 14, 14), 2, 3, 0),         # stride > kernel: gaps between windows
     ("max", (2, 4, 9, 11), 3, 1, 1),          # overlapping windows: the general gradient
     ("avg", (3, 16, 13, 15), 3, 2, 1),
     ("avg", (2, 8, 12, 12), 2, 2, 0),
