@@ -18,6 +18,8 @@ CONV_SIZES = [
     (2, 8, 16, 20, 20, (3, 3), 2, 0),
     (2, 5, 7, 17, 14, (3, 5), (1, 2), (2, 1)),
     (3, 32, 16, 12, 12, (5, 5), 1, 0),
+    (4, 1, 8, 8, 8, (3, 3), 1, 1),            # the small CNN's layer: grad_weight as dot products
+    (5, 2, 8, 35, 35, (3, 3), 1, 1),          # ... in chunks of 2 samples and a partial last one
 ]
 
 

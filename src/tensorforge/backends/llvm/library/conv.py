@@ -30,9 +30,9 @@ import numpy as np
 from llvmlite import ir
 
 from . import Operand, register
-from .common import (I1, I8, I64, PTR, convert_float, declare, elem_ptr, float_type, i64, imax, load_elem,
+from .common import (I1, I8, I64, PTR, convert_float, declare, elem_ptr, float_type, i64, imax, imin, load_elem,
                      new_function, store_elem)
-from .conv_im2col import col2im, geometry_args, im2col, vector_add
+from .conv_im2col import col2im, dot_rows, geometry_args, im2col, vector_add
 from .linalg import GemmSpec, MatrixView, choose_tiling, gemm_kind, generic_gemm, plain_loop
 
 # the GEMM's column block: a B block of kc x nc must stay in L2 (n = P can be thousands here)
@@ -156,11 +156,11 @@ class _Conv:
         nest(0)
 
     # -- shared routines
-    def im2col(self, b, col, x_ptr, x: Operand, sample, c0, c1):
+    def im2col(self, b, col, x_ptr, x: Operand, sample, c0, c1, col_rs=None):
         fn = im2col(self.module, self.dtype, x.dtype)
         base = elem_ptr(b, x_ptr, b.add(i64(x.offset), b.mul(sample, i64(x.strides[0]))), float_type(x.dtype))
         b.call(fn, [col, base] + geometry_args(c0, c1, self.h, self.w, self.kh, self.kw, self.stride, self.padding,
-                                               self.ho, self.wo, x.strides[1:]))
+                                               self.ho, self.wo, x.strides[1:], col_rs))
 
     def col2im(self, b, out_sample, col):
         fn = col2im(self.module, self.dtype)
@@ -291,23 +291,69 @@ def emit_conv2d_grad_weight(module, name, inputs, out, attrs) -> ir.Function:
     return module.globals[name]
 
 
-def _grad_weight_samples(b, e, g, x, out_cols, g_ptr, x_ptr, begin, end, kt):
-    gemm = _Gemm(e, e.o, e.k, e.p, g.dtype, e.dtype)
-    col = e.alloc(b, b.mul(kt, i64(e.p)), "col", zero=True)
-    part = e.alloc(b, b.mul(kt, i64(e.o)), "part")
-    g_scratch = e.alloc(b, e.o * e.p, "gcopy") if _flat_stride(g.shape[2:], g.strides[2:]) is None else None
-    gemm.alloc(b)
+def grad_weight_chunk(n, k, p, elem_bytes) -> int:
+    """Samples per GEMM of conv2d_grad_weight: one, unless K x P is small, when several
+    samples side by side in col's rows make one long-depth product (a 64x1x8x8 batch: one
+    GEMM of depth 4096 instead of 64 of depth 64). Fixed by the shapes alone, never by the
+    thread split, so the sum order does not depend on the thread count."""
+    return max(1, min(n, _GW_CHUNK_BYTES // max(k * p * elem_bytes, 1)))
 
-    def product(sample, c_ptr, c_rs):
-        e.im2col(b, col, x_ptr, x, sample, begin, end)
-        gm, g_rs, g_cs, _ = e.sample_matrix(b, g_ptr, g, sample, g_scratch)
-        gemm(b, c_ptr, c_rs, gm, g_rs, g_cs, col, 1, e.p, e.o, kt, e.p)
+
+_GW_CHUNK_BYTES = 256 << 10      # col of a chunk (all channels) stays well inside L2
+_DOT_MAX_OUTPUTS = 256           # as linalg.dot_products: m * n at most ...
+_DOT_MIN_DEPTH = 256             # ... and a depth of at least
+
+
+def _grad_weight_samples(b, e, g, x, out_cols, g_ptr, x_ptr, begin, end, kt):
+    nb = grad_weight_chunk(e.n, e.k, e.p, e.elem_bytes)
+    width = nb * e.p                                     # col's and gT's row stride
+    # few outputs, long depth: dot products (decided on the full K, never on the thread split)
+    dots = nb > 1 and e.o * e.k <= _DOT_MAX_OUTPUTS and width >= _DOT_MIN_DEPTH
+    gemm = None if dots else _Gemm(e, e.o, e.k, width, g.dtype if nb == 1 else e.dtype, e.dtype)
+    col = e.alloc(b, b.mul(kt, i64(width)), "col", zero=True)
+    part = e.alloc(b, b.mul(kt, i64(e.o)), "part")
+    g_flat = _flat_stride(g.shape[2:], g.strides[2:]) is not None
+    g_scratch = e.alloc(b, e.o * width, "gT") if nb > 1 or not g_flat else None
+    if gemm is not None:
+        gemm.alloc(b)
+
+    def product(n0, c_ptr, c_rs):
+        """c = g[n0 : n0+count] @ col^T over the chunk of samples starting at n0."""
+        if nb == 1:
+            e.im2col(b, col, x_ptr, x, n0, begin, end)
+            gm, g_rs, g_cs, _ = e.sample_matrix(b, g_ptr, g, n0, g_scratch)
+            gemm(b, c_ptr, c_rs, gm, g_rs, g_cs, col, 1, e.p, e.o, kt, e.p)
+            return
+        count = imin(b, nb, b.sub(i64(e.n), n0))
+        with plain_loop(b, 0, count, name="s") as s:
+            sample = b.add(n0, s)
+            e.im2col(b, elem_ptr(b, col, b.mul(s, i64(e.p)), e.T), x_ptr, x, sample, begin, end, width)
+            _copy_g_rows(b, e, g, g_ptr, sample, elem_ptr(b, g_scratch, b.mul(s, i64(e.p)), e.T), width)
+        depth = b.mul(count, i64(e.p))
+        if dots:
+            b.call(dot_rows(e.module, e.T), [c_ptr, g_scratch, col, i64(e.o), kt, depth, i64(width), i64(width),
+                                             i64(c_rs)])
+        else:
+            gemm(b, c_ptr, c_rs, g_scratch, width, 1, col, 1, width, e.o, kt, depth)
 
     product(i64(0), out_cols, e.k)
-    with plain_loop(b, 1, e.n, name="n") as n:
-        product(n, part, kt)
+    with plain_loop(b, nb, e.n, nb, name="n") as n0:
+        product(n0, part, kt)
         with plain_loop(b, 0, e.o, name="o") as o:
             b.call(vector_add(e.module, e.T), [elem_ptr(b, out_cols, b.mul(o, i64(e.k)), e.T),
                                                elem_ptr(b, part, b.mul(o, kt), e.T), kt])
     e.free_all(b)
 
+
+def _copy_g_rows(b, e, g: Operand, g_ptr, sample, dst, row_stride):
+    """dst[o * row_stride + q] = g[sample, o] flattened over (Ho, Wo), in the kernel dtype."""
+    gs = g.strides
+    base = b.add(i64(g.offset), b.mul(sample, i64(gs[0])))
+    with plain_loop(b, 0, e.o, name="go") as o:
+        row = b.add(base, b.mul(o, i64(gs[1])))
+        with plain_loop(b, 0, e.ho, name="gh") as oh:
+            src = b.add(row, b.mul(oh, i64(gs[2])))
+            to = b.add(b.mul(o, i64(row_stride)), b.mul(oh, i64(e.wo)))
+            with plain_loop(b, 0, e.wo, name="gw") as ow:
+                val = load_elem(b, g_ptr, b.add(src, b.mul(ow, i64(gs[3]))), float_type(g.dtype))
+                store_elem(b, convert_float(b, val, e.T), dst, b.add(to, ow))
