@@ -15,6 +15,10 @@ results are bit-identical for every thread count (the GEMM's depth blocking does
 depend on the column range either).
 
 One sample at a time keeps its col matrix (K*P elements) in L2 while the GEMM packs it.
+When K*P is small, conv2d_grad_weight puts a chunk of samples side by side in col's rows
+(and copies their g rows the same way) for one product of depth chunk*P, and with few
+outputs (O*K <= 256) runs it as dot products (``grad_weight_chunk``): a 64x1x8x8 batch is
+then one product of depth 4096 rather than 64 GEMMs whose tiles are mostly padding.
 im2col/col2im (conv_im2col.py) and the GEMM (linalg.generic_gemm) are run-time-sized
 functions shared by every convolution of a module, so each kernel here is a small loop of
 calls: a CNN step pays LLVM's optimisation of the heavy code once. The kernels allocate
