@@ -15,6 +15,10 @@ the output columns whose input column is in bounds (a range worked out here). Th
 gradients are gathers (each input element sums the windows that cover it, in increasing
 output order, which is the order the reference adds them in); max_pool2d_grad accumulates
 in float64 like the reference's bincount, so its result is bit-identical.
+
+Every pooling kernel is ``<name>_range(out, inputs..., i64 begin, i64 end)`` over the N*C
+(sample, channel) planes, which are independent, plus ``<name>(out, inputs...)`` running all
+of them (``_plane_kernel``); the backend splits large ones across threads (``pool_units``).
 """
 from __future__ import annotations
 
