@@ -39,6 +39,7 @@ from . import jit, parallel, step_cache
 from .library.split import splittable
 from .library import LIBRARY, Operand
 from .library.linalg import matmul_units, matmul_units_extent
+from .library.ranged import range_split
 from .library.common import I64, PTR, contiguous_strides, elem_ptr
 from .loops import emit_loop_kernel
 from .generalise import BATCH_GLOBAL
@@ -243,8 +244,10 @@ class _Lowering:
         self.kernels.append(f"{name}: {d['op']}({shapes}) -> {out.shape} {out.dtype}")
 
     def _maybe_parallel(self, name: str, op: str, operands, out) -> str:
-        """Split a large matmul's row panels, or the outer loop of another library kernel that
-        has one (library/split.py), across the thread pool (its ``_range`` entry takes them)."""
+        """Split a large kernel's independent work units across the thread pool (its ``_range``
+        entry takes them): a matmul's row panels, a convolution's samples (grad_weight: input
+        channels), a pooling kernel's (sample, channel) planes (library/ranged.py), or the outer
+        loop of another library kernel that has one (library/split.py)."""
         if self.threads <= 1:
             return name
         if op == "matmul":
@@ -252,6 +255,8 @@ class _Lowering:
             k = operands[0].shape[-1]
             # a multiply-add is far cheaper than a loop element's memory traffic: weigh it 1/32
             work = math.prod(out.shape) * k // 32
+        elif (split := range_split(op, operands, out)) is not None:
+            units, work = split
         elif splittable(self.module, name):
             units, work = splittable(self.module, name)
         else:

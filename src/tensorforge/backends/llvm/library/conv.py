@@ -1,18 +1,30 @@
-"""Convolution library kernels (conv2d and its two gradients) as im2col + the packed GEMM.
+"""Convolution library kernels (conv2d and its two gradients): im2col + the shared generic GEMM.
 
-Layout NCHW, weights (O, C, kh, kw); K = C*kh*kw, P = Ho*Wo. Samples are processed in
-chunks whose im2col scratch stays under ``_SCRATCH_BYTES`` (one chunk for small batches):
+Layout NCHW, weights (O, C, kh, kw); K = C*kh*kw, P = Ho*Wo. Per sample n:
 
-    conv2d             col[s] (K x P) from x;  out[n] (O x P) = W (O x K) @ col[s]
-    conv2d_grad_weight colT (K x chunk*P), gT (O x chunk*P);  gw (O x K) += gT @ colT^T
-    conv2d_grad_input  colg[s] (K x P) = W^T (K x O) @ g[n];  gx = col2im(colg)  (scatter-add)
+    conv2d             col (K x P) = im2col(x[n]);    out[n] (O x P) = W (O x K) @ col
+    conv2d_grad_input  colg (K x P) = W^T @ g[n];     gx[n] = col2im(colg)
+    conv2d_grad_weight col = im2col(x[n], channels of this range);  gw[:, range] += g[n] @ col^T
 
-The GEMMs are ``linalg.emit_gemm`` instances (same microkernel as matmul), called through
-their ``_range`` entry so a partial last chunk runs fewer batch entries. Operands whose
-flattened axes have no single stride (e.g. a permuted weight view) are first copied to a
-contiguous scratch array; every other read goes through the operand's own strides.
-Outer loops are ``plain_loop``s (no LLVM vectorisation or unrolling: compile time); the innermost
-im2col and copy loops stay open to the vectoriser.
+Every kernel is ``<name>_range(out, inputs..., i64 begin, i64 end)`` over independent work
+units, plus ``<name>(out, inputs...)`` running all of them; the backend splits the range
+across threads (``range_units``). The units are samples for conv2d and conv2d_grad_input,
+and input channels for conv2d_grad_weight: a thread then im2cols only its channels and
+owns a block of gw's columns, summing samples in the same order whatever the split, so
+results are bit-identical for every thread count (the GEMM's depth blocking does not
+depend on the column range either).
+
+One sample at a time keeps its col matrix (K*P elements) in L2 while the GEMM packs it.
+When K*P is small, conv2d_grad_weight puts a chunk of samples side by side in col's rows
+(and copies their g rows the same way) for one product of depth chunk*P, and with few
+outputs (O*K <= 256) runs it as dot products (``grad_weight_chunk``): a 64x1x8x8 batch is
+then one product of depth 4096 rather than 64 GEMMs whose tiles are mostly padding.
+im2col/col2im (conv_im2col.py) and the GEMM (linalg.generic_gemm) are run-time-sized
+functions shared by every convolution of a module, so each kernel here is a small loop of
+calls: a CNN step pays LLVM's optimisation of the heavy code once. The kernels allocate
+their scratch (col, packing panels) once per range call. Operands whose flattened axes
+have no single stride (a permuted weight view, a g whose (Ho, Wo) do not flatten) are
+copied to contiguous scratch first; x is always read in place through its strides.
 """
 from __future__ import annotations
 
@@ -22,11 +34,13 @@ import numpy as np
 from llvmlite import ir
 
 from . import Operand, register
-from .common import (I64, PTR, convert_float, declare, elem_ptr, float_type, for_range, i64, imax, imin,
-                     load_elem, new_function, store_elem)
-from .linalg import GemmSpec, MatrixView, choose_tiling, emit_gemm, plain_loop
+from .common import (I1, I8, I64, PTR, convert_float, declare, elem_ptr, float_type, i64, imax, imin, load_elem,
+                     new_function, store_elem)
+from .conv_im2col import col2im, dot_rows, geometry_args, im2col, vector_add
+from .linalg import GemmSpec, MatrixView, choose_tiling, gemm_kind, generic_gemm, plain_loop
 
-_SCRATCH_BYTES = 8 << 20      # im2col scratch per chunk of samples
+# the GEMM's column block: a B block of kc x nc must stay in L2 (n = P can be thousands here)
+_CONV_NC_MAX = 512
 
 
 def _flat_stride(shape, strides):
@@ -45,44 +59,98 @@ def _out_hw(x_shape, w_shape, stride, padding):
     return (h + 2 * padding[0] - kh) // stride[0] + 1, (w + 2 * padding[1] - kw) // stride[1] + 1
 
 
-class _ConvEmitter:
-    """State shared by the three kernels: sizes, scratch allocation, the im2col loop nest."""
+def _round_up(x: int, to: int) -> int:
+    return -(-x // to) * to
 
-    def __init__(self, module, name, x_shape, w_shape, dtype, attrs):
-        self.module, self.name = module, name
+
+RANGED_OPS = ("conv2d", "conv2d_grad_input", "conv2d_grad_weight")
+
+
+def range_units(op: str, inputs: list[Operand], out: Operand) -> int:
+    """How many independent work units ``<name>_range`` of a convolution kernel splits into."""
+    if op == "conv2d_grad_weight":
+        return inputs[1].shape[1]          # input channels
+    return out.shape[0]                    # samples
+
+
+def range_work(op: str, inputs: list[Operand], out: Operand) -> int:
+    """Multiply-adds of one call (N * O * P * K), to decide whether threads pay off."""
+    g_shape = out.shape if op == "conv2d" else inputs[0].shape               # (N, O, Ho, Wo)
+    w_shape = out.shape if op == "conv2d_grad_weight" else inputs[1].shape   # (O, C, kh, kw)
+    return math.prod(g_shape) * math.prod(w_shape[1:])
+
+
+class _Conv:
+    """Sizes of one convolution instance and the IR helpers its kernels share."""
+
+    def __init__(self, module, x_shape, w_shape, dtype, attrs):
+        self.module = module
         self.stride, self.padding = tuple(attrs["stride"]), tuple(attrs["padding"])
         self.n, self.c, self.h, self.w = x_shape
         self.o, _, self.kh, self.kw = w_shape
         self.ho, self.wo = _out_hw(x_shape, w_shape, self.stride, self.padding)
-        self.k = self.c * self.kh * self.kw
+        self.taps = self.kh * self.kw
+        self.k = self.c * self.taps
         self.p = self.ho * self.wo
         self.dtype = dtype
         self.T = float_type(dtype)
         self.elem_bytes = np.dtype(dtype).itemsize
-        per_sample = max(self.k * self.p * self.elem_bytes, 1)
-        self.chunk = max(1, min(self.n, _SCRATCH_BYTES // per_sample))
         self.malloc = declare(module, "aligned_alloc", PTR, [I64, I64])
         self.free = declare(module, "free", ir.VoidType(), [PTR])
+        self.memset = module.declare_intrinsic("llvm.memset", [PTR, I64])
+        self._owned = []
 
-    def alloc(self, b, elements, name):
-        size = -(-max(elements, 1) * self.elem_bytes // 64) * 64
-        return b.call(self.malloc, [i64(64), i64(size)], name=name)
+    # -- scratch
+    def alloc(self, b, elements, name, zero=False):
+        """64-byte aligned scratch of ``elements`` (int or i64) kernel-dtype elements, freed by ``free_all``."""
+        # aligned_alloc wants a multiple of the alignment; at least 64 bytes so it is never 0
+        size = b.and_(b.add(b.mul(imax(b, elements, 1), i64(self.elem_bytes)), i64(63)), i64(~63))
+        ptr = b.call(self.malloc, [i64(64), size], name=name)
+        if zero:
+            self.zero(b, ptr, elements)
+        self._owned.append(ptr)
+        return ptr
 
-    def copy_contiguous(self, b, src, op: Operand, name):
-        """A malloc'ed C-order copy of operand ``op`` in the kernel dtype (caller frees it)."""
-        dst = self.alloc(b, math.prod(op.shape), name)
-        shape, strides = op.shape, op.strides
+    def zero(self, b, ptr, elements):
+        b.call(self.memset, [ptr, ir.Constant(I8, 0), b.mul(i64(elements), i64(self.elem_bytes)),
+                             ir.Constant(I1, 0)])
+
+    def free_all(self, b):
+        for ptr in self._owned:
+            b.call(self.free, [ptr])
+        self._owned = []
+
+    # -- operands as matrices
+    def weight_matrix(self, b, w_ptr, w: Operand):
+        """(pointer, row stride over O, column stride over K, dtype) of W as an O x K matrix."""
+        ks = _flat_stride(w.shape[1:], w.strides[1:])
+        if ks is not None:
+            return elem_ptr(b, w_ptr, i64(w.offset), float_type(w.dtype)), w.strides[0], ks, w.dtype
+        copy = self.alloc(b, math.prod(w.shape), "wcopy")
+        self._copy(b, copy, w_ptr, w.offset, w.strides, w.shape, w.dtype)
+        return copy, self.k, 1, self.dtype
+
+    def sample_matrix(self, b, ptr, op: Operand, sample, scratch):
+        """(pointer, row stride, column stride, dtype) of op[sample] (rows: axis 1, columns: the
+        flattened last two axes); copied into ``scratch`` when those axes have no single stride."""
+        cs = _flat_stride(op.shape[2:], op.strides[2:])
+        base = b.add(i64(op.offset), b.mul(sample, i64(op.strides[0])))
+        if cs is not None:
+            return elem_ptr(b, ptr, base, float_type(op.dtype)), op.strides[1], cs, op.dtype
+        self._copy(b, scratch, ptr, base, op.strides[1:], op.shape[1:], op.dtype)
+        return scratch, math.prod(op.shape[2:]), 1, self.dtype
+
+    def _copy(self, b, dst, src, offset, strides, shape, src_dtype):
+        """dst (C order, kernel dtype) = src[offset + index . strides] over ``shape``."""
         idx = []
 
         def nest(axis):
             if axis == len(shape):
-                src_index = i64(op.offset)
-                dst_index = i64(0)
+                s_index, d_index = i64(offset), i64(0)
                 for a, v in enumerate(idx):
-                    src_index = b.add(src_index, b.mul(v, i64(strides[a])))
-                    dst_index = b.add(b.mul(dst_index, i64(shape[a])), v)
-                val = convert_float(b, load_elem(b, src, src_index, float_type(op.dtype)), self.T)
-                store_elem(b, val, dst, dst_index)
+                    s_index = b.add(s_index, b.mul(v, i64(strides[a])))
+                    d_index = b.add(b.mul(d_index, i64(shape[a])), v)
+                store_elem(b, convert_float(b, load_elem(b, src, s_index, float_type(src_dtype)), self.T), dst, d_index)
                 return
             with plain_loop(b, 0, shape[axis], name=f"cp{axis}") as v:
                 idx.append(v)
@@ -90,202 +158,206 @@ class _ConvEmitter:
                 idx.pop()
 
         nest(0)
-        return dst
 
-    def weight_matrix(self, b, w_ptr, w: Operand):
-        """(pointer, offset, row stride over O, column stride over K, dtype, owned) for W as O x K."""
-        ks = _flat_stride(w.shape[1:], w.strides[1:])
-        if ks is not None:
-            return w_ptr, w.offset, w.strides[0], ks, w.dtype, False
-        copy = self.copy_contiguous(b, w_ptr, w, "wcopy")
-        return copy, 0, self.k, 1, self.dtype, True
+    # -- shared routines
+    def im2col(self, b, col, x_ptr, x: Operand, sample, c0, c1, col_rs=None):
+        fn = im2col(self.module, self.dtype, x.dtype)
+        base = elem_ptr(b, x_ptr, b.add(i64(x.offset), b.mul(sample, i64(x.strides[0]))), float_type(x.dtype))
+        b.call(fn, [col, base] + geometry_args(c0, c1, self.h, self.w, self.kh, self.kw, self.stride, self.padding,
+                                               self.ho, self.wo, x.strides[1:], col_rs))
 
-    def source_index(self, b, oh, ow, i, j):
-        """(clamped ih, clamped iw, in-bounds flag) of kernel tap (i, j) at output (oh, ow):
-        out-of-range taps read a clamped (valid) address and are masked by the flag."""
-        ih = b.add(b.mul(oh, i64(self.stride[0])), b.sub(i, i64(self.padding[0])))
-        iw = b.add(b.mul(ow, i64(self.stride[1])), b.sub(j, i64(self.padding[1])))
-        ok_h = b.and_(b.icmp_signed(">=", ih, i64(0)), b.icmp_signed("<", ih, i64(self.h)))
-        ok_w = b.and_(b.icmp_signed(">=", iw, i64(0)), b.icmp_signed("<", iw, i64(self.w)))
-        clamp = lambda v, hi: imin(b, imax(b, v, 0), hi - 1)  # noqa: E731
-        return clamp(ih, self.h), clamp(iw, self.w), b.and_(ok_h, ok_w)
-
-    def im2col_taps(self, b, body):
-        """Calls body(c, i, j, oh, ow, kidx, pidx) inside the (c, i, j, oh, ow) loop nest."""
-        with plain_loop(b, 0, self.c, name="c") as c:
-            with plain_loop(b, 0, self.kh, name="i") as i:
-                with plain_loop(b, 0, self.kw, name="j") as j:
-                    kidx = b.add(b.mul(b.add(b.mul(c, i64(self.kh)), i), i64(self.kw)), j)
-                    with plain_loop(b, 0, self.ho, name="oh") as oh:
-                        with for_range(b, 0, self.wo, name="ow") as ow:
-                            pidx = b.add(b.mul(oh, i64(self.wo)), ow)
-                            body(c, i, j, oh, ow, kidx, pidx)
-
-    def gather_x(self, b, x_ptr, x: Operand, sample, c, i, j, oh, ow):
-        """x[sample, c, ih, iw] converted to the kernel dtype, 0 where the tap is padding."""
-        ih, iw, ok = self.source_index(b, oh, ow, i, j)
-        s = x.strides
-        index = b.add(i64(x.offset), b.add(b.add(b.mul(sample, i64(s[0])), b.mul(c, i64(s[1]))),
-                                          b.add(b.mul(ih, i64(s[2])), b.mul(iw, i64(s[3])))))
-        val = convert_float(b, load_elem(b, x_ptr, index, float_type(x.dtype)), self.T)
-        return b.select(ok, val, ir.Constant(self.T, 0.0))
-
-    def chunks(self, b):
-        """Loop over sample chunks; yields (first sample n0, samples in this chunk nb)."""
-        return plain_loop(b, 0, self.n, self.chunk, name="n0")
+    def col2im(self, b, out_sample, col):
+        fn = col2im(self.module, self.dtype)
+        b.call(fn, [out_sample, col] + geometry_args(0, self.c, self.h, self.w, self.kh, self.kw, self.stride,
+                                                     self.padding, self.ho, self.wo, (self.h * self.w, self.w, 1)))
 
 
-def _gemm_units_per_entry(spec: GemmSpec) -> int:
-    return -(-spec.m // choose_tiling(spec).mr)
+class _Gemm:
+    """Calls of the module's generic GEMM for products of up to (m, n, k) with A, B of given
+    dtypes; the packing scratch is allocated once by ``alloc`` and reused by every call."""
+
+    def __init__(self, conv: _Conv, m, n, k, a_dtype, b_dtype):
+        spec = GemmSpec((), m, n, k, MatrixView(0, (), k, 1, a_dtype), MatrixView(0, (), n, 1, b_dtype), conv.dtype)
+        t = choose_tiling(spec)
+        self.conv, self.t = conv, t
+        self.fn = generic_gemm(conv.module, gemm_kind(spec, t))
+        self.direct_a = gemm_kind(spec, t).direct_a
+        # equal depth blocks (288 -> 2 x 144, not 256 + 32): a short last block costs a C pass
+        self.kc = -(-k // -(-k // t.kc)) if k else 1
+        self.mc = min(t.mc, _round_up(m, t.mr))
+        self.nc = min(t.nc, _CONV_NC_MAX, _round_up(n, t.nr))
+
+    def alloc(self, b):
+        c = self.conv
+        self.ap = ir.Constant(PTR, None) if self.direct_a else c.alloc(b, self.mc * self.kc, "ap")
+        self.bp = c.alloc(b, _round_up(self.nc, self.t.nr) * self.kc, "bp")
+
+    def __call__(self, b, c_ptr, c_rs, a, a_rs, a_cs, bm, b_rs, b_cs, m, n, k):
+        args = [m, n, k, a_rs, a_cs, b_rs, b_cs, c_rs, 0, m, self.kc, self.mc, self.nc]
+        b.call(self.fn, [c_ptr, a, bm] + [i64(v) for v in args] + [self.ap, self.bp])
+
+
+def _range_kernel(module, name, n_ptrs, units):
+    """``name_range(ptr * n_ptrs, i64 begin, i64 end)`` (returned with a builder at its entry)
+    and ``name(ptr * n_ptrs)`` calling it over [0, units)."""
+    ranged = new_function(module, f"{name}_range", n_ptrs, [I64, I64])
+    whole = new_function(module, name, n_ptrs)
+    wb = ir.IRBuilder(whole.append_basic_block("entry"))
+    wb.call(ranged, list(whole.args) + [i64(0), i64(units)])
+    wb.ret_void()
+    return ranged, ir.IRBuilder(ranged.append_basic_block("entry"))
+
+
+def _fill_rows(b, conv, out_ptr, first, count, row_elements):
+    """out[first*row : (first+count)*row] = 0 (rows of ``row_elements``)."""
+    start = elem_ptr(b, out_ptr, b.mul(first, i64(row_elements)), conv.T)
+    conv.zero(b, start, b.mul(count, i64(row_elements)))
 
 
 # ---- conv2d ------------------------------------------------------------------------------------
 
 @register("conv2d")
 def emit_conv2d(module, name, inputs, out, attrs) -> ir.Function:
+    """out[n] = W @ im2col(x[n]) for the samples [begin, end) of the range."""
     x, w = inputs
-    e = _ConvEmitter(module, name, x.shape, w.shape, out.dtype, attrs)
-    fn = new_function(module, name, 3)
-    out_ptr, x_ptr, w_ptr = fn.args
-    b = ir.IRBuilder(fn.append_basic_block("entry"))
-    if e.n * e.o * e.p == 0:
-        b.ret_void()
-        return fn
-    wm, w_off, w_rs, w_cs, w_dtype, w_owned = e.weight_matrix(b, w_ptr, w)
-    spec = GemmSpec((e.chunk,), e.o, e.p, e.k, MatrixView(w_off, (0,), w_rs, w_cs, w_dtype),
-                    MatrixView(0, (e.k * e.p,), e.p, 1, e.dtype), e.dtype)
-    emit_gemm(module, f"{name}.gemm", spec)
-    gemm_range = module.globals[f"{name}.gemm_range"]
-    col = e.alloc(b, e.chunk * e.k * e.p, "col")
-    with e.chunks(b) as n0:
-        nb = imin(b, e.chunk, b.sub(i64(e.n), n0))
-        with plain_loop(b, 0, nb, name="s") as s:
-            col_s = elem_ptr(b, col, b.mul(s, i64(e.k * e.p)), e.T)
-
-            def write(c, i, j, oh, ow, kidx, pidx):
-                val = e.gather_x(b, x_ptr, x, b.add(n0, s), c, i, j, oh, ow)
-                store_elem(b, val, col_s, b.add(b.mul(kidx, i64(e.p)), pidx))
-
-            e.im2col_taps(b, write)
-        out_chunk = elem_ptr(b, out_ptr, b.mul(n0, i64(e.o * e.p)), e.T)
-        units = b.mul(nb, i64(_gemm_units_per_entry(spec)))
-        b.call(gemm_range, [out_chunk, wm, col, i64(0), units])
-    b.call(e.free, [col])
-    if w_owned:
-        b.call(e.free, [wm])
+    e = _Conv(module, x.shape, w.shape, out.dtype, attrs)
+    fn, b = _range_kernel(module, name, 3, e.n)
+    out_ptr, x_ptr, w_ptr, begin, end = fn.args
+    if e.o * e.p > 0:
+        with b.if_then(b.icmp_signed("<", begin, end)):
+            if e.k == 0:
+                _fill_rows(b, e, out_ptr, begin, b.sub(end, begin), e.o * e.p)
+            else:
+                gemm = _Gemm(e, e.o, e.p, e.k, w.dtype, e.dtype)
+                wm, w_rs, w_cs, _ = e.weight_matrix(b, w_ptr, w)
+                col = e.alloc(b, e.k * e.p, "col", zero=True)
+                gemm.alloc(b)
+                with plain_loop(b, begin, end, name="n") as n:
+                    e.im2col(b, col, x_ptr, x, n, 0, e.c)
+                    out_n = elem_ptr(b, out_ptr, b.mul(n, i64(e.o * e.p)), e.T)
+                    gemm(b, out_n, e.p, wm, w_rs, w_cs, col, e.p, 1, e.o, e.p, e.k)
+                e.free_all(b)
     b.ret_void()
-    return fn
-
-
-# ---- conv2d_grad_weight ------------------------------------------------------------------------
-
-@register("conv2d_grad_weight")
-def emit_conv2d_grad_weight(module, name, inputs, out, attrs) -> ir.Function:
-    g, x, _w_ref = inputs
-    e = _ConvEmitter(module, name, x.shape, out.shape, out.dtype, attrs)
-    fn = new_function(module, name, 4)
-    out_ptr, g_ptr, x_ptr, _ = fn.args
-    b = ir.IRBuilder(fn.append_basic_block("entry"))
-    total = e.o * e.k
-    if total == 0:
-        b.ret_void()
-        return fn
-    width = e.chunk * e.p                               # the GEMM depth: samples x positions
-    spec = GemmSpec((), e.o, e.k, width, MatrixView(0, (), width, 1, e.dtype),
-                    MatrixView(0, (), 1, width, e.dtype), e.dtype)
-    emit_gemm(module, f"{name}.gemm", spec)
-    gemm = module.globals[f"{name}.gemm"]
-    col_t = e.alloc(b, e.k * width, "colT")             # (K, chunk, P)
-    g_t = e.alloc(b, e.o * width, "gT")                 # (O, chunk, P)
-    part = e.alloc(b, total, "part") if e.n > e.chunk else None
-    zero = ir.Constant(e.T, 0.0)
-    with for_range(b, 0, total, name="z") as z:
-        store_elem(b, zero, out_ptr, z)
-    with e.chunks(b) as n0:
-        nb = imin(b, e.chunk, b.sub(i64(e.n), n0))
-        # a partial last chunk leaves stale columns in colT: zero gT's so they add nothing
-        with plain_loop(b, 0, e.o, name="o") as o:
-            with plain_loop(b, 0, e.chunk, name="s") as s:
-                with for_range(b, 0, e.p, name="q") as q:
-                    gs = g.strides
-                    oh, ow = b.sdiv(q, i64(e.wo)), b.srem(q, i64(e.wo))
-                    sample = imin(b, b.add(n0, s), e.n - 1)
-                    index = b.add(i64(g.offset), b.add(b.add(b.mul(sample, i64(gs[0])), b.mul(o, i64(gs[1]))),
-                                                      b.add(b.mul(oh, i64(gs[2])), b.mul(ow, i64(gs[3])))))
-                    val = convert_float(b, load_elem(b, g_ptr, index, float_type(g.dtype)), e.T)
-                    val = b.select(b.icmp_signed("<", s, nb), val, zero)
-                    store_elem(b, val, g_t, b.add(b.mul(b.add(b.mul(o, i64(e.chunk)), s), i64(e.p)), q))
-        with plain_loop(b, 0, nb, name="s") as s:
-
-            def write(c, i, j, oh, ow, kidx, pidx):
-                val = e.gather_x(b, x_ptr, x, b.add(n0, s), c, i, j, oh, ow)
-                dst = b.add(b.mul(b.add(b.mul(kidx, i64(e.chunk)), s), i64(e.p)), pidx)
-                store_elem(b, val, col_t, dst)
-
-            e.im2col_taps(b, write)
-        if part is None:
-            b.call(gemm, [out_ptr, g_t, col_t])
-        else:
-            b.call(gemm, [part, g_t, col_t])
-            with for_range(b, 0, total, name="acc") as z:
-                store_elem(b, b.fadd(load_elem(b, out_ptr, z, e.T), load_elem(b, part, z, e.T)), out_ptr, z)
-    for ptr in (col_t, g_t) + ((part,) if part is not None else ()):
-        b.call(e.free, [ptr])
-    b.ret_void()
-    return fn
+    return module.globals[name]
 
 
 # ---- conv2d_grad_input -------------------------------------------------------------------------
 
 @register("conv2d_grad_input")
 def emit_conv2d_grad_input(module, name, inputs, out, attrs) -> ir.Function:
+    """gx[n] = col2im(W^T @ g[n]) for the samples [begin, end) of the range."""
     g, w, _x_ref = inputs
-    e = _ConvEmitter(module, name, out.shape, w.shape, out.dtype, attrs)
-    fn = new_function(module, name, 4)
-    out_ptr, g_ptr, w_ptr, _ = fn.args
-    b = ir.IRBuilder(fn.append_basic_block("entry"))
-    zero = ir.Constant(e.T, 0.0)
-    with for_range(b, 0, math.prod(out.shape), name="z") as z:
-        store_elem(b, zero, out_ptr, z)
-    if e.n * e.o * e.p * e.k == 0:
-        b.ret_void()
-        return fn
-    wm, w_off, w_rs, w_cs, w_dtype, w_owned = e.weight_matrix(b, w_ptr, w)
-    # g[n] as an O x P matrix needs one stride over (Ho, Wo); else work on a contiguous copy
-    g_ps = _flat_stride(g.shape[2:], g.strides[2:])
-    if g_ps is None:
-        gm, g_view = e.copy_contiguous(b, g_ptr, g, "gcopy"), (0, e.o * e.p, e.p, 1, e.dtype)
-    else:
-        gm, g_view = g_ptr, (g.offset, g.strides[0], g.strides[1], g_ps, g.dtype)
-    g_off, g_bs, g_rs, g_cs, g_dtype = g_view
-    # colg[s] (K x P) = W^T (K x O) @ g[n0 + s] (O x P); the chunk start moves the g pointer
-    spec = GemmSpec((e.chunk,), e.k, e.p, e.o, MatrixView(w_off, (0,), w_cs, w_rs, w_dtype),
-                    MatrixView(g_off, (g_bs,), g_rs, g_cs, g_dtype), e.dtype)
-    emit_gemm(module, f"{name}.gemm", spec)
-    gemm_range = module.globals[f"{name}.gemm_range"]
-    colg = e.alloc(b, e.chunk * e.k * e.p, "colg")
-    g_elem = float_type(g_dtype)
-    with e.chunks(b) as n0:
-        nb = imin(b, e.chunk, b.sub(i64(e.n), n0))
-        g_chunk = elem_ptr(b, gm, b.mul(n0, i64(g_bs)), g_elem)
-        units = b.mul(nb, i64(_gemm_units_per_entry(spec)))
-        b.call(gemm_range, [colg, wm, g_chunk, i64(0), units])
-        with plain_loop(b, 0, nb, name="s") as s:
-            col_s = elem_ptr(b, colg, b.mul(s, i64(e.k * e.p)), e.T)
-            plane = b.mul(b.add(n0, s), i64(e.c * e.h * e.w))
-
-            def scatter(c, i, j, oh, ow, kidx, pidx):
-                ih, iw, ok = e.source_index(b, oh, ow, i, j)
-                val = load_elem(b, col_s, b.add(b.mul(kidx, i64(e.p)), pidx), e.T)
-                dst = b.add(plane, b.add(b.mul(b.add(b.mul(c, i64(e.h)), ih), i64(e.w)), iw))
-                with b.if_then(ok):
-                    store_elem(b, b.fadd(load_elem(b, out_ptr, dst, e.T), val), out_ptr, dst)
-
-            e.im2col_taps(b, scatter)
-    b.call(e.free, [colg])
-    if w_owned:
-        b.call(e.free, [wm])
-    if g_ps is None:
-        b.call(e.free, [gm])
+    e = _Conv(module, out.shape, w.shape, out.dtype, attrs)
+    fn, b = _range_kernel(module, name, 4, e.n)
+    out_ptr, g_ptr, w_ptr, _, begin, end = fn.args
+    plane = e.c * e.h * e.w
+    if plane > 0:
+        with b.if_then(b.icmp_signed("<", begin, end)):
+            _fill_rows(b, e, out_ptr, begin, b.sub(end, begin), plane)
+            if e.o * e.p * e.k > 0:
+                gemm = _Gemm(e, e.k, e.p, e.o, w.dtype, g.dtype)
+                wm, w_rs, w_cs, _ = e.weight_matrix(b, w_ptr, w)
+                colg = e.alloc(b, e.k * e.p, "colg")
+                g_scratch = e.alloc(b, e.o * e.p, "gcopy") if _flat_stride(g.shape[2:], g.strides[2:]) is None \
+                    else None
+                gemm.alloc(b)
+                with plain_loop(b, begin, end, name="n") as n:
+                    gm, g_rs, g_cs, _ = e.sample_matrix(b, g_ptr, g, n, g_scratch)
+                    gemm(b, colg, e.p, wm, w_cs, w_rs, gm, g_rs, g_cs, e.k, e.p, e.o)
+                    e.col2im(b, elem_ptr(b, out_ptr, b.mul(n, i64(plane)), e.T), colg)
+                e.free_all(b)
     b.ret_void()
-    return fn
+    return module.globals[name]
+
+
+# ---- conv2d_grad_weight ------------------------------------------------------------------------
+
+@register("conv2d_grad_weight")
+def emit_conv2d_grad_weight(module, name, inputs, out, attrs) -> ir.Function:
+    """gw[:, channels [begin, end)] = sum over samples, in order, of g[n] @ im2col(x[n])^T.
+
+    Sample 0 writes its product straight into gw; every later sample's goes to a partial
+    tile that is then added, so the sum order is the same whatever the channel split."""
+    g, x, _w_ref = inputs
+    e = _Conv(module, x.shape, out.shape, out.dtype, attrs)
+    fn, b = _range_kernel(module, name, 4, e.c)
+    out_ptr, g_ptr, x_ptr, _, begin, end = fn.args
+    if e.o * e.taps > 0:
+        with b.if_then(b.icmp_signed("<", begin, end)):
+            kt = b.mul(b.sub(end, begin), i64(e.taps))          # this range's columns of gw
+            out_cols = elem_ptr(b, out_ptr, b.mul(begin, i64(e.taps)), e.T)
+            if e.n * e.p == 0:
+                with plain_loop(b, 0, e.o, name="o") as o:
+                    e.zero(b, elem_ptr(b, out_cols, b.mul(o, i64(e.k)), e.T), kt)
+            else:
+                _grad_weight_samples(b, e, g, x, out_cols, g_ptr, x_ptr, begin, end, kt)
+    b.ret_void()
+    return module.globals[name]
+
+
+def grad_weight_chunk(n, k, p, elem_bytes) -> int:
+    """Samples per GEMM of conv2d_grad_weight: one, unless K x P is small, when several
+    samples side by side in col's rows make one long-depth product (a 64x1x8x8 batch: one
+    GEMM of depth 4096 instead of 64 of depth 64). Fixed by the shapes alone, never by the
+    thread split, so the sum order does not depend on the thread count."""
+    return max(1, min(n, _GW_CHUNK_BYTES // max(k * p * elem_bytes, 1)))
+
+
+_GW_CHUNK_BYTES = 256 << 10      # col of a chunk (all channels) stays well inside L2
+_DOT_MAX_OUTPUTS = 256           # as linalg.dot_products: m * n at most ...
+_DOT_MIN_DEPTH = 256             # ... and a depth of at least
+
+
+def _grad_weight_samples(b, e, g, x, out_cols, g_ptr, x_ptr, begin, end, kt):
+    nb = grad_weight_chunk(e.n, e.k, e.p, e.elem_bytes)
+    width = nb * e.p                                     # col's and gT's row stride
+    # few outputs, long depth: dot products (decided on the full K, never on the thread split)
+    dots = nb > 1 and e.o * e.k <= _DOT_MAX_OUTPUTS and width >= _DOT_MIN_DEPTH
+    gemm = None if dots else _Gemm(e, e.o, e.k, width, g.dtype if nb == 1 else e.dtype, e.dtype)
+    col = e.alloc(b, b.mul(kt, i64(width)), "col", zero=True)
+    part = e.alloc(b, b.mul(kt, i64(e.o)), "part")
+    g_flat = _flat_stride(g.shape[2:], g.strides[2:]) is not None
+    g_scratch = e.alloc(b, e.o * width, "gT") if nb > 1 or not g_flat else None
+    if gemm is not None:
+        gemm.alloc(b)
+
+    def product(n0, c_ptr, c_rs):
+        """c = g[n0 : n0+count] @ col^T over the chunk of samples starting at n0."""
+        if nb == 1:
+            e.im2col(b, col, x_ptr, x, n0, begin, end)
+            gm, g_rs, g_cs, _ = e.sample_matrix(b, g_ptr, g, n0, g_scratch)
+            gemm(b, c_ptr, c_rs, gm, g_rs, g_cs, col, 1, e.p, e.o, kt, e.p)
+            return
+        count = imin(b, nb, b.sub(i64(e.n), n0))
+        with plain_loop(b, 0, count, name="s") as s:
+            sample = b.add(n0, s)
+            e.im2col(b, elem_ptr(b, col, b.mul(s, i64(e.p)), e.T), x_ptr, x, sample, begin, end, width)
+            _copy_g_rows(b, e, g, g_ptr, sample, elem_ptr(b, g_scratch, b.mul(s, i64(e.p)), e.T), width)
+        depth = b.mul(count, i64(e.p))
+        if dots:
+            b.call(dot_rows(e.module, e.T), [c_ptr, g_scratch, col, i64(e.o), kt, depth, i64(width), i64(width),
+                                             i64(c_rs)])
+        else:
+            gemm(b, c_ptr, c_rs, g_scratch, width, 1, col, 1, width, e.o, kt, depth)
+
+    product(i64(0), out_cols, e.k)
+    with plain_loop(b, nb, e.n, nb, name="n") as n0:
+        product(n0, part, kt)
+        with plain_loop(b, 0, e.o, name="o") as o:
+            b.call(vector_add(e.module, e.T), [elem_ptr(b, out_cols, b.mul(o, i64(e.k)), e.T),
+                                               elem_ptr(b, part, b.mul(o, kt), e.T), kt])
+    e.free_all(b)
+
+
+def _copy_g_rows(b, e, g: Operand, g_ptr, sample, dst, row_stride):
+    """dst[o * row_stride + q] = g[sample, o] flattened over (Ho, Wo), in the kernel dtype."""
+    gs = g.strides
+    base = b.add(i64(g.offset), b.mul(sample, i64(gs[0])))
+    with plain_loop(b, 0, e.o, name="go") as o:
+        row = b.add(base, b.mul(o, i64(gs[1])))
+        with plain_loop(b, 0, e.ho, name="gh") as oh:
+            src = b.add(row, b.mul(oh, i64(gs[2])))
+            to = b.add(b.mul(o, i64(row_stride)), b.mul(oh, i64(e.wo)))
+            with plain_loop(b, 0, e.wo, name="gw") as ow:
+                val = load_elem(b, g_ptr, b.add(src, b.mul(ow, i64(gs[3]))), float_type(g.dtype))
+                store_elem(b, convert_float(b, val, e.T), dst, b.add(to, ow))

@@ -16,9 +16,9 @@ gradients are gathers (each input element sums the windows that cover it, in inc
 output order, which is the order the reference adds them in); max_pool2d_grad accumulates
 in float64 like the reference's bincount, so its result is bit-identical.
 
-Every kernel loops over the (batch, channel) planes first and has a ``_range`` function over
-a span of planes (library/split.py), so a large one is split across the thread pool; planes
-are independent, so the split changes no bit of the result.
+Every pooling kernel is ``<name>_range(out, inputs..., i64 begin, i64 end)`` over the N*C
+(sample, channel) planes, which are independent, plus ``<name>(out, inputs...)`` running all
+of them (``_plane_kernel``); the backend splits large ones across threads (``pool_units``).
 """
 from __future__ import annotations
 
@@ -28,9 +28,8 @@ from contextlib import contextmanager
 from llvmlite import ir
 
 from . import Operand, register
-from .common import (F64, I64, convert_float, elem_ptr, emit_fill, float_type, for_range, i64, imax, imin,
-                     load_elem, loop_nest, store_elem, strided_index)
-from .split import begin_range_kernel, finish_range_kernel
+from .common import (F64, I64, convert_float, float_type, for_range, i64, imax, imin, load_elem, loop_nest,
+                     new_function, store_elem, strided_index)
 
 _MAX_ROW_SCRATCH = 1 << 16   # max_pool2d_grad keeps one float64 input row on the stack
 _MAX_UNROLLED_TAPS = 64       # windows up to 8x8 are unrolled into straight-line code per output
@@ -92,15 +91,31 @@ def _plane_base(b, op: Operand, n, c):
     return strided_index(b, op.offset, op.strides[:2], (n, c))
 
 
+def pool_units(inputs, out) -> int:
+    """Work units of a pooling kernel's ``<name>_range``: its (sample, channel) planes."""
+    return int(out.shape[0]) * int(out.shape[1])
+
+
+def _plane_kernel(module, name, n_inputs, geo):
+    """``name_range(ptr out, ptr in..., i64 begin, i64 end)`` over the planes [begin, end) of
+    the N*C (sample, channel) planes, which are independent (the backend may split them across
+    threads), and ``name(ptr out, ptr in...)`` running all of them. Returns the range function
+    and a builder at its entry."""
+    ranged = new_function(module, f"{name}_range", 1 + n_inputs, [I64, I64])
+    # listed with the other kernels that may be split (library/split.py), planes as the units
+    module.__dict__.setdefault("_tf_splittable", {})[name] = (geo.n * geo.c, geo.n * geo.c * geo.h * geo.w)
+    whole = new_function(module, name, 1 + n_inputs)
+    wb = ir.IRBuilder(whole.append_basic_block("entry"))
+    wb.call(ranged, list(whole.args) + [i64(0), i64(geo.n * geo.c)])
+    wb.ret_void()
+    return ranged, ir.IRBuilder(ranged.append_basic_block("entry"))
+
+
 @contextmanager
 def _planes(b, geo, begin, end):
-    """Loop over flat planes p = n * C + c in [begin, end); yields (p, n, c)."""
-    with for_range(b, begin, end, name="p") as p:
-        yield p, b.udiv(p, i64(geo.c)), b.urem(p, i64(geo.c))
-
-
-def _split_work(geo, per_plane: int) -> int:
-    return geo.n * geo.c * max(1, per_plane)
+    """Loop over the planes [begin, end); yields their (sample, channel) indices."""
+    with for_range(b, begin, end, name="plane") as plane:
+        yield b.sdiv(plane, i64(geo.c)), b.srem(plane, i64(geo.c))
 
 
 def _covering_range(b, pos, pad, k, s, n_out):
@@ -124,12 +139,12 @@ def _emit_pool_forward(module, name, inputs, out, attrs, kind):
         return _emit_pool_forward_unrolled(module, name, x, out, geo, kind)
     ft = float_type(out.dtype)
     xt = float_type(x.dtype)
-    fn, b, begin, end = begin_range_kernel(module, name, 1)
-    out_ptr, x_ptr = fn.args[:2]
+    fn, b = _plane_kernel(module, name, 1, geo)
+    out_ptr, x_ptr, begin, end = fn.args
     init = ir.Constant(ft, -math.inf if kind == "max" else 0.0)
-    with _planes(b, geo, begin, end) as (p, n, c):
+    with _planes(b, geo, begin, end) as (n, c):
         x_plane = _plane_base(b, x, n, c)
-        o_plane = b.mul(p, i64(geo.ho * geo.wo))
+        o_plane = b.mul(b.add(b.mul(n, i64(geo.c)), c), i64(geo.ho * geo.wo))
         with for_range(b, 0, geo.ho, name="oh") as oh:
             o_row = b.add(o_plane, b.mul(oh, i64(geo.wo)))
             with for_range(b, 0, geo.wo, name="init") as ow:
@@ -155,17 +170,17 @@ def _emit_pool_forward(module, name, inputs, out, attrs, kind):
                     slot = b.add(o_row, ow)
                     store_elem(b, b.fdiv(load_elem(b, out_ptr, slot, ft), count), out_ptr, slot)
     b.ret_void()
-    return finish_range_kernel(module, name, fn, 1, geo.n * geo.c, _split_work(geo, geo.ho * geo.wo * geo.kh * geo.kw))
+    return module.globals[name]
 
 
 def _emit_pool_forward_unrolled(module, name, x, out, geo, kind):
     """One output at a time, its window's taps unrolled and accumulated in a register, in the
     reference's row-major order (padding cells add 0.0 / compare -inf: no effect)."""
     ft, xt = float_type(out.dtype), float_type(x.dtype)
-    fn, b, begin, end = begin_range_kernel(module, name, 1)
-    out_ptr, x_ptr = fn.args[:2]
+    fn, b = _plane_kernel(module, name, 1, geo)
+    out_ptr, x_ptr, begin, end = fn.args
     neutral = ir.Constant(ft, -math.inf if kind == "max" else 0.0)
-    with _planes(b, geo, begin, end) as (p, n, c), loop_nest(b, (geo.ho, geo.wo), name="o") as (oh, ow):
+    with _planes(b, geo, begin, end) as (n, c), loop_nest(b, (geo.ho, geo.wo), name="o") as (oh, ow):
         acc = neutral
         for _, _, index, ok in _window_taps(b, geo, x, _plane_base(b, x, n, c), oh, ow):
             v = convert_float(b, load_elem(b, x_ptr, index, xt), ft)
@@ -174,10 +189,10 @@ def _emit_pool_forward_unrolled(module, name, x, out, geo, kind):
             acc = _nan_max(b, acc, v) if kind == "max" else b.fadd(acc, v)
         if kind == "avg":                             # divide (not multiply) like the reference
             acc = b.fdiv(acc, ir.Constant(ft, float(geo.kh * geo.kw)))
-        slot = b.add(b.mul(b.add(b.mul(p, i64(geo.ho)), oh), i64(geo.wo)), ow)
+        slot = b.add(b.mul(b.add(b.mul(b.add(b.mul(n, i64(geo.c)), c), i64(geo.ho)), oh), i64(geo.wo)), ow)
         store_elem(b, acc, out_ptr, slot)
     b.ret_void()
-    return finish_range_kernel(module, name, fn, 1, geo.n * geo.c, _split_work(geo, geo.ho * geo.wo * geo.kh * geo.kw))
+    return module.globals[name]
 
 
 @register("max_pool2d")
@@ -257,15 +272,15 @@ def emit_max_pool2d_grad(module, name, inputs, out, attrs):
     if geo.sh >= geo.kh and geo.sw >= geo.kw:
         return _emit_max_pool_grad_disjoint(module, name, g, x, out, geo)
     ft, gt = float_type(out.dtype), float_type(g.dtype)
-    fn, b, begin, end = begin_range_kernel(module, name, 2)
-    out_ptr, g_ptr, x_ptr = fn.args[:3]
-    scratch = b.alloca(F64, size=i64(max(geo.w, 1)), name="row_acc")    # one per thread's call
+    fn, b = _plane_kernel(module, name, 2, geo)
+    out_ptr, g_ptr, x_ptr, begin, end = fn.args
+    scratch = b.alloca(F64, size=i64(max(geo.w, 1)), name="row_acc")
     slots = (b.alloca(float_type(x.dtype)), b.alloca(I64), b.alloca(I64))
     zero = ir.Constant(F64, 0.0)
-    with _planes(b, geo, begin, end) as (p, n, c):
+    with _planes(b, geo, begin, end) as (n, c):
         x_plane = _plane_base(b, x, n, c)
         g_plane = _plane_base(b, g, n, c)
-        o_plane = b.mul(p, i64(geo.h * geo.w))
+        o_plane = b.mul(b.add(b.mul(n, i64(geo.c)), c), i64(geo.h * geo.w))
         with for_range(b, 0, geo.h, name="ih") as ih:
             with for_range(b, 0, geo.w, name="z") as iw:
                 store_elem(b, zero, scratch, iw)
@@ -282,7 +297,7 @@ def emit_max_pool2d_grad(module, name, inputs, out, attrs):
             with for_range(b, 0, geo.w, name="st") as iw:
                 store_elem(b, convert_float(b, load_elem(b, scratch, iw, F64), ft), out_ptr, b.add(o_row, iw))
     b.ret_void()
-    return finish_range_kernel(module, name, fn, 2, geo.n * geo.c, _split_work(geo, geo.h * geo.w * geo.kh * geo.kw))
+    return module.globals[name]
 
 
 def _emit_max_pool_grad_disjoint(module, name, g, x, out, geo):
@@ -291,14 +306,19 @@ def _emit_max_pool_grad_disjoint(module, name, g, x, out, geo):
     The stored value is 0.0 + g in float64, which is what the reference's bincount yields
     (it turns a -0.0 into +0.0)."""
     ft, gt = float_type(out.dtype), float_type(g.dtype)
-    fn, b, begin, end = begin_range_kernel(module, name, 2)
-    out_ptr, g_ptr, x_ptr = fn.args[:3]
+    fn, b = _plane_kernel(module, name, 2, geo)
+    out_ptr, g_ptr, x_ptr, begin, end = fn.args
     slots = (b.alloca(float_type(x.dtype)), b.alloca(I64), b.alloca(I64))
-    with _planes(b, geo, begin, end) as (p, n, c):
+    plane_size = geo.h * geo.w
+    writes_every_cell = (geo.unrolled and not (geo.ph or geo.pw) and (geo.sh, geo.sw) == (geo.kh, geo.kw)
+                         and (geo.ho * geo.sh, geo.wo * geo.sw) == (geo.h, geo.w))
+    if not writes_every_cell:     # windows tiling the plane exactly write all of it themselves
+        with for_range(b, b.mul(begin, i64(plane_size)), b.mul(end, i64(plane_size)), name="fill") as z:
+            store_elem(b, ir.Constant(ft, 0.0), out_ptr, z)
+    with _planes(b, geo, begin, end) as (n, c):
         x_plane = _plane_base(b, x, n, c)
         g_plane = _plane_base(b, g, n, c)
-        o_plane = b.mul(p, i64(geo.h * geo.w))
-        emit_fill(b, elem_ptr(b, out_ptr, o_plane, ft), geo.h * geo.w, out.dtype, 0)   # this plane only
+        o_plane = b.mul(b.add(b.mul(n, i64(geo.c)), c), i64(geo.h * geo.w))
         with for_range(b, 0, geo.ho, name="oh") as oh:
             g_row = b.add(g_plane, b.mul(oh, i64(g.strides[2])))
             with for_range(b, 0, geo.wo, name="ow") as ow:
@@ -309,8 +329,7 @@ def _emit_max_pool_grad_disjoint(module, name, g, x, out, geo):
                 else:
                     _scatter_to_argmax(b, geo, x, x_ptr, x_plane, out_ptr, o_plane, oh, ow, value, slots)
     b.ret_void()
-    per_plane = geo.h * geo.w + geo.ho * geo.wo * geo.kh * geo.kw       # the fill, then the windows
-    return finish_range_kernel(module, name, fn, 2, geo.n * geo.c, _split_work(geo, per_plane))
+    return module.globals[name]
 
 
 def _scatter_to_argmax(b, geo, x, x_ptr, x_plane, out_ptr, o_plane, oh, ow, value, slots):
@@ -364,12 +383,12 @@ def emit_avg_pool2d_grad(module, name, inputs, out, attrs):
     geo = _Geometry(x_ref.shape, g.shape, attrs)
     ft, gt = float_type(out.dtype), float_type(g.dtype)
     count = ir.Constant(ft, float(geo.kh * geo.kw))
-    fn, b, begin, end = begin_range_kernel(module, name, 2)
-    out_ptr, g_ptr = fn.args[0], fn.args[1]
+    fn, b = _plane_kernel(module, name, 2, geo)
+    out_ptr, g_ptr, begin, end = fn.args[0], fn.args[1], fn.args[3], fn.args[4]
     acc_slot = b.alloca(ft)
-    with _planes(b, geo, begin, end) as (p, n, c):
+    with _planes(b, geo, begin, end) as (n, c):
         g_plane = _plane_base(b, g, n, c)
-        o_plane = b.mul(p, i64(geo.h * geo.w))
+        o_plane = b.mul(b.add(b.mul(n, i64(geo.c)), c), i64(geo.h * geo.w))
         with for_range(b, 0, geo.h, name="ih") as ih:
             oh_lo, oh_hi = _covering_range(b, ih, geo.ph, geo.kh, geo.sh, geo.ho)
             with for_range(b, 0, geo.w, name="iw") as iw:
@@ -383,4 +402,4 @@ def emit_avg_pool2d_grad(module, name, inputs, out, attrs):
                 store_elem(b, b.load(acc_slot, typ=ft), out_ptr,
                            b.add(o_plane, b.add(b.mul(ih, i64(geo.w)), iw)))
     b.ret_void()
-    return finish_range_kernel(module, name, fn, 2, geo.n * geo.c, _split_work(geo, geo.h * geo.w * geo.kh * geo.kw))
+    return module.globals[name]
