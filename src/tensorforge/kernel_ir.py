@@ -13,6 +13,11 @@ whose single attribute ``spec`` is a ``LoopSpec``:
     per_element True: ``out`` is stored at every loop index (elementwise ops,
                 softmax); False: once per outer index, after the reductions
     out_strides element strides of the (contiguous) output per loop axis
+    extra_outs  more stored expressions (a multi-output kernel, elementwise only): each is
+                written, like ``out``, at every loop index into a buffer of its own with the
+                same shape, strides and dtype. One kernel then reads each shared input once
+                (an optimizer's state and parameter updates of one parameter). In a graph,
+                output j + 1 is the node ``fused_output(kernel, index=j)``.
 
 Every input of a fused node is a contiguous buffer: views (transpose, broadcast,
 slices, size-1 reshapes) were composed into the loads' strides by the fusion
@@ -33,7 +38,7 @@ from numpy.lib.stride_tricks import as_strided
 from .ops.registry import register
 from .ops.scalar import NUMPY, Expr
 
-__all__ = ["Load", "Reduction", "LoopSpec", "evaluate", "eval_expr", "contiguous_strides", "collapse",
+__all__ = ["Load", "Reduction", "LoopSpec", "evaluate", "evaluate_all", "eval_expr", "contiguous_strides", "collapse",
            "describe", "reads_nothing", "is_empty", "accumulator_dtype",
            "reduction_identity"]
 
@@ -62,6 +67,12 @@ class LoopSpec:
     out_strides: tuple[int, ...]
     out_shape: tuple[int, ...]
     dtype: str
+    extra_outs: tuple[Expr, ...] = ()
+
+    @property
+    def outs(self) -> tuple[Expr, ...]:
+        """Every stored expression: ``out`` first, then ``extra_outs``."""
+        return (self.out,) + self.extra_outs
 
     @property
     def outer(self) -> tuple[int, ...]:
@@ -148,7 +159,19 @@ def _view_at_outer_index(arr: np.ndarray, load: Load, space, n_outer: int) -> np
 
 
 def evaluate(spec: LoopSpec, *arrays) -> np.ndarray:
-    """Run ``spec`` on the input arrays with NumPy; returns the output array."""
+    """Run ``spec`` on the input arrays with NumPy; returns the (first) output array."""
+    if spec.extra_outs:
+        return evaluate_all(spec, *arrays)[0]
+    return _evaluate_one(spec, arrays)
+
+
+def evaluate_all(spec: LoopSpec, *arrays) -> list[np.ndarray]:
+    """Every output of a (multi-output) ``spec``: ``out`` first, then ``extra_outs``."""
+    from dataclasses import replace
+    return [_evaluate_one(replace(spec, out=e, extra_outs=()), arrays) for e in spec.outs]
+
+
+def _evaluate_one(spec: LoopSpec, arrays) -> np.ndarray:
     space = spec.space
     n_outer = len(space) - spec.n_reduce
     red_axes = tuple(range(n_outer, len(space)))
@@ -187,7 +210,7 @@ def reads_nothing(spec: LoopSpec) -> LoopSpec:
     reductions = tuple(Reduction(r.op, Expr("const", (), reduction_identity(r.op, acc), spec.dtype))
                        for r in spec.reductions)
     return LoopSpec(spec.space, spec.n_reduce, spec.loads, reductions, spec.out, spec.per_element,
-                    spec.out_strides, spec.out_shape, spec.dtype)
+                    spec.out_strides, spec.out_shape, spec.dtype, spec.extra_outs)
 
 
 def is_empty(spec: LoopSpec) -> bool:
@@ -222,7 +245,7 @@ def collapse(spec: LoopSpec) -> LoopSpec:
     n_reduce = sum(1 for axes in new_axes if axes[0] >= n_outer)
     loads = tuple(Load(ld.input, pick(ld.strides), ld.offset) for ld in spec.loads)
     return LoopSpec(space, n_reduce, loads, spec.reductions, spec.out, spec.per_element,
-                    pick(spec.out_strides), spec.out_shape, spec.dtype)
+                    pick(spec.out_strides), spec.out_shape, spec.dtype, spec.extra_outs)
 
 
 # ---- text form ---------------------------------------------------------------------------
@@ -234,8 +257,10 @@ def describe(spec: LoopSpec) -> str:
     loads = ", ".join(f"x{i}=in{ld.input}[{ld.offset}+{ld.strides}]" for i, ld in enumerate(spec.loads))
     stages = "; ".join(f"s{j}={r.op}({r.expr!r})" for j, r in enumerate(spec.reductions))
     store = "every index" if spec.per_element else "each outer index"
+    extra = "".join(f"; out{j + 1}[{store}] = {e!r}" for j, e in enumerate(spec.extra_outs))
+    n_out = f"{1 + len(spec.extra_outs)} x " if spec.extra_outs else ""
     return (f"{' '.join(parts)} {{ {loads}" + (f"; {stages}" if stages else "")
-            + f"; out[{store}] = {spec.out!r} }} -> {spec.out_shape} {spec.dtype}")
+            + f"; out[{store}] = {spec.out!r}{extra} }} -> {n_out}{spec.out_shape} {spec.dtype}")
 
 
 # ---- the "fused" op: how fused groups sit in a graph ------------------------------------
@@ -246,3 +271,16 @@ def _fused_type(types, spec: LoopSpec):
 
 register("fused", infer=_fused_type, impl=lambda *arrays, spec: evaluate(spec, *arrays), family="kernel",
          doc="a fused loop kernel (made by the fusion pass; attrs: spec, a kernel_ir.LoopSpec)")
+
+
+def _fused_output_type(types, index: int):
+    return types[0].shape, types[0].dtype      # every output of a multi-output kernel has one type
+
+
+def _fused_output_impl(kernel, index: int):
+    raise RuntimeError("fused_output is read from its multi-output kernel by the executor "
+                       "(backends/interp.py, llvm, triton); it has no stand-alone implementation")
+
+
+register("fused_output", infer=_fused_output_type, impl=_fused_output_impl, family="kernel",
+         doc="output index + 1 of a multi-output fused kernel (its input; attrs: index)")

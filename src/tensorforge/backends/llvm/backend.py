@@ -108,6 +108,7 @@ class _Lowering:
         self.buffers: dict[int, tuple] = {}                  # computed base -> (shape, dtype), planned later
         self.calls: list[tuple[str, list[int]]] = []         # kernel name, base buffers (written one first)
         self.fused_specs: dict[int, object] = {}             # call index -> LoopSpec (for in-place updates)
+        self.extra_writes: dict[int, list[int]] = {}         # call index -> further outputs (multi-output kernels)
         self.redirect: dict[int, int] = {}                   # update value -> parameter it is written into
         self._tmp_ids = iter(range(-1, -10**9, -1))           # ids of temporaries (never graph nodes)
         self.kernels: list[str] = []                         # one line per kernel, for printing
@@ -154,6 +155,8 @@ class _Lowering:
                 self._view(nid, d)
             elif op == "fused":
                 self._fused(nid, d, k)
+            elif op == "fused_output":
+                self._fused_output(nid, d)
             elif op in LIBRARY:
                 self._library(nid, d, k)
             else:
@@ -216,8 +219,26 @@ class _Lowering:
         name = f"k{len(self.calls)}_fused"
         emit_loop_kernel(self.module, name, spec, [self.p.dtypes[i] for i in d["inputs"]], self.threads)
         self.fused_specs[len(self.calls)] = spec
+        if spec.extra_outs:
+            self.extra_writes[len(self.calls)] = []         # filled by the fused_output nodes that follow
         self.calls.append((name, [nid] + bases))
         self.kernels.append(f"{name}: {describe(spec)}")
+
+    def _fused_output(self, nid: int, d: dict) -> None:
+        """A further output of a multi-output kernel: a buffer of its own that the kernel writes
+        (its pointer comes after the kernel's inputs, in output order)."""
+        kernel = d["inputs"][0]
+        writer = next(i for i, (_, bufs) in enumerate(self.calls) if bufs[0] == kernel)
+        index = dict(d["attrs"])["index"]
+        if len(self.extra_writes[writer]) != index:
+            raise BackendError(f"the outputs of a multi-output kernel come out of order at {self.p.describe_node(nid)}")
+        self._new_buffer(nid)
+        self.extra_writes[writer].append(nid)
+
+    def _writer_of(self, base: int) -> int | None:
+        """The call that writes buffer ``base`` (as its first output or a further one)."""
+        return next((i for i, (_, bufs) in enumerate(self.calls)
+                     if bufs[0] == base or base in self.extra_writes.get(i, ())), None)
 
     def _library(self, nid: int, d: dict, k: int) -> None:
         operands = [self.operand[i][1] for i in d["inputs"]]
@@ -273,7 +294,7 @@ class _Lowering:
 
     def _can_write_in_place(self, param: int, new: int) -> bool:
         base, opnd = self.operand[new]
-        writer = next((i for i, (_, bufs) in enumerate(self.calls) if bufs[0] == base), None)
+        writer = self._writer_of(base)
         spec = self.fused_specs.get(writer)
         if (spec is None or base != new or spec.n_reduce or not spec.per_element or base in self.fresh
                 or base in self.redirect or opnd.shape != tuple(self.p.shapes[param])
@@ -307,8 +328,12 @@ class _Lowering:
         """Give computed buffers memory: blocks shared by buffers whose lifetimes do not overlap."""
         sizes = {b: math.prod(shape) * np.dtype(dt).itemsize for b, (shape, dt) in self.buffers.items()
                  if b not in self.redirect}
-        calls = [(self.redirect.get(bufs[0], bufs[0]), [self.redirect.get(x, x) for x in bufs[1:]])
-                 for _, bufs in self.calls]
+        calls = []
+        for k, (_, bufs) in enumerate(self.calls):
+            reads = [self.redirect.get(x, x) for x in bufs[1:]]
+            # a multi-output kernel: one entry per output, all reading the kernel's inputs
+            for out in self.extra_writes.get(k, []) + [bufs[0]]:
+                calls.append((self.redirect.get(out, out), reads))
         live_to_end = {src for _, src, _ in self.update_copies}
         live_to_end |= {self.operand[o][0] for o in self.p.outputs}
         self.memory = memory.plan(sizes, calls, live_to_end)
@@ -343,7 +368,8 @@ class _Lowering:
             for k, (name, bases) in enumerate(self.calls):
                 callee = self.module.get_global(name)
                 with _timed(clock, k):
-                    b.call(callee, [slot(self._slot(x)) for x in bases])
+                    ptrs = bases + self.extra_writes.get(k, [])
+                    b.call(callee, [slot(self._slot(x)) for x in ptrs])
             memcpy = self.module.declare_intrinsic("llvm.memcpy", [PTR, PTR, ir.IntType(64)])
             with _timed(clock, len(self.calls)):
                 for dst, src, nbytes in self.update_copies:

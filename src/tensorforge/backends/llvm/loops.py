@@ -1,6 +1,10 @@
 """Lower a kernel-IR ``LoopSpec`` (a fused group) to one LLVM function.
 
-    void name(ptr out, ptr in0, ptr in1, ...)
+    void name(ptr out, ptr in0, ptr in1, ..., ptr out1, ptr out2, ...)
+
+(``out1, ...``: the extra outputs of a multi-output kernel, ``LoopSpec.extra_outs``; every
+output of an element is computed from the same loads before any of them is stored, so an
+output may be written in place over an input read at that element.)
 
     for each outer index o:                       (nested loops, collapsed where contiguous)
         s_j = reduce_j over the inner axes of expr_j(loads)        for each reduction j
@@ -94,7 +98,7 @@ def emit_loop_kernel(module: ir.Module, name: str, spec: LoopSpec, in_dtypes, th
     range_fn = _shared_range(module, name, spec, in_dtypes)
     if not parallel.worth_splitting(math.prod(spec.space), extent, threads):
         threads = 1
-    return parallel.emit_entry(module, name, range_fn, 1 + len(in_dtypes), extent, threads)
+    return parallel.emit_entry(module, name, range_fn, 1 + len(in_dtypes) + len(spec.extra_outs), extent, threads)
 
 
 def _shared_range(module: ir.Module, name: str, spec: LoopSpec, in_dtypes) -> ir.Function:
@@ -171,12 +175,23 @@ def _emit_column_reduce(b: ir.IRBuilder, spec: LoopSpec, out_ptr, begin, end, va
             _store(b, value(spec.out, prefix + [o] + zeros, [stage], spec.dtype), out_ptr, out_slot(o), spec.dtype)
 
 
+def _values_of_outputs(b: ir.IRBuilder, spec: LoopSpec, loaded, stages, arg_dtypes, acc_dtype) -> list:
+    """Every output's value at one element, from one set of loads (all computed before any store)."""
+    stage_dtypes = [acc_dtype] * len(spec.reductions)
+    exprs = [_stages_as_args(e, len(spec.loads), stage_dtypes) for e in spec.outs]
+    lowered = scalar.lower_all(b, exprs, loaded + stages, arg_dtypes=arg_dtypes, default_float=acc_dtype,
+                               out_dtype=spec.dtype)
+    return [v for v, _ in lowered]
+
+
 def _emit_range(module: ir.Module, name: str, spec: LoopSpec, in_dtypes) -> ir.Function:
-    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [PTR] * (1 + len(in_dtypes)) + [I64, I64]), name=name)
-    for a in fn.args[:1 + len(in_dtypes)]:
+    n_ptrs = 1 + len(in_dtypes) + len(spec.extra_outs)
+    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [PTR] * n_ptrs + [I64, I64]), name=name)
+    for a in fn.args[:n_ptrs]:
         a.add_attribute("noalias")
     b = ir.IRBuilder(fn.append_basic_block("entry"))
     out_ptr, *ins = fn.args[:1 + len(in_dtypes)]
+    out_ptrs = [out_ptr] + list(fn.args[1 + len(in_dtypes):n_ptrs])
     begin, end = fn.args[-2:]
     n_outer = len(spec.space) - spec.n_reduce
     outer, inner = spec.space[:n_outer], spec.space[n_outer:]
@@ -211,8 +226,10 @@ def _emit_range(module: ir.Module, name: str, spec: LoopSpec, in_dtypes) -> ir.F
         if spec.per_element:
             with loop_nest(b, inner, "e") as ridx:
                 idx = list(oidx) + list(ridx)
-                v = value(spec.out, idx, stages, spec.dtype)
-                _store(b, v, out_ptr, strided_index(b, 0, spec.out_strides, idx), spec.dtype)
+                values = _values_of_outputs(b, spec, loads_at(idx), stages, arg_dtypes, acc_dtype)
+                where = strided_index(b, 0, spec.out_strides, idx)
+                for v, ptr in zip(values, out_ptrs):
+                    _store(b, v, ptr, where, spec.dtype)
         else:
             zeros = [ir.Constant(ir.IntType(64), 0)] * len(inner)
             v = value(spec.out, list(oidx) + zeros, stages, spec.dtype)
