@@ -125,6 +125,7 @@ class _Lowering:
         self.leaves: dict[int, object] = {}       # base -> DeviceParameter or constant tensor
         self.sources: list[str] = []
         self.calls: list[tuple] = []              # (kind, name, info, out base, input bases)
+        self.extra_writes: dict[int, list] = {}   # call index -> further outputs of a multi-output kernel
         self.kernels: list[str] = []
         self._tmp = iter(range(-1, -10**9, -1))
 
@@ -150,6 +151,11 @@ class _Lowering:
                 self.operand[nid] = (base, view)
             elif op == "fused":
                 self._fused(nid, d)
+            elif op == "fused_output":             # written by its multi-output kernel, in order
+                writer = next(k for k, call in enumerate(self.calls) if call[3] == d["inputs"][0])
+                self.buffers[nid] = (tuple(self.p.shapes[nid]), self.p.dtypes[nid])
+                self._own(nid)
+                self.extra_writes.setdefault(writer, []).append(nid)
             elif op in library.LIBRARY:
                 self._library(nid, d)
             else:
@@ -227,7 +233,9 @@ class TritonFunction:
         self.build_seconds = build_seconds
         self.dev = low.dev
         sizes = {b: math.prod(s) * np.dtype(dt).itemsize for b, (s, dt) in low.buffers.items()}
-        plan = memory.plan(sizes, [(out, ins) for _, _, _, out, ins in low.calls],
+        # a multi-output kernel: one planning entry per output, each reading the kernel's inputs
+        plan = memory.plan(sizes, [(o, ins) for k, (_, _, _, out, ins) in enumerate(low.calls)
+                                   for o in low.extra_writes.get(k, []) + [out]],
                            {b for _, b in low.update_values} | {low.operand[o][0] for o in program.outputs})
         self.memory = plan
         blocks = [torch.empty(n, dtype=torch.int8, device=self.dev) for n in plan.block_sizes]
@@ -272,7 +280,8 @@ class TritonFunction:
         for k, (kind, name, info, out, ins) in enumerate(self._low.calls):
             with self._timed(times, self._low.kernels[k]):
                 if kind == "fused":
-                    info.launch(self._module, t[out], *[t[i] for i in ins])
+                    extra = self._low.extra_writes.get(k, [])
+                    info.launch(self._module, t[out], *[t[i] for i in ins + extra])
                 else:
                     library.launch(self._module, info, t[out], [t[i] for i in ins], self._alloc_scratch(name))
         with self._timed(times, "update copies"):

@@ -1,0 +1,128 @@
+"""Fewer kernels per step: multi-output kernels (an optimizer's update of one parameter is one
+kernel that writes its state and the parameter) and matmul epilogues. Every fused program is
+checked against the unfused interpreter, on the interpreter itself (which evaluates the
+kernel IR with NumPy), the LLVM backend and the Triton backend (on the CPU interpreter)."""
+import numpy as np
+import pytest
+
+import tensorforge as tg
+from tensorforge.kernel_ir import Load, LoopSpec, evaluate, evaluate_all
+from tensorforge.ops.scalar import SYMBOLIC
+from tensorforge.passes.pipeline import COMPILER_PASSES
+
+OPTIMIZERS = {
+    "sgd": lambda: tg.optim.SGD(lr=0.1),
+    "sgd_momentum": lambda: tg.optim.SGD(lr=0.1, momentum=0.9, weight_decay=1e-2),
+    "sgd_nesterov": lambda: tg.optim.SGD(lr=0.1, momentum=0.9, nesterov=True),
+    "adagrad": lambda: tg.optim.Adagrad(lr=0.1),
+    "adadelta": lambda: tg.optim.Adadelta(),
+    "rmsprop": lambda: tg.optim.RMSprop(lr=1e-2, centered=True, momentum=0.5),
+    "adam": lambda: tg.optim.Adam(lr=1e-2),
+    "adam_amsgrad": lambda: tg.optim.Adam(lr=1e-2, amsgrad=True, weight_decay=1e-2),
+    "adamw": lambda: tg.optim.AdamW(lr=1e-2),
+    "adamax": lambda: tg.optim.Adamax(lr=1e-2),
+    "nadam": lambda: tg.optim.NAdam(lr=1e-2),
+}
+
+
+def _ops(step) -> list[str]:
+    program = next(iter(step._cache.values())).program
+    return [program.graph.node(n)["op"] for n in program.order]
+
+
+def _mlp_step(make_opt, backend: str, passes, seed: int = 0):
+    """relu(x @ W + b) @ W2 with softmax cross-entropy and ``make_opt``'s updates."""
+    init = np.random.default_rng(seed)
+    g = tg.Graph()
+    with g:
+        x = tg.placeholder("x", (None, 12))
+        y = tg.placeholder("y", (None,), dtype="int64")
+        W = tg.parameter("W", init.standard_normal((12, 8)).astype("float32") * 0.3)
+        b = tg.parameter("b", init.standard_normal(8).astype("float32") * 0.1)
+        W2 = tg.parameter("W2", init.standard_normal((8, 5)).astype("float32") * 0.3)
+        loss = tg.mean(tg.softmax_cross_entropy(tg.relu(x @ W + b) @ W2, y))
+        updates = make_opt().updates(loss, [W, b, W2])
+    step = tg.compile([x, y], [loss], updates=updates, backend=backend, passes=passes)
+    return step, [W, b, W2]
+
+
+def _train(make_opt, backend, passes, steps=3):
+    step, params = _mlp_step(make_opt, backend, passes)
+    data = np.random.default_rng(7)
+    losses = [float(step(data.standard_normal((6, 12)).astype("float32"), data.integers(0, 5, 6))[0])
+              for _ in range(steps)]
+    return losses, [np.array(p.value) for p in params], step
+
+
+# ---- multi-output kernels ------------------------------------------------------------------
+
+def test_evaluate_all_gives_every_output_of_a_multi_output_spec():
+    a, b = SYMBOLIC.arg(0, "float32"), SYMBOLIC.arg(1, "float32")
+    m = a * 0.5 + b
+    spec = LoopSpec((3, 4), 0, (Load(0, (4, 1)), Load(1, (0, 1))), (), m * m, True, (4, 1), (3, 4), "float32",
+                    extra_outs=(m,))
+    x = np.arange(12, dtype=np.float32).reshape(3, 4)
+    y = np.arange(4, dtype=np.float32)
+    first, second = evaluate_all(spec, x, y)
+    np.testing.assert_array_equal(second, x * 0.5 + y)
+    np.testing.assert_array_equal(first, (x * 0.5 + y) ** 2)
+    np.testing.assert_array_equal(evaluate(spec, x, y), first)
+
+
+def test_an_adam_update_of_one_parameter_is_one_kernel():
+    g = tg.Graph()
+    with g:
+        x = tg.placeholder("x", (None, 16))
+        W = tg.parameter("W", np.ones((16, 16), np.float32) * 0.1)
+        loss = tg.sum(tg.tanh(x @ W))
+        updates = tg.optim.Adam(lr=1e-2).updates(loss, [W])
+    step = tg.compile([x], [loss], updates=updates, backend="interp", passes=list(COMPILER_PASSES))
+    step(np.ones((4, 16), np.float32))
+    program = next(iter(step._cache.values())).program
+    shaped = [n for n in program.order if program.graph.node(n)["op"] == "fused"
+              and program.shapes[n] == (16, 16)]
+    assert len(shaped) == 1, [dict(program.graph.node(n)["attrs"])["spec"] for n in shaped]
+    spec = dict(program.graph.node(shaped[0])["attrs"])["spec"]
+    assert len(spec.extra_outs) == 2                     # m and v, beside the parameter itself
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_every_optimizer_fused_matches_the_unfused_interpreter(name):
+    ref_losses, ref_params, _ = _train(OPTIMIZERS[name], "interp", [])
+    for backend, passes, rtol in (("interp", list(COMPILER_PASSES), 1e-6), ("llvm", None, 1e-5)):
+        losses, params, _ = _train(OPTIMIZERS[name], backend, passes)
+        np.testing.assert_allclose(losses, ref_losses, rtol=rtol, err_msg=backend)
+        for got, want in zip(params, ref_params):
+            np.testing.assert_allclose(got, want, rtol=rtol, atol=1e-7, err_msg=backend)
+
+
+def test_llvm_writes_multi_output_updates_in_place():
+    losses, params, step = _train(OPTIMIZERS["adam"], "llvm", None, steps=1)
+    text = str(step)
+    assert "updates: 10 written in place, 0 copied" in text, text
+
+
+@pytest.mark.parametrize("name", ["adam", "sgd_momentum", "rmsprop"])
+def test_triton_multi_output_kernels_match_the_unfused_interpreter(name):
+    pytest.importorskip("triton")
+    ref_losses, ref_params, _ = _train(OPTIMIZERS[name], "interp", [])
+    losses, params, step = _train(OPTIMIZERS[name], "triton", None)
+    assert "fused_output" in _ops(step)
+    np.testing.assert_allclose(losses, ref_losses, rtol=1e-5)
+    for got, want in zip(params, ref_params):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
+
+
+def test_a_value_read_before_the_consumer_runs_is_not_merged(rng):
+    """h feeds y's kernel, but a matmul reads h before y is computed: merging h into y's
+    kernel would move h after its reader (the group would not be convex)."""
+    g = tg.Graph()
+    with g:
+        x = tg.placeholder("x", (4, 4))
+        h = tg.exp(x) + 1.0
+        y = (h @ x) + h              # y reads h elementwise, after the matmul that reads h
+    feed = rng.standard_normal((4, 4)).astype("float32")
+    ref = tg.compile([x], [y], passes=[])(feed)
+    for backend, passes in (("interp", list(COMPILER_PASSES)), ("llvm", None)):
+        got = tg.compile([x], [y], backend=backend, passes=passes)(feed)
+        np.testing.assert_allclose(got[0], ref[0], rtol=1e-5)
