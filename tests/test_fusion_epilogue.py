@@ -25,6 +25,12 @@ OPTIMIZERS = {
 }
 
 
+@pytest.fixture(autouse=True)
+def _fresh_disk_cache(tmp_path, monkeypatch):
+    """Each test builds its steps (a disk-cache hit would skip the passes whose result is checked)."""
+    monkeypatch.setenv("TENSORFORGE_CACHE_DIR", str(tmp_path / "cache"))
+
+
 def _ops(step) -> list[str]:
     program = next(iter(step._cache.values())).program
     return [program.graph.node(n)["op"] for n in program.order]
@@ -126,3 +132,112 @@ def test_a_value_read_before_the_consumer_runs_is_not_merged(rng):
     for backend, passes in (("interp", list(COMPILER_PASSES)), ("llvm", None)):
         got = tg.compile([x], [y], backend=backend, passes=passes)(feed)
         np.testing.assert_allclose(got[0], ref[0], rtol=1e-5)
+
+
+# ---- matmul epilogues --------------------------------------------------------------------------
+
+BACKENDS = [("interp", list(COMPILER_PASSES)), ("llvm", None), ("triton", None)]
+
+
+def _check_against_unfused(ins, outs, feeds, rtol=1e-5, atol=1e-5, backends=BACKENDS):
+    """Every backend's fused run equals the unfused interpreter; returns the fused programs' ops."""
+    ref = tg.compile(ins, outs, passes=[])(*feeds)
+    ops = {}
+    for backend, passes in backends:
+        if backend == "triton":
+            pytest.importorskip("triton")
+        step = tg.compile(ins, outs, backend=backend, passes=passes)
+        got = step(*feeds)
+        for g_, r_ in zip(got, ref):
+            np.testing.assert_allclose(g_, r_, rtol=rtol, atol=atol, err_msg=backend)
+        ops[backend] = _ops(step)
+    return ops
+
+
+def test_relu_of_a_biased_matmul_is_one_kernel(rng):
+    g = tg.Graph()
+    with g:
+        x = tg.placeholder("x", (None, 12))
+        W = tg.parameter("W", rng.standard_normal((12, 7)).astype("float32"))
+        b = tg.parameter("b", rng.standard_normal(7).astype("float32"))
+        y = tg.relu(x @ W + b)
+    ops = _check_against_unfused([x], [y], [rng.standard_normal((9, 12)).astype("float32")])
+    for backend, listed in ops.items():
+        computed = [op for op in listed if op not in ("placeholder", "parameter", "constant")]
+        assert computed == ["matmul_epilogue"], (backend, listed)
+
+
+def _epilogue_case(name, rng):
+    """(inputs, outputs, feeds) of one epilogue shape: values and gradients of every input."""
+    f32 = lambda *shape: rng.standard_normal(shape).astype("float32")   # noqa: E731
+    g = tg.Graph()
+    with g:
+        if name == "bias_rows":                      # bias along the rows: one value per column
+            a, b, c = tg.placeholder("a", (6, 5)), tg.placeholder("b", (5, 9)), tg.placeholder("c", (9,))
+            y = tg.tanh(a @ b + c) * 0.5
+            feeds = [f32(6, 5), f32(5, 9), f32(9)]
+        elif name == "bias_columns":                 # one value per row, broadcast along columns
+            a, b, c = tg.placeholder("a", (6, 5)), tg.placeholder("b", (5, 9)), tg.placeholder("c", (6, 1))
+            y = tg.sigmoid(a @ b - c)
+            feeds = [f32(6, 5), f32(5, 9), f32(6, 1)]
+        elif name == "transposed":
+            a, b, c = tg.placeholder("a", (5, 6)), tg.placeholder("b", (9, 5)), tg.placeholder("c", (9,))
+            y = tg.relu(tg.transpose(a) @ tg.transpose(b) + c)
+            feeds = [f32(5, 6), f32(9, 5), f32(9)]
+        elif name == "batched":
+            a, b, c = tg.placeholder("a", (3, 4, 5)), tg.placeholder("b", (3, 5, 6)), tg.placeholder("c", (3, 4, 6))
+            y = tg.relu(a @ b + c) * 2.0
+            feeds = [f32(3, 4, 5), f32(3, 5, 6), f32(3, 4, 6)]
+        elif name == "batched_broadcast":            # a 2-D weight under a batch, bias per column
+            a, b, c = tg.placeholder("a", (2, 7, 5)), tg.placeholder("b", (5, 6)), tg.placeholder("c", (6,))
+            y = tg.relu(a @ b + c)
+            feeds = [f32(2, 7, 5), f32(5, 6), f32(6)]
+        else:                                        # "deep": K above the GEMM's depth block
+            a, b, c = tg.placeholder("a", (20, 600)), tg.placeholder("b", (600, 24)), tg.placeholder("c", (24,))
+            y = tg.relu(a @ b + c)
+            feeds = [f32(20, 600) * 0.1, f32(600, 24) * 0.1, f32(24)]
+        probe = tg.constant(rng.standard_normal(tuple(y.shape)).astype("float32"))
+        grads = tg.grad(tg.sum(y * probe), [a, b, c])
+    return [a, b, c], [y] + list(grads), feeds
+
+
+@pytest.mark.parametrize("name", ["bias_rows", "bias_columns", "transposed", "batched", "batched_broadcast",
+                                  "deep"])
+def test_matmul_epilogues_and_their_gradients_match_the_unfused_interpreter(name, rng):
+    ins, outs, feeds = _epilogue_case(name, rng)
+    ops = _check_against_unfused(ins, outs, feeds, rtol=2e-5, atol=2e-5)
+    assert all("matmul_epilogue" in listed for listed in ops.values()), ops
+
+
+def test_nan_and_inf_in_the_bias_reach_the_output(rng):
+    g = tg.Graph()
+    with g:
+        a, b, c = tg.placeholder("a", (4, 3)), tg.placeholder("b", (3, 5)), tg.placeholder("c", (5,))
+        y = tg.maximum(a @ b + c, 0.0) * 1.5
+    bias = np.array([np.nan, np.inf, -np.inf, 0.0, 1.0], np.float32)
+    feeds = [rng.standard_normal((4, 3)).astype("float32"), rng.standard_normal((3, 5)).astype("float32"), bias]
+    ops = _check_against_unfused([a, b, c], [y], feeds)
+    assert all("matmul_epilogue" in listed for listed in ops.values()), ops
+
+
+def test_a_product_read_twice_keeps_its_own_kernel(rng):
+    g = tg.Graph()
+    with g:
+        a, b = tg.placeholder("a", (4, 3)), tg.placeholder("b", (3, 5))
+        p = a @ b
+        y = tg.relu(p) + tg.sum(p)
+    feeds = [rng.standard_normal((4, 3)).astype("float32"), rng.standard_normal((3, 5)).astype("float32")]
+    ops = _check_against_unfused([a, b], [y], feeds, backends=BACKENDS[:2])
+    assert all("matmul_epilogue" not in listed for listed in ops.values()), ops
+
+
+def test_an_mlp_training_step_with_epilogues_matches_on_every_backend():
+    ref_losses, ref_params, _ = _train(OPTIMIZERS["adam"], "interp", [])
+    for backend, passes in BACKENDS:
+        if backend == "triton":
+            pytest.importorskip("triton")
+        losses, params, step = _train(OPTIMIZERS["adam"], backend, passes)
+        assert "matmul_epilogue" in _ops(step)
+        np.testing.assert_allclose(losses, ref_losses, rtol=1e-5, err_msg=backend)
+        for got, want in zip(params, ref_params):
+            np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7, err_msg=backend)

@@ -38,7 +38,7 @@ from numpy.lib.stride_tricks import as_strided
 from .ops.registry import register
 from .ops.scalar import NUMPY, Expr
 
-__all__ = ["Load", "Reduction", "LoopSpec", "evaluate", "evaluate_all", "eval_expr", "contiguous_strides", "collapse",
+__all__ = ["Load", "Reduction", "LoopSpec", "evaluate", "evaluate_all", "evaluate_matmul_epilogue", "eval_expr", "contiguous_strides", "collapse",
            "describe", "reads_nothing", "is_empty", "accumulator_dtype",
            "reduction_identity"]
 
@@ -280,6 +280,27 @@ def _fused_output_type(types, index: int):
 def _fused_output_impl(kernel, index: int):
     raise RuntimeError("fused_output is read from its multi-output kernel by the executor "
                        "(backends/interp.py, llvm, triton); it has no stand-alone implementation")
+
+
+def _matmul_epilogue_impl(a, b, *inputs, spec: LoopSpec):
+    return evaluate(spec, *_product_and_inputs(a, b, inputs))
+
+
+def _product_and_inputs(a, b, inputs) -> list:
+    """The arrays a matmul epilogue's spec reads: the raw product (its input 0), then ``inputs``."""
+    from .ops.registry import get_op
+    return [get_op("matmul").impl(a, b), *inputs]
+
+
+def evaluate_matmul_epilogue(spec: LoopSpec, a, b, *inputs) -> list[np.ndarray]:
+    """Every output of ``matmul_epilogue(a, b, *inputs)`` (passes/fusion_epilogue.py)."""
+    return evaluate_all(spec, *_product_and_inputs(a, b, inputs))
+
+
+register("matmul_epilogue", infer=_fused_type, impl=_matmul_epilogue_impl, family="kernel",
+         doc="a matmul whose result is finished by an elementwise epilogue (made by the fusion pass; "
+             "inputs: a, b, then the epilogue's; attrs: spec, a kernel_ir.LoopSpec over (rows, columns) "
+             "whose input 0 is the product)")
 
 
 register("fused_output", infer=_fused_output_type, impl=_fused_output_impl, family="kernel",

@@ -11,7 +11,7 @@ import time
 
 import numpy as np
 
-from ..kernel_ir import evaluate_all
+from ..kernel_ir import evaluate_all, evaluate_matmul_epilogue
 from ..ops.registry import get_op
 from ..program import Program
 from . import register_backend
@@ -44,9 +44,11 @@ class InterpretedFunction:
         """The NumPy call of node ``nid``: the op's own, except for multi-output kernels and
         the ``fused_output`` nodes that read their further outputs."""
         attrs = dict(d["attrs"])
-        if d["op"] == "fused" and attrs["spec"].extra_outs:
+        if d["op"] in ("fused", "matmul_epilogue") and attrs["spec"].extra_outs:
+            evaluate = evaluate_all if d["op"] == "fused" else evaluate_matmul_epilogue
+
             def run_kernel(*arrays, spec):
-                first, *rest = evaluate_all(spec, *arrays)
+                first, *rest = evaluate(spec, *arrays)
                 self._side_outputs[nid] = rest
                 return first
             return run_kernel

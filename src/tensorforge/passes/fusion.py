@@ -21,7 +21,8 @@ recursion limit.
 The result is a program whose non-leaf nodes are ``fused`` kernels, opaque ops, and
 the views that remain between buffers and opaque ops (zero-copy strided aliases for
 the backend). Elementwise kernels of one loop space that read each other element for element
-then become multi-output kernels (``fusion_multi.py``). Index arithmetic is affine: a value of shape S read at loop index i
+then become multi-output kernels (``fusion_multi.py``), and a kernel that is the only reader
+of a matmul becomes that matmul's epilogue (``fusion_epilogue.py``). Index arithmetic is affine: a value of shape S read at loop index i
 is at multi-index ``M @ i + off``; a buffer's load strides are
 ``contiguous_strides(S) @ M``.
 """
@@ -34,6 +35,7 @@ from ..ops.indexing import index_to_python
 from ..ops.registry import get_op, normalize_axis
 from ..ops.scalar import SYMBOLIC, Expr
 from ..program import Program
+from .fusion_epilogue import fold_matmul_epilogues
 from .fusion_multi import merge_multi_output
 from .rewrite import Builder
 
@@ -432,7 +434,7 @@ def fuse(program: Program) -> Program:
                                 name=d["name"])
     order = list(b.order)
     prog = b.program(new_of, order)
-    return merge_multi_output(prog)
+    return fold_matmul_epilogues(merge_multi_output(prog))
 
 
 def _needed_as_view(f: _Fuser, n: int) -> bool:

@@ -246,23 +246,28 @@ class _Lowering:
         self._new_buffer(nid)
         out = self.operand[nid][1]
         name = f"k{len(self.calls)}_{d['op']}"
-        LIBRARY[d["op"]](self.module, name, operands, out, dict(d["attrs"]))
-        name = self._maybe_parallel(name, d["op"], operands, out)
+        attrs = dict(d["attrs"])
+        LIBRARY[d["op"]](self.module, name, operands, out, attrs)
+        n_extra = len(attrs["spec"].extra_outs) if d["op"] == "matmul_epilogue" else 0
+        name = self._maybe_parallel(name, d["op"], operands, out, n_extra)
+        if n_extra:
+            self.extra_writes[len(self.calls)] = []         # filled by the fused_output nodes that follow
         self.calls.append((name, [nid] + bases))
         shapes = ", ".join(str(o.shape) for o in operands)
-        self.kernels.append(f"{name}: {d['op']}({shapes}) -> {out.shape} {out.dtype}")
+        epilogue = f", then per row: {describe(attrs['spec'])}" if d["op"] == "matmul_epilogue" else ""
+        self.kernels.append(f"{name}: {d['op']}({shapes}) -> {out.shape} {out.dtype}{epilogue}")
 
-    def _maybe_parallel(self, name: str, op: str, operands, out) -> str:
+    def _maybe_parallel(self, name: str, op: str, operands, out, n_extra: int = 0) -> str:
         """Split a large matmul's row panels across threads (its ``_range`` entry takes them)."""
-        if op != "matmul" or self.threads <= 1:
+        if op not in ("matmul", "matmul_epilogue") or self.threads <= 1:
             return name
-        units = matmul_units(operands, out)
+        units = matmul_units(operands[:2], out)
         k = operands[0].shape[-1]
         # a multiply-add is far cheaper than a loop element's memory traffic: weigh it 1/32
         if not parallel.worth_splitting(math.prod(out.shape) * k // 32, units, self.threads):
             return name
         range_fn = self.module.get_global(f"{name}_range")
-        parallel.emit_entry(self.module, f"{name}_mt", range_fn, 1 + len(operands), units, self.threads)
+        parallel.emit_entry(self.module, f"{name}_mt", range_fn, 1 + len(operands) + n_extra, units, self.threads)
         return f"{name}_mt"
 
     def _outputs_of_updated_parameters(self) -> None:

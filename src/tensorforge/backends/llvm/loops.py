@@ -184,14 +184,25 @@ def _values_of_outputs(b: ir.IRBuilder, spec: LoopSpec, loaded, stages, arg_dtyp
     return [v for v, _ in lowered]
 
 
-def _emit_range(module: ir.Module, name: str, spec: LoopSpec, in_dtypes) -> ir.Function:
-    n_ptrs = 1 + len(in_dtypes) + len(spec.extra_outs)
+def emit_epilogue_range(module: ir.Module, name: str, spec: LoopSpec, in_dtypes) -> ir.Function:
+    """``void name(ptr out, ptr in1, ..., ptr out1, ..., i64 begin, i64 end)``: ``spec`` over
+    the rows [begin, end) of its first loop, with input 0 read from ``out`` itself (a matmul
+    epilogue, applied in place to the product). Input 0 shares the output's pointer, so LLVM
+    sees each element read before it is written, and vectorises without alias checks."""
+    return _emit_range(module, name, spec, in_dtypes, input0_is_out=True)
+
+
+def _emit_range(module: ir.Module, name: str, spec: LoopSpec, in_dtypes, input0_is_out: bool = False) -> ir.Function:
+    n_ins = len(in_dtypes) - (1 if input0_is_out else 0)
+    n_ptrs = 1 + n_ins + len(spec.extra_outs)
     fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [PTR] * n_ptrs + [I64, I64]), name=name)
     for a in fn.args[:n_ptrs]:
         a.add_attribute("noalias")
     b = ir.IRBuilder(fn.append_basic_block("entry"))
-    out_ptr, *ins = fn.args[:1 + len(in_dtypes)]
-    out_ptrs = [out_ptr] + list(fn.args[1 + len(in_dtypes):n_ptrs])
+    out_ptr, *ins = fn.args[:1 + n_ins]
+    if input0_is_out:
+        ins = [out_ptr] + ins
+    out_ptrs = [out_ptr] + list(fn.args[1 + n_ins:n_ptrs])
     begin, end = fn.args[-2:]
     n_outer = len(spec.space) - spec.n_reduce
     outer, inner = spec.space[:n_outer], spec.space[n_outer:]

@@ -152,10 +152,12 @@ class _Lowering:
             elif op == "fused":
                 self._fused(nid, d)
             elif op == "fused_output":             # written by its multi-output kernel, in order
-                writer = next(k for k, call in enumerate(self.calls) if call[3] == d["inputs"][0])
+                writer = max(k for k, call in enumerate(self.calls) if call[3] == d["inputs"][0])
                 self.buffers[nid] = (tuple(self.p.shapes[nid]), self.p.dtypes[nid])
                 self._own(nid)
                 self.extra_writes.setdefault(writer, []).append(nid)
+            elif op == "matmul_epilogue":
+                self._matmul_epilogue(nid, d)
             elif op in library.LIBRARY:
                 self._library(nid, d)
             else:
@@ -209,6 +211,32 @@ class _Lowering:
         self.calls.append(("fused", name, info, nid, bases))
         from ...kernel_ir import describe
         self.kernels.append(f"{name}: {describe(spec)}")
+
+    def _matmul_epilogue(self, nid, d):
+        """The product, then its epilogue over C in place (a kernel-IR spec whose input 0 is C)."""
+        a, b, *rest = d["inputs"]
+        operands = [self.operand[i][1] for i in (a, b)]
+        self.buffers[nid] = (tuple(self.p.shapes[nid]), self.p.dtypes[nid])
+        self._own(nid)
+        out = self.operand[nid][1]
+        name = f"k{len(self.calls)}_matmul"
+        text, info = library.LIBRARY["matmul"](name, operands, out, {})
+        self.sources.append(text)
+        self.calls.append(("library", name, info, nid, [self.operand[i][0] for i in (a, b)]))
+        self.kernels.append(f"{name}: matmul({', '.join(str(o.shape) for o in operands)}) -> {out.shape}")
+        bases = [nid]
+        for i in rest:
+            base, opnd = self.operand[i]
+            if not is_contiguous(opnd):
+                base, opnd = self._materialise(i)
+            bases.append(base)
+        spec = dict(d["attrs"])["spec"]
+        name = f"k{len(self.calls)}_epilogue"
+        text, info = emit_loop_kernel(name, spec, [self.p.dtypes[nid]] + [self.p.dtypes[i] for i in rest])
+        self.sources.append(text)
+        self.calls.append(("fused", name, info, nid, bases))
+        from ...kernel_ir import describe
+        self.kernels.append(f"{name}: {describe(spec)} (the matmul's epilogue, in place)")
 
     def _library(self, nid, d):
         operands = [self.operand[i][1] for i in d["inputs"]]
