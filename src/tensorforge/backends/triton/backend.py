@@ -213,30 +213,27 @@ class _Lowering:
         self.kernels.append(f"{name}: {describe(spec)}")
 
     def _matmul_epilogue(self, nid, d):
-        """The product, then its epilogue over C in place (a kernel-IR spec whose input 0 is C)."""
+        """One matmul kernel that stores its epilogue's values (its further inputs are read as
+        contiguous buffers, like a fused kernel's; further outputs follow the inputs)."""
         a, b, *rest = d["inputs"]
         operands = [self.operand[i][1] for i in (a, b)]
-        self.buffers[nid] = (tuple(self.p.shapes[nid]), self.p.dtypes[nid])
-        self._own(nid)
-        out = self.operand[nid][1]
-        name = f"k{len(self.calls)}_matmul"
-        text, info = library.LIBRARY["matmul"](name, operands, out, {})
-        self.sources.append(text)
-        self.calls.append(("library", name, info, nid, [self.operand[i][0] for i in (a, b)]))
-        self.kernels.append(f"{name}: matmul({', '.join(str(o.shape) for o in operands)}) -> {out.shape}")
-        bases = [nid]
+        bases = [self.operand[i][0] for i in (a, b)]
         for i in rest:
             base, opnd = self.operand[i]
             if not is_contiguous(opnd):
                 base, opnd = self._materialise(i)
+            operands.append(opnd)
             bases.append(base)
+        self.buffers[nid] = (tuple(self.p.shapes[nid]), self.p.dtypes[nid])
+        self._own(nid)
+        out = self.operand[nid][1]
+        name = f"k{len(self.calls)}_matmul_epilogue"
         spec = dict(d["attrs"])["spec"]
-        name = f"k{len(self.calls)}_epilogue"
-        text, info = emit_loop_kernel(name, spec, [self.p.dtypes[nid]] + [self.p.dtypes[i] for i in rest])
+        text, info = library.LIBRARY["matmul_epilogue"](name, operands, out, {"spec": spec})
         self.sources.append(text)
-        self.calls.append(("fused", name, info, nid, bases))
+        self.calls.append(("library", name, info, nid, bases))
         from ...kernel_ir import describe
-        self.kernels.append(f"{name}: {describe(spec)} (the matmul's epilogue, in place)")
+        self.kernels.append(f"{name}: matmul({operands[0].shape}, {operands[1].shape}), then {describe(spec)}")
 
     def _library(self, nid, d):
         operands = [self.operand[i][1] for i in d["inputs"]]
@@ -311,7 +308,8 @@ class TritonFunction:
                     extra = self._low.extra_writes.get(k, [])
                     info.launch(self._module, t[out], *[t[i] for i in ins + extra])
                 else:
-                    library.launch(self._module, info, t[out], [t[i] for i in ins], self._alloc_scratch(name))
+                    extra = self._low.extra_writes.get(k, [])
+                    library.launch(self._module, info, t[out], [t[i] for i in ins + extra], self._alloc_scratch(name))
         with self._timed(times, "update copies"):
             for param, value in self._low.update_values:
                 t[param].copy_(t[value].view(t[param].shape))
