@@ -241,3 +241,28 @@ def test_an_mlp_training_step_with_epilogues_matches_on_every_backend():
         np.testing.assert_allclose(losses, ref_losses, rtol=1e-5, err_msg=backend)
         for got, want in zip(params, ref_params):
             np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7, err_msg=backend)
+
+
+def test_a_threaded_product_applies_its_epilogue_to_every_threads_rows(rng, monkeypatch):
+    monkeypatch.setenv("TENSORFORGE_NUM_THREADS", "2")
+    g = tg.Graph()
+    with g:
+        a, b, c = tg.placeholder("a", (300, 256)), tg.placeholder("b", (256, 272)), tg.placeholder("c", (272,))
+        pre = a @ b + c
+        y = tg.relu(pre)
+        z = pre * 2.0                       # pre is read twice: a two-output epilogue
+    feeds = [rng.standard_normal((300, 256)).astype("float32"), rng.standard_normal((256, 272)).astype("float32"),
+             rng.standard_normal(272).astype("float32")]
+    ops = _check_against_unfused([a, b, c], [y, z], feeds, rtol=1e-4, atol=1e-4, backends=BACKENDS[:2])
+    assert "matmul_epilogue" in ops["llvm"] and "fused_output" in ops["llvm"], ops
+
+
+def test_an_extra_output_can_be_an_output_of_the_step(rng):
+    g = tg.Graph()
+    with g:
+        x = tg.placeholder("x", (5, 5))
+        h = tg.exp(x) + 1.0                  # computed by y's kernel, stored as its second output
+        y = h * 2.0
+        z = tg.sum(h, axis=0)
+    ops = _check_against_unfused([x], [y, z, h], [rng.standard_normal((5, 5)).astype("float32")], rtol=1e-6)
+    assert all("fused_output" in listed for listed in ops.values()), ops

@@ -30,7 +30,7 @@ programs: the fusion pass is tested against the unfused interpreter.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
@@ -167,7 +167,6 @@ def evaluate(spec: LoopSpec, *arrays) -> np.ndarray:
 
 def evaluate_all(spec: LoopSpec, *arrays) -> list[np.ndarray]:
     """Every output of a (multi-output) ``spec``: ``out`` first, then ``extra_outs``."""
-    from dataclasses import replace
     return [_evaluate_one(replace(spec, out=e, extra_outs=()), arrays) for e in spec.outs]
 
 
