@@ -266,3 +266,30 @@ def test_an_extra_output_can_be_an_output_of_the_step(rng):
         z = tg.sum(h, axis=0)
     ops = _check_against_unfused([x], [y, z, h], [rng.standard_normal((5, 5)).astype("float32")], rtol=1e-6)
     assert all("fused_output" in listed for listed in ops.values()), ops
+
+
+# ---- row reductions finished by their reader (passes/fusion_rows.py) ---------------------------
+
+@pytest.mark.parametrize("axis", [-1, 0])
+def test_a_row_reduction_read_by_one_kernel_is_finished_inside_it(rng, axis):
+    g = tg.Graph()
+    with g:
+        x = tg.placeholder("x", (6, 6))            # square: axis 0 has the same loop extents as axis -1
+        gx = tg.placeholder("g", (6, 6))
+        s = tg.sum(gx * x, axis=axis, keepdims=True)
+        y = gx - tg.exp(x) * s                      # log_softmax's backward
+    feeds = [rng.standard_normal((6, 6)).astype("float32"), rng.standard_normal((6, 6)).astype("float32")]
+    ops = _check_against_unfused([x, gx], [y], feeds, rtol=1e-5)
+    fused = ops["interp"].count("fused")
+    assert fused == 1 if axis == -1 else fused == 2, ops
+
+
+def test_softmax_cross_entropy_backward_is_one_kernel_after_the_log_softmax(rng):
+    g = tg.Graph()
+    with g:
+        z = tg.placeholder("z", (7, 5))
+        y = tg.placeholder("y", (7,), dtype="int64")
+        loss = tg.mean(tg.softmax_cross_entropy(z, y))
+        (dz,) = tg.grad(loss, [z])
+    feeds = [rng.standard_normal((7, 5)).astype("float32"), rng.integers(0, 5, 7)]
+    _check_against_unfused([z, y], [loss, dz], feeds, rtol=1e-5, atol=1e-6)
