@@ -293,3 +293,21 @@ def test_softmax_cross_entropy_backward_is_one_kernel_after_the_log_softmax(rng)
         (dz,) = tg.grad(loss, [z])
     feeds = [rng.standard_normal((7, 5)).astype("float32"), rng.integers(0, 5, 7)]
     _check_against_unfused([z, y], [loss, dz], feeds, rtol=1e-5, atol=1e-6)
+
+
+def test_a_merged_chain_that_reads_each_value_twice_prints_and_runs(rng):
+    """Each value is an output (so its own kernel), and the next reads it twice: merged, the
+    kernel's expression is a DAG whose tree has 2**40 nodes. Printing names the shared values."""
+    g = tg.Graph()
+    with g:
+        x = tg.placeholder("x", (3, 4))
+        outs, h = [], x
+        for _ in range(40):
+            h = tg.tanh(h * h + 0.5)
+            outs.append(h)
+    feed = rng.standard_normal((3, 4)).astype("float32")
+    ops = _check_against_unfused([x], outs, [feed], rtol=1e-5, backends=BACKENDS[:2])
+    assert ops["llvm"].count("fused") < 5, ops
+    step = tg.compile([x], outs, backend="llvm")
+    step(feed)
+    assert len(str(step)) < 200_000

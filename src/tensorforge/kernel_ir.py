@@ -249,17 +249,64 @@ def collapse(spec: LoopSpec) -> LoopSpec:
 
 # ---- text form ---------------------------------------------------------------------------
 
+# an expression whose text as a tree would exceed this many nodes is printed with named shared
+# subexpressions: merged kernels (fusion_multi.py) share values, and a tree print of a chain that
+# reads each value twice doubles at every link
+MAX_TREE_TEXT_NODES = 2000
+
+
+def _tree_size(exprs) -> int:
+    size: dict[int, int] = {}
+    for expr in exprs:
+        for e in expr.walk():
+            size[id(e)] = 1 + sum(size[id(a)] for a in e.args)
+    return sum(size[id(e)] for e in exprs)
+
+
+def _texts(exprs) -> tuple[list[str], list[str]]:
+    """(let bindings, text of each expr): plain trees when small, else every subexpression
+    used more than once is named (``t3=add(x0, x1)``) and referred to by name."""
+    if _tree_size(exprs) <= MAX_TREE_TEXT_NODES:
+        return [], [repr(e) for e in exprs]
+    uses: dict[int, int] = {}
+    order = []
+    seen: set[int] = set()
+    for expr in exprs:
+        for e in expr.walk():
+            if id(e) not in seen:
+                seen.add(id(e))
+                order.append(e)
+                for a in e.args:
+                    uses[id(a)] = uses.get(id(a), 0) + 1
+    text: dict[int, str] = {}
+    lets: list[str] = []
+    for e in order:
+        if not e.args:
+            text[id(e)] = repr(e)
+            continue
+        body = f"cast({text[id(e.args[0])]}, {e.value})" if e.op == "cast" else \
+            f"{e.op}({', '.join(text[id(a)] for a in e.args)})"
+        if uses.get(id(e), 0) > 1:
+            lets.append(f"t{len(lets)}={body}")
+            text[id(e)] = f"t{len(lets) - 1}"
+        else:
+            text[id(e)] = body
+    return lets, [text[id(e)] for e in exprs]
+
+
 def describe(spec: LoopSpec) -> str:
+    lets, (out, *extra_texts) = _texts(list(spec.outs))
     parts = [f"loop{list(spec.outer)}"]
     if spec.n_reduce:
         parts.append(f"reduce{list(spec.inner)}")
     loads = ", ".join(f"x{i}=in{ld.input}[{ld.offset}+{ld.strides}]" for i, ld in enumerate(spec.loads))
     stages = "; ".join(f"s{j}={r.op}({r.expr!r})" for j, r in enumerate(spec.reductions))
     store = "every index" if spec.per_element else "each outer index"
-    extra = "".join(f"; out{j + 1}[{store}] = {e!r}" for j, e in enumerate(spec.extra_outs))
+    extra = "".join(f"; out{j + 1}[{store}] = {t}" for j, t in enumerate(extra_texts))
     n_out = f"{1 + len(spec.extra_outs)} x " if spec.extra_outs else ""
-    return (f"{' '.join(parts)} {{ {loads}" + (f"; {stages}" if stages else "")
-            + f"; out[{store}] = {spec.out!r}{extra} }} -> {n_out}{spec.out_shape} {spec.dtype}")
+    shared = f"; {', '.join(lets)}" if lets else ""
+    return (f"{' '.join(parts)} {{ {loads}" + (f"; {stages}" if stages else "") + shared
+            + f"; out[{store}] = {out}{extra} }} -> {n_out}{spec.out_shape} {spec.dtype}")
 
 
 # ---- the "fused" op: how fused groups sit in a graph ------------------------------------
