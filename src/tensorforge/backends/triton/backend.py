@@ -155,7 +155,11 @@ class _Lowering:
                 writer = max(k for k, call in enumerate(self.calls) if call[3] == d["inputs"][0])
                 self.buffers[nid] = (tuple(self.p.shapes[nid]), self.p.dtypes[nid])
                 self._own(nid)
-                self.extra_writes.setdefault(writer, []).append(nid)
+                written = self.extra_writes.setdefault(writer, [])
+                if dict(d["attrs"])["index"] != len(written):      # pointers are passed by position
+                    raise NotImplementedError(f"the outputs of a multi-output kernel come out of order at "
+                                              f"{self.p.describe_node(nid)}")
+                written.append(nid)
             elif op == "matmul_epilogue":
                 self._matmul_epilogue(nid, d)
             elif op in library.LIBRARY:
