@@ -129,7 +129,8 @@ def test_kernels_split_across_threads_give_identical_results(monkeypatch, tmp_pa
     monkeypatch.setattr(parallel, "MIN_WORK_PER_THREAD", 1)
     split = []
     emit_entry = parallel.emit_entry
-    monkeypatch.setattr(parallel, "emit_entry", lambda m, name, *a: split.append(name) or emit_entry(m, name, *a))
+    monkeypatch.setattr(parallel, "emit_entry",
+                        lambda m, name, *a, **k: split.append(name) or emit_entry(m, name, *a, **k))
     saved = tg.get_num_threads()
     results = {}
     try:

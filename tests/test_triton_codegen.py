@@ -17,7 +17,7 @@ import tensorforge as tg
 from tensorforge.backends.triton import scalar as S
 from tensorforge.backends.triton.codegen import emit_loop_kernel, next_pow2
 from tensorforge.backends.triton.source import ident, load_module, module_source
-from tensorforge.kernel_ir import Load, LoopSpec, evaluate
+from tensorforge.kernel_ir import Load, LoopSpec, evaluate, evaluate_all
 from tensorforge.ops import OPS
 from tensorforge.ops.registry import apply
 from tensorforge.ops.scalar import SYMBOLIC as s
@@ -62,22 +62,25 @@ def random_input(shape, dtype, rng):
     return rng.standard_normal(shape).astype(dtype)
 
 
-def run_kernel(spec, arrays, name="k", **blocks):
-    """Generate, load and launch the kernel of ``spec`` on ``arrays``; return the output array."""
+def run_kernel(spec, arrays, name="k", all_outputs=False, **blocks):
+    """Generate, load and launch the kernel of ``spec`` on ``arrays``; return the output array
+    (``all_outputs``: every output of a multi-output kernel, in order)."""
     text, info = emit_loop_kernel(name, spec, [str(a.dtype) for a in arrays], **blocks)
     module = load_module(module_source([text]), name)
-    out = torch.zeros(spec.out_shape, dtype=getattr(torch, spec.dtype), device=DEVICE)
-    info.launch(module, out, *[torch.from_numpy(np.ascontiguousarray(a)).to(DEVICE) for a in arrays])
-    return out.cpu().numpy()
+    outs = [torch.zeros(spec.out_shape, dtype=getattr(torch, spec.dtype), device=DEVICE)
+            for _ in range(1 + len(spec.extra_outs))]
+    info.launch(module, outs[0], *[torch.from_numpy(np.ascontiguousarray(a)).to(DEVICE) for a in arrays], *outs[1:])
+    results = [o.cpu().numpy() for o in outs]
+    return results if all_outputs else results[0]
 
 
 def assert_matches_reference(spec, arrays, **blocks):
-    got = run_kernel(spec, arrays, **blocks)
-    ref = evaluate(spec, *arrays)
-    assert got.dtype == ref.dtype and got.shape == ref.shape
+    outputs = run_kernel(spec, arrays, all_outputs=True, **blocks)
     tol = TOL.get(spec.dtype, dict(rtol=0, atol=0))
-    np.testing.assert_allclose(got, ref, equal_nan=True, **tol)
-    return got
+    for got, ref in zip(outputs, evaluate_all(spec, *arrays)):
+        assert got.dtype == ref.dtype and got.shape == ref.shape
+        np.testing.assert_allclose(got, ref, equal_nan=True, **tol)
+    return outputs[0]
 
 
 def check_graph(ins, outs, feeds, rng, blocks=({},), updates=None):

@@ -13,6 +13,11 @@ whose single attribute ``spec`` is a ``LoopSpec``:
     per_element True: ``out`` is stored at every loop index (elementwise ops,
                 softmax); False: once per outer index, after the reductions
     out_strides element strides of the (contiguous) output per loop axis
+    extra_outs  more stored expressions (a multi-output kernel, elementwise only): each is
+                written, like ``out``, at every loop index into a buffer of its own with the
+                same shape, strides and dtype. One kernel then reads each shared input once
+                (an optimizer's state and parameter updates of one parameter). In a graph,
+                output j + 1 is the node ``fused_output(kernel, index=j)``.
 
 Every input of a fused node is a contiguous buffer: views (transpose, broadcast,
 slices, size-1 reshapes) were composed into the loads' strides by the fusion
@@ -25,7 +30,7 @@ programs: the fusion pass is tested against the unfused interpreter.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
@@ -33,7 +38,7 @@ from numpy.lib.stride_tricks import as_strided
 from .ops.registry import register
 from .ops.scalar import NUMPY, Expr
 
-__all__ = ["Load", "Reduction", "LoopSpec", "evaluate", "eval_expr", "contiguous_strides", "collapse",
+__all__ = ["Load", "Reduction", "LoopSpec", "evaluate", "evaluate_all", "evaluate_matmul_epilogue", "eval_expr", "contiguous_strides", "collapse",
            "describe", "reads_nothing", "is_empty", "accumulator_dtype",
            "reduction_identity"]
 
@@ -62,6 +67,12 @@ class LoopSpec:
     out_strides: tuple[int, ...]
     out_shape: tuple[int, ...]
     dtype: str
+    extra_outs: tuple[Expr, ...] = ()
+
+    @property
+    def outs(self) -> tuple[Expr, ...]:
+        """Every stored expression: ``out`` first, then ``extra_outs``."""
+        return (self.out,) + self.extra_outs
 
     @property
     def outer(self) -> tuple[int, ...]:
@@ -148,7 +159,18 @@ def _view_at_outer_index(arr: np.ndarray, load: Load, space, n_outer: int) -> np
 
 
 def evaluate(spec: LoopSpec, *arrays) -> np.ndarray:
-    """Run ``spec`` on the input arrays with NumPy; returns the output array."""
+    """Run ``spec`` on the input arrays with NumPy; returns the (first) output array."""
+    if spec.extra_outs:
+        return evaluate_all(spec, *arrays)[0]
+    return _evaluate_one(spec, arrays)
+
+
+def evaluate_all(spec: LoopSpec, *arrays) -> list[np.ndarray]:
+    """Every output of a (multi-output) ``spec``: ``out`` first, then ``extra_outs``."""
+    return [_evaluate_one(replace(spec, out=e, extra_outs=()), arrays) for e in spec.outs]
+
+
+def _evaluate_one(spec: LoopSpec, arrays) -> np.ndarray:
     space = spec.space
     n_outer = len(space) - spec.n_reduce
     red_axes = tuple(range(n_outer, len(space)))
@@ -187,7 +209,7 @@ def reads_nothing(spec: LoopSpec) -> LoopSpec:
     reductions = tuple(Reduction(r.op, Expr("const", (), reduction_identity(r.op, acc), spec.dtype))
                        for r in spec.reductions)
     return LoopSpec(spec.space, spec.n_reduce, spec.loads, reductions, spec.out, spec.per_element,
-                    spec.out_strides, spec.out_shape, spec.dtype)
+                    spec.out_strides, spec.out_shape, spec.dtype, spec.extra_outs)
 
 
 def is_empty(spec: LoopSpec) -> bool:
@@ -222,20 +244,69 @@ def collapse(spec: LoopSpec) -> LoopSpec:
     n_reduce = sum(1 for axes in new_axes if axes[0] >= n_outer)
     loads = tuple(Load(ld.input, pick(ld.strides), ld.offset) for ld in spec.loads)
     return LoopSpec(space, n_reduce, loads, spec.reductions, spec.out, spec.per_element,
-                    pick(spec.out_strides), spec.out_shape, spec.dtype)
+                    pick(spec.out_strides), spec.out_shape, spec.dtype, spec.extra_outs)
 
 
 # ---- text form ---------------------------------------------------------------------------
 
+# an expression whose text as a tree would exceed this many nodes is printed with named shared
+# subexpressions: merged kernels (fusion_multi.py) share values, and a tree print of a chain that
+# reads each value twice doubles at every link
+MAX_TREE_TEXT_NODES = 2000
+
+
+def _tree_size(exprs) -> int:
+    size: dict[int, int] = {}
+    for expr in exprs:
+        for e in expr.walk():
+            size[id(e)] = 1 + sum(size[id(a)] for a in e.args)
+    return sum(size[id(e)] for e in exprs)
+
+
+def _texts(exprs) -> tuple[list[str], list[str]]:
+    """(let bindings, text of each expr): plain trees when small, else every subexpression
+    used more than once is named (``t3=add(x0, x1)``) and referred to by name."""
+    if _tree_size(exprs) <= MAX_TREE_TEXT_NODES:
+        return [], [repr(e) for e in exprs]
+    uses: dict[int, int] = {}
+    order = []
+    seen: set[int] = set()
+    for expr in exprs:
+        for e in expr.walk():
+            if id(e) not in seen:
+                seen.add(id(e))
+                order.append(e)
+                for a in e.args:
+                    uses[id(a)] = uses.get(id(a), 0) + 1
+    text: dict[int, str] = {}
+    lets: list[str] = []
+    for e in order:
+        if not e.args:
+            text[id(e)] = repr(e)
+            continue
+        body = f"cast({text[id(e.args[0])]}, {e.value})" if e.op == "cast" else \
+            f"{e.op}({', '.join(text[id(a)] for a in e.args)})"
+        if uses.get(id(e), 0) > 1:
+            lets.append(f"t{len(lets)}={body}")
+            text[id(e)] = f"t{len(lets) - 1}"
+        else:
+            text[id(e)] = body
+    return lets, [text[id(e)] for e in exprs]
+
+
 def describe(spec: LoopSpec) -> str:
+    lets, (out, *extra_texts) = _texts(list(spec.outs))
     parts = [f"loop{list(spec.outer)}"]
     if spec.n_reduce:
         parts.append(f"reduce{list(spec.inner)}")
     loads = ", ".join(f"x{i}=in{ld.input}[{ld.offset}+{ld.strides}]" for i, ld in enumerate(spec.loads))
     stages = "; ".join(f"s{j}={r.op}({r.expr!r})" for j, r in enumerate(spec.reductions))
     store = "every index" if spec.per_element else "each outer index"
-    return (f"{' '.join(parts)} {{ {loads}" + (f"; {stages}" if stages else "")
-            + f"; out[{store}] = {spec.out!r} }} -> {spec.out_shape} {spec.dtype}")
+    extra = "".join(f"; out{j + 1}[{store}] = {t}" for j, t in enumerate(extra_texts))
+    n_out = f"{1 + len(spec.extra_outs)} x " if spec.extra_outs else ""
+    shared = f"; {', '.join(lets)}" if lets else ""
+    return (f"{' '.join(parts)} {{ {loads}" + (f"; {stages}" if stages else "") + shared
+            + f"; out[{store}] = {out}{extra} }} -> {n_out}{spec.out_shape} {spec.dtype}")
 
 
 # ---- the "fused" op: how fused groups sit in a graph ------------------------------------
@@ -246,3 +317,37 @@ def _fused_type(types, spec: LoopSpec):
 
 register("fused", infer=_fused_type, impl=lambda *arrays, spec: evaluate(spec, *arrays), family="kernel",
          doc="a fused loop kernel (made by the fusion pass; attrs: spec, a kernel_ir.LoopSpec)")
+
+
+def _fused_output_type(types, index: int):
+    return types[0].shape, types[0].dtype      # every output of a multi-output kernel has one type
+
+
+def _fused_output_impl(kernel, index: int):
+    raise RuntimeError("fused_output is read from its multi-output kernel by the executor "
+                       "(backends/interp.py, llvm, triton); it has no stand-alone implementation")
+
+
+def _matmul_epilogue_impl(a, b, *inputs, spec: LoopSpec):
+    return evaluate(spec, *_product_and_inputs(a, b, inputs))
+
+
+def _product_and_inputs(a, b, inputs) -> list:
+    """The arrays a matmul epilogue's spec reads: the raw product (its input 0), then ``inputs``."""
+    from .ops.registry import get_op
+    return [get_op("matmul").impl(a, b), *inputs]
+
+
+def evaluate_matmul_epilogue(spec: LoopSpec, a, b, *inputs) -> list[np.ndarray]:
+    """Every output of ``matmul_epilogue(a, b, *inputs)`` (passes/fusion_epilogue.py)."""
+    return evaluate_all(spec, *_product_and_inputs(a, b, inputs))
+
+
+register("matmul_epilogue", infer=_fused_type, impl=_matmul_epilogue_impl, family="kernel",
+         doc="a matmul whose result is finished by an elementwise epilogue (made by the fusion pass; "
+             "inputs: a, b, then the epilogue's; attrs: spec, a kernel_ir.LoopSpec over (rows, columns) "
+             "whose input 0 is the product)")
+
+
+register("fused_output", infer=_fused_output_type, impl=_fused_output_impl, family="kernel",
+         doc="output index + 1 of a multi-output fused kernel (its input; attrs: index)")

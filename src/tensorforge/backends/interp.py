@@ -1,7 +1,9 @@
 """The NumPy interpreter: runs a Program node by node, one vectorised NumPy call each.
 
 It is the reference every compiled backend is checked against, and the honest
-baseline they are measured against.
+baseline they are measured against. Run on a fused program (``passes=COMPILER_PASSES``) it
+evaluates each kernel-IR node with NumPy; a multi-output kernel's further outputs are kept
+aside for the ``fused_output`` nodes that read them.
 """
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import time
 
 import numpy as np
 
+from ..kernel_ir import evaluate_all, evaluate_matmul_epilogue
 from ..ops.registry import get_op
 from .. import runtime
 from ..program import Program
@@ -35,7 +38,25 @@ class InterpretedFunction:
                 self._leaves.append(nid)
                 self._leafset.add(nid)
                 continue
-            self._steps.append((nid, get_op(d["op"]).impl, d["inputs"], dict(d["attrs"])))
+            self._steps.append((nid, self._impl(nid, d), d["inputs"], dict(d["attrs"])))
+        self._side_outputs: dict[int, list] = {}    # multi-output kernel -> its further outputs
+
+    def _impl(self, nid: int, d: dict):
+        """The NumPy call of node ``nid``: the op's own, except for multi-output kernels and
+        the ``fused_output`` nodes that read their further outputs."""
+        attrs = dict(d["attrs"])
+        if d["op"] in ("fused", "matmul_epilogue") and attrs["spec"].extra_outs:
+            evaluate = evaluate_all if d["op"] == "fused" else evaluate_matmul_epilogue
+
+            def run_kernel(*arrays, spec):
+                first, *rest = evaluate(spec, *arrays)
+                self._side_outputs[nid] = rest
+                return first
+            return run_kernel
+        if d["op"] == "fused_output":
+            kernel = d["inputs"][0]
+            return lambda _first, index: self._side_outputs[kernel][index]
+        return get_op(d["op"]).impl
 
     can_time_kernels = True
 

@@ -20,7 +20,10 @@ recursion limit.
 
 The result is a program whose non-leaf nodes are ``fused`` kernels, opaque ops, and
 the views that remain between buffers and opaque ops (zero-copy strided aliases for
-the backend). Index arithmetic is affine: a value of shape S read at loop index i
+the backend). A row reduction read only by one elementwise kernel is finished inside that
+kernel (``fusion_rows.py``). Elementwise kernels of one loop space that read each other element for element
+then become multi-output kernels (``fusion_multi.py``), and a kernel that is the only reader
+of a matmul becomes that matmul's epilogue (``fusion_epilogue.py``). Index arithmetic is affine: a value of shape S read at loop index i
 is at multi-index ``M @ i + off``; a buffer's load strides are
 ``contiguous_strides(S) @ M``.
 """
@@ -33,6 +36,9 @@ from ..ops.indexing import index_to_python
 from ..ops.registry import get_op, normalize_axis
 from ..ops.scalar import SYMBOLIC, Expr
 from ..program import Program
+from .fusion_epilogue import fold_matmul_epilogues
+from .fusion_multi import merge_multi_output
+from .fusion_rows import absorb_row_reductions
 from .rewrite import Builder
 
 __all__ = ["fuse", "VIEW_OPS", "REDUCTION_OPS"]
@@ -430,7 +436,7 @@ def fuse(program: Program) -> Program:
                                 name=d["name"])
     order = list(b.order)
     prog = b.program(new_of, order)
-    return prog
+    return fold_matmul_epilogues(merge_multi_output(absorb_row_reductions(prog)))
 
 
 def _needed_as_view(f: _Fuser, n: int) -> bool:

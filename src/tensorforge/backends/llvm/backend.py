@@ -117,6 +117,7 @@ class _Lowering:
         self.buffers: dict[int, tuple] = {}                  # computed base -> (shape, dtype), planned later
         self.calls: list[tuple[str, list[int]]] = []         # kernel name, base buffers (written one first)
         self.fused_specs: dict[int, object] = {}             # call index -> LoopSpec (for in-place updates)
+        self.extra_writes: dict[int, list[int]] = {}         # call index -> further outputs (multi-output kernels)
         self.redirect: dict[int, int] = {}                   # update value -> parameter it is written into
         self._tmp_ids = iter(range(-1, -10**9, -1))           # ids of temporaries (never graph nodes)
         self.kernels: list[str] = []                         # one line per kernel, for printing
@@ -166,6 +167,8 @@ class _Lowering:
                 self._view(nid, d)
             elif op == "fused":
                 self._fused(nid, d, k)
+            elif op == "fused_output":
+                self._fused_output(nid, d)
             elif op in LIBRARY:
                 self._library(nid, d, k)
             else:
@@ -228,8 +231,26 @@ class _Lowering:
         name = f"k{len(self.calls)}_fused"
         emit_loop_kernel(self.module, name, spec, [self.p.dtypes[i] for i in d["inputs"]], self.threads)
         self.fused_specs[len(self.calls)] = spec
+        if spec.extra_outs:
+            self.extra_writes[len(self.calls)] = []         # filled by the fused_output nodes that follow
         self.calls.append((name, [nid] + bases))
         self.kernels.append(f"{name}: {describe(spec)}")
+
+    def _fused_output(self, nid: int, d: dict) -> None:
+        """A further output of a multi-output kernel: a buffer of its own that the kernel writes
+        (its pointer comes after the kernel's inputs, in output order)."""
+        kernel = d["inputs"][0]
+        writer = next(i for i, (_, bufs) in enumerate(self.calls) if bufs[0] == kernel)
+        index = dict(d["attrs"])["index"]
+        if len(self.extra_writes[writer]) != index:
+            raise BackendError(f"the outputs of a multi-output kernel come out of order at {self.p.describe_node(nid)}")
+        self._new_buffer(nid)
+        self.extra_writes[writer].append(nid)
+
+    def _writer_of(self, base: int) -> int | None:
+        """The call that writes buffer ``base`` (as its first output or a further one)."""
+        return next((i for i, (_, bufs) in enumerate(self.calls)
+                     if bufs[0] == base or base in self.extra_writes.get(i, ())), None)
 
     def _library(self, nid: int, d: dict, k: int) -> None:
         operands = [self.operand[i][1] for i in d["inputs"]]
@@ -237,21 +258,28 @@ class _Lowering:
         self._new_buffer(nid)
         out = self.operand[nid][1]
         name = f"k{len(self.calls)}_{d['op']}"
-        LIBRARY[d["op"]](self.module, name, operands, out, dict(d["attrs"]))
-        name = self._maybe_parallel(name, d["op"], operands, out)
+        attrs = dict(d["attrs"])
+        LIBRARY[d["op"]](self.module, name, operands, out, attrs)
+        n_extra = len(attrs["spec"].extra_outs) if d["op"] == "matmul_epilogue" else 0
+        name = self._maybe_parallel(name, d["op"], operands, out, n_extra)
+        if n_extra:
+            self.extra_writes[len(self.calls)] = []         # filled by the fused_output nodes that follow
         self.calls.append((name, [nid] + bases))
         shapes = ", ".join(str(o.shape) for o in operands)
-        self.kernels.append(f"{name}: {d['op']}({shapes}) -> {out.shape} {out.dtype}")
+        epilogue = f", then per row: {describe(attrs['spec'])}" if d["op"] == "matmul_epilogue" else ""
+        self.kernels.append(f"{name}: {d['op']}({shapes}) -> {out.shape} {out.dtype}{epilogue}")
 
-    def _maybe_parallel(self, name: str, op: str, operands, out) -> str:
+    def _maybe_parallel(self, name: str, op: str, operands, out, n_extra: int = 0) -> str:
         """Split a large kernel's independent work units across the thread pool (its ``_range``
-        entry takes them): a matmul's row panels, a convolution's samples (grad_weight: input
-        channels), a pooling kernel's (sample, channel) planes (library/ranged.py), or the outer
-        loop of another library kernel that has one (library/split.py)."""
+        entry takes them): a matmul's row panels (with its epilogue), a convolution's samples
+        (grad_weight: input channels), a pooling kernel's (sample, channel) planes
+        (library/ranged.py), or the outer loop of another library kernel that has one
+        (library/split.py). ``n_extra``: extra outputs the kernel writes (a two-output epilogue)."""
         if self.threads <= 1:
             return name
-        if op == "matmul":
-            units = matmul_units(operands, out)
+        is_product = op in ("matmul", "matmul_epilogue")
+        if is_product:
+            units = matmul_units(operands[:2], out)
             k = operands[0].shape[-1]
             # a multiply-add is far cheaper than a loop element's memory traffic: weigh it 1/32
             work = math.prod(out.shape) * k // 32
@@ -264,14 +292,14 @@ class _Lowering:
         if not parallel.worth_splitting(work, units, self.threads):
             return name
         grain = parallel.grain_for(work // max(1, units))
-        if op == "matmul":
+        if is_product:
             # every range call packs all of B for its rows: one chunk per thread, not several
             grain = max(grain, units // self.threads)
         range_fn = self.module.get_global(f"{name}_range")
-        if self.symbolic and op == "matmul":
+        if self.symbolic and is_product:
             # a generic build: units = ceil(m / mr) is a step function of the batch that probes may
             # not see, so the extent, and the one-chunk-per-thread grain, are computed at run time
-            extent = matmul_units_extent(operands, out)
+            extent = matmul_units_extent(operands[:2], out)
             floor = parallel.grain_for(work // max(1, units))
             threads = self.threads
 
@@ -281,8 +309,8 @@ class _Lowering:
                 return b.select(b.icmp_signed(">", per_thread, low), per_thread, low)
         else:
             extent = units
-        parallel.emit_entry(self.module, f"{name}_mt", range_fn, 1 + len(operands), extent, self.threads,
-                            grain=grain)
+        parallel.emit_entry(self.module, f"{name}_mt", range_fn, 1 + len(operands) + n_extra, extent,
+                            self.threads, grain=grain)
         return f"{name}_mt"
 
     def _outputs_of_updated_parameters(self) -> None:
@@ -314,7 +342,7 @@ class _Lowering:
 
     def _can_write_in_place(self, param: int, new: int) -> bool:
         base, opnd = self.operand[new]
-        writer = next((i for i, (_, bufs) in enumerate(self.calls) if bufs[0] == base), None)
+        writer = self._writer_of(base)
         spec = self.fused_specs.get(writer)
         if (spec is None or base != new or spec.n_reduce or not spec.per_element or base in self.fresh
                 or base in self.redirect or opnd.shape != tuple(self.p.shapes[param])
@@ -348,8 +376,12 @@ class _Lowering:
         """Give computed buffers memory: blocks shared by buffers whose lifetimes do not overlap."""
         sizes = {b: math.prod(shape) * np.dtype(dt).itemsize for b, (shape, dt) in self.buffers.items()
                  if b not in self.redirect}
-        calls = [(self.redirect.get(bufs[0], bufs[0]), [self.redirect.get(x, x) for x in bufs[1:]])
-                 for _, bufs in self.calls]
+        calls = []
+        for k, (_, bufs) in enumerate(self.calls):
+            reads = [self.redirect.get(x, x) for x in bufs[1:]]
+            # a multi-output kernel: one entry per output, all reading the kernel's inputs
+            for out in self.extra_writes.get(k, []) + [bufs[0]]:
+                calls.append((self.redirect.get(out, out), reads))
         live_to_end = {src for _, src, _ in self.update_copies}
         live_to_end |= {self.operand[o][0] for o in self.p.outputs}
         self.memory = (memory.plan(sizes, calls, live_to_end) if self.fixed_plan is None
@@ -387,7 +419,8 @@ class _Lowering:
             for k, (name, bases) in enumerate(self.calls):
                 callee = self.module.get_global(name)
                 with _timed(clock, k):
-                    b.call(callee, [slot(self._slot(x)) for x in bases])
+                    ptrs = bases + self.extra_writes.get(k, [])
+                    b.call(callee, [slot(self._slot(x)) for x in ptrs])
             memcpy = self.module.declare_intrinsic("llvm.memcpy", [PTR, PTR, ir.IntType(64)])
             with _timed(clock, len(self.calls)):
                 for dst, src, nbytes in self.update_copies:

@@ -1,6 +1,10 @@
 """Lower a kernel-IR ``LoopSpec`` (a fused group) to one LLVM function.
 
-    void name(ptr out, ptr in0, ptr in1, ...)
+    void name(ptr out, ptr in0, ptr in1, ..., ptr out1, ptr out2, ...)
+
+(``out1, ...``: the extra outputs of a multi-output kernel, ``LoopSpec.extra_outs``; every
+output of an element is computed from the same loads before any of them is stored, so an
+output may be written in place over an input read at that element.)
 
     for each outer index o:                       (nested loops, collapsed where contiguous)
         s_j = reduce_j over the inner axes of expr_j(loads)        for each reduction j
@@ -95,7 +99,7 @@ def emit_loop_kernel(module: ir.Module, name: str, spec: LoopSpec, in_dtypes, th
     work = math.prod(spec.space)
     if not parallel.worth_splitting(work, extent, threads):
         threads = 1
-    return parallel.emit_entry(module, name, range_fn, 1 + len(in_dtypes), extent, threads,
+    return parallel.emit_entry(module, name, range_fn, 1 + len(in_dtypes) + len(spec.extra_outs), extent, threads,
                                grain=parallel.grain_for(work // max(1, extent)))
 
 
@@ -173,12 +177,34 @@ def _emit_column_reduce(b: ir.IRBuilder, spec: LoopSpec, out_ptr, begin, end, va
             _store(b, value(spec.out, prefix + [o] + zeros, [stage], spec.dtype), out_ptr, out_slot(o), spec.dtype)
 
 
-def _emit_range(module: ir.Module, name: str, spec: LoopSpec, in_dtypes) -> ir.Function:
-    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [PTR] * (1 + len(in_dtypes)) + [I64, I64]), name=name)
-    for a in fn.args[:1 + len(in_dtypes)]:
+def _values_of_outputs(b: ir.IRBuilder, spec: LoopSpec, loaded, stages, arg_dtypes, acc_dtype) -> list:
+    """Every output's value at one element, from one set of loads (all computed before any store)."""
+    stage_dtypes = [acc_dtype] * len(spec.reductions)
+    exprs = [_stages_as_args(e, len(spec.loads), stage_dtypes) for e in spec.outs]
+    lowered = scalar.lower_all(b, exprs, loaded + stages, arg_dtypes=arg_dtypes, default_float=acc_dtype,
+                               out_dtype=spec.dtype)
+    return [v for v, _ in lowered]
+
+
+def emit_epilogue_range(module: ir.Module, name: str, spec: LoopSpec, in_dtypes) -> ir.Function:
+    """``void name(ptr out, ptr in1, ..., ptr out1, ..., i64 begin, i64 end)``: ``spec`` over
+    the rows [begin, end) of its first loop, with input 0 read from ``out`` itself (a matmul
+    epilogue, applied in place to the product). Input 0 shares the output's pointer, so LLVM
+    sees each element read before it is written, and vectorises without alias checks."""
+    return _emit_range(module, name, spec, in_dtypes, input0_is_out=True)
+
+
+def _emit_range(module: ir.Module, name: str, spec: LoopSpec, in_dtypes, input0_is_out: bool = False) -> ir.Function:
+    n_ins = len(in_dtypes) - (1 if input0_is_out else 0)
+    n_ptrs = 1 + n_ins + len(spec.extra_outs)
+    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [PTR] * n_ptrs + [I64, I64]), name=name)
+    for a in fn.args[:n_ptrs]:
         a.add_attribute("noalias")
     b = ir.IRBuilder(fn.append_basic_block("entry"))
-    out_ptr, *ins = fn.args[:1 + len(in_dtypes)]
+    out_ptr, *ins = fn.args[:1 + n_ins]
+    if input0_is_out:
+        ins = [out_ptr] + ins
+    out_ptrs = [out_ptr] + list(fn.args[1 + n_ins:n_ptrs])
     begin, end = fn.args[-2:]
     n_outer = len(spec.space) - spec.n_reduce
     outer, inner = spec.space[:n_outer], spec.space[n_outer:]
@@ -213,8 +239,10 @@ def _emit_range(module: ir.Module, name: str, spec: LoopSpec, in_dtypes) -> ir.F
         if spec.per_element:
             with loop_nest(b, inner, "e") as ridx:
                 idx = list(oidx) + list(ridx)
-                v = value(spec.out, idx, stages, spec.dtype)
-                _store(b, v, out_ptr, strided_index(b, 0, spec.out_strides, idx), spec.dtype)
+                values = _values_of_outputs(b, spec, loads_at(idx), stages, arg_dtypes, acc_dtype)
+                where = strided_index(b, 0, spec.out_strides, idx)
+                for v, ptr in zip(values, out_ptrs):
+                    _store(b, v, ptr, where, spec.dtype)
         else:
             zeros = [ir.Constant(ir.IntType(64), 0)] * len(inner)
             v = value(spec.out, list(oidx) + zeros, stages, spec.dtype)

@@ -370,13 +370,23 @@ def lower(builder: ir.IRBuilder, expr: Expr, args, arg_dtypes=None, default_floa
     ``args[i]`` is the IR value of ``arg(i)`` (bool as i1). ``default_float`` types the
     constants of a subtree that meets no typed operand; ``out_dtype`` converts the result.
     """
+    return lower_all(builder, [expr], args, arg_dtypes, default_float, out_dtype)[0]
+
+
+def lower_all(builder: ir.IRBuilder, exprs, args, arg_dtypes=None, default_float: str = "float32",
+              out_dtype: str | None = None) -> list:
+    """``lower`` for several expressions over the same ``args`` (a multi-output kernel): a
+    subexpression they share is emitted once. Returns [(value, dtype), ...]."""
     state = _Lowering(builder, list(args), default_float, arg_dtypes)
-    state.prime(expr)
-    dtype = state.dtype_of(expr) or out_dtype or default_float
-    value = state.emit(expr, dtype)
-    if out_dtype is not None:
-        value, dtype = convert(builder, value, dtype, out_dtype), str(np.dtype(out_dtype))
-    return value, dtype
+    results = []
+    for expr in exprs:
+        state.prime(expr)
+        dtype = state.dtype_of(expr) or out_dtype or default_float
+        value = state.emit(expr, dtype)
+        if out_dtype is not None:
+            value, dtype = convert(builder, value, dtype, out_dtype), str(np.dtype(out_dtype))
+        results.append((value, dtype))
+    return results
 
 
 # ---- 1-D elementwise loops: out[i] = expr(in0[i], ...) ---------------------------------------

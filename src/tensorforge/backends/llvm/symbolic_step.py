@@ -34,7 +34,7 @@ log = logging.getLogger("tensorforge.compile")
 # library ops whose kernels were reviewed for sizes given at run time: every size-dependent
 # value they emit is a polynomial of the operand sizes (clamps and roundings are computed in
 # the IR), so the probes see all of them
-SYMBOLIC_LIBRARY_OPS = frozenset({"matmul", "copy", "one_hot", "dropout", "random_uniform", "argmax",
+SYMBOLIC_LIBRARY_OPS = frozenset({"matmul", "matmul_epilogue", "copy", "one_hot", "dropout", "random_uniform", "argmax",
                                   "getitem", "getitem_grad", "concat", "concat_grad"})
 
 

@@ -126,6 +126,7 @@ class _Lowering:
         self.leaves: dict[int, object] = {}       # base -> DeviceParameter or constant tensor
         self.sources: list[str] = []
         self.calls: list[tuple] = []              # (kind, name, info, out base, input bases)
+        self.extra_writes: dict[int, list] = {}   # call index -> further outputs of a multi-output kernel
         self.kernels: list[str] = []
         self._tmp = iter(range(-1, -10**9, -1))
 
@@ -151,6 +152,17 @@ class _Lowering:
                 self.operand[nid] = (base, view)
             elif op == "fused":
                 self._fused(nid, d)
+            elif op == "fused_output":             # written by its multi-output kernel, in order
+                writer = max(k for k, call in enumerate(self.calls) if call[3] == d["inputs"][0])
+                self.buffers[nid] = (tuple(self.p.shapes[nid]), self.p.dtypes[nid])
+                self._own(nid)
+                written = self.extra_writes.setdefault(writer, [])
+                if dict(d["attrs"])["index"] != len(written):      # pointers are passed by position
+                    raise NotImplementedError(f"the outputs of a multi-output kernel come out of order at "
+                                              f"{self.p.describe_node(nid)}")
+                written.append(nid)
+            elif op == "matmul_epilogue":
+                self._matmul_epilogue(nid, d)
             elif op in library.LIBRARY:
                 self._library(nid, d)
             else:
@@ -205,6 +217,29 @@ class _Lowering:
         from ...kernel_ir import describe
         self.kernels.append(f"{name}: {describe(spec)}")
 
+    def _matmul_epilogue(self, nid, d):
+        """One matmul kernel that stores its epilogue's values (its further inputs are read as
+        contiguous buffers, like a fused kernel's; further outputs follow the inputs)."""
+        a, b, *rest = d["inputs"]
+        operands = [self.operand[i][1] for i in (a, b)]
+        bases = [self.operand[i][0] for i in (a, b)]
+        for i in rest:
+            base, opnd = self.operand[i]
+            if not is_contiguous(opnd):
+                base, opnd = self._materialise(i)
+            operands.append(opnd)
+            bases.append(base)
+        self.buffers[nid] = (tuple(self.p.shapes[nid]), self.p.dtypes[nid])
+        self._own(nid)
+        out = self.operand[nid][1]
+        name = f"k{len(self.calls)}_matmul_epilogue"
+        spec = dict(d["attrs"])["spec"]
+        text, info = library.LIBRARY["matmul_epilogue"](name, operands, out, {"spec": spec})
+        self.sources.append(text)
+        self.calls.append(("library", name, info, nid, bases))
+        from ...kernel_ir import describe
+        self.kernels.append(f"{name}: matmul({operands[0].shape}, {operands[1].shape}), then {describe(spec)}")
+
     def _library(self, nid, d):
         operands = [self.operand[i][1] for i in d["inputs"]]
         bases = [self.operand[i][0] for i in d["inputs"]]
@@ -228,7 +263,9 @@ class TritonFunction:
         self.build_seconds = build_seconds
         self.dev = low.dev
         sizes = {b: math.prod(s) * np.dtype(dt).itemsize for b, (s, dt) in low.buffers.items()}
-        plan = memory.plan(sizes, [(out, ins) for _, _, _, out, ins in low.calls],
+        # a multi-output kernel: one planning entry per output, each reading the kernel's inputs
+        plan = memory.plan(sizes, [(o, ins) for k, (_, _, _, out, ins) in enumerate(low.calls)
+                                   for o in low.extra_writes.get(k, []) + [out]],
                            {b for _, b in low.update_values} | {low.operand[o][0] for o in program.outputs})
         self.memory = plan
         blocks = [torch.empty(n, dtype=torch.int8, device=self.dev) for n in plan.block_sizes]
@@ -273,9 +310,11 @@ class TritonFunction:
         for k, (kind, name, info, out, ins) in enumerate(self._low.calls):
             with self._timed(times, self._low.kernels[k]):
                 if kind == "fused":
-                    info.launch(self._module, t[out], *[t[i] for i in ins])
+                    extra = self._low.extra_writes.get(k, [])
+                    info.launch(self._module, t[out], *[t[i] for i in ins + extra])
                 else:
-                    library.launch(self._module, info, t[out], [t[i] for i in ins], self._alloc_scratch(name))
+                    extra = self._low.extra_writes.get(k, [])
+                    library.launch(self._module, info, t[out], [t[i] for i in ins + extra], self._alloc_scratch(name))
         with self._timed(times, "update copies"):
             for param, value in self._low.update_values:
                 t[param].copy_(t[value].view(t[param].shape))

@@ -1,6 +1,7 @@
 """Lower a kernel-IR ``LoopSpec`` (a fused group) to the source of one ``@triton.jit`` kernel.
 
     def name(out_ptr, in0_ptr, in1_ptr, ..., BLOCK: tl.constexpr)              elementwise
+    def name(out_ptr, in0_ptr, ..., out1_ptr, ..., BLOCK: tl.constexpr)       multi-output elementwise
     def name(out_ptr, in0_ptr, ..., XBLOCK: tl.constexpr, RBLOCK: tl.constexpr) reductions
 
 Extents and strides are baked into the source as constants (one kernel per shape).
@@ -168,6 +169,7 @@ def _store_value(name: str, dtype: str) -> str:
 
 def _signature(fn: str, spec: LoopSpec, in_dtypes, constexprs) -> list[str]:
     ptrs = ["out_ptr"] + [f"in{j}_ptr" for j in range(len(in_dtypes))]
+    ptrs += [f"out{j + 1}_ptr" for j in range(len(spec.extra_outs))]
     consts = [f"{c}: tl.constexpr" for c in constexprs]
     return ["@triton.jit", f"def {fn}({', '.join(ptrs + consts)}):"]
 
@@ -181,9 +183,13 @@ def _elementwise(k: _Kernel, wide: bool) -> None:
     k.lines += [f"idx = {pid} * BLOCK + tl.arange(0, BLOCK)", f"mask = idx < {total}"]
     names = _decompose(k.lines, "idx", spec.space, [f"i{a}" for a in range(len(spec.space))])
     scope = k.scope([(names, "mask")])
-    value = scope.value(spec.out, spec.dtype)
+    # every output from the same loads (one scope: shared subexpressions are written once),
+    # all computed before the first store
+    values = [scope.value(e, spec.dtype) for e in spec.outs]
     offset = _affine(0, spec.out_strides, names) or "idx * 0"
-    k.lines.append(f"tl.store(out_ptr + ({offset}), {_store_value(value, spec.dtype)}, mask=mask)")
+    for j, value in enumerate(values):
+        ptr = "out_ptr" if j == 0 else f"out{j}_ptr"
+        k.lines.append(f"tl.store({ptr} + ({offset}), {_store_value(value, spec.dtype)}, mask=mask)")
 
 
 # ---- reductions --------------------------------------------------------------------------

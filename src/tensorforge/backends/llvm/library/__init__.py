@@ -14,5 +14,5 @@ register = library_registrar(LIBRARY, "library kernel")   # decorator: @register
 
 
 # the emitter modules register themselves on import (kept at the bottom: they import Operand)
-from . import linalg, conv  # noqa: E402,F401
+from . import linalg, conv, epilogue  # noqa: E402,F401
 from . import indexing, nn, random, reduce  # noqa: E402,F401  (pooling, indexing, random, argmax, copy)

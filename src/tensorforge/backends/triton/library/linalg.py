@@ -65,13 +65,17 @@ def _batch_strides(op: Operand, batch) -> tuple[int, ...]:
 
 
 def matmul_kernel(kname, a: Operand, b: Operand, out_dtype, batch, a_bstrides, b_bstrides,
-                  allow_tf32=False, out_offset=0):
+                  allow_tf32=False, out_offset=0, epilogue=None):
     """Source and launch of out[batch, M, N] = a[batch, M, K] @ b[batch, K, N] (contiguous out),
     a and b read through strides; fp32 (or fp64) accumulation, masks at the edges.
 
     Returns (source, grid, meta, tune): the grid is a function of the meta parameters (any
     power-of-two tiles work: the tile counts are computed from BLOCK_M/BLOCK_N in the
-    kernel), meta is the default configuration, tune describes the GPU search."""
+    kernel), meta is the default configuration, tune describes the GPU search.
+
+    ``epilogue``: (LoopSpec, dtypes of its inputs 1, ...) of a ``matmul_epilogue`` node; the
+    kernel then takes those inputs and the spec's extra outputs as further pointers, and
+    stores the spec's values computed from the accumulator instead of the accumulator."""
     m, k = int(a.shape[-2]), int(a.shape[-1])
     n = int(b.shape[-1])
     if int(b.shape[-2]) != k:
@@ -89,9 +93,14 @@ def matmul_kernel(kname, a: Operand, b: Operand, out_dtype, batch, a_bstrides, b
     pid = "tl.program_id(0).to(tl.int64)" if wide else "tl.program_id(0)"
     cvt_a = "" if _tl(a.dtype) == acc_t else f".to({acc_t})"
     cvt_b = "" if _tl(b.dtype) == acc_t else f".to({acc_t})"
+    mask = f"(rm[:, None] < {m}) & (rn[None, :] < {n})"
+    if epilogue is None:
+        extra_ptrs, store = "", f"    tl.store(out, acc.to({_tl(out_dtype)}), mask={mask})\n"
+    else:
+        extra_ptrs, store = _epilogue_store(epilogue, m, n, out_dtype, mask)
     text = f"""
 @triton.jit
-def {kname}(out_ptr, a_ptr, b_ptr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr):
+def {kname}(out_ptr, a_ptr, b_ptr, {extra_ptrs}BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr):
     pid = {pid}
     tm = ({m} + BLOCK_M - 1) // BLOCK_M
     tn = ({n} + BLOCK_N - 1) // BLOCK_N
@@ -131,8 +140,7 @@ def {kname}(out_ptr, a_ptr, b_ptr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
         a_ptrs += BLOCK_K * {sak}
         b_ptrs += BLOCK_K * {sbk}
     out = out_ptr + {int(out_offset)} + bidx * {m * n} + rm[:, None] * {n} + rn[None, :]
-    tl.store(out, acc.to({_tl(out_dtype)}), mask=(rm[:, None] < {m}) & (rn[None, :] < {n}))
-"""
+{store}"""
     configs = matmul_configs(m, n, k, out_dtype, precision == "tf32")
     meta = dict(configs[0])
 
@@ -140,6 +148,50 @@ def {kname}(out_ptr, a_ptr, b_ptr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
                     f"+{b.offset} {b_bstrides}|batch {batch}|{out_dtype}|{precision}",
                     tuple(configs), _MatmulGrid(m, n, n_batch))
     return text, tune.grid(meta), meta, tune
+
+
+def _epilogue_store(epilogue, m: int, n: int, out_dtype: str, mask: str) -> tuple[str, str]:
+    """(extra pointer parameters, store lines) applying a matmul epilogue to the accumulator:
+    the spec's input 0 is the product (the accumulator rounded to the output dtype, as the other
+    backends store it first), the others are loaded at (row, column) of the stacked batch rows."""
+    from ..scalar import Emitter
+    spec, in_dtypes = epilogue
+    lines = [f"c = acc.to({_tl(out_dtype)})", f"erow = bidx * {m} + rm", f"emask = {mask}"]
+    loaded: dict[int, tuple[str, str]] = {}
+
+    def leaf(e):
+        ld = spec.loads[e.value]
+        if ld.input == 0:
+            return "c", out_dtype
+        if e.value not in loaded:
+            dtype = in_dtypes[ld.input - 1]
+            ptr = f"e{ld.input}_ptr + {ld.offset} + erow[:, None] * {ld.strides[0]} + rn_in[None, :] * {ld.strides[1]}"
+            lines.append(f"x{e.value} = tl.load({ptr}, mask=emask, other=0)" + (" != 0" if dtype == "bool" else ""))
+            loaded[e.value] = (f"x{e.value}", dtype)
+        return loaded[e.value]
+
+    emitter = Emitter(leaf, lines, out_dtype)
+    values = [emitter.value(e, out_dtype)[0] for e in spec.outs]
+    lines.append(f"tl.store(out, {values[0]}, mask=emask)")
+    offset = "bidx * {mn} + rm[:, None] * {n} + rn[None, :]".format(mn=m * n, n=n)
+    for j, v in enumerate(values[1:]):
+        lines.append(f"tl.store(o{j + 1}_ptr + {offset}, {v}, mask=emask)")
+    params = [f"e{k + 1}_ptr" for k in range(len(in_dtypes))] + [f"o{j + 1}_ptr" for j in range(len(spec.extra_outs))]
+    return "".join(f"{p}, " for p in params), "".join(f"    {line}\n" for line in lines)
+
+
+@register("matmul_epilogue")
+def emit_matmul_epilogue(name, inputs, out, attrs):
+    """out (and the spec's extra outputs, passed after the inputs) = epilogue(a @ b, inputs...):
+    the matmul kernel stores the spec's values computed from its accumulator."""
+    a, b, *rest = inputs
+    spec = attrs["spec"]
+    batch = tuple(out.shape[:-2])
+    kname = ident(name)
+    text, grid, meta, tune = matmul_kernel(kname, a, b, out.dtype, batch, _batch_strides(a, batch),
+                                           _batch_strides(b, batch), epilogue=(spec, [o.dtype for o in rest]))
+    buffers = ["out"] + [f"in{k}" for k in range(len(inputs) + len(spec.extra_outs))]
+    return _single(text, [KernelLaunch(kname, grid, tuple(buffers), (), meta, tune)])
 
 
 @dataclass(frozen=True)
