@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-__all__ = ["Setting", "SETTINGS", "get", "set", "reset", "override", "describe", "log", "LOG_TOPICS"]
+__all__ = ["Setting", "SETTINGS", "get", "is_set", "set", "reset", "override", "describe", "log", "LOG_TOPICS"]
 
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("", "0", "false", "no", "off")
@@ -128,6 +128,9 @@ SETTINGS: dict[str, Setting] = {s.name: s for s in (
     Setting("vector_bits", "TENSORFORGE_VECTOR_BITS", _vector_bits, lambda: None,
             "Force the SIMD width the LLVM kernels are tiled for (128, 256 or 512); "
             "for testing AVX2 code on an AVX-512 host.", "the host's widest"),
+    Setting("dynamic_batch", "TENSORFORGE_DYNAMIC_BATCH", _flag, lambda: True,
+            "Build one LLVM step for every batch size (a placeholder dim declared None); off: one "
+            "build per input shape.", "on"),
     Setting("triton_tune", "TENSORFORGE_TRITON_TUNE", _flag, lambda: True,
             "Autotune Triton kernels' block sizes on the GPU (off: fixed defaults).", "on"),
     Setting("cuda_graphs", "TENSORFORGE_CUDA_GRAPHS", _flag, lambda: True,
@@ -155,6 +158,13 @@ def get(name: str) -> Any:
     if text is not None and (text.strip() or setting.parse in (_optional_path, _vector_bits, _topics)):
         return setting.parse(setting.env, text)
     return setting.default()
+
+
+def is_set(name: str) -> bool:
+    """Whether ``name`` was given (``config.set`` or a non-empty environment variable) rather than
+    left to its default."""
+    setting = _setting(name)
+    return name in _overrides or bool(os.environ.get(setting.env, "").strip())
 
 
 def set(name: str, value: Any) -> None:  # noqa: A001 - mirrors get

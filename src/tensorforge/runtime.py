@@ -14,39 +14,32 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import os
 from pathlib import Path
 
-_num_threads: int | None = None
 _blas_limit: int | None = None      # the limit last applied through threadpoolctl
 
 
 def set_num_threads(n: int) -> None:
-    """Bound the threads that compiled code uses (also: TENSORFORGE_NUM_THREADS)."""
-    global _num_threads
+    """Bound the threads that compiled code uses (also: TENSORFORGE_NUM_THREADS; the setting
+    ``num_threads`` of tg.config)."""
+    from . import config
     n = int(n)
     if n < 1:
         raise ValueError(f"set_num_threads: need n >= 1, got {n}")
-    _num_threads = n
+    config.set("num_threads", n)
     limit_library_threads()
 
 
 def get_num_threads() -> int:
     """The threads compiled code may use: set_num_threads's value, else TENSORFORGE_NUM_THREADS,
     else every core."""
-    if _num_threads is not None:
-        return _num_threads
-    env = os.environ.get("TENSORFORGE_NUM_THREADS")
-    if env:
-        try:
-            return max(1, int(env))
-        except ValueError:
-            raise ValueError(f"TENSORFORGE_NUM_THREADS must be a positive integer, got {env!r}") from None
-    return os.cpu_count() or 1
+    from . import config
+    return config.get("num_threads")
 
 
 def _thread_count_was_asked_for() -> bool:
-    return _num_threads is not None or bool(os.environ.get("TENSORFORGE_NUM_THREADS"))
+    from . import config
+    return config.is_set("num_threads")
 
 
 def limit_library_threads() -> None:
@@ -89,4 +82,5 @@ def code_fingerprint() -> str:
 def dynamic_batch() -> bool:
     """Whether a step whose placeholders have None dims may be built once for every batch
     size (tensorforge.symbolic); TENSORFORGE_DYNAMIC_BATCH=0 specialises per shape as before."""
-    return os.environ.get("TENSORFORGE_DYNAMIC_BATCH", "1").strip().lower() not in ("0", "false", "no", "off")
+    from . import config
+    return config.get("dynamic_batch")
