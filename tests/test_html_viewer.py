@@ -109,7 +109,7 @@ def test_fused_kernels_list_the_ops_they_compute():
     data = graph_data(step)
     program = resolve(step, True, True)[4]       # what the page draws (passes rerun after a disk-cache hit)
     assert data["fused_view"] and {n["id"] for n in data["nodes"]} == set(program.order)
-    fused = [n for n in data["nodes"] if n["op"] == "fused"]
+    fused = [n for n in data["nodes"] if n["op"] in ("fused", "matmul_epilogue")]
     assert fused and [n["kernel"] for n in fused] == list(range(len(fused)))
     assert all(n["members"] and n["detail"].startswith("loop") for n in fused)
     # each kernel lists the node it stands for last, every member once
@@ -138,13 +138,16 @@ def test_fused_members_cover_exactly_the_inlined_ops():
     step = tg.compile([x, y], [loss], updates=updates, backend="interp", passes=["fuse"])
     step(*_batch())
     program = resolve(step, True, True)[4]
-    fused = [n for n in graph_data(step)["nodes"] if n["op"] == "fused"]
+    fused = [n for n in graph_data(step)["nodes"] if n["op"] in ("fused", "matmul_epilogue")]
     members = {m["id"] for n in fused for m in n["members"]}
     stands_for = {program.origin.get(n, n) for n in program.order}
     roots = [loss.id] + [new.id for _, new in step.updates]
     inlined = {n for n in g.topological_order(roots)
                if g.node(n)["op"] not in ("placeholder", "parameter", "constant") and n not in stands_for}
-    kernel_roots = {program.origin[n["id"]] for n in fused}
+    kernel_ids = {n["id"] for n in fused}
+    extra_outputs = {m for m in program.order if program.graph.node(m)["op"] == "fused_output"
+                     and program.graph.node(m)["inputs"][0] in kernel_ids}
+    kernel_roots = {program.origin[n] for n in kernel_ids | extra_outputs}
     assert inlined and members == inlined | kernel_roots
 
 
@@ -259,7 +262,7 @@ def test_compiled_step_with_profile_renders_fused_kernels_and_heat(tmp_path):
     status, dom, log = render(page, tmp_path)
     _assert_rendered(status, dom, log, [n["id"] for n in data["nodes"]], len(data["edges"]))
     drawn_fused = re.findall(r'<g id="tf-node-\d+" class="tf-node tf-kind-fused', dom)
-    assert len(drawn_fused) == sum(n["op"] == "fused" for n in data["nodes"])
+    assert len(drawn_fused) == sum(n["op"] in ("fused", "matmul_epilogue") for n in data["nodes"])
     assert len(re.findall(r'class="tf-shape" fill="rgb\(', dom)) == sum("seconds" in n for n in data["nodes"])
     assert "Profile" in dom and "kernel 0" in dom
 

@@ -352,8 +352,9 @@ class CompiledFunction:
             self.pass_logs[key] = list(passed[0].pass_log)
             exe = self.backend.build_symbolic(passed, PROBES, self._batch_axes, passes=self.passes,
                                               cache_key=cache_key)
-        # what to_dot and friends show: this call's sizes (before the passes), not a probe's
-        exe.program = self._program(arrays)
+        # what to_dot, the HTML viewer and tests inspect: the passed program at this call's sizes
+        # (a probe's would show the probe's batch size)
+        exe.program = run_passes(self._program(arrays), self.passes)
         self.compile_times[key] = time.perf_counter() - t0
         self._cache[key] = exe
         compile_log.info("%s: one build for every batch size (%s, %.2f s)", self.name,

@@ -73,6 +73,8 @@ def node_kinds(graph: Graph, nodes) -> dict[int, str]:
             kinds[n] = "parameter" if dict(d["attrs"]).get("trainable", True) else "state"
         elif op in ("placeholder", "constant", "fused"):
             kinds[n] = op
+        elif op == "matmul_epilogue":        # a product and the elementwise kernel folded into it
+            kinds[n] = "fused"
         elif n in grads:
             kinds[n] = "gradient"
         elif n in after_grads:

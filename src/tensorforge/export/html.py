@@ -36,7 +36,10 @@ __all__ = ["to_html", "repr_html", "graph_data"]
 DAGRE_MAX_NODES = 300
 LAYOUTS = ("auto", "dagre", "layers")
 MAX_LISTED_MEMBERS = 400          # a fused kernel holds at most passes.fusion.MAX_FUSED_OPS ops
-_KERNEL_LABEL = re.compile(r"^k\d+_(\w+): (.*)$", re.S)
+# "k12_fused: loop[...]", "k3_matmul_epilogue_mt: matmul_epilogue(...)" (``_mt``: split across threads)
+_KERNEL_LABEL = re.compile(r"^k\d+_(\w+?)(?:_mt)?: (.*)$", re.S)
+# nodes that are kernels of their own and list the user's ops they compute
+KERNEL_OPS = ("fused", "matmul_epilogue")
 _INTERP_LABEL = re.compile(r"^%(\d+) (\S+) ")
 
 
@@ -94,7 +97,7 @@ def graph_data(obj, *, profile=None, backward: bool = True, fused: bool | None =
     kinds = node_kinds(graph, nodes)
     times, unmatched = match_profile(profile, graph, nodes, program)
     out_set, kept = set(outputs), set(nodes)
-    kernel_no = {n: k for k, n in enumerate(n for n in nodes if graph.node(n)["op"] == "fused")}
+    kernel_no = {n: k for k, n in enumerate(n for n in nodes if graph.node(n)["op"] in KERNEL_OPS)}
     items, fused_context = [], {}
     for n in nodes:
         d = graph.node(n)
@@ -104,7 +107,7 @@ def graph_data(obj, *, profile=None, backward: bool = True, fused: bool | None =
                 "label": node_label(graph, n, shapes).split("\n"), "output": n in out_set}
         if n in times:
             item["seconds"] = times[n]
-        if d["op"] == "fused":
+        if d["op"] in KERNEL_OPS and program is not None:
             item.update(_fused_details(program, n, kernel_no[n], fused_context))
         items.append(item)
     edges = list(dict.fromkeys((i, n) for n in nodes for i in graph.node(n)["inputs"] if i in kept))
@@ -170,15 +173,18 @@ def fused_members(program, nid: int, elsewhere: set | None = None, rank: dict | 
     root = origin.get(nid)
     if root is None or root not in user.nx:
         return []
+    # a multi-output kernel also computes what its fused_output nodes stand for
+    roots = [root] + [origin[m] for m in program.order if program.graph.node(m)["op"] == "fused_output"
+                      and program.graph.node(m)["inputs"][0] == nid and origin.get(m) in user.nx]
     if elsewhere is None:
         elsewhere = {origin.get(m) for m in program.order} - {None}
     if rank is None:
         rank = {n: k for k, n in enumerate(user.topological_order())}
-    members, stack, seen = [], [root], {root}
+    members, stack, seen = [], list(roots), set(roots)
     while stack and len(members) < MAX_LISTED_MEMBERS:
         n = stack.pop()
         d = user.node(n)
-        if d["op"] in ("placeholder", "parameter", "constant") or (n != root and n in elsewhere):
+        if d["op"] in ("placeholder", "parameter", "constant") or (n not in roots and n in elsewhere):
             continue
         members.append(n)
         for i in d["inputs"]:
@@ -237,13 +243,13 @@ def _kernel_node(label: str, graph, order, used) -> int | None:
     if not m:
         return None
     op, text = m.groups()
-    for n in order:
-        if n in used or graph.node(n)["op"] != op:
-            continue
-        if op == "fused" and repr(dict(graph.node(n)["attrs"]).get("spec")) != text:
-            continue
-        return n
-    return None
+    candidates = [n for n in order if n not in used and graph.node(n)["op"] == op]
+    if op == "fused":
+        # the kernel whose LoopSpec reads the same; a build generic in the batch size prints its
+        # sizes as "n", so then the next kernel of the program order (the same order as the build's)
+        same = [n for n in candidates if repr(dict(graph.node(n)["attrs"]).get("spec")) == text]
+        candidates = same or candidates
+    return candidates[0] if candidates else None
 
 
 def _profile_summary(profile, unmatched) -> dict:
