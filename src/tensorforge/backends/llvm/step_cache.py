@@ -58,7 +58,7 @@ def load(key: str):
     if any(s not in files for s in _REQUIRED):
         return _miss(key, "an entry file is not part of the signature")
     try:
-        from .backend import MANIFEST_VERSION
+        from .executable import MANIFEST_VERSION
         manifest = json.loads(files["json"].decode("utf-8"))
         if not isinstance(manifest, dict) or manifest.get("version") != MANIFEST_VERSION:
             return _miss(key, "manifest of another format version")

@@ -188,7 +188,7 @@ class SymbolicSizes:
 
     def _grow(self, fn, n: int) -> None:
         """An arena for batches up to ``n`` (each block as large as its largest buffer at n)."""
-        from .backend import _aligned_empty
+        from .executable import _aligned_empty
         if self.capacity:
             log.info("llvm step: batch %d is larger than the %d the arena was sized for: arena re-allocated "
                      "(no recompilation)", n, self.capacity)
