@@ -11,7 +11,8 @@ import pytest
 import tensorforge as tg
 from tensorforge import config, runtime
 
-SRC = Path(tg.__file__).resolve().parent
+SRC = Path(tg.__file__).resolve().parent            # the package under test (installed or not)
+ROOT = Path(__file__).resolve().parents[1]           # the repository: docs/ live here
 
 
 def test_every_environment_variable_in_the_source_is_a_documented_setting():
@@ -20,13 +21,13 @@ def test_every_environment_variable_in_the_source_is_a_documented_setting():
         used |= set(re.findall(r"TENSORFORGE_[A-Z_]+", path.read_text()))
     declared = {s.env for s in config.SETTINGS.values()}
     assert used <= declared, f"undeclared settings: {sorted(used - declared)}"
-    doc = (SRC.parents[1] / "docs" / "configuration.md").read_text()
+    doc = (ROOT / "docs" / "configuration.md").read_text()
     for s in config.SETTINGS.values():
         assert s.env in doc and f"`{s.name}`" in doc
 
 
 def test_the_configuration_page_holds_the_current_table():
-    doc = (SRC.parents[1] / "docs" / "configuration.md").read_text()
+    doc = (ROOT / "docs" / "configuration.md").read_text()
     assert config.describe() in doc, "run: python -c 'import tensorforge as tg; print(tg.config.describe())'"
 
 
