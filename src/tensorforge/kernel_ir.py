@@ -39,7 +39,7 @@ from .ops.registry import register
 from .ops.scalar import NUMPY, Expr
 
 __all__ = ["Load", "Reduction", "LoopSpec", "evaluate", "evaluate_all", "evaluate_matmul_epilogue", "eval_expr", "contiguous_strides", "collapse",
-           "describe", "reads_nothing", "is_empty", "accumulator_dtype",
+           "describe", "reads_nothing", "substitute_args", "is_empty", "accumulator_dtype",
            "reduction_identity"]
 
 
@@ -87,6 +87,22 @@ class LoopSpec:
 
 
 REDUCE_OPS = {"sum": np.sum, "max": np.max, "min": np.min}
+
+
+def substitute_args(expr: Expr, leaf_for) -> Expr:
+    """``expr`` with every ``arg`` leaf replaced by ``leaf_for(leaf)``; unchanged subtrees are
+    shared, not copied (an iterative walk: fused expressions can be deep)."""
+    memo: dict[int, Expr] = {}
+    for e in expr.walk():
+        if e.op == "arg":
+            new = leaf_for(e)
+        elif e.args:
+            args = tuple(memo[id(a)] for a in e.args)
+            new = e if all(a is b for a, b in zip(args, e.args)) else Expr(e.op, args, e.value, e.dtype)
+        else:
+            new = e
+        memo[id(e)] = new
+    return memo[id(expr)]
 
 
 def contiguous_strides(shape) -> tuple[int, ...]:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from ..kernel_ir import Load, LoopSpec
+from ..kernel_ir import Load, LoopSpec, substitute_args
 from ..ops.scalar import Expr
 from ..program import Program
 from .rewrite import Builder
@@ -102,21 +102,6 @@ class _Groups:
                 or any(m == v for _, v in self.p.updates))
 
 
-def _substitute(expr: Expr, leaf_for) -> Expr:
-    """``expr`` with every ``arg`` leaf replaced by ``leaf_for(position)`` (an iterative walk)."""
-    memo: dict[int, Expr] = {}
-    for e in expr.walk():
-        if e.op == "arg":
-            new = leaf_for(e)
-        elif e.args:
-            args = tuple(memo[id(a)] for a in e.args)
-            new = e if all(a is b for a, b in zip(args, e.args)) else Expr(e.op, args, e.value, e.dtype)
-        else:
-            new = e
-        memo[id(e)] = new
-    return memo[id(expr)]
-
-
 def _merged_spec(groups: _Groups, members: list[int], new_of: dict[int, int], outputs: list[int]):
     """The group's LoopSpec (root's value as ``out``, ``outputs`` as extra outputs) and its inputs."""
     g = groups.g
@@ -137,7 +122,7 @@ def _merged_spec(groups: _Groups, members: list[int], new_of: dict[int, int], ou
                 inputs.append(new)
             merged = Load(inputs.index(new), ld.strides, ld.offset)
             return Expr("arg", (), loads.setdefault(merged, len(loads)), arg.dtype)
-        value_of[m] = _substitute(groups.spec[m].out, leaf_for)
+        value_of[m] = substitute_args(groups.spec[m].out, leaf_for)
     root = groups.spec[members[-1]]
     spec = replace(root, loads=tuple(sorted(loads, key=loads.get)), out=value_of[members[-1]],
                    extra_outs=tuple(value_of[m] for m in outputs))

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from ..kernel_ir import Load, LoopSpec
+from ..kernel_ir import Load, LoopSpec, substitute_args
 from ..ops.scalar import Expr
 from ..program import Program
 from .rewrite import Builder
@@ -58,25 +58,16 @@ def _merged(program: Program, reader: int, position: int, red_node: int, new_of)
     loads: dict[Load, int] = {}
 
     def remap(expr: Expr, node_spec: LoopSpec, node_inputs, reduced_value: Expr | None) -> Expr:
-        memo: dict[int, Expr] = {}
-        for e in expr.walk():
-            if e.op == "arg":
-                ld = node_spec.loads[e.value]
-                if reduced_value is not None and ld.input == position:
-                    new = reduced_value
-                else:
-                    buf = new_of[node_inputs[ld.input]]
-                    if buf not in inputs:
-                        inputs.append(buf)
-                    key = Load(inputs.index(buf), ld.strides, ld.offset)
-                    new = Expr("arg", (), loads.setdefault(key, len(loads)), e.dtype)
-            elif e.args:
-                args = tuple(memo[id(a)] for a in e.args)
-                new = e if all(a is b for a, b in zip(args, e.args)) else Expr(e.op, args, e.value, e.dtype)
-            else:
-                new = e
-            memo[id(e)] = new
-        return memo[id(expr)]
+        def leaf_for(e: Expr) -> Expr:
+            ld = node_spec.loads[e.value]
+            if reduced_value is not None and ld.input == position:
+                return reduced_value
+            buf = new_of[node_inputs[ld.input]]
+            if buf not in inputs:
+                inputs.append(buf)
+            key = Load(inputs.index(buf), ld.strides, ld.offset)
+            return Expr("arg", (), loads.setdefault(key, len(loads)), e.dtype)
+        return substitute_args(expr, leaf_for)
 
     red_inputs = g.node(red_node)["inputs"]
     reductions = tuple(replace(r, expr=remap(r.expr, red, red_inputs, None)) for r in red.reductions)
