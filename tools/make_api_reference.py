@@ -26,9 +26,12 @@ CORE = ("Graph", "Tensor", "placeholder", "parameter", "constant", "as_tensor", 
 
 def _signature(obj) -> str:
     try:
-        sig = str(inspect.signature(obj))
+        sig = inspect.signature(obj)
     except (TypeError, ValueError):
         return ""
+    if inspect.isclass(obj):
+        sig = sig.replace(return_annotation=inspect.Signature.empty)  # __init__'s "-> None" says nothing
+    sig = str(sig)
     return re.sub(r" at 0x[0-9a-f]+", "", sig)         # no memory addresses: the file must be stable
 
 

@@ -37,8 +37,39 @@ from .autodiff import grad
 from .clone import clone
 from .compile import CompiledFunction, InputError, compile
 from .runtime import set_num_threads, get_num_threads
-from . import init, optim, nn, testing, data, train, distributed
+from . import init, optim, nn, ops, testing, data, train, distributed
 from . import export
 from . import config
 
 config.apply_environment()
+
+# the public names (mypy --strict re-exports only what is listed here; tools/make_api_reference.py
+# documents them)
+__all__ = [
+    "__version__", "abs", "acos", "acosh", "adaptive_avg_pool1d", "adaptive_avg_pool2d", "add", "all",
+    "any", "argmax", "argmin", "argsort", "as_tensor", "asin", "asinh", "atan", "atan2", "atanh",
+    "avg_pool1d", "avg_pool2d", "batch_norm", "binary_cross_entropy", "binary_cross_entropy_probs",
+    "binary_cross_entropy_with_logits", "bitwise_and", "bitwise_left_shift", "bitwise_not", "bitwise_or",
+    "bitwise_right_shift", "bitwise_xor", "broadcast_to", "cast", "ceil", "celu", "chunk", "clamp", "clip",
+    "clone", "compile", "CompiledFunction", "concat", "constant", "conv1d", "conv2d", "conv3d",
+    "conv_transpose2d", "copysign", "cos", "cosh", "cosine_similarity", "cross_entropy", "cummax", "cummin",
+    "cumprod", "cumsum", "detach", "diag", "diagonal", "div", "dprint", "dropout", "einsum", "elu",
+    "embedding", "equal", "erf", "exp", "exp2", "expand_dims", "expm1", "flip", "floor", "floor_divide",
+    "fmod", "gather", "gelu", "get_default_graph", "get_num_threads", "getitem", "glu", "grad", "Graph",
+    "greater", "greater_equal", "group_norm", "hardsigmoid", "hardswish", "hardtanh", "heaviside",
+    "hinge_embedding_loss", "huber_loss", "index_add", "index_select", "InputError", "instance_norm",
+    "interpolate", "isfinite", "isinf", "isnan", "kl_div", "l1_loss", "layer_norm", "leaky_relu", "lerp",
+    "less", "less_equal", "log", "log10", "log1p", "log2", "log_softmax", "logaddexp", "logcumsumexp",
+    "logical_and", "logical_not", "logical_or", "logical_xor", "logsigmoid", "logsumexp",
+    "margin_ranking_loss", "masked_fill", "matmul", "max", "max_pool1d", "max_pool2d", "maximum", "maxout",
+    "mean", "meshgrid", "min", "minimum", "mish", "mse", "mse_loss", "mul", "neg", "nll_loss", "norm",
+    "not_equal", "one_hot", "OPS", "pad", "parameter", "placeholder", "pow", "prelu", "prod",
+    "random_uniform", "reciprocal", "relu", "relu6", "remainder", "repeat", "repeat_interleave", "reshape",
+    "rng_counter", "roll", "round", "rsqrt", "scaled_dot_product_attention", "scatter_add", "selu",
+    "set_num_threads", "ShapeError", "sigmoid", "sign", "silu", "sin", "sinh", "smooth_l1_loss", "softmax",
+    "softmax_cross_entropy", "softmin", "softplus", "softsign", "sort", "split", "sqrt", "square",
+    "squeeze", "stack", "std", "stop_gradient", "sub", "sum", "swish", "take", "take_along_axis", "tan",
+    "tanh", "Tensor", "tile", "topk", "transpose", "tril", "triu", "trunc", "unfold", "var", "where",
+    "autodiff", "config", "data", "distributed", "export", "graph", "init", "nn", "ops", "optim", "runtime",
+    "testing", "train",
+]

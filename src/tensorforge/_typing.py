@@ -11,6 +11,8 @@ import numpy as np
 import numpy.typing as npt
 
 if TYPE_CHECKING:
+    from types import EllipsisType
+
     from .graph import Tensor
 
 #: A NumPy array of any dtype (the values the interpreter and the executables pass around).
@@ -26,3 +28,8 @@ ShapeSpec: TypeAlias = Sequence[Union[int, None]]
 Axis: TypeAlias = Union[int, Sequence[int], None]
 #: A dtype as users write it: "float32", np.float32 or np.dtype("float32").
 DTypeLike: TypeAlias = Union[str, "np.dtype[Any]", type]
+#: One item of a subscript: ``x[0]``, ``x[1:3]``, ``x[None]``, ``x[...]``, or an integer array
+#: (a Tensor, a NumPy array or a list) that gathers.
+IndexItem: TypeAlias = Union[int, "np.integer[Any]", slice, None, "EllipsisType", "Tensor", Array, Sequence[int]]
+#: What ``Tensor.__getitem__`` takes: one item or a tuple of them.
+Index: TypeAlias = Union[IndexItem, tuple[IndexItem, ...]]

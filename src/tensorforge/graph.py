@@ -18,10 +18,17 @@ from __future__ import annotations
 import hashlib
 import itertools
 import threading
-from typing import Any, Iterable
+from typing import IO, TYPE_CHECKING, Any, Iterable, NoReturn, Protocol, Sequence
 
 import networkx as nx
 import numpy as np
+import numpy.typing as npt
+
+from ._tensor_methods import TensorMethods
+from ._typing import Array, DTypeLike, Shape, ShapeSpec
+
+if TYPE_CHECKING:
+    from ._typing import TensorLike
 
 __all__ = [
     "Graph", "Tensor", "get_default_graph", "placeholder", "parameter", "constant",
@@ -29,6 +36,15 @@ __all__ = [
 ]
 
 LEAF_OPS = ("placeholder", "parameter", "constant")
+
+
+class DeviceMirror(Protocol):
+    """A parameter's copy on a GPU (backends/triton/backend.py): ``stale`` when the device copy
+    is newer, ``host_newer`` when the host's is."""
+    stale: bool
+    host_newer: bool
+
+    def to_host(self) -> None: ...
 
 
 def _freeze(value: Any) -> Any:
@@ -44,11 +60,11 @@ def _freeze(value: Any) -> Any:
     return value
 
 
-def freeze_attrs(attrs: dict) -> tuple:
+def freeze_attrs(attrs: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
     return tuple(sorted((k, _freeze(v)) for k, v in attrs.items()))
 
 
-def constant_key(arr: np.ndarray) -> dict:
+def constant_key(arr: Array) -> dict[str, Any]:
     """The interning key of a constant: its content, so equal constants merge and different
     ones never can. Small arrays are keyed by their bytes; big ones by a sha256 digest of
     them (a counter-based key could collide with one copied from another graph)."""
@@ -58,7 +74,7 @@ def constant_key(arr: np.ndarray) -> dict:
     return {"key": (arr.dtype.str, arr.shape, "sha256:" + hashlib.sha256(data).hexdigest())}
 
 
-def native_byte_order(arr: np.ndarray) -> np.ndarray:
+def native_byte_order(arr: Array) -> Array:
     """``arr`` in the machine's byte order (compiled code reads raw memory); a copy only
     when it was not already native."""
     if not arr.dtype.isnative:
@@ -66,7 +82,7 @@ def native_byte_order(arr: np.ndarray) -> np.ndarray:
     return arr
 
 
-def check_leaf_name(kind: str, name) -> str:
+def check_leaf_name(kind: str, name: object) -> str:
     """A placeholder or parameter name must be a non-empty str that UTF-8 can encode: calls
     pass inputs by keyword, and backends and exports write names out as text."""
     if not isinstance(name, str):
@@ -81,24 +97,24 @@ def check_leaf_name(kind: str, name) -> str:
     return name
 
 
-def format_shape(shape) -> str:
+def format_shape(shape: Sequence[int | None]) -> str:
     return "(" + ", ".join("?" if d is None else str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
 
 
 class Graph:
     """A define-then-run graph. Use ``with g:`` to make it the default graph."""
 
-    def __init__(self, name: str = "graph"):
+    def __init__(self, name: str = "graph") -> None:
         self.name = name
-        self.nx = nx.DiGraph()
-        self.values: dict[int, np.ndarray] = {}       # parameter storage
+        self.nx: nx.DiGraph[int] = nx.DiGraph()
+        self.values: dict[int, Array] = {}       # parameter storage
         self.default_updates: dict[int, int] = {}     # state node -> update node (e.g. running stats)
         self.update_triggers: dict[int, int] = {}     # state node -> node whose use implies the update
         # parameters that a GPU backend keeps on the device: node id -> mirror with .stale
         # (the device copy is newer) and to_host()/from_host(); see backends/triton/backend.py
-        self.device_mirrors: dict[int, object] = {}
+        self.device_mirrors: dict[int, DeviceMirror] = {}
         self.grad_nodes: set[int] = set()             # nodes that tg.grad added (export styles them)
-        self._intern: dict[tuple, int] = {}
+        self._intern: dict[tuple[Any, ...], int] = {}
         self._ids = itertools.count()
         self._names: dict[str, int] = {}
 
@@ -107,12 +123,13 @@ class Graph:
         _stack().append(self)
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         _stack().pop()
 
     # -- node access ---------------------------------------------------------------------
-    def node(self, nid: int) -> dict:
-        return self.nx.nodes[nid]
+    def node(self, nid: int) -> dict[str, Any]:
+        data: dict[str, Any] = self.nx.nodes[nid]
+        return data
 
     def tensor(self, nid: int) -> "Tensor":
         return Tensor(self, nid)
@@ -126,7 +143,7 @@ class Graph:
             if mirror.stale:
                 mirror.to_host()
 
-    def host_changed(self, nids) -> None:
+    def host_changed(self, nids: Iterable[int]) -> None:
         """Parameters ``nids`` were written on the host: their device copies must be refreshed."""
         for nid in nids:
             mirror = self.device_mirrors.get(nid)
@@ -138,7 +155,7 @@ class Graph:
         # empty graph for the default one (without this, __len__ decides truthiness)
         return True
 
-    def __contains__(self, t) -> bool:
+    def __contains__(self, t: object) -> bool:
         return isinstance(t, Tensor) and t.graph is self and t.id in self.nx
 
     def by_name(self, name: str) -> "Tensor":
@@ -150,13 +167,14 @@ class Graph:
         return [self.tensor(n) for n, d in self.nx.nodes(data=True) if d["op"] == "placeholder"]
 
     def parameters(self, trainable: bool | None = None) -> list["Tensor"]:
-        out = []
+        out: list[Tensor] = []
         for n, d in self.nx.nodes(data=True):
             if d["op"] == "parameter" and (trainable is None or dict(d["attrs"]).get("trainable") == trainable):
                 out.append(self.tensor(n))
         return out
 
-    def add_node(self, op: str, inputs: tuple[int, ...], attrs: dict, shape: tuple, dtype: str,
+    def add_node(self, op: str, inputs: tuple[int, ...], attrs: dict[str, Any], shape: Sequence[int | None],
+                 dtype: DTypeLike,
                  name: str | None = None, intern: bool = True) -> int:
         """Add a node (or return the interned equal one) and its edges."""
         fattrs = freeze_attrs(attrs)
@@ -182,7 +200,7 @@ class Graph:
         """Nodes in dependency order; with ``roots``, only their ancestors (and themselves)."""
         if roots is None:
             return list(nx.topological_sort(self.nx))
-        needed = set()
+        needed: set[int] = set()
         for r in roots:
             needed.add(r)
             needed |= nx.ancestors(self.nx, r)
@@ -211,7 +229,8 @@ class Graph:
         lines += ["  " + self.format_node(n) for n in self.topological_order()]
         return "\n".join(lines)
 
-    __repr__ = lambda self: f"<Graph {self.name!r} with {len(self)} nodes>"
+    def __repr__(self) -> str:
+        return f"<Graph {self.name!r} with {len(self)} nodes>"
 
     def _repr_html_(self) -> str | None:
         """Jupyter shows the interactive viewer of ``tg.export.to_html`` (in an iframe)."""
@@ -226,7 +245,8 @@ _GLOBAL_DEFAULT = Graph("default")
 def _stack() -> list[Graph]:
     if not hasattr(_local, "stack"):
         _local.stack = []
-    return _local.stack
+    stack: list[Graph] = _local.stack
+    return stack
 
 
 def get_default_graph() -> Graph:
@@ -235,7 +255,7 @@ def get_default_graph() -> Graph:
     return stack[-1] if stack else _GLOBAL_DEFAULT
 
 
-class Tensor:
+class Tensor(TensorMethods):
     """A handle on one node of a graph. Operators build new nodes."""
 
     __slots__ = ("graph", "id")
@@ -246,27 +266,28 @@ class Tensor:
         self.id = nid
 
     @property
-    def _d(self) -> dict:
-        return self.graph.nx.nodes[self.id]
+    def _d(self) -> dict[str, Any]:
+        return self.graph.node(self.id)
 
     @property
-    def shape(self) -> tuple:
-        return self._d["shape"]
+    def shape(self) -> tuple[int | None, ...]:
+        shape: tuple[int | None, ...] = self._d["shape"]
+        return shape
 
     @property
     def dtype(self) -> str:
-        return self._d["dtype"]
+        return str(self._d["dtype"])
 
     @property
     def name(self) -> str:
-        return self._d["name"]
+        return str(self._d["name"])
 
     @property
     def op(self) -> str:
-        return self._d["op"]
+        return str(self._d["op"])
 
     @property
-    def attrs(self) -> dict:
+    def attrs(self) -> dict[str, Any]:
         return dict(self._d["attrs"])
 
     @property
@@ -278,7 +299,7 @@ class Tensor:
         return len(self.shape)
 
     @property
-    def value(self) -> np.ndarray:
+    def value(self) -> Array:
         if self.op == "parameter":
             mirror = self.graph.device_mirrors.get(self.id)
             if mirror is not None and mirror.stale:
@@ -289,7 +310,7 @@ class Tensor:
         raise AttributeError(f"{self.name!r} is a {self.op!r} node: only parameters and constants hold a value")
 
     @value.setter
-    def value(self, new) -> None:
+    def value(self, new: npt.ArrayLike) -> None:
         if self.op != "parameter":
             raise AttributeError(f"cannot assign a value to {self.op!r} node {self.name!r}")
         new = native_byte_order(np.asarray(new))
@@ -304,8 +325,7 @@ class Tensor:
 
     @property
     def T(self) -> "Tensor":
-        from . import ops
-        return ops.transpose(self)
+        return self.transpose()   # installed by tensorforge.ops
 
     def __repr__(self) -> str:
         return f"<Tensor %{self.id} {self.name!r} op={self.op} shape={format_shape(self.shape)} dtype={self.dtype}>"
@@ -321,22 +341,22 @@ class Tensor:
     def same(self, other: "Tensor") -> bool:
         return isinstance(other, Tensor) and other.graph is self.graph and other.id == self.id
 
-    def __bool__(self):
+    def __bool__(self) -> bool:
         raise TypeError("a symbolic Tensor has no truth value until the graph runs; use tg.where(...) "
                         "for data-dependent choices")
 
-    def __len__(self):
+    def __len__(self) -> int:
         if not self.shape or self.shape[0] is None:
             raise TypeError(f"len() of tensor {self.name!r} with shape {format_shape(self.shape)} is unknown")
         return self.shape[0]
 
-    def __iter__(self):
+    def __iter__(self) -> NoReturn:
         raise TypeError("symbolic Tensors are not iterable; index them explicitly")
 
-    # operators: defined in ops/__init__.py (they need the op registry)
+    # operators: defined in ops/__init__.py (they need the op registry); TensorMethods declares them
 
 
-def as_tensor(x, like: Tensor | None = None, graph: Graph | None = None) -> Tensor:
+def as_tensor(x: TensorLike, like: Tensor | None = None, graph: Graph | None = None) -> Tensor:
     """Wrap Python scalars/arrays as constants. Python scalars are weak (as in PyTorch): they
     take ``like``'s dtype unless their category is higher (``ops.scalar.weak_scalar_dtype``),
     so ``x * 2`` stays float32 and ``int32 tensor * 1.5`` is float32."""
@@ -354,7 +374,7 @@ def as_tensor(x, like: Tensor | None = None, graph: Graph | None = None) -> Tens
     return constant(x, graph=graph)
 
 
-def placeholder(name: str, shape, dtype: str = "float32", graph: Graph | None = None) -> Tensor:
+def placeholder(name: str, shape: ShapeSpec, dtype: DTypeLike = "float32", graph: Graph | None = None) -> Tensor:
     """A graph input fed at call time. ``None`` in ``shape`` is bound per call."""
     check_leaf_name("placeholder", name)
     g = graph or get_default_graph()
@@ -366,7 +386,7 @@ def placeholder(name: str, shape, dtype: str = "float32", graph: Graph | None = 
     return Tensor(g, nid)
 
 
-def parameter(name: str, value, trainable: bool = True, dtype: str | None = None,
+def parameter(name: str, value: npt.ArrayLike, trainable: bool = True, dtype: DTypeLike | None = None,
               graph: Graph | None = None) -> Tensor:
     """A variable whose value lives in the graph; compiled updates change it in place."""
     check_leaf_name("parameter", name)
@@ -382,7 +402,7 @@ def parameter(name: str, value, trainable: bool = True, dtype: str | None = None
     return Tensor(g, nid)
 
 
-def constant(value, dtype: str | None = None, graph: Graph | None = None) -> Tensor:
+def constant(value: npt.ArrayLike, dtype: DTypeLike | None = None, graph: Graph | None = None) -> Tensor:
     """A constant; equal constants are shared (interned on their content, see constant_key)."""
     g = graph or get_default_graph()
     arr = native_byte_order(np.array(value, dtype=dtype))
@@ -397,7 +417,7 @@ def constant(value, dtype: str | None = None, graph: Graph | None = None) -> Ten
     return Tensor(g, nid)
 
 
-def dprint(t: Tensor | Iterable[Tensor], file=None) -> str:
+def dprint(t: Tensor | Iterable[Tensor], file: IO[str] | None = None) -> str:
     """Print (and return) the sub-graph that computes ``t``, one line per node."""
     ts = [t] if isinstance(t, Tensor) else list(t)
     g = ts[0].graph

@@ -6,6 +6,9 @@ family module and re-exported here.
 """
 from __future__ import annotations
 
+from typing import Any, Callable
+
+from .._typing import DTypeLike, TensorLike
 from ..graph import Tensor
 from . import elementwise, shape, reduce, linalg, indexing, nn, random  # noqa: F401  (registers ops)
 from .elementwise import (abs, elu, equal, greater, greater_equal, heaviside, leaky_relu, less, less_equal,
@@ -55,15 +58,15 @@ from .losses import (binary_cross_entropy_probs, binary_cross_entropy_with_logit
 from .attention import scaled_dot_product_attention
 
 
-def add(a, b): return apply("add", [a, b])
-def sub(a, b): return apply("sub", [a, b])
-def mul(a, b): return apply("mul", [a, b])
-def div(a, b): return apply("div", [a, b])
-def neg(x): return apply("neg", [x])
-def exp(x): return apply("exp", [x])
-def log(x): return apply("log", [x])
-def sign(x): return apply("sign", [x])
-def where(cond, a, b):
+def add(a: TensorLike, b: TensorLike) -> Tensor: return apply("add", [a, b])
+def sub(a: TensorLike, b: TensorLike) -> Tensor: return apply("sub", [a, b])
+def mul(a: TensorLike, b: TensorLike) -> Tensor: return apply("mul", [a, b])
+def div(a: TensorLike, b: TensorLike) -> Tensor: return apply("div", [a, b])
+def neg(x: TensorLike) -> Tensor: return apply("neg", [x])
+def exp(x: TensorLike) -> Tensor: return apply("exp", [x])
+def log(x: TensorLike) -> Tensor: return apply("log", [x])
+def sign(x: TensorLike) -> Tensor: return apply("sign", [x])
+def where(cond: TensorLike, a: TensorLike, b: TensorLike) -> Tensor:
     """a where cond else b. Python scalars among a and b take the other branch's dtype (weak
     scalars, docs/numerics.md), never the condition's: where(c, 4, 2) is int64."""
     from ..graph import as_tensor
@@ -71,74 +74,116 @@ def where(cond, a, b):
     graph = cond.graph if isinstance(cond, Tensor) else None
     a, b = (as_tensor(v, like=like, graph=graph) for v in (a, b))
     return apply("where", [cond, a, b])
-def cast(x, dtype): return apply("cast", [x], dtype=str(dtype))
+def cast(x: TensorLike, dtype: DTypeLike) -> Tensor: return apply("cast", [x], dtype=str(dtype))
+
+
+# Python's operators on Tensor, installed with setattr because Tensor (graph.py) cannot import
+# the registry; _tensor_methods.TensorMethods declares them with their types for checkers.
+_OPERATORS: dict[str, Callable[..., Any]] = {
+    "__add__": lambda a, b: apply("add", [a, b]),
+    "__radd__": lambda a, b: apply("add", [b, a]),
+    "__sub__": lambda a, b: apply("sub", [a, b]),
+    "__rsub__": lambda a, b: apply("sub", [b, a]),
+    "__mul__": lambda a, b: apply("mul", [a, b]),
+    "__rmul__": lambda a, b: apply("mul", [b, a]),
+    "__truediv__": lambda a, b: apply("div", [a, b]),
+    "__rtruediv__": lambda a, b: apply("div", [b, a]),
+    "__pow__": lambda a, b: pow(a, b),
+    "__rpow__": lambda a, b: pow(b, a),
+    "__matmul__": lambda a, b: matmul(a, b),
+    "__rmatmul__": lambda a, b: matmul(b, a),
+    "__neg__": lambda a: apply("neg", [a]),
+    "__pos__": lambda a: a,
+    "__abs__": lambda a: apply("abs", [a]),
+    "__lt__": lambda a, b: apply("lt", [a, b]),
+    "__le__": lambda a, b: apply("le", [a, b]),
+    "__gt__": lambda a, b: apply("gt", [a, b]),
+    "__ge__": lambda a, b: apply("ge", [a, b]),
+    "__eq__": lambda a, b: apply("eq", [a, b]),
+    "__ne__": lambda a, b: apply("ne", [a, b]),
+    "__getitem__": lambda a, idx: getitem(a, idx),
+    "reshape": lambda a, *shape: reshape(a, shape[0] if len(shape) == 1 and not isinstance(shape[0], int)
+                                         else shape),
+    "transpose": lambda a, *axes: transpose(a, axes or None),
+    "sum": lambda a, axis=None, keepdims=False: sum(a, axis, keepdims),
+    "mean": lambda a, axis=None, keepdims=False: mean(a, axis, keepdims),
+    "max": lambda a, axis=None, keepdims=False: max(a, axis, keepdims),
+    "astype": lambda a, dtype: cast(a, dtype),
+}
+
+# Tensor methods of the shape/indexing family, with torch's signatures
+_SHAPE_METHODS: dict[str, Callable[..., Any]] = {
+    "split": lambda a, split_size_or_sections, axis=0: split(a, split_size_or_sections, axis),
+    "chunk": lambda a, chunks, axis=0: chunk(a, chunks, axis),
+    "repeat": lambda a, *sizes: repeat(a, *sizes),
+    "tile": lambda a, *dims: tile(a, dims[0] if len(dims) == 1 and not isinstance(dims[0], int) else dims),
+    "repeat_interleave": lambda a, repeats, axis=None: repeat_interleave(a, repeats, axis),
+    "roll": lambda a, shifts, axis=None: roll(a, shifts, axis),
+    "flip": lambda a, *axis: flip(a, axis[0] if len(axis) == 1 and not isinstance(axis[0], int) else axis),
+    "tril": lambda a, diagonal=0: tril(a, diagonal),
+    "triu": lambda a, diagonal=0: triu(a, diagonal),
+    "diagonal": lambda a, offset=0, axis1=0, axis2=1: diagonal(a, offset, axis1, axis2),
+    "unfold": lambda a, axis, size, step: unfold(a, axis, size, step),
+    "masked_fill": lambda a, mask, value: masked_fill(a, mask, value),
+    "gather": lambda a, axis, index: gather(a, axis, index),
+    "scatter_add": lambda a, axis, index, src: scatter_add(a, axis, index, src),
+    "index_add": lambda a, axis, index, source, alpha=1: index_add(a, axis, index, source, alpha),
+    "index_select": lambda a, axis, index: index_select(a, axis, index),
+    "take_along_axis": lambda a, index, axis: take_along_axis(a, index, axis),
+    "take": lambda a, indices, axis=None: take(a, indices, axis),
+    "detach": lambda a: stop_gradient(a),
+}
 
 
 def _install_operators() -> None:
-    T = Tensor
-    T.__add__ = lambda a, b: apply("add", [a, b])
-    T.__radd__ = lambda a, b: apply("add", [b, a])
-    T.__sub__ = lambda a, b: apply("sub", [a, b])
-    T.__rsub__ = lambda a, b: apply("sub", [b, a])
-    T.__mul__ = lambda a, b: apply("mul", [a, b])
-    T.__rmul__ = lambda a, b: apply("mul", [b, a])
-    T.__truediv__ = lambda a, b: apply("div", [a, b])
-    T.__rtruediv__ = lambda a, b: apply("div", [b, a])
-    T.__pow__ = lambda a, b: pow(a, b)
-    T.__rpow__ = lambda a, b: pow(b, a)
-    T.__matmul__ = lambda a, b: matmul(a, b)
-    T.__rmatmul__ = lambda a, b: matmul(b, a)
-    T.__neg__ = lambda a: apply("neg", [a])
-    T.__pos__ = lambda a: a
-    T.__abs__ = lambda a: apply("abs", [a])
-    T.__lt__ = lambda a, b: apply("lt", [a, b])
-    T.__le__ = lambda a, b: apply("le", [a, b])
-    T.__gt__ = lambda a, b: apply("gt", [a, b])
-    T.__ge__ = lambda a, b: apply("ge", [a, b])
-    T.__eq__ = lambda a, b: apply("eq", [a, b])
-    T.__ne__ = lambda a, b: apply("ne", [a, b])
-    T.__getitem__ = lambda a, idx: getitem(a, idx)
-    T.reshape = lambda a, *shape: reshape(a, shape[0] if len(shape) == 1 and not isinstance(shape[0], int) else shape)
-    T.transpose = lambda a, *axes: transpose(a, axes or None)
-    T.sum = lambda a, axis=None, keepdims=False: sum(a, axis, keepdims)
-    T.mean = lambda a, axis=None, keepdims=False: mean(a, axis, keepdims)
-    T.max = lambda a, axis=None, keepdims=False: max(a, axis, keepdims)
-    T.astype = lambda a, dtype: cast(a, dtype)
-    _math_ops.install_tensor_methods(T)   # x.sin(), x.atan2(y), x.lerp(end, w), ... (ops/math.py)
-    rounding.install_tensor_methods(T)
-    _install_shape_methods(T)
-    _install_scan_methods(T)
+    for name, fn in _OPERATORS.items():
+        setattr(Tensor, name, fn)
+    _math_ops.install_tensor_methods(Tensor)   # x.sin(), x.atan2(y), x.lerp(end, w), ... (ops/math.py)
+    rounding.install_tensor_methods(Tensor)
+    for name, fn in _SHAPE_METHODS.items():
+        setattr(Tensor, name, fn)
+    _install_scan_methods()
     # __eq__ returns a Tensor, so keep identity hashing explicitly
-    T.__hash__ = lambda a: hash((id(a.graph), a.id))
+    setattr(Tensor, "__hash__", _identity_hash)
 
 
-def _install_shape_methods(T) -> None:
-    """Tensor methods of the shape/indexing family, with torch's signatures."""
-    T.split = lambda a, split_size_or_sections, axis=0: split(a, split_size_or_sections, axis)
-    T.chunk = lambda a, chunks, axis=0: chunk(a, chunks, axis)
-    T.repeat = lambda a, *sizes: repeat(a, *sizes)
-    T.tile = lambda a, *dims: tile(a, dims[0] if len(dims) == 1 and not isinstance(dims[0], int) else dims)
-    T.repeat_interleave = lambda a, repeats, axis=None: repeat_interleave(a, repeats, axis)
-    T.roll = lambda a, shifts, axis=None: roll(a, shifts, axis)
-    T.flip = lambda a, *axis: flip(a, axis[0] if len(axis) == 1 and not isinstance(axis[0], int) else axis)
-    T.tril = lambda a, diagonal=0: tril(a, diagonal)
-    T.triu = lambda a, diagonal=0: triu(a, diagonal)
-    T.diagonal = lambda a, offset=0, axis1=0, axis2=1: diagonal(a, offset, axis1, axis2)
-    T.unfold = lambda a, axis, size, step: unfold(a, axis, size, step)
-    T.masked_fill = lambda a, mask, value: masked_fill(a, mask, value)
-    T.gather = lambda a, axis, index: gather(a, axis, index)
-    T.scatter_add = lambda a, axis, index, src: scatter_add(a, axis, index, src)
-    T.index_add = lambda a, axis, index, source, alpha=1: index_add(a, axis, index, source, alpha)
-    T.index_select = lambda a, axis, index: index_select(a, axis, index)
-    T.take_along_axis = lambda a, index, axis: take_along_axis(a, index, axis)
-    T.take = lambda a, indices, axis=None: take(a, indices, axis)
-    T.detach = lambda a: stop_gradient(a)
-def _install_scan_methods(T) -> None:
+def _identity_hash(a: Tensor) -> int:
+    return hash((id(a.graph), a.id))
+
+
+def _install_scan_methods() -> None:
     """Tensor methods of the scan/sort/reduction family (torch's names and arguments)."""
-    T.min = lambda a, axis=None, keepdims=False: min(a, axis, keepdims)
+    setattr(Tensor, "min", lambda a, axis=None, keepdims=False: min(a, axis, keepdims))
     for fn in (cumsum, cumprod, cummax, cummin, logcumsumexp, sort, argsort, topk, argmax, argmin, prod,
                any, all, var, std, norm, logsumexp):
-        setattr(T, fn.__name__, fn)
+        setattr(Tensor, fn.__name__, fn)
 
 
 _install_operators()
+
+
+__all__ = [
+    "OPS", "OpDef", "ShapeError", "abs", "acos", "acosh", "adaptive_avg_pool1d", "adaptive_avg_pool2d",
+    "add", "all", "any", "apply", "argmax", "argmin", "argsort", "asin", "asinh", "atan", "atan2", "atanh",
+    "avg_pool1d", "avg_pool2d", "batch_norm", "binary_cross_entropy", "binary_cross_entropy_probs",
+    "binary_cross_entropy_with_logits", "bitwise_and", "bitwise_left_shift", "bitwise_not", "bitwise_or",
+    "bitwise_right_shift", "bitwise_xor", "broadcast_to", "cast", "ceil", "celu", "chunk", "clamp", "clip",
+    "concat", "conv1d", "conv2d", "conv3d", "conv_transpose2d", "copysign", "cos", "cosh",
+    "cosine_similarity", "cross_entropy", "cummax", "cummin", "cumprod", "cumsum", "detach", "diag",
+    "diagonal", "div", "dropout", "einsum", "elu", "embedding", "equal", "erf", "exp", "exp2",
+    "expand_dims", "expm1", "flip", "floor", "floor_divide", "fmod", "gather", "gelu", "get_op", "getitem",
+    "glu", "greater", "greater_equal", "group_norm", "hardsigmoid", "hardswish", "hardtanh", "heaviside",
+    "hinge_embedding_loss", "huber_loss", "index_add", "index_select", "instance_norm", "interpolate",
+    "isfinite", "isinf", "isnan", "kl_div", "l1_loss", "layer_norm", "leaky_relu", "lerp", "less",
+    "less_equal", "log", "log10", "log1p", "log2", "log_softmax", "logaddexp", "logcumsumexp",
+    "logical_and", "logical_not", "logical_or", "logical_xor", "logsigmoid", "logsumexp",
+    "margin_ranking_loss", "masked_fill", "matmul", "max", "max_pool1d", "max_pool2d", "maximum", "maxout",
+    "mean", "meshgrid", "min", "minimum", "mish", "mse", "mse_loss", "mul", "neg", "nll_loss", "norm",
+    "not_equal", "one_hot", "pad", "pow", "prelu", "prod", "random_uniform", "reciprocal", "register",
+    "relu", "relu6", "remainder", "repeat", "repeat_interleave", "reshape", "rng_counter", "roll", "round",
+    "rsqrt", "scaled_dot_product_attention", "scatter_add", "selu", "sigmoid", "sign", "silu", "sin",
+    "sinh", "smooth_l1_loss", "softmax", "softmax_cross_entropy", "softmin", "softplus", "softsign", "sort",
+    "split", "sqrt", "square", "squeeze", "stack", "std", "stop_gradient", "sub", "sum", "swish", "take",
+    "take_along_axis", "tan", "tanh", "tile", "topk", "transpose", "tril", "triu", "trunc", "unfold", "var",
+    "where",
+]
