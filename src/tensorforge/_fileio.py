@@ -18,11 +18,11 @@ import hmac
 import os
 import secrets
 from pathlib import Path
-from typing import Callable, Union
+from typing import BinaryIO, Callable, Union
 
 __all__ = ["atomic_write", "write_signed_group", "read_signed_group"]
 
-Writer = Union[bytes, Callable]
+Writer = Union[bytes, Callable[[BinaryIO], object]]
 
 
 def _temp_name(path: Path) -> Path:
@@ -62,7 +62,7 @@ def _sweep_dead_temps(path: Path) -> None:
                 pass
 
 
-def atomic_write(path, data_or_writer: Writer, *, mode: int = 0o644, durable: bool = True) -> Path:
+def atomic_write(path: str | os.PathLike[str], data_or_writer: Writer, *, mode: int = 0o644, durable: bool = True) -> Path:
     """Write ``path`` atomically. ``data_or_writer``: bytes, or a function given the open binary
     temporary file (its ``.name`` is the temporary path). ``durable`` fsyncs before the rename
     (saved models and checkpoints; caches, which are verified on read, skip it)."""
@@ -107,7 +107,7 @@ def _group_digest(key: str, files: dict[str, bytes]) -> str:
     return h.hexdigest()
 
 
-def write_signed_group(folder, key: str, files: dict[str, bytes]) -> None:
+def write_signed_group(folder: str | os.PathLike[str], key: str, files: dict[str, bytes]) -> None:
     """Write ``<key>.<suffix>`` for each file, then ``<key>.sig`` last (all atomic). Raises OSError."""
     folder = Path(folder)
     sig = folder / f"{key}.sig"
@@ -121,7 +121,7 @@ def write_signed_group(folder, key: str, files: dict[str, bytes]) -> None:
     atomic_write(sig, text.encode(), durable=False)
 
 
-def read_signed_group(folder, key: str) -> tuple[dict[str, bytes] | None, str]:
+def read_signed_group(folder: str | os.PathLike[str], key: str) -> tuple[dict[str, bytes] | None, str]:
     """(files by suffix, "") if the entry is whole and authentic; (None, why) otherwise. Never raises."""
     folder = Path(folder)
     try:

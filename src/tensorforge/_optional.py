@@ -12,6 +12,7 @@ the command line prints its message as one line with exit code 2.
 from __future__ import annotations
 
 import importlib
+from types import ModuleType
 
 __all__ = ["MissingOptional", "require", "install_hint"]
 
@@ -29,7 +30,7 @@ def install_hint(extra: str) -> str:
     return f"pip install 'tensorforge[{extra}]'"
 
 
-def require(package: str, extra: str, feature: str):
+def require(package: str, extra: str, feature: str) -> ModuleType:
     """The imported module ``package``, or :class:`MissingOptional` naming ``extra`` and ``feature``.
 
     Only a missing package is translated: a package that is installed but broken lets its own

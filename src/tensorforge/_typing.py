@@ -5,7 +5,7 @@ user's `mypy --strict` sees the same names in every signature.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Sequence, TypeAlias, Union
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence, TypeAlias, Union
 
 import numpy as np
 import numpy.typing as npt
@@ -33,3 +33,8 @@ DTypeLike: TypeAlias = Union[str, "np.dtype[Any]", type]
 IndexItem: TypeAlias = Union[int, "np.integer[Any]", slice, None, "EllipsisType", "Tensor", Array, Sequence[int]]
 #: What ``Tensor.__getitem__`` takes: one item or a tuple of them.
 Index: TypeAlias = Union[IndexItem, tuple[IndexItem, ...]]
+#: Parameter updates as ``tg.compile`` and ``fit`` take them: (parameter, new value) pairs (what
+#: ``optimizer.updates`` returns) or a dict from parameter to new value.
+Updates: TypeAlias = Union[Mapping["Tensor", TensorLike], Iterable[tuple["Tensor", TensorLike]]]
+#: A shape as initialisers and layers take it: one int (a vector's length) or a sequence of ints.
+ShapeLike: TypeAlias = Union[int, Sequence[int]]

@@ -7,7 +7,7 @@ dimensions away. The result is graph tensors, so gradients of gradients work.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Sequence, overload
 
 import networkx as nx
 import numpy as np
@@ -32,14 +32,18 @@ def _match_shape(g: Tensor, x: Tensor) -> Tensor:
     return apply("sum_to_like", [g, x])
 
 
-def grad(y: Tensor, xs: Tensor | Sequence[Tensor], grad_y: Tensor | None = None):
+@overload
+def grad(y: Tensor, xs: Tensor, grad_y: Tensor | None = None) -> Tensor: ...
+@overload
+def grad(y: Tensor, xs: Sequence[Tensor], grad_y: Tensor | None = None) -> list[Tensor]: ...
+def grad(y: Tensor, xs: Tensor | Sequence[Tensor], grad_y: Tensor | None = None) -> Tensor | list[Tensor]:
     """Gradients of a scalar ``y`` with respect to each of ``xs`` (as new graph tensors).
 
     Returns a list (or one tensor when ``xs`` is a single tensor). A tensor that ``y``
     does not depend on gets a zero gradient of its own shape.
     """
     single = isinstance(xs, Tensor)
-    xs = [xs] if single else list(xs)
+    xs = [xs] if isinstance(xs, Tensor) else list(xs)
     if grad_y is None:
         if y.shape != ():
             raise ValueError(f"grad: y must be a scalar, got shape {format_shape(y.shape)} "

@@ -13,18 +13,21 @@ from __future__ import annotations
 
 from typing import Iterable, Mapping, Sequence
 
-from .graph import Tensor, as_tensor, format_shape
+from .graph import Graph, Tensor, as_tensor, format_shape
 from .ops.registry import ShapeError, apply
 
 __all__ = ["clone"]
 
+#: What ``clone`` replaces: a dict from old to new tensor, or (old, new) pairs
+Replacements = Mapping[Tensor, Tensor] | Iterable[tuple[Tensor, Tensor]]
 
-def _shapes_compatible(a: tuple, b: tuple) -> bool:
+
+def _shapes_compatible(a: tuple[int | None, ...], b: tuple[int | None, ...]) -> bool:
     """Same rank, and equal sizes wherever both are known (None binds at call time)."""
     return len(a) == len(b) and all(x is None or y is None or x == y for x, y in zip(a, b))
 
 
-def _replacement_pairs(replace, graph) -> dict[int, Tensor]:
+def _replacement_pairs(replace: Replacements, graph: Graph) -> dict[int, Tensor]:
     pairs = list(replace.items()) if isinstance(replace, Mapping) else list(replace)
     out: dict[int, Tensor] = {}
     for pair in pairs:
@@ -49,7 +52,7 @@ def _replacement_pairs(replace, graph) -> dict[int, Tensor]:
 
 
 def clone(outputs: Tensor | Sequence[Tensor],
-          replace: Mapping[Tensor, Tensor] | Iterable[tuple[Tensor, Tensor]]) -> list[Tensor]:
+          replace: Replacements) -> list[Tensor]:
     """The tensors ``outputs`` recomputed with each key of ``replace`` swapped for its value.
 
     A replacement must come from the same graph, have the same dtype and a compatible

@@ -22,12 +22,16 @@ import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Generic, Iterator, Mapping, Sequence, TypeVar, cast, overload
 
 import numpy as np
 
-from .graph import Tensor, format_shape
+from ._typing import Array, Shape, Updates
+from .graph import Graph, Tensor, format_shape
 from .program import Program, label_checks, needed_nodes, specialise
+
+if TYPE_CHECKING:
+    from .profiler import Profile
 
 log = logging.getLogger("tensorforge.compile")
 compile_log = log             # builds, recompilations and why (TENSORFORGE_LOG=compile)
@@ -40,11 +44,19 @@ class InputError(ValueError):
     """A call's inputs do not match the compiled function's placeholders."""
 
 
-def _normalise_updates(updates) -> list[tuple[Tensor, Tensor]]:
+#: What a call returns: one array for ``outputs=tensor``, a list of arrays for a list of tensors.
+R = TypeVar("R", Array, list[Array])
+#: A backend's executable (backends are internal and duck-typed: see the module doc)
+Executable = Any
+#: A build's key: the input shapes, with None for the batch dims of a build generic in the batch
+BuildKey = tuple[tuple[int | None, ...], ...]
+
+
+def _normalise_updates(updates: Updates | None) -> list[tuple[Tensor, Tensor]]:
     if updates is None:
         return []
     pairs = list(updates.items()) if isinstance(updates, Mapping) else list(updates)
-    out = []
+    out: list[tuple[Tensor, Tensor]] = []
     for pair in pairs:
         if not (isinstance(pair, tuple) and len(pair) == 2):
             raise TypeError(f"updates must be (parameter, new_value) pairs or a dict, got {pair!r}")
@@ -52,13 +64,13 @@ def _normalise_updates(updates) -> list[tuple[Tensor, Tensor]]:
         if not isinstance(target, Tensor) or target.op != "parameter":
             raise TypeError(f"update target {target!r} is not a parameter")
         from .graph import as_tensor
-        new = as_tensor(new, like=target)
-        if len(new.shape) != len(target.shape) or any(
-                a is not None and a != b for a, b in zip(new.shape, target.shape)):
+        new_t = as_tensor(new, like=target)
+        if len(new_t.shape) != len(target.shape) or any(
+                a is not None and a != b for a, b in zip(new_t.shape, target.shape)):
             raise ValueError(f"update of parameter {target.name!r}: new value has shape "
-                             f"{format_shape(new.shape)}, expected {format_shape(target.shape)}")
-        out.append((target, new))
-    seen = set()
+                             f"{format_shape(new_t.shape)}, expected {format_shape(target.shape)}")
+        out.append((target, new_t))
+    seen: set[int] = set()
     for target, _ in out:
         if target.id in seen:
             raise ValueError(f"parameter {target.name!r} is updated twice")
@@ -66,7 +78,8 @@ def _normalise_updates(updates) -> list[tuple[Tensor, Tensor]]:
     return out
 
 
-def _with_default_updates(graph, outputs, updates):
+def _with_default_updates(graph: Graph, outputs: Sequence[Tensor],
+                          updates: Sequence[tuple[Tensor, Tensor]]) -> list[tuple[Tensor, Tensor]]:
     """Add implicit state updates (batch-norm running stats, the random counter)
     whose trigger node is used by the function, unless the user updates that state."""
     updates = list(updates)
@@ -80,7 +93,7 @@ def _with_default_updates(graph, outputs, updates):
         updates += extra
 
 
-def _memory_owner(a: np.ndarray):
+def _memory_owner(a: Array) -> Array | None:
     """The array that owns ``a``'s memory (``a`` itself, or the root of its ``.base`` chain), or
     None when the memory belongs to something other than an ndarray (a buffer, mmap, ...)."""
     while isinstance(a.base, np.ndarray):
@@ -88,16 +101,17 @@ def _memory_owner(a: np.ndarray):
     return a if a.base is None else None
 
 
-class CompiledFunction:
+class CompiledFunction(Generic[R]):
     """The callable returned by ``tg.compile``."""
 
-    def __init__(self, inputs, outputs, updates=None, backend="interp", passes=None, name=None,
-                 check: bool = False):
+    def __init__(self, inputs: Sequence[Tensor], outputs: Tensor | Sequence[Tensor], updates: Updates | None = None,
+                 backend: str = "interp", passes: Sequence[str] | None = None, name: str | None = None,
+                 check: bool = False) -> None:
         from .backends import get_backend
 
         self.inputs = list(inputs)
         single = isinstance(outputs, Tensor)
-        self.outputs = [outputs] if single else list(outputs)
+        self.outputs: list[Tensor] = [outputs] if isinstance(outputs, Tensor) else list(outputs)
         self._single = single
         for t in self.inputs:
             if not isinstance(t, Tensor) or t.op != "placeholder":
@@ -111,7 +125,7 @@ class CompiledFunction:
         graphs = {id(t.graph) for t in anchors}
         if len(graphs) > 1:
             raise ValueError("compile: inputs, outputs and updates come from different graphs")
-        self.graph = anchors[0].graph if anchors else None
+        self.graph: Graph | None = anchors[0].graph if anchors else None
         self.updates = _with_default_updates(self.graph, self.outputs, user_updates) if self.graph else []
         names = [t.name for t in self.inputs]
         if len(set(names)) != len(names):
@@ -120,33 +134,41 @@ class CompiledFunction:
         from .passes import resolve_passes
         # resolved now, so that a bad pass name fails at tg.compile, not at the first call
         self.passes = resolve_passes(passes, getattr(self.backend, "default_passes", ()))
-        self.pass_logs: dict[tuple, list] = {}   # input shapes -> (pass, nodes before, after, seconds)
+        self.pass_logs: dict[BuildKey, list[tuple[Any, ...]]] = {}   # input shapes -> (pass, nodes before, after, seconds)
         self.name = name or "step"
-        self._cache: dict[tuple, object] = {}       # build key -> executable (one entry per build)
-        self.compile_times: dict[tuple, float] = {}  # build key -> seconds (one entry per build)
+        self._cache: dict[BuildKey, Executable] = {}       # build key -> executable (one entry per build)
+        self.compile_times: dict[BuildKey, float] = {}  # build key -> seconds (one entry per build)
         # batch sizes: a build generic in the batch (its key has None for the batch dims) serves
         # every batch size it was checked for; see _generic_executable and tensorforge.symbolic
-        self._by_shapes: dict[tuple, object] = {}   # input shapes of a call -> its executable
+        self._by_shapes: dict[BuildKey, Executable] = {}   # input shapes of a call -> its executable
         self._batch_axes = [(i, ax) for i, t in enumerate(self.inputs) for ax, d in enumerate(t.shape) if d is None]
-        self._generic_failed: dict[tuple, str] = {}  # generic key -> why it is specialised
-        self._generic_shapes: dict[tuple, dict] = {}  # generic key -> node shapes, generalised
-        self._batch_checked: set = set()             # (generic key, n) found to fit the generic build
-        self._timing_cache: dict[tuple, object] = {}   # input shapes -> a build that times its kernels
+        self._generic_failed: dict[BuildKey, str] = {}  # generic key -> why it is specialised
+        self._generic_shapes: dict[BuildKey, dict[int, Any]] = {}  # generic key -> node shapes, generalised
+        self._batch_checked: set[tuple[BuildKey, int]] = set()             # (generic key, n) found to fit the generic build
+        self._timing_cache: dict[BuildKey, Executable] = {}   # input shapes -> a build that times its kernels
         self._by_name = {t.name: i for i, t in enumerate(self.inputs)}
         # concurrency: one build per input-shape key, and one call at a time (a step updates
         # the parameters in place, so two at once would race on them)
         self._build_lock = threading.RLock()
         self._call_lock = threading.RLock()
-        self._labels = None      # label checks, found on the first call (see _check_labels)
-        self._owners = None      # (updated buffers, ids of their memory owners, any unowned?), lazily
+        self._labels: list[tuple[int | None, str, Any]] | None = None      # label checks, found on the first call (see _check_labels)
+        self._owners: tuple[list[Array], set[int], bool] | None = None      # (updated buffers, ids of their memory owners, any unowned?), lazily
         # check=True: the interpreter runs beside the backend on every call (see tensorforge.debug)
-        self._checker = None
+        self._checker: Any = None
         if check:
             from .debug import Checker
             self._checker = Checker(self)
 
+    @property
+    def _graph(self) -> Graph:
+        """The graph, for the code that runs a call: a function with no inputs, outputs or
+        updates has none, and cannot be called."""
+        if self.graph is None:
+            raise ValueError(f"{self.name}: a function with no inputs, outputs or updates computes nothing")
+        return self.graph
+
     # -- input validation --------------------------------------------------------------
-    def _bind(self, args, kwargs) -> list:
+    def _bind(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> list[Any]:
         if len(args) > len(self.inputs):
             raise InputError(f"{self.name}() takes {len(self.inputs)} inputs "
                              f"({', '.join(self._by_name)}), got {len(args)} positional")
@@ -165,7 +187,7 @@ class CompiledFunction:
             raise InputError(f"{self.name}() is missing input(s) {', '.join(map(repr, missing))}")
         return bound
 
-    def _check(self, t: Tensor, value) -> np.ndarray:
+    def _check(self, t: Tensor, value: Any) -> Array:
         want = np.dtype(t.dtype)
         try:
             arr = np.asarray(value)
@@ -188,22 +210,22 @@ class CompiledFunction:
         return arr
 
     # -- compile & call ----------------------------------------------------------------
-    def _program(self, arrays) -> Program:
+    def _program(self, arrays: Sequence[Array]) -> Program:
         return self._program_for([a.shape for a in arrays])
 
-    def _program_for(self, shapes) -> Program:
+    def _program_for(self, shapes: Sequence[Sequence[int]]) -> Program:
         types = {t.id: (tuple(s), t.dtype) for t, s in zip(self.inputs, shapes)}
-        return specialise(self.graph, [t.id for t in self.inputs], [t.id for t in self.outputs],
+        return specialise(self._graph, [t.id for t in self.inputs], [t.id for t in self.outputs],
                           [(p.id, n.id) for p, n in self.updates], types)
 
-    def _check_labels(self, arrays) -> None:
+    def _check_labels(self, arrays: Sequence[Array]) -> None:
         """Class labels and indices that reach one_hot / index_in_range straight from a leaf must
         lie in their range (program.LabelCheck): the interpreter would raise, compiled code would give a NaN row (and so a
         NaN loss) without naming the input. One min and max per label array, before anything runs."""
         if self._labels is None:
             self._labels = self._label_sources()
         for position, what, check in self._labels:
-            arr = arrays[position] if position is not None else self.graph.values[check.node]
+            arr = arrays[position] if position is not None else self._graph.values[check.node]
             if arr.size and (arr.min() < check.low or arr.max() >= check.depth):
                 bad = check.bad(arr)
                 if bad.any():
@@ -212,7 +234,7 @@ class CompiledFunction:
                     raise InputError(f"{what}: {check.op}: label {arr[bad].flat[0]} is out of range "
                                      f"{check.describe()} ({int(bad.sum())} bad label(s); the first at {where})")
 
-    def _label_sources(self) -> list:
+    def _label_sources(self) -> list[tuple[int | None, str, Any]]:
         """(input position or None, description, program.LabelCheck) per label check, found once."""
         if not self.graph:
             return []
@@ -226,7 +248,7 @@ class CompiledFunction:
             out.append((position.get(check.node), what, check))
         return out
 
-    def _unshare_parameters(self, arrays) -> list:
+    def _unshare_parameters(self, arrays: list[Array]) -> list[Array]:
         """Copy an input that shares memory with a parameter this function updates (e.g.
         ``step(W.value)``): updates are simultaneous, so every read must see the old value,
         and compiled code may already have written the parameter when it reads the input.
@@ -239,7 +261,7 @@ class CompiledFunction:
         if self._owners is None:
             # the buffers are fixed: compiled code holds their addresses, and parameters are
             # only ever written in place
-            buffers = [self.graph.values[p.id] for p, _ in self.updates]
+            buffers = [self._graph.values[p.id] for p, _ in self.updates]
             owners = [_memory_owner(b) for b in buffers]
             self._owners = (buffers, {id(o) for o in owners if o is not None},
                             any(o is None for o in owners))   # holds the buffers: ids stay valid
@@ -254,7 +276,7 @@ class CompiledFunction:
             out.append(a)
         return out
 
-    def executable_for(self, arrays):
+    def executable_for(self, arrays: Sequence[Array]) -> Executable:
         key = tuple(a.shape for a in arrays)
         exe = self._by_shapes.get(key)
         if exe is not None:
@@ -267,7 +289,7 @@ class CompiledFunction:
             return exe
 
     # -- one build for every batch size ------------------------------------------------
-    def _generic_key(self, arrays):
+    def _generic_key(self, arrays: Sequence[Array]) -> tuple[BuildKey, int] | None:
         """(the input shapes with None for the batch dims, the batch size n) when this call may
         use a build generic in the batch size: the backend makes them, every dim declared None
         has the same size n >= 1 in this call (one size symbol), and they are not switched off."""
@@ -285,7 +307,7 @@ class CompiledFunction:
                     for i, a in enumerate(arrays))
         return key, n
 
-    def _generic_executable(self, arrays):
+    def _generic_executable(self, arrays: Sequence[Array]) -> Executable:
         """The build generic in the batch size for this call (built on first use), or None
         when this call must be specialised (the reason is logged once per build key)."""
         from .symbolic import SymbolicUnsupported
@@ -311,7 +333,7 @@ class CompiledFunction:
             self._batch_checked.add((key, n))
         return exe
 
-    def _probe_programs(self, arrays) -> list:
+    def _probe_programs(self, arrays: Sequence[Array]) -> list[Program]:
         """The program specialised at each probe batch size (symbolic.PROBES)."""
         from .symbolic import PROBES, SymbolicUnsupported
         from .ops.registry import ShapeError
@@ -327,7 +349,7 @@ class CompiledFunction:
             raise SymbolicUnsupported(f"shape inference fails at batch size {PROBES[len(programs)]}: {e}") from None
         return programs
 
-    def _build_generic(self, key, arrays, profile: bool = False):
+    def _build_generic(self, key: BuildKey, arrays: Sequence[Array], profile: bool = False) -> Executable:
         """The build generic in the batch size (registered under ``key``); ``profile=True``: one
         that times its kernels, for ``profile`` (not registered, not cached on disk)."""
         from .passes import run_passes
@@ -362,7 +384,7 @@ class CompiledFunction:
         self._dump(key, exe)
         return exe
 
-    def _fits_generic(self, key, n, arrays) -> bool:
+    def _fits_generic(self, key: BuildKey, n: int, arrays: Sequence[Array]) -> bool:
         """Whether shape inference at batch size ``n`` gives every node the generic build's
         sizes at n (a rule that treats some size specially, e.g. squeeze at 1, does not)."""
         from .symbolic import evaluate
@@ -371,7 +393,7 @@ class CompiledFunction:
         return all(tuple(program.shapes.get(nid, ())) == tuple(shape) for nid, shape in want.items()) \
             and set(program.order) == set(want)
 
-    def _cached_or_built(self, key, arrays):
+    def _cached_or_built(self, key: BuildKey, arrays: Sequence[Array]) -> Executable:
         exe = self._cache.get(key)
         if exe is None:
             if self._cache:
@@ -405,9 +427,10 @@ class CompiledFunction:
         exe = list(self._cache.values())[-1]
         if not hasattr(exe, "ir"):
             raise AttributeError(f"backend {self.backend.name!r} generates no code (it runs the graph node by node)")
-        return exe.ir
+        ir: str = exe.ir
+        return ir
 
-    def _log_build(self, key, exe) -> None:
+    def _log_build(self, key: BuildKey, exe: Executable) -> None:
         """One INFO line per build (TENSORFORGE_LOG=compile) and its kernel list (=kernels)."""
         kernels = list(getattr(exe, "kernels", None) or getattr(exe, "manifest", {}).get("kernels", []))
         cached = getattr(getattr(exe, "_compiled", None), "from_cache", False)
@@ -417,7 +440,7 @@ class CompiledFunction:
         if kernels and kernel_log.isEnabledFor(logging.INFO):
             kernel_log.info("%s:\n  %s", self.name, "\n  ".join(kernels))
 
-    def _dump(self, key, exe) -> None:
+    def _dump(self, key: BuildKey, exe: Executable) -> None:
         """Write the generated code to TENSORFORGE_DUMP_IR (a debugging aid: a failure to write
         is logged, never raised, and the file name cannot leave the folder)."""
         from . import config
@@ -434,10 +457,10 @@ class CompiledFunction:
             log.warning("%s: could not write the IR dump %r to TENSORFORGE_DUMP_IR=%r: %s",
                         self.name, filename, folder, e)
 
-    def _describe_key(self, key) -> str:
+    def _describe_key(self, key: BuildKey) -> str:
         return " ".join(f"{t.name}={format_shape(s)}" for t, s in zip(self.inputs, key))
 
-    def __call__(self, *args, **kwargs):
+    def __call__(self, *args: Any, **kwargs: Any) -> R:
         arrays = [self._check(t, v) for t, v in zip(self.inputs, self._bind(args, kwargs))]
         self._check_labels(arrays)
         # (a bool, not the dict itself: the build below may fill the graph's device mirrors)
@@ -447,14 +470,15 @@ class CompiledFunction:
         with self._call_lock:
             arrays = self._unshare_parameters(arrays)
             if mirrored:          # a host backend on a graph whose parameters also live on a GPU
-                self.graph.sync_host()
+                self._graph.sync_host()
             results = self._checker(arrays, exe) if self._checker is not None else exe(arrays)
             if mirrored:
-                self.graph.host_changed([p.id for p, _ in self.updates])
-        return results[0] if self._single else list(results)
+                self._graph.host_changed([p.id for p, _ in self.updates])
+        # R is Array exactly when outputs was one Tensor (see compile's overloads)
+        return cast(R, results[0] if self._single else list(results))
 
     # -- profiling ---------------------------------------------------------------------
-    def profile(self, *args, steps: int = 20, warmup: int = 2, **kwargs):
+    def profile(self, *args: Any, steps: int = 20, warmup: int = 2, **kwargs: Any) -> Profile:
         """Time every kernel of the specialisation for these inputs: a ``tensorforge.profiler.Profile``
         (``print`` it for a table of the slowest kernels).
 
@@ -475,7 +499,7 @@ class CompiledFunction:
             wall = time.perf_counter() - start
         return Profile.from_runs(self.name, self.backend.name, runs, wall)
 
-    def _timing_executable(self, arrays):
+    def _timing_executable(self, arrays: Sequence[Array]) -> Executable:
         exe = self.executable_for(arrays)          # compiled as a call would (and cached)
         if getattr(exe, "can_time_kernels", False):
             return exe
@@ -491,7 +515,7 @@ class CompiledFunction:
         return self._timing_cache[key]
 
     @contextmanager
-    def _parameters_restored(self):
+    def _parameters_restored(self) -> Iterator[None]:
         """The parameters this function updates have their current values again afterwards
         (device copies included: they are refreshed from the host at the next call)."""
         ids = [p.id for p, _ in self.updates]
@@ -531,7 +555,7 @@ class CompiledFunction:
         return repr_html(self)
 
 
-def _check_fits(t: Tensor, arr: np.ndarray, want: np.dtype) -> None:
+def _check_fits(t: Tensor, arr: Array, want: np.dtype[Any]) -> None:
     """Integer data must fit the placeholder's integer dtype: a cast would wrap silently."""
     lo, hi = arr.min(), arr.max()
     info = np.iinfo(want)
@@ -550,8 +574,17 @@ def dump_file_name(stem: str) -> str:
     return (safe or "step") + ".txt"
 
 
-def compile(inputs: Sequence[Tensor], outputs, updates=None, backend: str = "interp", passes=None,
-            name: str | None = None, check: bool = False) -> CompiledFunction:  # noqa: A001 - tg.compile is the API name
+@overload
+def compile(inputs: Sequence[Tensor], outputs: Tensor, updates: Updates | None = None, backend: str = "interp",
+            passes: Sequence[str] | None = None, name: str | None = None,
+            check: bool = False) -> CompiledFunction[Array]: ...
+@overload
+def compile(inputs: Sequence[Tensor], outputs: Sequence[Tensor], updates: Updates | None = None,
+            backend: str = "interp", passes: Sequence[str] | None = None, name: str | None = None,
+            check: bool = False) -> CompiledFunction[list[Array]]: ...
+def compile(inputs: Sequence[Tensor], outputs: Tensor | Sequence[Tensor], updates: Updates | None = None,
+            backend: str = "interp", passes: Sequence[str] | None = None, name: str | None = None,
+            check: bool = False) -> CompiledFunction[Any]:  # noqa: A001 - tg.compile is the API name
     """Compile a function from placeholders ``inputs`` to ``outputs``.
 
     ``updates``: (parameter, new_value) pairs or a dict, applied in place after the outputs
@@ -564,9 +597,12 @@ def compile(inputs: Sequence[Tensor], outputs, updates=None, backend: str = "int
     Updates from ``optimizer.updates(..., data_parallel=True)`` give a data-parallel step
     (``tensorforge.distributed_step.DataParallelFunction``): local gradients, one MPI
     allreduce, then the update.
+
+    Calling the result returns one array when ``outputs`` is one tensor, else a list of arrays.
     """
     from .optim.data_parallel import DataParallelUpdates
     if isinstance(updates, DataParallelUpdates):
         from .distributed_step import DataParallelFunction
-        return DataParallelFunction(inputs, outputs, updates, backend, passes, name, check)
+        # called like a CompiledFunction, but not one (distributed_step is internal and untyped)
+        return DataParallelFunction(inputs, outputs, updates, backend, passes, name, check)  # type: ignore[return-value]
     return CompiledFunction(inputs, outputs, updates, backend, passes, name, check)

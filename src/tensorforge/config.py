@@ -23,7 +23,7 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 __all__ = ["Setting", "SETTINGS", "get", "is_set", "set", "reset", "override", "describe", "log", "LOG_TOPICS"]
 
@@ -214,7 +214,7 @@ def describe() -> str:
 _handler: logging.Handler | None = None
 
 
-def _apply_log_topics(topics) -> None:
+def _apply_log_topics(topics: Iterable[str]) -> None:
     """Attach one stderr handler to the chosen ``tensorforge.<topic>`` loggers at INFO."""
     global _handler
     if _handler is None:

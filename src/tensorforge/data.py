@@ -10,13 +10,15 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
+from ._typing import Array
+
 __all__ = ["digits", "xor", "two_spirals", "load_file", "check_labels", "check_features", "DataError",
            "MAX_CLASSES", "encode_labels", "minibatches", "add_gaussian_noise", "random_horizontal_flip",
            "random_shift", "augment"]
 
 # ---- data sets ---------------------------------------------------------------------------
 
-def digits(flat: bool = True, test_size: float = 0.25, seed: int = 0):
+def digits(flat: bool = True, test_size: float = 0.25, seed: int = 0) -> tuple[Array, Array, Array, Array]:
     """scikit-learn's 8x8 handwritten digits (1797 images, 10 classes), as
 
         (x_train, y_train, x_test, y_test)
@@ -39,14 +41,14 @@ def digits(flat: bool = True, test_size: float = 0.25, seed: int = 0):
             np.asarray(y_test))
 
 
-def xor():
+def xor() -> tuple[Array, Array]:
     """The four XOR points (float32, (4, 2)) and their labels (int64, (4,)): not linearly separable."""
     x = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], np.float32)
     y = np.array([0, 1, 1, 0], np.int64)
     return x, y
 
 
-def two_spirals(n: int = 200, noise: float = 0.0, seed: int = 0):
+def two_spirals(n: int = 200, noise: float = 0.0, seed: int = 0) -> tuple[Array, Array]:
     """Two interleaved spirals, ``n`` points each: x float32 (2n, 2), y int64 (2n,) (class 0 then 1).
 
     Point i of spiral 0 is at radius r = t and angle t, t in [0.25, 3π] growing with i
@@ -95,7 +97,7 @@ def minibatches(arrays: Sequence[np.ndarray], batch_size: int, shuffle: bool = T
 
 # ---- augmentation (images: (N, H, W) or (N, C, H, W)) --------------------------------------
 
-def add_gaussian_noise(x: np.ndarray, std: float = 0.05, seed: int = 0, clip: tuple | None = None) -> np.ndarray:
+def add_gaussian_noise(x: np.ndarray, std: float = 0.05, seed: int = 0, clip: tuple[float, float] | None = None) -> np.ndarray:
     """x + N(0, std²) noise, optionally clipped to ``clip=(low, high)``; same dtype as x."""
     x = np.asarray(x)
     out = x + std * np.random.default_rng(seed).standard_normal(x.shape)

@@ -31,20 +31,25 @@ from typing import Callable
 
 import numpy as np
 
+from ._typing import Array, ShapeLike
+
+#: An initialiser: ``f(shape, seed=...) -> float32 array``
+Initializer = Callable[..., Array]
+
 __all__ = ["zeros", "ones", "constant", "normal", "uniform", "lecun_normal", "he_normal", "he_uniform",
            "xavier_uniform", "xavier_normal", "kaiming_uniform", "kaiming_normal", "torch_default",
            "torch_bias", "fans", "get", "check"]
 
 
-def _shape(shape) -> tuple[int, ...]:
+def _shape(shape: ShapeLike) -> tuple[int, ...]:
     return (int(shape),) if isinstance(shape, (int, np.integer)) else tuple(int(d) for d in shape)
 
 
-def _rng(seed) -> np.random.Generator:
+def _rng(seed: int | None) -> np.random.Generator:
     return np.random.default_rng(seed)
 
 
-def fans(shape) -> tuple[int, int]:
+def fans(shape: ShapeLike) -> tuple[int, int]:
     """(fan_in, fan_out) of a weight of ``shape`` (see the module docstring for the conventions)."""
     shape = _shape(shape)
     if len(shape) < 2:
@@ -56,56 +61,56 @@ def fans(shape) -> tuple[int, int]:
     return max(shape[1] * receptive_field, 1), max(shape[0] * receptive_field, 1)
 
 
-def _standard_normal(shape, seed) -> np.ndarray:
+def _standard_normal(shape: ShapeLike, seed: int | None) -> Array:
     # draw in float64 then round: the same numbers whatever dtype the caller wants later
     return _rng(seed).standard_normal(_shape(shape))
 
 
-def zeros(shape, seed=None) -> np.ndarray:
+def zeros(shape: ShapeLike, seed: int | None = None) -> Array:
     """All zeros. Fine for biases; never for weights (no symmetry breaking, see the module doc)."""
     return np.zeros(_shape(shape), np.float32)
 
 
-def ones(shape, seed=None) -> np.ndarray:
+def ones(shape: ShapeLike, seed: int | None = None) -> Array:
     """All ones (batch-norm and layer-norm scales)."""
     return np.ones(_shape(shape), np.float32)
 
 
-def constant(shape, value: float = 0.0, seed=None) -> np.ndarray:
+def constant(shape: ShapeLike, value: float = 0.0, seed: int | None = None) -> Array:
     """Every entry equal to ``value``."""
     return np.full(_shape(shape), value, np.float32)
 
 
-def normal(shape, std: float = 0.01, seed: int = 0, mean: float = 0.0) -> np.ndarray:
+def normal(shape: ShapeLike, std: float = 0.01, seed: int = 0, mean: float = 0.0) -> Array:
     """``mean + std * N(0, 1)``; the default is the course's small random init N(0,1)*0.01."""
     return (mean + std * _standard_normal(shape, seed)).astype(np.float32)
 
 
-def uniform(shape, low: float = -0.05, high: float = 0.05, seed: int = 0) -> np.ndarray:
+def uniform(shape: ShapeLike, low: float = -0.05, high: float = 0.05, seed: int = 0) -> Array:
     """U(low, high)."""
     return _rng(seed).uniform(low, high, _shape(shape)).astype(np.float32)
 
 
-def lecun_normal(shape, seed: int = 0) -> np.ndarray:
+def lecun_normal(shape: ShapeLike, seed: int = 0) -> Array:
     """N(0,1) / sqrt(fan_in): keeps the variance of a linear layer's output equal to its input's."""
     fan_in, _ = fans(shape)
     return (_standard_normal(shape, seed) / math.sqrt(fan_in)).astype(np.float32)
 
 
-def he_normal(shape, seed: int = 0) -> np.ndarray:
+def he_normal(shape: ShapeLike, seed: int = 0) -> Array:
     """He/Kaiming: sqrt(2 / fan_in) * N(0,1). The factor 2 makes up for ReLU zeroing half the units."""
     fan_in, _ = fans(shape)
     return (math.sqrt(2.0 / fan_in) * _standard_normal(shape, seed)).astype(np.float32)
 
 
-def he_uniform(shape, seed: int = 0) -> np.ndarray:
+def he_uniform(shape: ShapeLike, seed: int = 0) -> Array:
     """U(-a, a) with a = sqrt(6 / fan_in): the same variance as ``he_normal``."""
     fan_in, _ = fans(shape)
     a = math.sqrt(6.0 / fan_in)
     return _rng(seed).uniform(-a, a, _shape(shape)).astype(np.float32)
 
 
-def xavier_uniform(shape, seed: int = 0) -> np.ndarray:
+def xavier_uniform(shape: ShapeLike, seed: int = 0) -> Array:
     """Xavier/Glorot uniform: U(-a, a), a = sqrt(6 / (fan_in + fan_out)); variance 2/(fan_in+fan_out),
     a compromise between keeping forward activations and backward gradients at constant scale."""
     fan_in, fan_out = fans(shape)
@@ -113,7 +118,7 @@ def xavier_uniform(shape, seed: int = 0) -> np.ndarray:
     return _rng(seed).uniform(-a, a, _shape(shape)).astype(np.float32)
 
 
-def xavier_normal(shape, seed: int = 0) -> np.ndarray:
+def xavier_normal(shape: ShapeLike, seed: int = 0) -> Array:
     """Xavier/Glorot normal: sqrt(2 / (fan_in + fan_out)) * N(0,1)."""
     fan_in, fan_out = fans(shape)
     return (math.sqrt(2.0 / (fan_in + fan_out)) * _standard_normal(shape, seed)).astype(np.float32)
@@ -132,14 +137,14 @@ def _gain(nonlinearity: str, a: float) -> float:
     raise ValueError(f"kaiming: unknown nonlinearity {nonlinearity!r}")
 
 
-def _kaiming_fan(shape, mode: str) -> int:
+def _kaiming_fan(shape: ShapeLike, mode: str) -> int:
     if mode not in ("fan_in", "fan_out"):
         raise ValueError(f"kaiming: mode must be 'fan_in' or 'fan_out', got {mode!r}")
     fan_in, fan_out = fans(shape)
     return fan_in if mode == "fan_in" else fan_out
 
 
-def kaiming_uniform(shape, a: float = 0.0, mode: str = "fan_in", nonlinearity: str = "leaky_relu",
+def kaiming_uniform(shape: ShapeLike, a: float = 0.0, mode: str = "fan_in", nonlinearity: str = "leaky_relu",
                     seed: int = 0) -> np.ndarray:
     """torch's kaiming_uniform_: U(-b, b) with b = gain * sqrt(3 / fan), gain = sqrt(2 / (1 + a²))
     for leaky_relu. Fans follow this module's conventions (Dense (in, out), conv (out, in, k...))."""
@@ -147,27 +152,27 @@ def kaiming_uniform(shape, a: float = 0.0, mode: str = "fan_in", nonlinearity: s
     return _rng(seed).uniform(-bound, bound, _shape(shape)).astype(np.float32)
 
 
-def kaiming_normal(shape, a: float = 0.0, mode: str = "fan_in", nonlinearity: str = "leaky_relu",
+def kaiming_normal(shape: ShapeLike, a: float = 0.0, mode: str = "fan_in", nonlinearity: str = "leaky_relu",
                    seed: int = 0) -> np.ndarray:
     """torch's kaiming_normal_: N(0, std²) with std = gain / sqrt(fan)."""
     std = _gain(nonlinearity, a) / math.sqrt(_kaiming_fan(shape, mode))
     return (std * _standard_normal(shape, seed)).astype(np.float32)
 
 
-def torch_default(shape, seed: int = 0) -> np.ndarray:
+def torch_default(shape: ShapeLike, seed: int = 0) -> Array:
     """The default weight of torch's nn.Linear / nn.ConvNd: kaiming_uniform with a = sqrt(5), i.e.
     U(-1/sqrt(fan_in), 1/sqrt(fan_in)) (``init="torch"`` on Dense and Conv layers)."""
     return kaiming_uniform(shape, a=math.sqrt(5.0), seed=seed)
 
 
-def torch_bias(shape, fan_in: int, seed: int = 0) -> np.ndarray:
+def torch_bias(shape: ShapeLike, fan_in: int, seed: int = 0) -> Array:
     """The default bias of torch's nn.Linear / nn.ConvNd: U(-1/sqrt(fan_in), 1/sqrt(fan_in)), with the
     fan_in of the layer's weight (0 gives zeros' bound 0, as torch does)."""
     bound = 1.0 / math.sqrt(fan_in) if fan_in > 0 else 0.0
     return _rng(seed).uniform(-bound, bound, _shape(shape)).astype(np.float32)
 
 
-_BY_NAME: dict[str, Callable] = {
+_BY_NAME: dict[str, Initializer] = {
     "zeros": zeros, "ones": ones, "normal": normal, "uniform": uniform, "lecun_normal": lecun_normal,
     "he_normal": he_normal, "kaiming_normal": he_normal, "he_uniform": he_uniform,
     "kaiming_uniform": kaiming_uniform, "torch": torch_default, "torch_default": torch_default,
@@ -176,7 +181,7 @@ _BY_NAME: dict[str, Callable] = {
 }
 
 
-def get(init) -> Callable:
+def get(init: str | Initializer) -> Initializer:
     """An initialiser from its name (``"he_normal"``) or a callable ``f(shape, seed=...)`` (returned as is)."""
     if callable(init):
         return init
@@ -186,7 +191,7 @@ def get(init) -> Callable:
         raise ValueError(f"unknown initialiser {init!r}; known: {', '.join(sorted(_BY_NAME))}") from None
 
 
-def check(init, what: str = "init") -> None:
+def check(init: object, what: str = "init") -> None:
     """Raise ValueError (naming ``what``) now if ``init`` is neither a known name nor a callable,
     so a layer with a bad initialiser fails when it is constructed, not at its first call."""
     if callable(init):

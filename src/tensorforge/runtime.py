@@ -34,7 +34,8 @@ def get_num_threads() -> int:
     """The threads compiled code may use: set_num_threads's value, else TENSORFORGE_NUM_THREADS,
     else every core."""
     from . import config
-    return config.get("num_threads")
+    n: int = config.get("num_threads")
+    return n
 
 
 def _thread_count_was_asked_for() -> bool:
@@ -63,7 +64,8 @@ def cache_dir() -> Path:
     """Where compiled code is cached on disk: TENSORFORGE_CACHE_DIR, else the platform's user cache
     folder (platformdirs: ~/.cache/tensorforge on Linux). See tg.config."""
     from . import config
-    return config.get("cache_dir")
+    folder: Path = config.get("cache_dir")
+    return folder
 
 
 @functools.lru_cache(maxsize=None)
@@ -83,4 +85,5 @@ def dynamic_batch() -> bool:
     """Whether a step whose placeholders have None dims may be built once for every batch
     size (tensorforge.symbolic); TENSORFORGE_DYNAMIC_BATCH=0 specialises per shape as before."""
     from . import config
-    return config.get("dynamic_batch")
+    on: bool = config.get("dynamic_batch")
+    return on

@@ -13,7 +13,8 @@ import numpy as np
 
 from .autodiff import grad
 from .compile import compile as _compile
-from .graph import Graph, placeholder
+from ._typing import Array
+from .graph import Graph, Tensor, placeholder
 
 
 class GradientCheckError(AssertionError):
@@ -37,8 +38,9 @@ def numerical_grad(f: Callable[[list[np.ndarray]], float], arrays: list[np.ndarr
     return out
 
 
-def symbolic_grads(fn: Callable, arrays: Sequence[np.ndarray], wrt: Sequence[int] | None = None,
-                   backend: str = "interp", seed: int = 0):
+def symbolic_grads(fn: Callable[..., Tensor], arrays: Sequence[Array], wrt: Sequence[int] | None = None,
+                   backend: str = "interp", seed: int = 0
+                   ) -> tuple[Callable[[list[Array]], float], list[Array], list[int]]:
     """(value function, symbolic gradient arrays) of ``sum(w * fn(*xs))`` for random fixed w."""
     arrays = [np.asarray(a) for a in arrays]
     wrt = [i for i, a in enumerate(arrays) if a.dtype.kind == "f"] if wrt is None else list(wrt)
@@ -46,7 +48,8 @@ def symbolic_grads(fn: Callable, arrays: Sequence[np.ndarray], wrt: Sequence[int
     with g:
         xs = [placeholder(f"x{i}", a.shape, dtype=a.dtype.name) for i, a in enumerate(arrays)]
         y = fn(*xs)
-        w = np.random.default_rng(seed).standard_normal(y.shape).astype(y.dtype)
+        shape = tuple(d for d in y.shape if d is not None)   # all known: the inputs are concrete
+        w = np.random.default_rng(seed).standard_normal(shape).astype(y.dtype)
         from .ops import sum as _sum
         from .graph import constant
         loss = _sum(y * constant(w)) if y.shape != () else y * constant(np.asarray(w, y.dtype))
@@ -56,7 +59,7 @@ def symbolic_grads(fn: Callable, arrays: Sequence[np.ndarray], wrt: Sequence[int
     return (lambda arrs: float(f_loss(*arrs)[0])), f_grads(*arrays), wrt
 
 
-def check_grad(fn: Callable, inputs: Sequence[np.ndarray], wrt: Sequence[int] | None = None,
+def check_grad(fn: Callable[..., Tensor], inputs: Sequence[np.ndarray], wrt: Sequence[int] | None = None,
                eps: float = 1e-6, rtol: float = 1e-5, atol: float = 1e-7, backend: str = "interp") -> None:
     """Assert that tensorforge's symbolic gradients of ``fn`` match central differences.
 

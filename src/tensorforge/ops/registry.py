@@ -13,16 +13,27 @@ it validates inputs, infers the type, and interns the node in the graph.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, NamedTuple
+from typing import Any, Callable, Iterable, NamedTuple, Sequence, TypeAlias
 
 import numpy as np
 
+from .._typing import Array, Axis, DTypeLike, TensorLike
 from ..graph import Graph, Tensor, as_tensor, format_shape, get_default_graph
 
 
 class TensorType(NamedTuple):
-    shape: tuple
+    shape: tuple[int | None, ...]
     dtype: str
+
+
+#: infer(in_types, **attrs) -> (shape, dtype): the op's shape and dtype rule
+InferRule: TypeAlias = Callable[..., tuple[Sequence[int | None], DTypeLike]]
+#: impl(*arrays, **attrs) -> array: the NumPy reference the interpreter runs
+Impl: TypeAlias = Callable[..., Array]
+#: vjp(ctx, g) -> one gradient (or None) per input, built from graph ops
+Pullback: TypeAlias = Callable[["VJPContext", Tensor], Sequence[Tensor | None]]
+#: scalar(s, *args, **attrs) -> a scalar expression (kernel_ir) for the code generators
+ScalarRule: TypeAlias = Callable[..., Any]
 
 
 class ShapeError(ValueError):
@@ -34,7 +45,7 @@ class VJPContext:
     """What a pullback sees: the node's inputs and output as graph tensors, and its attrs."""
     inputs: list[Tensor]
     output: Tensor
-    attrs: dict
+    attrs: dict[str, Any]
     needs: list[bool]       # needs[i]: is the gradient w.r.t. input i wanted? (skip building it if not)
 
     @property
@@ -45,17 +56,17 @@ class VJPContext:
 @dataclass
 class OpDef:
     name: str
-    infer: Callable
-    impl: Callable
-    vjp: Callable | None = None
-    scalar: Callable | None = None          # elementwise: the scalar expression
+    infer: InferRule
+    impl: Impl
+    vjp: Pullback | None = None
+    scalar: ScalarRule | None = None        # elementwise: the scalar expression
     n_inputs: int | None = None             # None: variadic
-    shape_only_inputs: tuple = ()           # inputs read for their shape only (e.g. *_like ops)
+    shape_only_inputs: tuple[int, ...] = () # inputs read for their shape only (e.g. *_like ops)
     differentiable: bool = True             # False: gradient is zero (comparisons, one_hot ...)
     random: bool = False                    # draws counter-based random numbers
     doc: str = ""
     family: str = ""
-    extra: dict = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def elementwise(self) -> bool:
@@ -65,8 +76,10 @@ class OpDef:
 OPS: dict[str, OpDef] = {}
 
 
-def register(name: str, *, infer, impl, vjp=None, scalar=None, n_inputs=None, shape_only_inputs=(),
-             differentiable=True, random=False, doc="", family="") -> OpDef:
+def register(name: str, *, infer: InferRule, impl: Impl, vjp: Pullback | None = None,
+             scalar: ScalarRule | None = None, n_inputs: int | None = None,
+             shape_only_inputs: Iterable[int] = (), differentiable: bool = True, random: bool = False,
+             doc: str = "", family: str = "") -> OpDef:
     if name in OPS:
         raise ValueError(f"op {name!r} is registered twice")
     opdef = OpDef(name, infer, impl, vjp, scalar, n_inputs, tuple(shape_only_inputs), differentiable,
@@ -82,14 +95,14 @@ def get_op(name: str) -> OpDef:
         raise KeyError(f"unknown op {name!r}; known ops: {', '.join(sorted(OPS))}") from None
 
 
-def _graph_of(inputs) -> Graph:
+def _graph_of(inputs: Sequence[TensorLike]) -> Graph:
     for x in inputs:
         if isinstance(x, Tensor):
             return x.graph
     return get_default_graph()
 
 
-def _weak_scalar_partner(inputs) -> Tensor | None:
+def _weak_scalar_partner(inputs: Sequence[TensorLike]) -> Tensor | None:
     """The tensor whose dtype Python scalars among ``inputs`` take (docs/numerics.md): the first
     non-bool tensor, so where(cond, g, 0.0) gives a zero of g's dtype rather than the default
     float of the bool condition; the first tensor if all are bool."""
@@ -97,7 +110,7 @@ def _weak_scalar_partner(inputs) -> Tensor | None:
     return next((t for t in tensors if t.dtype != "bool"), tensors[0] if tensors else None)
 
 
-def apply(name: str, inputs, **attrs) -> Tensor:
+def apply(name: str, inputs: Sequence[TensorLike], **attrs: Any) -> Tensor:
     """Add an ``name`` node on ``inputs`` (Tensors or Python/NumPy values) and return it."""
     opdef = get_op(name)
     graph = _graph_of(inputs)
@@ -114,7 +127,8 @@ def apply(name: str, inputs, **attrs) -> Tensor:
     return Tensor(graph, nid)
 
 
-def infer_type(opdef: OpDef, types, attrs: dict, names=None) -> tuple[tuple, str]:
+def infer_type(opdef: OpDef, types: Sequence[TensorType], attrs: dict[str, Any],
+               names: Sequence[str] | None = None) -> tuple[tuple[int | None, ...], str]:
     """Run an op's type rule, turning any failure into a ShapeError naming op and operands."""
     try:
         shape, dtype = opdef.infer(types, **attrs)
@@ -125,17 +139,17 @@ def infer_type(opdef: OpDef, types, attrs: dict, names=None) -> tuple[tuple, str
     return tuple(shape), str(np.dtype(dtype))
 
 
-def _describe(types, names) -> str:
+def _describe(types: Sequence[TensorType], names: Sequence[str] | None) -> str:
     names = names or [f"#{i}" for i in range(len(types))]
     return ", ".join(f"{n} {format_shape(t.shape)} {t.dtype}" for n, t in zip(names, types))
 
 
 # ---- shape helpers shared by the family modules ------------------------------------------
 
-def broadcast_shapes(*shapes) -> tuple:
+def broadcast_shapes(*shapes: Sequence[int | None]) -> tuple[int | None, ...]:
     """NumPy broadcasting with ``None`` (unknown) dimensions."""
     ndim = max((len(s) for s in shapes), default=0)
-    out = []
+    out: list[int | None] = []
     for axis in range(ndim):
         dims = [s[axis - ndim + len(s)] for s in shapes if axis - ndim + len(s) >= 0]
         known = {d for d in dims if d is not None and d != 1}
@@ -151,16 +165,16 @@ def broadcast_shapes(*shapes) -> tuple:
     return tuple(out)
 
 
-def result_dtype(*dtypes) -> str:
+def result_dtype(*dtypes: DTypeLike) -> str:
     return np.result_type(*[np.dtype(d) for d in dtypes]).name
 
 
-def normalize_axis(axis, ndim: int) -> tuple[int, ...]:
+def normalize_axis(axis: Axis, ndim: int) -> tuple[int, ...]:
     """``axis`` (None, int or tuple) as a sorted tuple of non-negative axes."""
     if axis is None:
         return tuple(range(ndim))
     axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
-    out = []
+    out: list[int] = []
     for a in axes:
         if not -ndim <= a < ndim:
             raise ShapeError(f"axis {a} is out of range for a tensor of rank {ndim}")
