@@ -72,7 +72,7 @@ from .data_files import (DataError, MAX_CLASSES, check_features, check_labels,  
 
 # ---- minibatches -------------------------------------------------------------------------
 
-def minibatches(arrays: Sequence[np.ndarray], batch_size: int, shuffle: bool = True, seed: int = 0,
+def minibatches(arrays: Sequence[np.ndarray], batch_size: int, shuffle: bool = True, seed: int | Sequence[int] = 0,
                 drop_last: bool = False) -> Iterator[tuple[np.ndarray, ...]]:
     """Yield tuples of aligned chunks of ``arrays`` (all with the same first dimension).
 

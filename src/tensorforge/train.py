@@ -16,17 +16,32 @@ returns a :class:`History`.
 from __future__ import annotations
 
 import math
+import os
 import time
 import warnings
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence, Union, cast
 
 import numpy as np
+import numpy.typing as npt
 
 from . import distributed as _distributed
 from . import ops
 from .compile import compile as _compile
+from ._typing import Array
+from .compile import CompiledFunction
 from .graph import Graph, Tensor, placeholder
-from .train_callbacks import CallbackList, StopTraining, TrainInfo, epoch_limit as _epoch_limit
+from .train_callbacks import Callback, CallbackList, StopTraining, TrainInfo, epoch_limit as _epoch_limit
+
+if TYPE_CHECKING:
+    from .nn.module import Module
+    from .optim.base import Optimizer
+    from .optim.schedules import LRScheduler
+
+#: A loss by name ("cross_entropy", "mse", "bce") or a callable(outputs, targets) -> tensor
+Loss = Union[str, Callable[[Tensor, Tensor], Tensor]]
+#: A metric by name ("accuracy", "mae", "mse") or a callable(predictions, targets) -> number
+Metric = Union[str, Callable[[Array, Array], float]]
+MetricFn = Callable[[Array, Array], float]
 
 __all__ = ["fit", "evaluate", "predict", "default_backend", "History", "digits_mlp", "accuracy", "StopTraining",
            "TrainInfo"]
@@ -36,7 +51,7 @@ BCE_LOSSES = ("bce", "binary_cross_entropy")
 MSE_LOSSES = ("mse",)
 
 
-class History(dict):
+class History(dict[str, list[float]]):
     """Per-epoch records ("loss", "accuracy", "val_loss", "val_accuracy", "lr", "time"), one entry per
     epoch completed, plus ``best_epoch`` (0-based, by the monitored loss), ``stopped_early``,
     ``diverged`` (a non-finite loss stopped the run; ``diverged_epoch`` and ``diverged_step``, both
@@ -47,7 +62,9 @@ class History(dict):
     "callback", "diverged" or None), and ``evaluations`` lists the ``eval_every`` results
     (dicts with "step", "epoch" and "val_*" entries)."""
 
-    def __init__(self):
+    model: Module     # set by digits_mlp only (the model it trained)
+
+    def __init__(self) -> None:
         super().__init__()
         self.best_epoch: int | None = None
         self.stopped_early = False
@@ -58,10 +75,10 @@ class History(dict):
         self.monitor = "loss"
         self.steps = 0
         self.stop_reason: str | None = None
-        self.evaluations: list[dict] = []
+        self.evaluations: list[dict[str, Any]] = []
         self.graph: Graph | None = None
-        self.train_step = None
-        self.eval_step = None
+        self.train_step: CompiledFunction[list[Array]] | None = None
+        self.eval_step: CompiledFunction[list[Array]] | None = None
 
     @property
     def epochs(self) -> int:
@@ -89,7 +106,7 @@ class History(dict):
 
 # ---- losses and metrics --------------------------------------------------------------------
 
-def _loss_kind(loss) -> str:
+def _loss_kind(loss: Loss | None) -> str:
     if callable(loss):
         return "callable"
     if not isinstance(loss, str):
@@ -104,10 +121,10 @@ def _loss_kind(loss) -> str:
     raise ValueError(f"unknown loss {loss!r}; use 'cross_entropy', 'mse', 'bce' or a callable(pred, y)")
 
 
-def _loss_tensor(loss, out: Tensor, y: Tensor) -> Tensor:
+def _loss_tensor(loss: Loss | None, out: Tensor, y: Tensor) -> Tensor:
     """The unreduced loss of a batch (per sample or per element; a callable may return a scalar)."""
     kind = _loss_kind(loss)
-    if kind == "callable":
+    if callable(loss):
         return loss(out, y)
     if kind == "cross_entropy":
         if np.dtype(y.dtype).kind in "iu":
@@ -126,7 +143,7 @@ def _per_sample(l: Tensor) -> Tensor:
     return ops.mean(l, axis=tuple(range(1, len(l.shape))))
 
 
-def accuracy(pred: np.ndarray, y: np.ndarray, loss="cross_entropy") -> float:
+def accuracy(pred: npt.ArrayLike, y: npt.ArrayLike, loss: Loss = "cross_entropy") -> float:
     """Fraction of correct predictions: argmax for class scores (integer or one-hot targets),
     logits > 0 for "bce", outputs > 0.5 otherwise."""
     pred, y = np.asarray(pred), np.asarray(y)
@@ -140,8 +157,8 @@ def accuracy(pred: np.ndarray, y: np.ndarray, loss="cross_entropy") -> float:
     return float(np.mean((pred > 0.5) == (y > 0.5)))
 
 
-def _metric_fns(metrics, loss) -> dict[str, Callable]:
-    fns = {}
+def _metric_fns(metrics: Iterable[Metric] | None, loss: Loss) -> dict[str, MetricFn]:
+    fns: dict[str, MetricFn] = {}
     for m in metrics or ():
         if callable(m):
             fns[getattr(m, "__name__", "metric")] = m
@@ -179,8 +196,8 @@ _DEFAULT_BACKEND: dict[str, str] = {}
 
 # ---- array preparation -------------------------------------------------------------------
 
-def _as_inputs(x, dtype: str | None = None) -> np.ndarray:
-    x = np.asarray(x)
+def _as_inputs(data: npt.ArrayLike, dtype: str | None = None) -> Array:
+    x = np.asarray(data)
     if dtype is not None:     # asked for explicitly (integer token ids for an Embedding)
         return x.astype(dtype, copy=False)
     if x.dtype.kind != "f":
@@ -188,10 +205,11 @@ def _as_inputs(x, dtype: str | None = None) -> np.ndarray:
     return x
 
 
-def _as_targets(y, loss, out_shape, x_dtype) -> np.ndarray:
+def _as_targets(targets: npt.ArrayLike, loss: Loss, out_shape: Sequence[int | None],
+                x_dtype: np.dtype[Any]) -> Array:
     """Targets with the dtype and rank the loss expects (int64 class labels for cross-entropy,
     float of the inputs' dtype otherwise; a trailing axis added for (N,) targets of (N, 1) outputs)."""
-    y = np.asarray(y)
+    y = np.asarray(targets)
     kind = _loss_kind(loss)
     if kind == "cross_entropy" and y.dtype.kind in "iub":
         return y.astype(np.int64)
@@ -208,21 +226,27 @@ def _as_targets(y, loss, out_shape, x_dtype) -> np.ndarray:
 class _Evaluator:
     """The model in evaluation mode on placeholders of one graph, compiled for one backend."""
 
-    def __init__(self, model, x_ph: Tensor, y_ph: Tensor | None, loss, backend, out: Tensor | None = None):
+    def __init__(self, model: Module, x_ph: Tensor, y_ph: Tensor | None, loss: Loss | None, backend: str,
+                 out: Tensor | None = None) -> None:
         self.x_ph, self.y_ph, self.loss = x_ph, y_ph, loss
         self.out = out if out is not None else model(x_ph, training=False)
         self.predict_fn = _compile([x_ph], [self.out], backend=backend, name="predict")
-        self.eval_fn = None
+        self.eval_fn: CompiledFunction[list[Array]] | None = None
         if y_ph is not None:
             per_sample = _per_sample(_loss_tensor(loss, self.out, y_ph))
             self.eval_fn = _compile([x_ph, y_ph], [self.out, per_sample], backend=backend, name="eval_step")
 
-    def predict(self, x: np.ndarray, batch_size: int) -> np.ndarray:
+    def predict(self, x: Array, batch_size: int) -> Array:
         outs = [self.predict_fn(xb)[0] for (xb,) in _chunks([x], batch_size)]
-        return np.concatenate(outs, axis=0) if outs else np.zeros((0,) + tuple(self.out.shape[1:]))
+        # (a model's output has known sizes past the batch axis)
+        rest = cast(tuple[int, ...], tuple(self.out.shape[1:]))
+        return np.concatenate(outs, axis=0) if outs else np.zeros((0,) + rest)
 
-    def evaluate(self, x, y, batch_size: int, metric_fns) -> dict[str, float]:
-        outs, total, n = [], 0.0, 0
+    def evaluate(self, x: Array, y: Array, batch_size: int, metric_fns: dict[str, MetricFn]) -> dict[str, float]:
+        if self.eval_fn is None:
+            raise ValueError("evaluate: this evaluator was built without targets")
+        outs: list[Array] = []
+        total, n = 0.0, 0
         for xb, yb in _chunks([x, y], batch_size):
             out, l = self.eval_fn(xb, yb)
             outs.append(out)
@@ -235,17 +259,17 @@ class _Evaluator:
         return result
 
 
-def _chunks(arrays, batch_size):
+def _chunks(arrays: Sequence[Array], batch_size: int) -> Iterator[tuple[Array, ...]]:
     n = len(arrays[0])
     for start in range(0, n, batch_size):
         yield tuple(a[start:start + batch_size] for a in arrays)
 
 
-def _loss_key(loss):
+def _loss_key(loss: Loss | None) -> object:
     return ("callable", id(loss)) if callable(loss) else _loss_kind(loss)
 
 
-def _evaluator(model, x: np.ndarray, y: np.ndarray | None, loss, backend) -> _Evaluator:
+def _evaluator(model: Module, x: Array, y: Array | None, loss: Loss | None, backend: str) -> _Evaluator:
     """A cached evaluator for inputs like ``x`` (and targets like ``y``), built in the graph that
     holds the model's current parameters (a new graph if the model was never built)."""
     graph = model.graph or Graph("predict")
@@ -261,13 +285,14 @@ def _evaluator(model, x: np.ndarray, y: np.ndarray | None, loss, backend) -> _Ev
     if key not in cache:
         y_ph = placeholder(_free_name(graph, "eval_y"), (None,) + y.shape[1:], dtype=y.dtype.name, graph=graph)
         cache[key] = _Evaluator(model, pred_ev.x_ph, y_ph, loss, backend, out=pred_ev.out)
-    return cache[key]
+    found: _Evaluator = cache[key]
+    return found
 
 
-def _evaluator_cache(model, graph: Graph) -> dict:
+def _evaluator_cache(model: Module, graph: Graph) -> dict[tuple[Any, ...], _Evaluator]:
     """The model's evaluators, keeping only those of ``graph`` (the one holding its current
     parameters): evaluators of older graphs would only keep those graphs alive."""
-    cache = model.__dict__.setdefault("_tf_evaluators", {})
+    cache: dict[tuple[Any, ...], _Evaluator] = model.__dict__.setdefault("_tf_evaluators", {})
     for key in [k for k in cache if k[0] != id(graph)]:
         del cache[key]
     return cache
@@ -280,28 +305,30 @@ def _free_name(graph: Graph, stem: str) -> str:
     return f"{stem}{k}"
 
 
-def predict(model, x, batch_size: int = 256, backend: str | None = None, input_dtype: str | None = None) -> np.ndarray:
+def predict(model: Module, x: npt.ArrayLike, batch_size: int = 256, backend: str | None = None,
+            input_dtype: str | None = None) -> Array:
     """The model's outputs (evaluation mode) for every row of ``x``, computed in batches
     (``input_dtype``: as in ``fit``)."""
     backend = default_backend(backend)
-    x = _as_inputs(x, input_dtype)
-    return _evaluator(model, x, None, None, backend).predict(x, batch_size)
+    xa = _as_inputs(x, input_dtype)
+    return _evaluator(model, xa, None, None, backend).predict(xa, batch_size)
 
 
-def evaluate(model, x, y, loss="cross_entropy", metrics=("accuracy",), batch_size: int = 256,
+def evaluate(model: Module, x: npt.ArrayLike, y: npt.ArrayLike, loss: Loss = "cross_entropy",
+             metrics: Iterable[Metric] | None = ("accuracy",), batch_size: int = 256,
              backend: str | None = None, input_dtype: str | None = None) -> dict[str, float]:
     """{"loss": mean per-sample loss, <metric>: value, ...} of the model in evaluation mode
     (``input_dtype``: as in ``fit``)."""
     backend = default_backend(backend)
-    x = _as_inputs(x, input_dtype)
-    ev0 = _evaluator(model, x, None, None, backend)
-    y = _as_targets(y, loss, ev0.out.shape, x.dtype)
-    return _evaluator(model, x, y, loss, backend).evaluate(x, y, batch_size, _metric_fns(metrics, loss))
+    xa = _as_inputs(x, input_dtype)
+    ev0 = _evaluator(model, xa, None, None, backend)
+    ya = _as_targets(y, loss, ev0.out.shape, xa.dtype)
+    return _evaluator(model, xa, ya, loss, backend).evaluate(xa, ya, batch_size, _metric_fns(metrics, loss))
 
 
 # ---- fit ---------------------------------------------------------------------------------------
 
-def _steps_on_metric(schedule) -> bool:
+def _steps_on_metric(schedule: LRScheduler) -> bool:
     """ReduceLROnPlateau-like schedules take the monitored loss in step()."""
     try:
         from .optim.schedules import ReduceLROnPlateau
@@ -312,7 +339,13 @@ def _steps_on_metric(schedule) -> bool:
     return type(schedule).__name__ == "ReduceLROnPlateau"
 
 
-def _default_optimizer():
+def _step_on_metric(schedule: LRScheduler, value: float) -> None:
+    """Step a ReduceLROnPlateau-like schedule, whose step() takes the monitored value first."""
+    step: Callable[..., None] = schedule.step
+    step(value)
+
+
+def _default_optimizer() -> Optimizer:
     from .optim import Adam
     return Adam(lr=1e-3)
 
@@ -326,22 +359,26 @@ def _restore(variables: Sequence[Tensor], snap: dict[int, np.ndarray]) -> None:
         t.value = snap[t.id]
 
 
-def _progress_bar(total: int, desc: str, enabled: bool):
+def _progress_bar(total: int, desc: str, enabled: bool) -> Any:
     if not enabled:
         return None
     from tqdm.auto import tqdm
     return tqdm(total=total, desc=desc, leave=False, unit="batch", dynamic_ncols=True)
 
 
-def fit(model, x_train, y_train, loss="cross_entropy", optimizer=None, epochs: int | None = None,
-        batch_size: int = 32,
-        validation_data=None, metrics=("accuracy",), schedule=None, early_stopping: int | None = None,
-        restore_best: bool = True, penalty: Callable | None = None, clip_norm: float | None = None,
+def fit(model: Module, x_train: npt.ArrayLike, y_train: npt.ArrayLike, loss: Loss = "cross_entropy",
+        optimizer: Optimizer | None = None, epochs: int | None = None, batch_size: int = 32,
+        validation_data: tuple[npt.ArrayLike, npt.ArrayLike] | None = None,
+        metrics: Iterable[Metric] | None = ("accuracy",), schedule: LRScheduler | None = None,
+        early_stopping: int | None = None, restore_best: bool = True,
+        penalty: Callable[[list[Tensor]], Tensor] | None = None, clip_norm: float | None = None,
         backend: str | None = None, seed: int = 0, progress: bool = True, verbose: bool = True,
-        schedule_interval: str = "epoch", augment: Callable | None = None, eval_batch_size: int | None = None,
-        on_epoch_end: Callable | None = None, checkpoint_dir=None, resume: bool = False,
+        schedule_interval: str = "epoch", augment: Callable[[Array, int], npt.ArrayLike] | None = None,
+        eval_batch_size: int | None = None, on_epoch_end: Callable[[int, History], object] | None = None,
+        checkpoint_dir: str | os.PathLike[str] | None = None, resume: bool = False,
         sync_batch_norm: bool = False, shuffle: bool = True, drop_last: bool = False, steps: int | None = None,
-        eval_every: int | None = None, callbacks=None, input_dtype: str | None = None) -> History:
+        eval_every: int | None = None, callbacks: Callback | Iterable[Callback] | None = None,
+        input_dtype: str | None = None) -> History:
     """Train ``model`` (a ``tg.nn`` module) on (x_train, y_train) and return a :class:`History`.
 
     loss: "cross_entropy" (integer labels, or one-hot float targets), "mse", "bce" (on logits),
@@ -475,8 +512,8 @@ def fit(model, x_train, y_train, loss="cross_entropy", optimizer=None, epochs: i
         for i, (xb, yb) in enumerate(batches):
             if augment is not None:
                 xb = np.asarray(augment(xb, seed * 1_000_003 + epoch * 10_007 + i), dtype=x_train.dtype)
-            loss_value, out = train_step(xb, yb)
-            loss_value = float(loss_value)
+            loss_array, out = train_step(xb, yb)
+            loss_value = float(loss_array)
             if not math.isfinite(loss_value) and not distributed:
                 history._mark_diverged(epoch + 1, i + 1, loss_value)
                 break
@@ -530,7 +567,7 @@ def fit(model, x_train, y_train, loss="cross_entropy", optimizer=None, epochs: i
             break
         if schedule is not None:
             if _steps_on_metric(schedule):
-                schedule.step(watched)
+                _step_on_metric(schedule, watched)
             elif schedule_interval == "epoch":
                 schedule.step()
         if watched < best:
@@ -568,7 +605,7 @@ def fit(model, x_train, y_train, loss="cross_entropy", optimizer=None, epochs: i
     elif early_stopping is not None and restore_best and best_snap is not None:
         _restore(variables, best_snap)
         if verbose:
-            print(f"restored the parameters of epoch {history.best_epoch + 1} "
+            print(f"restored the parameters of {_restored_what(history)} "
                   f"({history.monitor} {best:.4f})")
     return history
 
@@ -577,7 +614,8 @@ def _restored_what(history: History) -> str:
     return f"epoch {history.best_epoch + 1}" if history.best_epoch is not None else "the start of the run"
 
 
-def _epoch_totals_over_ranks(total: float, seen: int, metric_sums: dict, first_bad: int):
+def _epoch_totals_over_ranks(total: float, seen: int, metric_sums: dict[str, float],
+                             first_bad: int) -> tuple[float, int, dict[str, float], int]:
     """The epoch's loss and metric sums over all ranks, and the first step at which any rank's
     loss was non-finite (0: none). Every rank must agree on stopping, or one would stop while
     the others wait in the next allreduce."""
@@ -591,14 +629,15 @@ def _epoch_totals_over_ranks(total: float, seen: int, metric_sums: dict, first_b
     return total, seen, dict(zip(names, summed[2:])), 0 if bad == sentinel else bad
 
 
-def _minibatches(x, y, batch_size, seed, epoch, shuffle=True, drop_last=False):
+def _minibatches(x: Array, y: Array, batch_size: int, seed: int, epoch: int, shuffle: bool = True,
+                 drop_last: bool = False) -> Iterator[tuple[Array, ...]]:
     from .data import minibatches
     # one seeded permutation per epoch, distinct across epochs and reproducible across runs
     return minibatches((x, y), batch_size, shuffle=shuffle, seed=[int(seed), int(epoch)], drop_last=drop_last)
 
 
 
-def _epoch_line(history: History, epoch: int, epochs: int) -> str:
+def _epoch_line(history: History, epoch: int, epochs: int | float | str) -> str:
     parts = [f"epoch {epoch + 1}/{epochs}"]
     for key, values in history.items():
         if key in ("lr", "time"):
@@ -612,7 +651,8 @@ def _epoch_line(history: History, epoch: int, epochs: int) -> str:
 # ---- the digits MLP job (examples/mlp_digits.py and the command line's train job) -------------
 
 def digits_mlp(epochs: int = 20, backend: str | None = None, seed: int = 0, progress: bool = False,
-               verbose: bool = False, hidden: int = 128, batch_size: int = 32, lr: float = 1e-3, **fit_kwargs):
+               verbose: bool = False, hidden: int = 128, batch_size: int = 32, lr: float = 1e-3,
+               **fit_kwargs: Any) -> tuple[History, float]:
     """Train an MLP 64-hidden-10 (ReLU) with Adam on the digits and return (history, test_accuracy)."""
     from . import data, nn, optim
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
-__all__ = ["StopTraining", "TrainInfo", "CallbackList", "epoch_limit"]
+__all__ = ["StopTraining", "TrainInfo", "CallbackList", "epoch_limit", "Callback"]
 
 
 class StopTraining(Exception):
@@ -35,25 +35,29 @@ class TrainInfo:
     batch: int | None = None
     loss: float | None = None
     lr: float | None = None
-    logs: dict = field(default_factory=dict)
-    history: Any = None
+    logs: dict[str, Any] = field(default_factory=dict)
+    history: Any = None       # the run's tg.train.History (typed loosely: train imports this module)
 
-    def __getitem__(self, key):
+    def __getitem__(self, key: str) -> Any:
         if key in ("event", "epoch", "step", "batch", "loss", "lr", "logs", "history"):
             return getattr(self, key)
         return self.logs[key]
 
-    def get(self, key, default=None):
+    def get(self, key: str, default: Any = None) -> Any:
         try:
             return self[key]
         except KeyError:
             return default
 
 
+#: A callback: called with a TrainInfo; returning True stops training
+Callback = Callable[["TrainInfo"], object]
+
+
 class CallbackList:
     """The callbacks of one run; ``__call__(info)`` is True when one of them asks to stop."""
 
-    def __init__(self, callbacks):
+    def __init__(self, callbacks: Callback | Iterable[Callback] | None) -> None:
         if callbacks is None:
             callbacks = []
         elif callable(callbacks):
@@ -63,9 +67,9 @@ class CallbackList:
         for cb in callbacks:
             if not callable(cb):
                 raise TypeError(f"fit: callbacks must be callables taking a TrainInfo, got {type(cb).__name__}")
-        self.callbacks: list[Callable] = callbacks
+        self.callbacks: list[Callback] = callbacks
 
-    def __bool__(self):
+    def __bool__(self) -> bool:
         return bool(self.callbacks)
 
     def __call__(self, info: TrainInfo) -> bool:
@@ -79,7 +83,7 @@ class CallbackList:
         return stop
 
 
-def epoch_limit(epochs, steps) -> float:
+def epoch_limit(epochs: int | None, steps: int | None) -> float:
     """How many epochs ``fit`` may run: ``epochs`` (default 10), unbounded when only a step budget is given."""
     if steps is not None and (isinstance(steps, bool) or int(steps) < 1):
         raise ValueError(f"fit: steps must be a positive step budget, got {steps!r}")
