@@ -20,11 +20,20 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 import time
 import traceback
 from contextlib import contextmanager
+from types import ModuleType, TracebackType
+from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 import numpy as np
+import numpy.typing as npt
+
+from ._typing import Array
+
+if TYPE_CHECKING:
+    from .graph import Graph, Tensor
 
 __all__ = ["init", "rank", "size", "is_main", "barrier", "allreduce", "broadcast", "allreduce_inplace",
            "broadcast_parameters", "shard_batches", "average_metrics", "abort", "is_distributed",
@@ -45,8 +54,8 @@ class DistributedError(RuntimeError):
 
 class _World:
     """The communicator in use (None: single process)."""
-    comm = None
-    MPI = None
+    comm: Any = None                 # an mpi4py communicator (an optional extra: typed loosely)
+    MPI: ModuleType | None = None    # the mpi4py.MPI module
     initialised = False
     excepthook_installed = False
 
@@ -67,10 +76,11 @@ def launched_by_mpi() -> bool:
 
 def _timeout() -> float:
     from . import config
-    return config.get("mpi_timeout")
+    seconds: float = config.get("mpi_timeout")
+    return seconds
 
 
-def init(comm=None) -> int:
+def init(comm: Any = None) -> int:
     """Join the MPI world (idempotent); returns the world size.
 
     ``comm``: an mpi4py communicator to use instead of ``COMM_WORLD``. Without one,
@@ -81,7 +91,8 @@ def init(comm=None) -> int:
         from mpi4py import MPI
         _world.MPI, _world.comm, _world.initialised = MPI, comm, True
         _install_excepthook()
-        return comm.Get_size()
+        n: int = comm.Get_size()
+        return n
     if _world.initialised:
         return size()
     if launched_by_mpi():
@@ -104,7 +115,7 @@ def _install_excepthook() -> None:
         return
     previous = sys.excepthook
 
-    def hook(kind, value, tb):
+    def hook(kind: type[BaseException], value: BaseException, tb: TracebackType | None) -> None:
         previous(kind, value, tb)
         if _world.comm is not None and _world.comm.Get_size() > 1 and not issubclass(kind, KeyboardInterrupt):
             sys.stderr.write(f"tensorforge.distributed: rank {rank()} failed with {kind.__name__}: {value}; "
@@ -114,7 +125,7 @@ def _install_excepthook() -> None:
     _world.excepthook_installed = True
 
 
-def _comm():
+def _comm() -> Any:
     if not _world.initialised:
         init()
     return _world.comm
@@ -123,13 +134,15 @@ def _comm():
 def rank() -> int:
     """This process's rank (0 without MPI)."""
     comm = _comm()
-    return 0 if comm is None else comm.Get_rank()
+    r: int = 0 if comm is None else comm.Get_rank()
+    return r
 
 
 def size() -> int:
     """The number of processes (1 without MPI)."""
     comm = _comm()
-    return 1 if comm is None else comm.Get_size()
+    n: int = 1 if comm is None else comm.Get_size()
+    return n
 
 
 def is_main() -> bool:
@@ -151,7 +164,7 @@ def abort(message: str, code: int = 1) -> None:
     raise DistributedError(message)
 
 
-def _flush_then_abort(comm, code: int) -> None:
+def _flush_then_abort(comm: Any, code: int) -> None:
     """MPI_Abort kills every rank at once: give the launcher a moment to forward what
     this rank printed (the error message is the point)."""
     sys.stdout.flush()
@@ -168,10 +181,10 @@ class _Watchdog:
     program). Polling a nonblocking collective instead would stall MPI's progress between
     polls and cost bandwidth on large buffers."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.what: str | None = None
         self.deadline = 0.0
-        self.thread = None
+        self.thread: threading.Thread | None = None
 
     def _loop(self) -> None:
         while True:
@@ -184,9 +197,8 @@ class _Watchdog:
                 _flush_then_abort(_world.comm, 1)
 
     @contextmanager
-    def guard(self, what: str):
+    def guard(self, what: str) -> Iterator[None]:
         if self.thread is None:
-            import threading
             self.thread = threading.Thread(target=self._loop, name="tensorforge-mpi-watchdog", daemon=True)
             self.thread.start()
         self.deadline = time.monotonic() + _timeout()
@@ -203,14 +215,21 @@ _watchdog = _Watchdog()
 _REDUCE_OPS = ("sum", "mean", "max", "min")
 
 
-def _mpi_op(op: str):
+def _mpi() -> ModuleType:
+    """The mpi4py.MPI module (collectives reach here only with a communicator of several ranks)."""
+    if _world.MPI is None:
+        raise DistributedError("MPI is not initialised: call tg.distributed.init() under an MPI launcher")
+    return _world.MPI
+
+
+def _mpi_op(op: str) -> Any:
     if op not in _REDUCE_OPS:
         raise ValueError(f"allreduce: op must be one of {_REDUCE_OPS}, got {op!r}")
-    MPI = _world.MPI
+    MPI = _mpi()
     return {"sum": MPI.SUM, "mean": MPI.SUM, "max": MPI.MAX, "min": MPI.MIN}[op]
 
 
-def _as_buffer(array, what: str) -> np.ndarray:
+def _as_buffer(array: npt.ArrayLike, what: str) -> Array:
     arr = np.asarray(array)
     if arr.dtype == object or arr.dtype.kind not in "biuf":
         raise TypeError(f"{what}: expected a numeric NumPy array, got dtype {arr.dtype}")
@@ -234,13 +253,13 @@ def allreduce_inplace(buffer: np.ndarray, op: str = "sum", bucket_bytes: int | N
     for start in range(0, flat.size, step):
         chunk = flat[start:start + step]
         with _watchdog.guard(f"allreduce of {buffer.size} x {buffer.dtype}"):
-            comm.Allreduce(_world.MPI.IN_PLACE, chunk, op=_mpi_op(op))
+            comm.Allreduce(_mpi().IN_PLACE, chunk, op=_mpi_op(op))
     if op == "mean":
         buffer /= buffer.dtype.type(comm.Get_size())
     return buffer
 
 
-def allreduce(array, op: str = "sum") -> np.ndarray:
+def allreduce(array: npt.ArrayLike, op: str = "sum") -> Array:
     """A reduced copy of ``array`` over all ranks (``op``: sum, mean, max, min). Without
     MPI (one rank) it returns a copy of the array (``mean`` of one rank is itself)."""
     arr = _as_buffer(array, "allreduce")
@@ -252,7 +271,7 @@ def allreduce(array, op: str = "sum") -> np.ndarray:
     return allreduce_inplace(out, op)
 
 
-def broadcast(array, root: int = 0) -> np.ndarray:
+def broadcast(array: npt.ArrayLike, root: int = 0) -> Array:
     """Rank ``root``'s ``array`` on every rank (shape and dtype must agree across ranks);
     a copy without MPI."""
     arr = np.array(_as_buffer(array, "broadcast"), order="C")
@@ -274,7 +293,7 @@ def barrier() -> None:
             comm.Barrier()
 
 
-def broadcast_parameters(tensors_or_graph, root: int = 0) -> None:
+def broadcast_parameters(tensors_or_graph: Graph | Iterable[Tensor], root: int = 0) -> None:
     """Overwrite the values of parameters (all of a Graph's, or the listed ones) with
     rank ``root``'s, in place; the graph's random counter is then offset by rank (each
     rank draws its own dropout stream, the same one every run)."""
@@ -307,7 +326,7 @@ def shard_batches(order: np.ndarray, batch_size: int) -> list[np.ndarray]:
         raise ValueError(f"shard_batches: batch_size must be >= 1, got {batch_size}")
     n, r = size(), rank()
     glob = batch_size * n
-    out = []
+    out: list[Array] = []
     for start in range(0, len(order), glob):
         chunk = order[start:start + glob]
         if len(chunk) < n:
@@ -330,7 +349,7 @@ def average_metrics(values: dict[str, float], weight: float = 1.0) -> dict[str, 
 
 # ---- helpers for tg.train.fit and the command line ------------------------------------------
 
-def shard_minibatches(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int, epoch: int) -> list:
+def shard_minibatches(x: Array, y: Array, batch_size: int, seed: int, epoch: int) -> list[tuple[Array, Array]]:
     """This rank's (x, y) batches of one epoch: the epoch's permutation is the one
     ``tg.data.minibatches`` draws from (seed, epoch), the same on every rank; see
     ``shard_batches`` for how it is cut."""
@@ -338,12 +357,13 @@ def shard_minibatches(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int, 
     return [(x[idx], y[idx]) for idx in shard_batches(order, batch_size)]
 
 
-def sum_over_ranks(values) -> list[float]:
+def sum_over_ranks(values: Iterable[float]) -> list[float]:
     """Sums of a list of floats over all ranks (float64); the list itself with one rank."""
-    values = [float(v) for v in values]
+    floats = [float(v) for v in values]
     if size() == 1:
-        return values
-    return allreduce_inplace(np.array(values, dtype=np.float64), "sum").tolist()
+        return floats
+    sums: list[float] = allreduce_inplace(np.array(floats, dtype=np.float64), "sum").tolist()
+    return sums
 
 
 def quiet_unless_main() -> None:
@@ -355,7 +375,7 @@ def quiet_unless_main() -> None:
 
 
 @contextmanager
-def abort_on_error():
+def abort_on_error() -> Iterator[None]:
     """Turn a failure on this rank (an exception, or ``sys.exit`` with a non-zero code, as
     click does for a usage error) into ``MPI_Abort`` of the whole job: otherwise the other
     ranks would wait in their next collective, and this one in ``MPI_Finalize``."""
