@@ -16,6 +16,8 @@ from .compile import compile as _compile
 from ._typing import Array
 from .graph import Graph, Tensor, placeholder
 
+__all__ = ["GradientCheckError", "numerical_grad", "symbolic_grads", "check_grad"]
+
 
 class GradientCheckError(AssertionError):
     pass
