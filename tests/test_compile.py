@@ -265,3 +265,10 @@ def test_outputs_that_are_views_of_parameters_or_inputs_are_not_aliased():
     np.testing.assert_array_equal(p_flat, np.zeros(4))
     np.testing.assert_array_equal(x_flat, [0, 1, 2, 3])
     np.testing.assert_array_equal(x_out, [[0, 1], [2, 3]])
+
+
+def test_a_function_of_nothing_says_so_when_called():
+    # it used to fail with "'NoneType' object has no attribute 'topological_order'"
+    f = tg.compile([], [])
+    with pytest.raises(ValueError, match="no inputs, outputs or updates"):
+        f()

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Generic, Iterator, Mapping, Sequence, Typ
 
 import numpy as np
 
-from ._typing import Array, Shape, Updates
+from ._typing import Array, Updates
 from .graph import Graph, Tensor, format_shape
 from .program import Program, label_checks, needed_nodes, specialise
 

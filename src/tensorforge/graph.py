@@ -25,7 +25,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ._tensor_methods import TensorMethods
-from ._typing import Array, DTypeLike, Shape, ShapeSpec
+from ._typing import Array, DTypeLike, ShapeSpec
 
 if TYPE_CHECKING:
     from ._typing import TensorLike

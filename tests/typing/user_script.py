@@ -15,6 +15,9 @@ import numpy as np
 
 import tensorforge as tg
 
+if TYPE_CHECKING:
+    from typing import reveal_type
+
 
 def build_and_train() -> float:
     rng = np.random.default_rng(0)
