@@ -350,8 +350,12 @@ class Tensor(TensorMethods):
             raise TypeError(f"len() of tensor {self.name!r} with shape {format_shape(self.shape)} is unknown")
         return self.shape[0]
 
-    def __iter__(self) -> NoReturn:
-        raise TypeError("symbolic Tensors are not iterable; index them explicitly")
+    if TYPE_CHECKING:
+        # not iterable, for checkers too: a Tensor passed where an iterable is wanted is an error
+        __iter__: None
+    else:
+        def __iter__(self) -> NoReturn:
+            raise TypeError("symbolic Tensors are not iterable; index them explicitly")
 
     # operators: defined in ops/__init__.py (they need the op registry); TensorMethods declares them
 
