@@ -254,10 +254,10 @@ def fit(model: Module, x_train: npt.ArrayLike, y_train: npt.ArrayLike, loss: Los
     best, best_snap, waited = math.inf, None, 0
     per_epoch = len(x_train) / (batch_size * _distributed.size())
     n_batches = math.floor(per_epoch) if drop_last else math.ceil(per_epoch)
-    if resume and checkpoint_dir is None:
-        raise ValueError("fit: resume=True needs a checkpoint_dir")
     start_epoch = 0
     if resume:
+        if checkpoint_dir is None:
+            raise ValueError("fit: resume=True needs a checkpoint_dir")
         from .export import checkpoint as ckpt
         if ckpt.latest_checkpoint(checkpoint_dir) is not None:
             meta, arrays = ckpt.load_checkpoint(checkpoint_dir)
