@@ -64,6 +64,26 @@ class BinaryOp(Protocol):
     def __call__(self, a: TensorLike, b: TensorLike, /) -> Tensor: ...
 
 
+# torch-style ops whose arguments may also be passed by name (``isnan(input=x)``)
+
+class InputOp(Protocol):
+    """``f(input) -> Tensor``."""
+
+    def __call__(self, input: TensorLike) -> Tensor: ...  # noqa: A002 - torch's argument name
+
+
+class InputOtherOp(Protocol):
+    """``f(input, other) -> Tensor``."""
+
+    def __call__(self, input: TensorLike, other: TensorLike) -> Tensor: ...  # noqa: A002
+
+
+class InputAttrsOp(Protocol):
+    """``f(input, **attrs) -> Tensor``: the keywords become the node's attrs (``round(x, decimals=2)``)."""
+
+    def __call__(self, input: TensorLike, **attrs: Any) -> Tensor: ...  # noqa: A002
+
+
 class ScalarNamespace(Protocol):
     """The primitives a scalar rule may call on ``s`` (ops/scalar.py lists their semantics)."""
 
