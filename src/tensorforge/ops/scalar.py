@@ -180,7 +180,8 @@ def promote(*dtypes: DTypeLike | None) -> str | None:
 
 
 LOGICAL = ("logical_and", "logical_or", "logical_not")
-FLOAT_RESULT: tuple[str, ...] = ("div", "exp", "log", "tanh", "sqrt")   # of integers: float32 (pow of integers is exact)
+# of integers: float32 (pow of integers is exact)
+FLOAT_RESULT: tuple[str, ...] = ("div", "exp", "log", "tanh", "sqrt")
 
 
 # -- transcendental primitives (ops/math.py) --------------------------------------------------
