@@ -70,9 +70,7 @@ def binary(name: str, impl: Callable[..., Any], scalar: ScalarRule, vjp: Pullbac
 # ---- small graph-building helpers used by pullbacks -----------------------------------
 
 def _op(name: str) -> GraphOp:
-    def build(*xs: TensorLike, **kw: Any) -> Tensor:
-        return apply(name, list(xs), **kw)
-    return build
+    return lambda *xs, **kw: apply(name, list(xs), **kw)
 
 
 add, sub, mul, div, neg, exp, log = (_op(n) for n in ("add", "sub", "mul", "div", "neg", "exp", "log"))

@@ -298,9 +298,7 @@ def _np_gelu(x: Array, approximate: str = "none") -> Array:
 # ---- pullbacks (graph ops) -------------------------------------------------------------------
 
 def _g(name: str) -> GraphOp:
-    def build(*xs: TensorLike, **kw: Any) -> Tensor:
-        return apply(name, list(xs), **kw)
-    return build
+    return lambda *xs, **kw: apply(name, list(xs), **kw)
 
 
 _add, _sub, _mul, _div, _neg, _exp, _sqrt = (_g(n) for n in ("add", "sub", "mul", "div", "neg", "exp", "sqrt"))

@@ -181,9 +181,7 @@ def _floor_divide_infer(types: InputTypes, floating: bool = True) -> InferredTyp
 
 
 def _graph_op(name: str) -> GraphOp:
-    def build(*xs: TensorLike, **kw: Any) -> Tensor:
-        return apply(name, list(xs), **kw)
-    return build
+    return lambda *xs, **kw: apply(name, list(xs), **kw)
 
 
 _mul, _neg, _div = _graph_op("mul"), _graph_op("neg"), _graph_op("div")

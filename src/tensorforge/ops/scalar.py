@@ -242,9 +242,7 @@ class _Symbolic:
     def __getattr__(self, name: str) -> Callable[..., Expr]:
         if name not in PRIMITIVES:
             raise AttributeError(f"{name!r} is not a scalar primitive; use one of {PRIMITIVES}")
-        def build(*args: Expr | float) -> Expr:
-            return Expr(name, tuple(_lift(a) for a in args))
-        return build
+        return lambda *args: Expr(name, tuple(_lift(a) for a in args))
 
 
 class _Numpy:

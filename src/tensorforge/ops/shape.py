@@ -7,7 +7,7 @@ dimensions (``None``) that are bound only at call time.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
