@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._typing import TensorLike
 from ..graph import Tensor, as_tensor
 from .elementwise import elu as _elu, softplus as _softplus_op
 from .indexing import getitem
@@ -18,24 +19,24 @@ from .reduce import softmax
 from .registry import ShapeError, apply, normalize_axis
 
 
-def _float_input(x, fn: str) -> Tensor:
-    x = as_tensor(x)
+def _float_input(value: TensorLike, fn: str) -> Tensor:
+    x = as_tensor(value)
     if np.dtype(x.dtype).kind != "f":
         raise TypeError(f"{fn}: expects a floating-point tensor, got {x.dtype} (cast it first)")
     return x
 
 
-def _where(cond, a, b):
+def _where(cond: TensorLike, a: TensorLike, b: TensorLike) -> Tensor:
     return apply("where", [cond, a, b])
 
 
-def _clip_flat(x, lo: float, hi: float) -> Tensor:
+def _clip_flat(x: Tensor, lo: float, hi: float) -> Tensor:
     """``x`` clipped to [lo, hi] with gradient 1 strictly inside and 0 at and beyond the bounds
     (torch's hardtanh rule); NaN passes through."""
     return _where(x <= lo, lo, _where(x >= hi, hi, x))
 
 
-def silu(x) -> Tensor:
+def silu(x: TensorLike) -> Tensor:
     """SiLU (swish): x * sigmoid(x); f' = σ(x)(1 + x(1 - σ(x)))."""
     x = _float_input(x, "silu")
     return x * apply("sigmoid", [x])
@@ -44,7 +45,7 @@ def silu(x) -> Tensor:
 swish = silu
 
 
-def mish(x) -> Tensor:
+def mish(x: TensorLike) -> Tensor:
     """Mish: x * tanh(softplus(x)), with the stable softplus."""
     x = _float_input(x, "mish")
     return x * apply("tanh", [_softplus_op(x)])
@@ -54,14 +55,14 @@ SELU_ALPHA = 1.6732632423543772848170429916717
 SELU_SCALE = 1.0507009873554804934193349852946
 
 
-def selu(x) -> Tensor:
+def selu(x: TensorLike) -> Tensor:
     """SELU: scale * elu(x, alpha) with the self-normalising constants of Klambauer et al.
     (alpha ≈ 1.6733, scale ≈ 1.0507); the gradient at 0 is scale*alpha, as torch's."""
     x = _float_input(x, "selu")
     return _elu(x, SELU_ALPHA) * SELU_SCALE
 
 
-def celu(x, alpha: float = 1.0) -> Tensor:
+def celu(x: TensorLike, alpha: float = 1.0) -> Tensor:
     """CELU: max(0, x) + min(0, alpha*(exp(x/alpha) - 1)), i.e. alpha * elu(x/alpha, 1)."""
     x = _float_input(x, "celu")
     alpha = float(alpha)
@@ -70,7 +71,7 @@ def celu(x, alpha: float = 1.0) -> Tensor:
     return _elu(x / alpha, 1.0) * alpha
 
 
-def hardtanh(x, min_val: float = -1.0, max_val: float = 1.0) -> Tensor:
+def hardtanh(x: TensorLike, min_val: float = -1.0, max_val: float = 1.0) -> Tensor:
     """x clipped to [min_val, max_val]; gradient 1 strictly inside, else 0 (as torch).
 
     The gradient is 0 at the bounds themselves too, torch's convention."""
@@ -81,18 +82,18 @@ def hardtanh(x, min_val: float = -1.0, max_val: float = 1.0) -> Tensor:
     return _clip_flat(x, min_val, max_val)
 
 
-def relu6(x) -> Tensor:
+def relu6(x: TensorLike) -> Tensor:
     """min(max(x, 0), 6); gradient 0 at 0 and at 6 (as torch)."""
     return _clip_flat(_float_input(x, "relu6"), 0.0, 6.0)
 
 
-def hardsigmoid(x) -> Tensor:
+def hardsigmoid(x: TensorLike) -> Tensor:
     """0 for x <= -3, 1 for x >= 3, x/6 + 1/2 between; gradient 1/6 strictly inside, else 0."""
     x = _float_input(x, "hardsigmoid")
     return _where(x <= -3.0, 0.0, _where(x >= 3.0, 1.0, x / 6.0 + 0.5))
 
 
-def hardswish(x) -> Tensor:
+def hardswish(x: TensorLike) -> Tensor:
     """x * relu6(x + 3) / 6; gradient 0 for x <= -3, (2x + 3)/6 between, 1 for x >= 3 (as torch).
 
     The outer pieces own the kinks: the gradient is 0 at -3 and 1 at 3, as torch's."""
@@ -100,19 +101,19 @@ def hardswish(x) -> Tensor:
     return _where(x <= -3.0, 0.0, _where(x >= 3.0, x, x * (x + 3.0) / 6.0))
 
 
-def softsign(x) -> Tensor:
+def softsign(x: TensorLike) -> Tensor:
     """x / (1 + |x|)."""
     x = _float_input(x, "softsign")
     return x / (apply("abs", [x]) + 1.0)
 
 
-def logsigmoid(x) -> Tensor:
+def logsigmoid(x: TensorLike) -> Tensor:
     """log(sigmoid(x)) = -softplus(-x), stable for large |x|; f' = 1 - σ(x)."""
     x = _float_input(x, "logsigmoid")
     return -_softplus_op(-x)
 
 
-def softplus(x, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
+def softplus(x: TensorLike, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
     """log(1 + exp(beta*x)) / beta, computed stably; x itself where beta*x > threshold (as torch).
 
     Above the threshold the gradient is exactly 1. ``tg.softplus(x)`` keeps its meaning
@@ -128,12 +129,12 @@ def softplus(x, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
     return _where(linear, x, _softplus_op(x * beta) / beta)
 
 
-def softmin(x, axis: int = -1) -> Tensor:
+def softmin(x: TensorLike, axis: int = -1) -> Tensor:
     """softmax(-x) along ``axis``."""
     return softmax(-_float_input(x, "softmin"), axis)
 
 
-def glu(x, axis: int = -1) -> Tensor:
+def glu(x: TensorLike, axis: int = -1) -> Tensor:
     """Gated linear unit: split ``axis`` into halves a, b and return a * sigmoid(b)."""
     x = _float_input(x, "glu")
     if len(x.shape) == 0:

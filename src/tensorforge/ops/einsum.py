@@ -18,15 +18,21 @@ from __future__ import annotations
 import math
 import string
 
+from typing import Sequence, TypeAlias, cast
+
 import numpy as np
 
+from .._typing import TensorLike
 from ..graph import Tensor, as_tensor
 from .registry import ShapeError, apply
+
+#: One operand's axis labels, a character each (``...`` axes get private characters).
+Labels: TypeAlias = list[str]
 
 LETTERS = set(string.ascii_letters)
 
 
-def _parse(equation: str, ranks: list[int]):
+def _parse(equation: str, ranks: list[int]) -> tuple[list[Labels], Labels]:
     """Per-operand label lists and the output label list; ``...`` becomes private labels
     (chr(0x100 + k)) aligned from the right as NumPy broadcasting aligns them."""
     eq = equation.replace(" ", "")
@@ -38,7 +44,7 @@ def _parse(equation: str, ranks: list[int]):
         raise ValueError(f"einsum: equation {equation!r} names {len(terms)} operand(s), "
                          f"but {len(ranks)} were given")
     n_ell = 0
-    parsed = []
+    parsed: list[tuple[str, int]] = []
     for k, (term, rank) in enumerate(zip(terms, ranks)):
         _check_chars(term, equation)
         if term.count("...") > 1:
@@ -53,7 +59,7 @@ def _parse(equation: str, ranks: list[int]):
             raise ValueError(f"einsum: operand {k} has rank {rank} but term {term!r} names {named} axes")
         parsed.append((term, rank - named))
     ell = [chr(0x100 + i) for i in range(n_ell)]
-    ins = []
+    ins: list[Labels] = []
     for term, e in parsed:
         head, dots, tail = term.partition("...")
         ins.append(list(head) + (ell[n_ell - e:] if dots else []) + list(tail))
@@ -72,7 +78,7 @@ def _parse(equation: str, ranks: list[int]):
             if c not in seen:
                 raise ValueError(f"einsum: output label {c!r} does not appear in any input of {equation!r}")
     else:
-        counts = {}
+        counts: dict[str, int] = {}
         for labels in ins:
             for c in labels:
                 counts[c] = counts.get(c, 0) + 1
@@ -87,8 +93,8 @@ def _check_chars(term: str, equation: str) -> None:
                          "(labels are letters a-z, A-Z; '...' for broadcast axes)")
 
 
-def _label_sizes(ops, labels):
-    sizes = {}
+def _label_sizes(ops: Sequence[Tensor], labels: Sequence[Labels]) -> dict[str, int]:
+    sizes: dict[str, int] = {}
     for k, (x, ls) in enumerate(zip(ops, labels)):
         for c, d in zip(ls, x.shape):
             if d is None:
@@ -103,7 +109,7 @@ def _label_sizes(ops, labels):
     return sizes
 
 
-def _take_diagonals(x: Tensor, ls: list) -> tuple[Tensor, list]:
+def _take_diagonals(x: Tensor, ls: Labels) -> tuple[Tensor, Labels]:
     from .manipulation import diagonal
     while len(set(ls)) != len(ls):
         c = next(c for c in ls if ls.count(c) > 1)
@@ -117,25 +123,29 @@ def _take_diagonals(x: Tensor, ls: list) -> tuple[Tensor, list]:
     return x, ls
 
 
-def _sum_away(x: Tensor, ls: list, keep: set) -> tuple[Tensor, list]:
+def _sum_away(x: Tensor, ls: Labels, keep: set[str]) -> tuple[Tensor, Labels]:
     axes = tuple(i for i, c in enumerate(ls) if c not in keep)
     if not axes:
         return x, ls
     return apply("sum", [x], axis=axes, keepdims=False), [c for c in ls if c in keep]
 
 
-def _permute(x: Tensor, ls: list, order: list) -> Tensor:
+def _permute(x: Tensor, ls: Labels, order: Labels) -> Tensor:
     perm = tuple(ls.index(c) for c in order)
     return x if perm == tuple(range(len(ls))) else apply("transpose", [x], axes=perm)
 
 
-def _contract(a: Tensor, la: list, b: Tensor, lb: list, keep: set, sizes: dict):
+def _contract(a: Tensor, la: Labels, b: Tensor, lb: Labels, keep: set[str],
+              sizes: dict[str, int]) -> tuple[Tensor, Labels]:
     """a and b contracted over their shared labels that ``keep`` lacks."""
     batch = [c for c in la if c in lb and c in keep]
     summed = [c for c in la if c in lb and c not in keep]
     left = [c for c in la if c not in lb]
     right = [c for c in lb if c not in la]
-    size = lambda cs: math.prod(sizes[c] for c in cs)  # noqa: E731
+
+    def size(cs: Labels) -> int:
+        return math.prod(sizes[c] for c in cs)
+
     if not summed:                        # an outer / elementwise product: broadcast and multiply
         order = batch + left + right
         ae = apply("reshape", [_permute(a, la, batch + left)], shape=tuple(sizes[c] for c in batch + left)
@@ -150,7 +160,7 @@ def _contract(a: Tensor, la: list, b: Tensor, lb: list, keep: set, sizes: dict):
     return apply("reshape", [out], shape=tuple(sizes[c] for c in order)), order
 
 
-def einsum(equation: str, *operands) -> Tensor:
+def einsum(equation: str, *operands: TensorLike | Sequence[TensorLike]) -> Tensor:
     """torch.einsum: the sum over repeated labels of products of the operands' elements,
     e.g. ``einsum("bij,bjk->bik", a, b)`` (batched matmul), ``einsum("ii", a)`` (trace),
     ``einsum("ii->i", a)`` (diagonal), ``einsum("...ij->...ji", a)``. Without ``->`` the
@@ -158,12 +168,15 @@ def einsum(equation: str, *operands) -> Tensor:
     Size-1 axes broadcast. Operands may also be given as one list."""
     if not isinstance(equation, str):
         raise TypeError(f"einsum: the equation must be a string, got {type(equation).__name__}")
+    given: Sequence[TensorLike]
     if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
-        operands = tuple(operands[0])
-    if not operands:
+        given = tuple(cast("Sequence[TensorLike]", operands[0]))      # the operands passed as one list
+    else:
+        given = cast("tuple[TensorLike, ...]", operands)               # one operand per argument
+    if not given:
         raise ValueError("einsum: needs at least one operand")
-    like = next((t for t in operands if isinstance(t, Tensor)), None)
-    ops = [as_tensor(t, like=like) for t in operands]
+    like = next((t for t in given if isinstance(t, Tensor)), None)
+    ops = [as_tensor(t, like=like) for t in given]
     labels, out = _parse(equation, [len(x.shape) for x in ops])
     sizes = _label_sizes(ops, labels)
     items = []

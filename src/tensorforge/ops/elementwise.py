@@ -7,58 +7,69 @@ pullbacks here are written as if no broadcasting happened.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any, Callable
+
 import numpy as np
 
+from .._typing import Array, TensorLike
+from ._types import (BinaryOp, GraphOp, Gradients, InferredType, InputTypes, Pullback, Reference, ScalarExpr,
+                     ScalarNamespace, ScalarRule, TypeRule, UnaryOp)
 from .registry import ShapeError, TensorType, apply, broadcast_shapes, register
 from .scalar import promote_types, true_divide_dtype
+
+if TYPE_CHECKING:
+    from ..graph import Tensor
+    from .registry import VJPContext
 
 FLOAT_KINDS = "f"
 
 
-def _float_type(types, **_):
+def _float_type(types: InputTypes, **_: Any) -> InferredType:
     (t,) = types
     if np.dtype(t.dtype).kind not in FLOAT_KINDS:
         raise ShapeError(f"expects a floating-point tensor, got {t.dtype}")
     return t.shape, t.dtype
 
 
-def _same_type(types, **_):
+def _same_type(types: InputTypes, **_: Any) -> InferredType:
     (t,) = types
     return t.shape, t.dtype
 
 
-def _binary_type(types, **_):
+def _binary_type(types: InputTypes, **_: Any) -> InferredType:
     a, b = types
     return broadcast_shapes(a.shape, b.shape), promote_types(a.dtype, b.dtype)
 
 
-def _compare_type(types, **_):
+def _compare_type(types: InputTypes, **_: Any) -> InferredType:
     a, b = types
     return broadcast_shapes(a.shape, b.shape), "bool"
 
 
-def _quiet(fn):
+def _quiet(fn: Callable[..., Any]) -> Reference:
     """NumPy references must not warn on inf/nan: the compiled code does not either."""
-    def run(*args, **kw):
+    def run(*args: Any, **kw: Any) -> Array:
         with np.errstate(all="ignore"):
             return np.asarray(fn(*args, **kw))
     run.__name__ = getattr(fn, "__name__", "impl")
     return run
 
 
-def unary(name, impl, scalar, vjp=None, infer=_float_type, differentiable=True, doc=""):
+def unary(name: str, impl: Callable[..., Any], scalar: ScalarRule, vjp: Pullback | None = None,
+          infer: TypeRule = _float_type, differentiable: bool = True, doc: str = "") -> None:
     register(name, infer=infer, impl=_quiet(impl), scalar=scalar, vjp=vjp, n_inputs=1,
              differentiable=differentiable, doc=doc, family="elementwise")
 
 
-def binary(name, impl, scalar, vjp=None, infer=_binary_type, differentiable=True, doc=""):
+def binary(name: str, impl: Callable[..., Any], scalar: ScalarRule, vjp: Pullback | None = None,
+           infer: TypeRule = _binary_type, differentiable: bool = True, doc: str = "") -> None:
     register(name, infer=infer, impl=_quiet(impl), scalar=scalar, vjp=vjp, n_inputs=2,
              differentiable=differentiable, doc=doc, family="elementwise")
 
 
 # ---- small graph-building helpers used by pullbacks -----------------------------------
 
-def _op(name):
+def _op(name: str) -> GraphOp:
     return lambda *xs, **kw: apply(name, list(xs), **kw)
 
 
@@ -66,7 +77,7 @@ add, sub, mul, div, neg, exp, log = (_op(n) for n in ("add", "sub", "mul", "div"
 gt, lt, eq, where, sign, cast = (_op(n) for n in ("gt", "lt", "eq", "where", "sign", "cast"))
 
 
-def _mask(cond, like):
+def _mask(cond: Tensor, like: Tensor) -> Tensor:
     return cast(cond, dtype=like.dtype)
 
 
@@ -78,12 +89,12 @@ binary("mul", np.multiply, lambda s, a, b: a * b,
        lambda c, g: [mul(g, c.inputs[1]), mul(g, c.inputs[0])], doc="a * b")
 
 
-def _div_type(types, **_):
+def _div_type(types: InputTypes, **_: Any) -> InferredType:
     shape, dtype = _binary_type(types)
     return shape, true_divide_dtype(dtype)   # of integers: float32, the default float
 
 
-def _true_divide(a, b):
+def _true_divide(a: Array, b: Array) -> Array:
     # NumPy would divide integers in float64; compute in the result type the graph declares
     if np.asarray(a).dtype.kind != "f" and np.asarray(b).dtype.kind != "f":
         a = np.asarray(a, dtype=np.float32)
@@ -94,7 +105,7 @@ binary("div", _true_divide, lambda s, a, b: a / b,
        lambda c, g: [div(g, c.inputs[1]), neg(div(mul(g, c.output), c.inputs[1]))], infer=_div_type, doc="a / b")
 
 
-def _pow_vjp(c, g):
+def _pow_vjp(c: VJPContext, g: Tensor) -> Gradients:
     """torch's conventions at the edges: d/da = b a^(b-1), taken as 0 where b == 0 (so
     d(x**0)/dx = 0 at x = 0); d/db = a^b log a, taken as 0 where a == 0 and b >= 0."""
     a, b = c.inputs
@@ -107,7 +118,7 @@ def _pow_vjp(c, g):
     return [ga, gb]
 
 
-def _pow_impl(a, b):
+def _pow_impl(a: Array, b: Array) -> Array:
     a, b = np.asarray(a), np.asarray(b)
     if a.dtype.kind in "biu" and b.dtype.kind in "iu" and b.size and (b < 0).any():
         raise ValueError("pow: Integers to negative integer powers are not allowed "
@@ -115,7 +126,7 @@ def _pow_impl(a, b):
     return np.power(a, b)
 
 
-def check_integer_pow(base, exponent) -> None:
+def check_integer_pow(base: TensorLike, exponent: TensorLike) -> None:
     """Integer tensors to negative integer powers are an error (as in torch and NumPy): raised
     when the graph is built if the exponent is a known constant, else by the interpreter."""
     from ..graph import Tensor
@@ -139,8 +150,8 @@ binary("pow", _pow_impl, lambda s, a, b: s.pow(a, b), _pow_vjp,
        doc="a ** b (integers: exact, negative exponents are an error)")
 
 
-def _minmax_vjp(cmp):
-    def vjp(c, g):
+def _minmax_vjp(cmp: GraphOp) -> Pullback:
+    def vjp(c: VJPContext, g: Tensor) -> Gradients:
         a, b = c.inputs
         # ties split the gradient evenly, as torch.maximum/minimum do
         m = add(_mask(cmp(a, b), g), mul(_mask(eq(a, b), g), 0.5))
@@ -170,7 +181,7 @@ for _name, _np, _sym in [("lt", np.less, "lt"), ("le", np.less_equal, "le"), ("g
            differentiable=False, doc=f"comparison {_name} (bool result)")
 
 
-def _where_type(types, **_):
+def _where_type(types: InputTypes, **_: Any) -> InferredType:
     c, a, b = types
     if c.dtype != "bool":
         raise ShapeError(f"condition must be bool, got {c.dtype}")
@@ -183,12 +194,12 @@ register("where", infer=_where_type, impl=_quiet(np.where), n_inputs=3, family="
          doc="where(cond, a, b): a where cond else b")
 
 
-def _cast_type(types, dtype):
+def _cast_type(types: InputTypes, dtype: str) -> InferredType:
     (t,) = types
     return t.shape, np.dtype(dtype).name
 
 
-def _cast_vjp(c, g):
+def _cast_vjp(c: VJPContext, g: Tensor) -> Gradients:
     src = c.inputs[0].dtype
     return [cast(g, dtype=src) if np.dtype(src).kind == "f" else None]
 
@@ -200,7 +211,7 @@ register("cast", infer=_cast_type, impl=lambda x, dtype: np.asarray(x).astype(dt
 # ---- activations -----------------------------------------------------------------------
 
 
-def _sigmoid_scalar(s, x):
+def _sigmoid_scalar(s: ScalarNamespace, x: ScalarExpr) -> ScalarExpr:
     return 1.0 / (1.0 + s.exp(-x))
 
 
@@ -214,7 +225,7 @@ unary("heaviside", lambda x: (x > 0).astype(x.dtype), lambda s, x: s.where(x > 0
       differentiable=False, doc="1 if x > 0 else 0 (the perceptron's step; gradient 0)")
 
 
-def _leaky_relu_ref(x, alpha=0.01):
+def _leaky_relu_ref(x: Array, alpha: float = 0.01) -> Array:
     return np.where(x > 0, x, x * np.asarray(alpha, x.dtype))
 
 
@@ -224,7 +235,7 @@ register("leaky_relu", infer=_float_type, impl=_quiet(_leaky_relu_ref), n_inputs
          doc="max(αx, x) for 0 < α < 1")
 
 
-def _elu_ref(x, alpha=1.0):
+def _elu_ref(x: Array, alpha: float = 1.0) -> Array:
     return np.where(x > 0, x, np.asarray(alpha, x.dtype) * (np.exp(np.minimum(x, 0)) - 1))
 
 
@@ -234,13 +245,13 @@ register("elu", infer=_float_type, impl=_quiet(_elu_ref), n_inputs=1, family="el
          doc="x if x > 0 else α(e^x - 1); f' = f + α for x <= 0")
 
 
-def _log1p_scalar(s, u):
+def _log1p_scalar(s: ScalarNamespace, u: ScalarExpr) -> ScalarExpr:
     # log(1+u) accurate for small u without a log1p primitive (the classic w-1 correction)
     w = 1.0 + u
     return s.where(s.eq(w, 1.0), u, s.log(w) * u / (w - 1.0))
 
 
-def _softplus_scalar(s, x):
+def _softplus_scalar(s: ScalarNamespace, x: ScalarExpr) -> ScalarExpr:
     return s.maximum(x, 0.0) + _log1p_scalar(s, s.exp(-s.abs(x)))
 
 
@@ -250,38 +261,43 @@ unary("softplus", lambda x: np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x))), _so
 
 # ---- public functions ------------------------------------------------------------------
 
-def _public(name, doc=None):
-    def fn(*xs, **attrs):
+def _public(name: str, doc: str | None = None) -> GraphOp:
+    def fn(*xs: TensorLike, **attrs: Any) -> Tensor:
         return apply(name, list(xs), **attrs)
     fn.__name__ = name
     fn.__doc__ = doc or f"Elementwise {name}."
     return fn
 
 
-maximum = _public("maximum", "Elementwise maximum (broadcasting).")
-minimum = _public("minimum", "Elementwise minimum (broadcasting).")
-sqrt = _public("sqrt")
-abs = _public("abs")  # noqa: A001 - mirrors numpy's name
-sigmoid = _public("sigmoid", "Logistic sigmoid 1/(1+e^-x).")
-tanh = _public("tanh")
-relu = _public("relu", "max(x, 0); relu'(0) is taken as 0 (the torch convention).")
-heaviside = _public("heaviside", "Step function: 1 if x > 0 else 0.")
-softplus = _public("softplus", "ln(1+e^x), computed stably.")
-less, less_equal, greater, greater_equal = lt, _public("le"), gt, _public("ge")
-equal, not_equal = eq, _public("ne")
+# the public names carry their arity statically; at run time they are the shared wrappers
+maximum: BinaryOp = _public("maximum", "Elementwise maximum (broadcasting).")
+minimum: BinaryOp = _public("minimum", "Elementwise minimum (broadcasting).")
+sqrt: UnaryOp = _public("sqrt")
+abs: UnaryOp = _public("abs")  # noqa: A001 - mirrors numpy's name
+sigmoid: UnaryOp = _public("sigmoid", "Logistic sigmoid 1/(1+e^-x).")
+tanh: UnaryOp = _public("tanh")
+relu: UnaryOp = _public("relu", "max(x, 0); relu'(0) is taken as 0 (the torch convention).")
+heaviside: UnaryOp = _public("heaviside", "Step function: 1 if x > 0 else 0.")
+softplus: UnaryOp = _public("softplus", "ln(1+e^x), computed stably.")
+less: BinaryOp = lt
+less_equal: BinaryOp = _public("le")
+greater: BinaryOp = gt
+greater_equal: BinaryOp = _public("ge")
+equal: BinaryOp = eq
+not_equal: BinaryOp = _public("ne")
 
 
-def pow(a, b):  # noqa: A001
+def pow(a: TensorLike, b: TensorLike) -> Tensor:  # noqa: A001
     """a ** b; integer bases to negative integer powers are an error, as in torch."""
     check_integer_pow(a, b)
     return apply("pow", [a, b])
 
 
-def leaky_relu(x, alpha: float = 0.01):
+def leaky_relu(x: TensorLike, alpha: float = 0.01) -> Tensor:
     """max(αx, x)."""
     return apply("leaky_relu", [x], alpha=float(alpha))
 
 
-def elu(x, alpha: float = 1.0):
+def elu(x: TensorLike, alpha: float = 1.0) -> Tensor:
     """x if x > 0 else α(e^x − 1)."""
     return apply("elu", [x], alpha=float(alpha))

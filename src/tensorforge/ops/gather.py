@@ -15,10 +15,17 @@ results of compiled code (an integer result has no NaN: it reads 0 there).
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any, Callable, TypeGuard, cast
+
 import numpy as np
 
+from .._typing import Array, Shape, TensorLike
 from ..graph import Tensor, as_tensor, constant
 from .registry import ShapeError, apply, normalize_axis, register
+
+if TYPE_CHECKING:
+    from .._typing import Index      # what x[...] takes (added to _typing.py by helper types-core)
+    from ._types import InferredType, InputTypes
 
 # ---- stop_gradient ----------------------------------------------------------------------
 
@@ -27,27 +34,27 @@ register("stop_gradient", infer=lambda types: (types[0].shape, types[0].dtype),
          family="elementwise", doc="identity whose gradient is zero (fuses like any elementwise op)")
 
 
-def stop_gradient(x) -> Tensor:
+def stop_gradient(x: TensorLike) -> Tensor:
     """``x`` unchanged, but treated as a constant by autodiff: its gradient is zero
     (torch's ``x.detach()``, jax's ``stop_gradient``)."""
     return apply("stop_gradient", [as_tensor(x)])
 
 
-def detach(x) -> Tensor:
+def detach(x: TensorLike) -> Tensor:
     """Alias of :func:`stop_gradient` (torch's name)."""
     return stop_gradient(x)
 
 
 # ---- index_in_range: the range check every index passes through ------------------------
 
-def _index_in_range_type(types, depth, low=0, ignore=None):
+def _index_in_range_type(types: InputTypes, depth: int, low: int = 0, ignore: int | None = None) -> InferredType:
     (t,) = types
     if np.dtype(t.dtype).kind not in "iu":
         raise ShapeError(f"indices must be integers, got {t.dtype}")
     return t.shape, t.dtype
 
 
-def _index_in_range_ref(idx, depth, low=0, ignore=None):
+def _index_in_range_ref(idx: Array, depth: int, low: int = 0, ignore: int | None = None) -> Array:
     bad = (idx < low) | (idx >= depth)
     if ignore is not None:
         bad &= idx != ignore
@@ -90,7 +97,7 @@ def _outside(idx: Tensor, n: int) -> Tensor:
     return apply("eq", [apply("ge", [idx, 0]), apply("ge", [idx, int(n)])])
 
 
-def _index_tensor(index, graph_like: Tensor, what: str) -> Tensor:
+def _index_tensor(index: TensorLike, graph_like: Tensor, what: str) -> Tensor:
     """An integer index as a graph tensor (NumPy arrays and lists become int64 constants)."""
     if isinstance(index, Tensor):
         t = index
@@ -134,7 +141,7 @@ def _select_sum(cond: Tensor, values: Tensor, axis: int, like: Tensor) -> Tensor
 
 # ---- take: index_select with an index of any shape -----------------------------------
 
-def take(x, indices, axis: int | None = None) -> Tensor:
+def take(x: TensorLike, indices: TensorLike, axis: int | None = None) -> Tensor:
     """numpy.take: pick along ``axis`` with integer ``indices`` of any shape; the result has
     shape ``x.shape[:axis] + indices.shape + x.shape[axis+1:]`` (``x[:, indices]`` for axis 1;
     axis None indexes the flattened x). Indices must lie in [0, size). The gradient with
@@ -145,7 +152,7 @@ def take(x, indices, axis: int | None = None) -> Tensor:
     return _take(x, int(axis), indices)
 
 
-def _take(x: Tensor, axis: int, index) -> Tensor:
+def _take(x: Tensor, axis: int, index: TensorLike) -> Tensor:
     x = as_tensor(x)
     (axis,) = normalize_axis(int(axis), len(x.shape))
     idx = _index_tensor(index, x, "take")
@@ -162,7 +169,7 @@ def _take(x: Tensor, axis: int, index) -> Tensor:
     return _nan_if_out_of_range(out, ir, n)
 
 
-def index_select(x, axis: int, index) -> Tensor:
+def index_select(x: TensorLike, axis: int, index: TensorLike) -> Tensor:
     """torch.index_select: ``take`` with a 1-d index."""
     idx = _index_tensor(index, as_tensor(x), "index_select")
     if len(idx.shape) != 1:
@@ -170,7 +177,7 @@ def index_select(x, axis: int, index) -> Tensor:
     return _take(as_tensor(x), axis, idx)
 
 
-def embedding(indices, weight) -> Tensor:
+def embedding(indices: TensorLike, weight: TensorLike) -> Tensor:
     """Rows of ``weight`` (num_embeddings, dim) picked by integer ``indices`` of any shape:
     the result has shape ``indices.shape + (dim,)`` (torch.nn.functional.embedding). The
     gradient with respect to ``weight`` adds each output row's gradient into its row."""
@@ -193,7 +200,7 @@ def _gather_core(x: Tensor, axis: int, idx: Tensor) -> Tensor:
     return _nan_if_out_of_range(_select_sum(cond, xe, axis + 1, x), idx, n)
 
 
-def gather(x, axis: int, index) -> Tensor:
+def gather(x: TensorLike, axis: int, index: TensorLike) -> Tensor:
     """torch.gather: ``out[i][j][k] = x[index[i][j][k]][j][k]`` for axis 0 (and so on).
     ``index`` has x's rank; on other axes its sizes may be smaller than x's (x is then cut
     to them). The result has index's shape. The gradient with respect to ``x`` is
@@ -214,7 +221,7 @@ def gather(x, axis: int, index) -> Tensor:
     return _gather_core(x, axis, idx)
 
 
-def take_along_axis(x, index, axis: int) -> Tensor:
+def take_along_axis(x: TensorLike, index: TensorLike, axis: int) -> Tensor:
     """numpy.take_along_axis / torch.take_along_dim: like gather, but x and index broadcast
     against each other on every axis other than ``axis``."""
     x = as_tensor(x)
@@ -228,9 +235,16 @@ def take_along_axis(x, index, axis: int) -> Tensor:
 
 # ---- scatter_add / index_add ----------------------------------------------------------
 
-def _zero_pad_to(t: Tensor, shape: tuple) -> Tensor:
+def _known_shape(t: Tensor, name: str, what: str) -> Shape:
+    """The shape of ``t``, which must be known when the graph is built."""
+    if None in t.shape:
+        raise ShapeError(f"{what}: the shape of {name} must be known when the graph is built, got {t.shape}")
+    return tuple(d for d in t.shape if d is not None)
+
+
+def _zero_pad_to(t: Tensor, shape: Shape) -> Tensor:
     """``t`` with zeros appended on every axis where it is shorter than ``shape``."""
-    for a, (have, want) in enumerate(zip(t.shape, shape)):
+    for a, (have, want) in enumerate(zip(_known_shape(t, "the padded part", "scatter"), shape)):
         if have != want:
             pad_shape = tuple(want - have if b == a else d for b, d in enumerate(t.shape))
             zeros = constant(np.zeros(pad_shape, dtype=t.dtype), graph=t.graph)
@@ -238,7 +252,7 @@ def _zero_pad_to(t: Tensor, shape: tuple) -> Tensor:
     return t
 
 
-def scatter_add(x, axis: int, index, src) -> Tensor:
+def scatter_add(x: TensorLike, axis: int, index: TensorLike, src: TensorLike) -> Tensor:
     """torch.scatter_add: a copy of ``x`` with ``src[i][j]`` added at ``[index[i][j]][j]``
     (axis 0; and so on). ``index`` has x's rank and sizes no larger than x's (and src's);
     only the part of ``src`` that index covers is read. Repeated indices accumulate.
@@ -249,23 +263,22 @@ def scatter_add(x, axis: int, index, src) -> Tensor:
     if not len(idx.shape) == len(x.shape) == len(src.shape):
         raise ShapeError(f"scatter_add: x, index and src must have the same rank, got shapes "
                          f"{x.shape}, {idx.shape} and {src.shape}")
-    for name, t in (("x", x), ("index", idx), ("src", src)):
-        if None in t.shape:
-            raise ShapeError(f"scatter_add: the shape of {name} must be known when the graph is built, got {t.shape}")
-    for a, (dx, di, ds) in enumerate(zip(x.shape, idx.shape, src.shape)):
+    x_shape, idx_shape, src_shape = (_known_shape(t, name, "scatter_add")
+                                     for name, t in (("x", x), ("index", idx), ("src", src)))
+    for a, (dx, di, ds) in enumerate(zip(x_shape, idx_shape, src_shape)):
         if di > ds or (a != axis and di > dx):
             raise ShapeError(f"scatter_add: index size {di} on axis {a} exceeds that of "
                              f"{'src' if di > ds else 'x'} (x {x.shape}, index {idx.shape}, src {src.shape})")
     if src.shape != idx.shape:
         src = apply("getitem", [src], index=tuple(("slice", 0, d, 1) for d in idx.shape))
-    n = x.shape[axis]
+    n = x_shape[axis]
     after = len(x.shape) - axis - 1
     se = apply("expand_dims", [src], axes=(axis + 1,))                # (.., m, 1, ..)
     ie = apply("expand_dims", [_checked(idx, n)], axes=(axis + 1,))
     cond = apply("eq", [ie, _arange(n, after, x)])                    # (.., m, n, ..)
     added = _select_sum(cond, se, axis, src)                         # (.., n, ..) on idx's other sizes
     added = _nan_if_out_of_range_sum(added, idx, axis, n)
-    full = _zero_pad_to(added, x.shape)
+    full = _zero_pad_to(added, x_shape)
     return _add_keep(x, full)
 
 
@@ -286,7 +299,7 @@ def _add_keep(x: Tensor, y: Tensor) -> Tensor:
     return out if out.dtype == x.dtype else apply("cast", [out], dtype=x.dtype)
 
 
-def index_add(x, axis: int, index, source, alpha=1) -> Tensor:
+def index_add(x: TensorLike, axis: int, index: TensorLike, source: TensorLike, alpha: float = 1) -> Tensor:
     """torch.index_add: a copy of ``x`` with ``alpha * source[.., i, ..]`` added at position
     ``index[i]`` of ``axis``; ``index`` is 1-d and ``source`` has x's shape except
     len(index) on ``axis``. Repeated indices accumulate. Gradients: to ``x`` the identity,
@@ -318,14 +331,14 @@ def index_add(x, axis: int, index, source, alpha=1) -> Tensor:
 
 # ---- integer-array indexing for getitem ----------------------------------------------
 
-def is_array_index(item) -> bool:
+def is_array_index(item: object) -> TypeGuard[Tensor | Array | list[Any]]:
     """Whether an item of a getitem index is an integer tensor / array (advanced indexing)."""
     if isinstance(item, Tensor):
         return True
     return isinstance(item, (np.ndarray, list)) and not isinstance(item, (str, bytes))
 
 
-def getitem_with_array(x: Tensor, index, basic_getitem) -> Tensor:
+def getitem_with_array(x: Tensor, index: Index, basic_getitem: Callable[[Tensor, Index], Tensor]) -> Tensor:
     """``x[index]`` where one item of ``index`` is an integer tensor / array: basic indexing
     for the other items, then :func:`take` along the axis the array item addresses.
     Negative indices wrap (NumPy), indices outside [-size, size) are errors."""
@@ -335,7 +348,8 @@ def getitem_with_array(x: Tensor, index, basic_getitem) -> Tensor:
         raise TypeError("getitem: at most one integer-array index is supported (got "
                         f"{len(arrays)}); index one axis at a time")
     k = arrays[0]
-    idx = _index_tensor(items[k], x, "getitem")
+    array_item = cast("Tensor | Array | list[Any]", items[k])         # is_array_index picked it
+    idx = _index_tensor(array_item, x, "getitem")
     consumed = sum(1 for it in items if it is not None and it is not Ellipsis)
     axis = 0
     for it in items[:k]:
@@ -347,8 +361,8 @@ def getitem_with_array(x: Tensor, index, basic_getitem) -> Tensor:
             axis += 1
     basic = basic_getitem(x, items[:k] + (slice(None),) + items[k + 1:])
     n = _static_dim(basic, axis, "getitem")
-    if not isinstance(items[k], Tensor):
-        arr = np.asarray(items[k])
+    if not isinstance(array_item, Tensor):
+        arr = np.asarray(array_item)
         if arr.size and (arr.min() < -n or arr.max() >= n):
             bad = arr[(arr < -n) | (arr >= n)].flat[0]
             raise IndexError(f"getitem: index {bad} is out of range for axis {axis} with size {n}")

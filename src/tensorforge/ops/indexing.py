@@ -15,16 +15,29 @@ zeros of x's shape (x read for its shape only).
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING, Any, Sequence, TypeAlias
 
 import numpy as np
 
+from .._typing import Array, DTypeLike, TensorLike
 from ..graph import Tensor, as_tensor
+from ._types import Gradients, InferredType, InputTypes
 from .registry import ShapeError, apply, normalize_axis, register, result_dtype
+
+if TYPE_CHECKING:
+    from .._typing import Index          # what x[...] takes (added to _typing.py by helper types-core)
+    from .registry import VJPContext
+
+#: One entry of the ``index`` attribute, a tuple tagged by its first item (module docstring):
+#: ("int", k), ("slice", start, stop, step) or ("new",); the other items' types follow the tag.
+IndexEntry: TypeAlias = tuple[Any, ...]
+#: The normalised ``index`` attribute of getitem: one entry per item.
+IndexAttr: TypeAlias = tuple[IndexEntry, ...]
 
 # ---- index normalisation ----------------------------------------------------------------
 
 
-def _as_int(v, what: str):
+def _as_int(v: object, what: str) -> int | None:
     if v is None:
         return None
     if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
@@ -33,10 +46,11 @@ def _as_int(v, what: str):
     return int(v)
 
 
-def normalize_index(index, ndim: int) -> tuple:
+def normalize_index(index: Index, ndim: int) -> IndexAttr:
     """Turn a Python index into the ``index`` attribute (see the module docstring)."""
     items = index if isinstance(index, tuple) else (index,)
-    entries, n_ellipsis, consumed = [], 0, 0
+    entries: list[Any] = []             # IndexEntry items, and Ellipsis until it is expanded
+    n_ellipsis, consumed = 0, 0
     for item in items:
         if item is Ellipsis:
             n_ellipsis += 1
@@ -69,9 +83,9 @@ def normalize_index(index, ndim: int) -> tuple:
     return tuple(entries)
 
 
-def index_to_python(index) -> tuple:
+def index_to_python(index: IndexAttr) -> tuple[int | slice | None, ...]:
     """The ``index`` attribute back as a NumPy index tuple."""
-    out = []
+    out: list[int | slice | None] = []
     for e in index:
         kind = e[0]
         if kind == "int":
@@ -83,7 +97,7 @@ def index_to_python(index) -> tuple:
     return tuple(out)
 
 
-def _slice_length(start, stop, step, dim):
+def _slice_length(start: int | None, stop: int | None, step: int, dim: int | None) -> int | None:
     """Length of a slice of an axis of size ``dim`` (None: unknown until call time).
 
     With an unknown dim the length is static only when both ends are known and
@@ -105,8 +119,9 @@ def _slice_length(start, stop, step, dim):
     return None
 
 
-def getitem_shape(shape, index) -> tuple:
-    out, axis = [], 0
+def getitem_shape(shape: Sequence[int | None], index: IndexAttr) -> tuple[int | None, ...]:
+    out: list[int | None] = []
+    axis = 0
     for e in index:
         if e[0] == "new":
             out.append(1)
@@ -126,12 +141,12 @@ def getitem_shape(shape, index) -> tuple:
 
 # ---- getitem / getitem_grad ------------------------------------------------------------
 
-def _getitem_type(types, index):
+def _getitem_type(types: InputTypes, index: IndexAttr) -> InferredType:
     (x,) = types
     return getitem_shape(x.shape, index), x.dtype
 
 
-def _getitem_ref(x, index):
+def _getitem_ref(x: Array, index: IndexAttr) -> Array:
     return np.array(x[index_to_python(index)], order="C")  # a copy: never alias a parameter buffer
 
 
@@ -140,7 +155,7 @@ register("getitem", infer=_getitem_type, impl=_getitem_ref, n_inputs=1, family="
          doc="basic NumPy indexing: ints, slices (any step), Ellipsis, None")
 
 
-def _getitem_grad_type(types, index):
+def _getitem_grad_type(types: InputTypes, index: IndexAttr) -> InferredType:
     g, ref = types
     want = getitem_shape(ref.shape, index)
     if len(want) != len(g.shape) or any(a is not None and b is not None and a != b
@@ -149,7 +164,7 @@ def _getitem_grad_type(types, index):
     return ref.shape, g.dtype
 
 
-def _getitem_grad_ref(g, ref, index):
+def _getitem_grad_ref(g: Array, ref: Array, index: IndexAttr) -> Array:
     out = np.zeros(ref.shape, dtype=g.dtype)
     out[index_to_python(index)] = g       # basic indexing never repeats an element: plain assignment
     return out
@@ -161,7 +176,7 @@ register("getitem_grad", infer=_getitem_grad_type, impl=_getitem_grad_ref, n_inp
          doc="scatter g into zeros of x_ref's shape at x_ref[index] (x_ref read for its shape only)")
 
 
-def getitem(x, index) -> Tensor:
+def getitem(x: TensorLike, index: Index) -> Tensor:
     """``x[index]`` with basic NumPy indexing (also ``Tensor.__getitem__``), plus one
     integer-array item (a tg Tensor or NumPy int array: ``x[idx]``, ``x[:, idx]``; negative
     indices wrap) that picks along its axis via tg.take."""
@@ -178,7 +193,7 @@ def getitem(x, index) -> Tensor:
 
 # ---- concat ----------------------------------------------------------------------------
 
-def _concat_type(types, axis):
+def _concat_type(types: InputTypes, axis: int) -> InferredType:
     if not types:
         raise ShapeError("needs at least one tensor")
     ndim = len(types[0].shape)
@@ -187,11 +202,11 @@ def _concat_type(types, axis):
     if any(len(t.shape) != ndim for t in types):
         raise ShapeError("all tensors must have the same rank")
     (axis,) = normalize_axis(axis, ndim)
-    out = []
+    out: list[int | None] = []
     for a in range(ndim):
         dims = [t.shape[a] for t in types]
         if a == axis:
-            out.append(None if None in dims else sum(dims))
+            out.append(None if None in dims else sum(d for d in dims if d is not None))
             continue
         known = {d for d in dims if d is not None}
         if len(known) > 1:
@@ -201,11 +216,12 @@ def _concat_type(types, axis):
     return tuple(out), result_dtype(*[t.dtype for t in types])
 
 
-def _concat_vjp(c, g):
+def _concat_vjp(c: VJPContext, g: Tensor) -> Gradients:
     axis = c.attrs["axis"]
     sizes = [x.shape[axis] for x in c.inputs]
     if None not in sizes:                 # static offsets: plain slices of g
-        out, start = [], 0
+        out: Gradients = []
+        start = 0
         for size, need in zip(sizes, c.needs):
             index = tuple(("slice", None, None, 1) if a != axis else ("slice", start, start + size, 1)
                           for a in range(len(g.shape)))
@@ -217,11 +233,11 @@ def _concat_vjp(c, g):
             if need else None for k, (x, need) in enumerate(zip(c.inputs, c.needs))]
 
 
-def _prefix_ref(before, first, axis):
+def _prefix_ref(before: Sequence[Tensor], first: Tensor, axis: int) -> Tensor:
     """An empty tensor whose size along ``axis`` is the summed size of ``before`` (the offset
     of the next part). Every other axis is sliced to size 0: the parts then agree there
     whatever their sizes (a call-time None, a 0), and no element is ever read."""
-    def thin(x, stop=None):
+    def thin(x: Tensor, stop: int | None = None) -> Tensor:
         return apply("getitem", [x], index=tuple(
             ("slice", 0, stop, 1) if a == axis else ("slice", 0, 0, 1) for a in range(len(x.shape))))
     if not before:
@@ -235,14 +251,14 @@ register("concat", infer=_concat_type, impl=lambda *xs, axis: np.concatenate(xs,
          doc="join tensors along an existing axis (all other sizes must agree)")
 
 
-def _concat_grad_type(types, axis):
+def _concat_grad_type(types: InputTypes, axis: int) -> InferredType:
     g, before, ref = types
     if len(g.shape) != len(ref.shape) or len(before.shape) != len(ref.shape):
         raise ShapeError("gradient and references must have the same rank")
     return ref.shape, g.dtype
 
 
-def _concat_grad_ref(g, before, ref, axis):
+def _concat_grad_ref(g: Array, before: Array, ref: Array, axis: int) -> Array:
     start = before.shape[axis]
     index = (slice(None),) * axis + (slice(start, start + ref.shape[axis]),)
     return np.array(g[index], order="C")
@@ -255,23 +271,23 @@ register("concat_grad", infer=_concat_grad_type, impl=_concat_grad_ref, n_inputs
              "(before and ref are read for their shapes only; no gradient of its own)")
 
 
-def concat(tensors, axis: int = 0) -> Tensor:
+def concat(tensors: Sequence[TensorLike], axis: int = 0) -> Tensor:
     """Join ``tensors`` along ``axis``; every other dimension must agree."""
-    tensors = list(tensors)
-    if not tensors:
+    given = list(tensors)
+    if not given:
         raise ValueError("concat: needs at least one tensor")
-    like = next((t for t in tensors if isinstance(t, Tensor)), None)
-    tensors = [as_tensor(t, like=like) for t in tensors]
-    ndim = len(tensors[0].shape)
+    like = next((t for t in given if isinstance(t, Tensor)), None)
+    parts = [as_tensor(t, like=like) for t in given]
+    ndim = len(parts[0].shape)
     if ndim == 0:
         raise ShapeError("concat: cannot concatenate scalars (0-d tensors)")
     (axis,) = normalize_axis(int(axis), ndim)
-    return apply("concat", tensors, axis=axis)
+    return apply("concat", parts, axis=axis)
 
 
 # ---- one_hot ---------------------------------------------------------------------------
 
-def _one_hot_type(types, depth, dtype="float32"):
+def _one_hot_type(types: InputTypes, depth: int, dtype: str = "float32") -> InferredType:
     (labels,) = types
     if np.dtype(labels.dtype).kind not in "iu":
         raise ShapeError(f"labels must be integers, got {labels.dtype}")
@@ -280,20 +296,21 @@ def _one_hot_type(types, depth, dtype="float32"):
     return tuple(labels.shape) + (int(depth),), dtype
 
 
-def _one_hot_ref(labels, depth, dtype="float32"):
+def _one_hot_ref(labels: Array, depth: int, dtype: str = "float32") -> Array:
     bad = (labels < 0) | (labels >= depth)
     if bad.any():
         # all-zero rows would hide a data bug (e.g. labels numbered from 1)
         raise ValueError(f"one_hot: label {labels[bad].flat[0]} is out of range [0, {depth}) "
                          f"({int(bad.sum())} bad label(s))")
-    return (labels[..., None] == np.arange(depth)).astype(dtype)
+    rows: Array = (labels[..., None] == np.arange(depth)).astype(dtype)
+    return rows
 
 
 register("one_hot", infer=_one_hot_type, impl=_one_hot_ref, n_inputs=1, differentiable=False,
          family="indexing", doc="integer labels (...) -> (..., depth) one-hot rows")
 
 
-def one_hot(labels, depth: int, dtype: str = "float32") -> Tensor:
+def one_hot(labels: TensorLike, depth: int, dtype: DTypeLike = "float32") -> Tensor:
     """One-hot rows: ``labels`` of shape (...) become (..., depth). Labels outside
     [0, depth) raise ValueError: tg.compile checks labels that come from an input,
     parameter or constant before each call, on every backend; labels computed by

@@ -9,16 +9,18 @@ counts, window positions) must be known when the graph is built.
 from __future__ import annotations
 
 import math
+from typing import Any, Sequence, cast
 
 import numpy as np
 
+from .._typing import Shape, TensorLike
 from ..graph import Tensor, as_tensor, constant
 from .registry import ShapeError, apply, normalize_axis
 
 FULL = ("slice", None, None, 1)
 
 
-def _axis(x: Tensor, axis: int, what: str) -> int:
+def _axis(x: Tensor, axis: int | np.integer[Any], what: str) -> int:
     try:
         (a,) = normalize_axis(int(axis), len(x.shape))
     except ShapeError as e:
@@ -26,45 +28,50 @@ def _axis(x: Tensor, axis: int, what: str) -> int:
     return a
 
 
-def _known(x: Tensor, what: str, axes=None) -> tuple:
-    axes = range(len(x.shape)) if axes is None else axes
-    for a in axes:
-        if x.shape[a] is None:
-            raise ShapeError(f"{what}: the size of axis {a} of {x.name!r} must be known when the graph "
-                             f"is built (shape {x.shape})")
-    return x.shape
+def _known_dim(x: Tensor, axis: int, what: str) -> int:
+    """The size of ``axis`` of ``x``, which must be known when the graph is built."""
+    size = x.shape[axis]
+    if size is None:
+        raise ShapeError(f"{what}: the size of axis {axis} of {x.name!r} must be known when the graph "
+                         f"is built (shape {x.shape})")
+    return size
 
 
-def _slice(x: Tensor, axis: int, start, stop, step=1) -> Tensor:
+def _known(x: Tensor, what: str) -> Shape:
+    """The shape of ``x``, every dimension of which must be known when the graph is built."""
+    return tuple(_known_dim(x, a, what) for a in range(len(x.shape)))
+
+
+def _slice(x: Tensor, axis: int, start: int | None, stop: int | None, step: int = 1) -> Tensor:
     index = tuple(("slice", start, stop, step) if a == axis else FULL for a in range(len(x.shape)))
     return apply("getitem", [x], index=index)
 
 
 # ---- stack / split / chunk ----------------------------------------------------------
 
-def stack(tensors, axis: int = 0) -> Tensor:
+def stack(tensors: Sequence[TensorLike], axis: int = 0) -> Tensor:
     """Join same-shaped tensors along a new axis ``axis`` (torch.stack)."""
-    tensors = list(tensors)
-    if not tensors:
+    given = list(tensors)
+    if not given:
         raise ValueError("stack: needs at least one tensor")
-    like = next((t for t in tensors if isinstance(t, Tensor)), None)
-    tensors = [as_tensor(t, like=like) for t in tensors]
-    shapes = {t.shape for t in tensors}
+    like = next((t for t in given if isinstance(t, Tensor)), None)
+    operands = [as_tensor(t, like=like) for t in given]
+    shapes = {t.shape for t in operands}
     if len({len(s) for s in shapes}) > 1 or any(
-            len({s[a] for s in shapes if s[a] is not None}) > 1 for a in range(len(tensors[0].shape))):
+            len({s[a] for s in shapes if s[a] is not None}) > 1 for a in range(len(operands[0].shape))):
         raise ShapeError("stack: all tensors must have the same shape, got "
-                         + ", ".join(str(t.shape) for t in tensors))
-    (axis,) = normalize_axis(int(axis), len(tensors[0].shape) + 1)
-    parts = [apply("expand_dims", [t], axes=(axis,)) for t in tensors]
+                         + ", ".join(str(t.shape) for t in operands))
+    (axis,) = normalize_axis(int(axis), len(operands[0].shape) + 1)
+    parts = [apply("expand_dims", [t], axes=(axis,)) for t in operands]
     return apply("concat", parts, axis=axis)
 
 
-def split(x, split_size_or_sections, axis: int = 0) -> tuple:
+def split(x: TensorLike, split_size_or_sections: int | Sequence[int], axis: int = 0) -> tuple[Tensor, ...]:
     """Split ``x`` along ``axis`` (torch.split): an int gives pieces of that size (the last
     may be smaller); a list gives the size of each piece (they must add up to the axis size)."""
     x = as_tensor(x)
     axis = _axis(x, axis, "split")
-    n = _known(x, "split", [axis])[axis]
+    n = _known_dim(x, axis, "split")
     if isinstance(split_size_or_sections, (int, np.integer)):
         size = int(split_size_or_sections)
         if size <= 0 and not (size == 0 and n == 0):
@@ -75,36 +82,37 @@ def split(x, split_size_or_sections, axis: int = 0) -> tuple:
         if any(s < 0 for s in sizes) or sum(sizes) != n:
             raise ValueError(f"split: sections {sizes} must be non-negative and add up to the size {n} "
                              f"of axis {axis}")
-    out, start = [], 0
+    out, start = list[Tensor](), 0
     for s in sizes:
         out.append(_slice(x, axis, start, start + s))
         start += s
     return tuple(out)
 
 
-def chunk(x, chunks: int, axis: int = 0) -> tuple:
+def chunk(x: TensorLike, chunks: int, axis: int = 0) -> tuple[Tensor, ...]:
     """Split ``x`` into at most ``chunks`` pieces of size ceil(n / chunks) along ``axis``
     (torch.chunk: fewer pieces when they do not divide evenly)."""
     x = as_tensor(x)
     if int(chunks) <= 0:
         raise ValueError(f"chunk: chunks must be positive, got {chunks}")
     axis = _axis(x, axis, "chunk")
-    n = _known(x, "chunk", [axis])[axis]
+    n = _known_dim(x, axis, "chunk")
     return split(x, max(1, math.ceil(n / int(chunks))) if n else 0, axis)
 
 
 # ---- repeat / tile / repeat_interleave ------------------------------------------------
 
-def _sizes(args, what):
+def _sizes(args: Sequence[int | Sequence[int]], what: str) -> Shape:
+    items: Sequence[Any] = args             # the counts: ints or int-likes (np.int64, ...)
     if len(args) == 1 and not isinstance(args[0], (int, np.integer)):
-        args = tuple(args[0])
-    sizes = tuple(int(r) for r in args)
+        items = tuple(args[0])
+    sizes = tuple(int(r) for r in items)
     if any(r < 0 for r in sizes):
         raise ValueError(f"{what}: repeat counts must be non-negative, got {sizes}")
     return sizes
 
 
-def repeat(x, *sizes) -> Tensor:
+def repeat(x: TensorLike, *sizes: int | Sequence[int]) -> Tensor:
     """torch.Tensor.repeat: tile ``x`` ``sizes[i]`` times along axis i. ``sizes`` may be longer
     than x's rank (x gets leading size-1 axes), never shorter. The gradient sums the copies."""
     x = as_tensor(x)
@@ -120,7 +128,7 @@ def repeat(x, *sizes) -> Tensor:
     return apply("reshape", [out], shape=tuple(r * d for r, d in zip(reps, shape)))
 
 
-def tile(x, dims) -> Tensor:
+def tile(x: TensorLike, dims: int | Sequence[int]) -> Tensor:
     """torch.tile / numpy.tile: like :func:`repeat`, but fewer counts than x's rank are padded
     with leading ones."""
     x = as_tensor(x)
@@ -128,7 +136,7 @@ def tile(x, dims) -> Tensor:
     return repeat(x, (1,) * (len(x.shape) - len(reps)) + reps)
 
 
-def repeat_interleave(x, repeats, axis: int | None = None) -> Tensor:
+def repeat_interleave(x: TensorLike, repeats: int | Sequence[int], axis: int | None = None) -> Tensor:
     """torch.repeat_interleave: each element repeated ``repeats`` times along ``axis`` (an
     int, or one count per element); axis None flattens x first."""
     x = as_tensor(x)
@@ -136,7 +144,7 @@ def repeat_interleave(x, repeats, axis: int | None = None) -> Tensor:
         x = apply("reshape", [x], shape=(-1,))
         axis = 0
     axis = _axis(x, axis, "repeat_interleave")
-    n = _known(x, "repeat_interleave", [axis])[axis]
+    n = _known_dim(x, axis, "repeat_interleave")
     if isinstance(repeats, (int, np.integer)):
         r = int(repeats)
         if r < 0:
@@ -160,7 +168,7 @@ def repeat_interleave(x, repeats, axis: int | None = None) -> Tensor:
 
 # ---- roll / flip ------------------------------------------------------------------------
 
-def roll(x, shifts, axis=None) -> Tensor:
+def roll(x: TensorLike, shifts: int | Sequence[int], axis: int | Sequence[int] | None = None) -> Tensor:
     """torch.roll: elements shifted by ``shifts`` along ``axis`` (an int or a tuple matching
     shifts), wrapping around; axis None rolls the flattened tensor."""
     x = as_tensor(x)
@@ -172,16 +180,16 @@ def roll(x, shifts, axis=None) -> Tensor:
     axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
     if len(shifts) != len(axes):
         raise ValueError(f"roll: shifts {shifts} and axis {axes} must have the same length")
-    for s, a in zip(shifts, axes):
-        a = _axis(x, a, "roll")
-        n = _known(x, "roll", [a])[a]
+    for s, given_axis in zip(shifts, axes):
+        a = _axis(x, given_axis, "roll")
+        n = _known_dim(x, a, "roll")
         k = int(s) % n if n else 0
         if k:
             x = apply("concat", [_slice(x, a, n - k, None), _slice(x, a, 0, n - k)], axis=a)
     return x
 
 
-def flip(x, axis) -> Tensor:
+def flip(x: TensorLike, axis: int | Sequence[int]) -> Tensor:
     """torch.flip: reverse the order of elements along each axis in ``axis``."""
     x = as_tensor(x)
     axes = {_axis(x, a, "flip") for a in ((axis,) if isinstance(axis, (int, np.integer)) else axis)}
@@ -191,28 +199,28 @@ def flip(x, axis) -> Tensor:
 
 # ---- triangles and diagonals -------------------------------------------------------
 
-def _triangle(x, diagonal: int, lower: bool, what: str) -> Tensor:
+def _triangle(x: TensorLike, diagonal: int, lower: bool, what: str) -> Tensor:
     x = as_tensor(x)
     if len(x.shape) < 2:
         raise ShapeError(f"{what}: x must have at least 2 dimensions, got shape {x.shape}")
-    n, m = _known(x, what, [len(x.shape) - 2, len(x.shape) - 1])[-2:]
+    n, m = _known_dim(x, len(x.shape) - 2, what), _known_dim(x, len(x.shape) - 1, what)
     rows, cols = np.arange(n)[:, None], np.arange(m)[None, :]
     keep = cols - rows <= diagonal if lower else cols - rows >= diagonal
     zero = False if x.dtype == "bool" else 0
     return apply("where", [constant(keep, graph=x.graph), x, as_tensor(zero, like=x)])
 
 
-def tril(x, diagonal: int = 0) -> Tensor:
+def tril(x: TensorLike, diagonal: int = 0) -> Tensor:
     """torch.tril: zero the elements above the ``diagonal``-th diagonal of the last two axes."""
     return _triangle(x, int(diagonal), True, "tril")
 
 
-def triu(x, diagonal: int = 0) -> Tensor:
+def triu(x: TensorLike, diagonal: int = 0) -> Tensor:
     """torch.triu: zero the elements below the ``diagonal``-th diagonal of the last two axes."""
     return _triangle(x, int(diagonal), False, "triu")
 
 
-def diagonal(x, offset: int = 0, axis1: int = 0, axis2: int = 1) -> Tensor:
+def diagonal(x: TensorLike, offset: int = 0, axis1: int = 0, axis2: int = 1) -> Tensor:
     """torch.diagonal: the elements ``x[.., i, .., i + offset, ..]`` of axes (axis1, axis2),
     which are removed, on a new last axis. Gradient: scattered back onto the diagonal.
 
@@ -236,21 +244,24 @@ def diagonal(x, offset: int = 0, axis1: int = 0, axis2: int = 1) -> Tensor:
     return _slice(flat, len(rest), start, start + (count - 1) * (m + 1) + 1, m + 1)
 
 
-def diag(x, diagonal: int = 0) -> Tensor:
+_diagonal = diagonal      # diag's argument ``diagonal`` hides the function
+
+
+def diag(x: TensorLike, diagonal: int = 0) -> Tensor:
     """torch.diag: a 1-d ``x`` becomes the square matrix with x on its ``diagonal``-th
     diagonal; a 2-d ``x`` gives its ``diagonal``-th diagonal as a vector."""
     x = as_tensor(x)
     k = int(diagonal)
     if len(x.shape) == 2:
-        return globals()["diagonal"](x, k, 0, 1)
+        return _diagonal(x, k, 0, 1)
     if len(x.shape) != 1:
         raise ShapeError(f"diag: x must be 1-d or 2-d, got shape {x.shape}")
     n = _known(x, "diag")[0]
     size = n + abs(k)
     line = x
     if k:                                  # x padded to the matrix side, as a column (k>0) or row
-        zero = np.zeros(abs(k), dtype=x.dtype)
-        line = apply("concat", [x, constant(zero, graph=x.graph)], axis=0)
+        padding = np.zeros(abs(k), dtype=x.dtype)
+        line = apply("concat", [x, constant(padding, graph=x.graph)], axis=0)
     line = apply("reshape", [line], shape=(size, 1) if k >= 0 else (1, size))
     rows, cols = np.arange(size)[:, None], np.arange(size)[None, :]
     zero = False if x.dtype == "bool" else 0
@@ -259,7 +270,7 @@ def diag(x, diagonal: int = 0) -> Tensor:
 
 # ---- unfold / meshgrid / masked_fill -------------------------------------------------
 
-def unfold(x, axis: int, size: int, step: int) -> Tensor:
+def unfold(x: TensorLike, axis: int, size: int, step: int) -> Tensor:
     """torch.Tensor.unfold: every window of ``size`` elements along ``axis``, ``step`` apart.
     The axis becomes the number of windows and a new last axis of length ``size`` holds
     each window. Gradient: overlapping windows add up."""
@@ -270,7 +281,7 @@ def unfold(x, axis: int, size: int, step: int) -> Tensor:
         raise ValueError(f"unfold: step must be positive, got {step}")
     if len(x.shape) == 0:
         x = apply("reshape", [x], shape=(1,))
-    n = _known(x, "unfold", [axis])[axis]
+    n = _known_dim(x, axis, "unfold")
     if not 0 <= size <= n:
         raise ValueError(f"unfold: size {size} must lie in [0, {n}] (the size of axis {axis})")
     count = (n - size) // step + 1
@@ -282,34 +293,37 @@ def unfold(x, axis: int, size: int, step: int) -> Tensor:
     return parts[0] if len(parts) == 1 else apply("concat", parts, axis=len(x.shape))
 
 
-def meshgrid(*xs, indexing: str = "ij") -> tuple:
+def meshgrid(*xs: TensorLike | Sequence[TensorLike], indexing: str = "ij") -> tuple[Tensor, ...]:
     """torch.meshgrid: coordinate grids from 1-d tensors. ``indexing="ij"`` gives shape
     (len(x0), len(x1), ...); ``"xy"`` swaps the first two axes (Cartesian, as numpy)."""
+    given: Sequence[TensorLike]
     if len(xs) == 1 and isinstance(xs[0], (list, tuple)):
-        xs = tuple(xs[0])
+        given = tuple(cast("Sequence[TensorLike]", xs[0]))     # the tensors passed as one list
+    else:
+        given = cast("tuple[TensorLike, ...]", xs)             # one tensor per argument
     if indexing not in ("ij", "xy"):
         raise ValueError(f"meshgrid: indexing must be 'ij' or 'xy', got {indexing!r}")
-    like = next((t for t in xs if isinstance(t, Tensor)), None)
-    xs = [as_tensor(t, like=like) for t in xs]
-    for i, t in enumerate(xs):
+    like = next((t for t in given if isinstance(t, Tensor)), None)
+    tensors = [as_tensor(t, like=like) for t in given]
+    for i, t in enumerate(tensors):
         if len(t.shape) > 1:
             raise ShapeError(f"meshgrid: tensor {i} must be 0-d or 1-d, got shape {t.shape}")
         _known(t, "meshgrid")
-    xs = [apply("reshape", [t], shape=(-1,)) for t in xs]
-    sizes = [t.shape[0] for t in xs]
-    order = list(range(len(xs)))
-    if indexing == "xy" and len(xs) >= 2:
+    vectors = [apply("reshape", [t], shape=(-1,)) for t in tensors]
+    sizes = [t.shape[0] for t in vectors]
+    order = list(range(len(vectors)))
+    if indexing == "xy" and len(vectors) >= 2:
         order[0], order[1] = 1, 0
     shape = tuple(sizes[i] for i in order)
     out = []
-    for i, t in enumerate(xs):
+    for i, t in enumerate(vectors):
         at = order.index(i)
-        lifted = apply("reshape", [t], shape=tuple(sizes[i] if a == at else 1 for a in range(len(xs))))
+        lifted = apply("reshape", [t], shape=tuple(sizes[i] if a == at else 1 for a in range(len(vectors))))
         out.append(apply("broadcast_to", [lifted], shape=shape))
     return tuple(out)
 
 
-def masked_fill(x, mask, value) -> Tensor:
+def masked_fill(x: TensorLike, mask: TensorLike, value: TensorLike) -> Tensor:
     """torch.masked_fill: ``value`` where the bool ``mask`` (broadcast to x) is true, x
     elsewhere; the result keeps x's dtype. Gradient to x is zero where masked."""
     x = as_tensor(x)

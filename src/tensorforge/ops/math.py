@@ -18,12 +18,20 @@ the measured accuracy of each op (tools/ulp_sweep.py).
 from __future__ import annotations
 
 import math as _m
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
+from .._typing import Array, TensorLike
+from ._types import (GraphOp, Gradients, InferredType, InputTypes, Pullback, Reference, ScalarExpr,
+                     ScalarNamespace, ScalarRule, TypeRule, UnaryOp)
 from .elementwise import _quiet
 from .registry import apply, broadcast_shapes, register
 from .scalar import promote_types, true_divide_dtype
+
+if TYPE_CHECKING:
+    from ..graph import Tensor
+    from .registry import VJPContext
 
 _LN2 = _m.log(2.0)
 _PI = _m.pi
@@ -40,42 +48,43 @@ _ATAN_P = (-0.3333333333333333, 0.1999999999999548, -0.14285714284658702, 0.1111
 
 # ---- type rules ----------------------------------------------------------------------------
 
-def _float_unary_type(types, **_):
+def _float_unary_type(types: InputTypes, **_: Any) -> InferredType:
     (t,) = types
     return t.shape, true_divide_dtype(t.dtype)
 
 
-def _float_nary_type(types, **_):
+def _float_nary_type(types: InputTypes, **_: Any) -> InferredType:
     return broadcast_shapes(*(t.shape for t in types)), true_divide_dtype(promote_types(*(t.dtype for t in types)))
 
 
-def _same_type(types, **_):
+def _same_type(types: InputTypes, **_: Any) -> InferredType:
     (t,) = types
     return t.shape, t.dtype
 
 
-def _float_ref(fn):
+def _float_ref(fn: Callable[..., Any]) -> Reference:
     """A NumPy reference evaluated in float64 and rounded once to the declared dtype: NumPy's
     float32 sin/cos/... are off by an ulp where torch's are correctly rounded."""
-    def ref(*xs):
+    def ref(*xs: Array) -> Array:
         dtype = true_divide_dtype(promote_types(*(np.asarray(x).dtype for x in xs)))
         return np.asarray(fn(*(np.asarray(x, dtype=np.float64) for x in xs))).astype(dtype)
     return ref
 
 
-def _declare(name, n, ref, scalar, vjp, infer=None, doc=""):
+def _declare(name: str, n: int, ref: Reference, scalar: ScalarRule, vjp: Pullback, infer: TypeRule | None = None,
+             doc: str = "") -> None:
     register(name, infer=infer or (_float_unary_type if n == 1 else _float_nary_type), impl=_quiet(ref),
              scalar=scalar, vjp=vjp, n_inputs=n, family="math", doc=doc)
 
 
 # ---- scalar building blocks (work in both the SYMBOLIC and the NUMPY namespace) ------------
 
-def _f(s, x):
+def _f(s: ScalarNamespace, x: ScalarExpr) -> ScalarExpr:
     """x as a float: x / 1 is exact for floats and gives float32 for integers (FLOAT_RESULT)."""
     return s.div(x, 1.0)
 
 
-def _poly(s, z, coeffs):
+def _poly(s: ScalarNamespace, z: ScalarExpr, coeffs: Sequence[float]) -> ScalarExpr:
     """Horner, lowest degree first."""
     acc = s.const(coeffs[-1])
     for c in reversed(coeffs[:-1]):
@@ -83,30 +92,30 @@ def _poly(s, z, coeffs):
     return acc
 
 
-def _keep_zero(s, x, r):
+def _keep_zero(s: ScalarNamespace, x: ScalarExpr, r: ScalarExpr) -> ScalarExpr:
     """r, but x itself where x is ±0 (odd functions keep the sign of zero)."""
     return s.where(s.eq(x, 0.0), x, r)
 
 
-def _odd(s, x, r_of_abs):
+def _odd(s: ScalarNamespace, x: ScalarExpr, r_of_abs: ScalarExpr) -> ScalarExpr:
     return _keep_zero(s, x, s.where(s.lt(x, 0.0), s.neg(r_of_abs), r_of_abs))
 
 
-def _or(s, a, b):
+def _or(s: ScalarNamespace, a: ScalarExpr, b: ScalarExpr) -> ScalarExpr:
     # a select, not logical_or: Triton's | is refused on 0-d booleans
     return s.where(a, a, b)
 
 
-def _and(s, a, b):
+def _and(s: ScalarNamespace, a: ScalarExpr, b: ScalarExpr) -> ScalarExpr:
     return s.where(a, b, a)
 
 
-def _sign_bit(s, x):
+def _sign_bit(s: ScalarNamespace, x: ScalarExpr) -> ScalarExpr:
     """x < 0 or x is -0.0 (1/-0.0 = -inf)."""
     return _or(s, s.lt(x, 0.0), _and(s, s.eq(x, 0.0), s.lt(s.div(1.0, x), 0.0)))
 
 
-def atan_abs(s, ax):
+def atan_abs(s: ScalarNamespace, ax: ScalarExpr) -> ScalarExpr:
     """atan(|x|) for ax = |x| >= 0 (nan stays nan, inf gives pi/2): reduce to |t| <= tan(pi/8)
     with atan(a) = pi/2 - atan(1/a) and atan(a) = pi/4 + atan((a-1)/(a+1))."""
     big = s.gt(ax, _TAN_3PI_8)
@@ -118,12 +127,12 @@ def atan_abs(s, ax):
     return s.add(base, s.add(base_lo, s.add(t, s.mul(s.mul(t, z), _poly(s, z, _ATAN_P)))))
 
 
-def atan_scalar(s, x):
+def atan_scalar(s: ScalarNamespace, x: ScalarExpr) -> ScalarExpr:
     x = _f(s, x)
     return _odd(s, x, atan_abs(s, s.abs(x)))
 
 
-def log1p_scalar(s, u):
+def log1p_scalar(s: ScalarNamespace, u: ScalarExpr) -> ScalarExpr:
     """log(1+u) without cancellation: log(w) u / (w - 1) with w = 1 + u corrects the rounding of
     w (Goldberg); w == 1 gives u (keeps -0.0), w == inf gives inf."""
     u = _f(s, u)
@@ -132,7 +141,7 @@ def log1p_scalar(s, u):
     return s.where(s.eq(w, 1.0), u, s.where(s.eq(w, _m.inf), w, r))
 
 
-def expm1_scalar(s, x):
+def expm1_scalar(s: ScalarNamespace, x: ScalarExpr) -> ScalarExpr:
     """e^x - 1 without cancellation (Kahan): (u - 1) x / log(u) with u = e^x; u == 1 gives x,
     u - 1 == -1 gives -1, u == inf gives inf."""
     x = _f(s, x)
@@ -146,7 +155,7 @@ def expm1_scalar(s, x):
 _EXP2_BITS = 11      # |round(x)| < 2^11 covers every finite non-trivial float64 result
 
 
-def _exp2_scalar(s, x):
+def _exp2_scalar(s: ScalarNamespace, x: ScalarExpr) -> ScalarExpr:
     """2^x = 2^n e^{f ln 2}, n = round(x), f = x - n exact: 2^n is a product of exact powers of
     two picked by the bits of |n| (pow(2, x) = exp(x log 2) would turn the rounding of x log 2
     into ~|x| ulp of error in float64)."""
@@ -168,7 +177,7 @@ def _exp2_scalar(s, x):
     return s.where(s.ne(x, x), x, y)
 
 
-def _sinh_scalar(s, x):
+def _sinh_scalar(s: ScalarNamespace, x: ScalarExpr) -> ScalarExpr:
     x = _f(s, x)
     ax = s.abs(x)
     e = expm1_scalar(s, ax)
@@ -178,12 +187,12 @@ def _sinh_scalar(s, x):
     return _odd(s, x, s.where(s.lt(ax, 1.0), small, big))
 
 
-def _cosh_scalar(s, x):
+def _cosh_scalar(s: ScalarNamespace, x: ScalarExpr) -> ScalarExpr:
     w = s.exp(s.mul(0.5, s.abs(_f(s, x))))
     return s.add(s.mul(s.mul(0.5, w), w), s.div(s.div(0.5, w), w))
 
 
-def _asinh_scalar(s, x):
+def _asinh_scalar(s: ScalarNamespace, x: ScalarExpr) -> ScalarExpr:
     x = _f(s, x)
     ax = s.abs(x)
     x2 = s.mul(ax, ax)
@@ -192,31 +201,31 @@ def _asinh_scalar(s, x):
     return _odd(s, x, s.where(s.gt(ax, _BIG), far, near))
 
 
-def _acosh_scalar(s, x):
+def _acosh_scalar(s: ScalarNamespace, x: ScalarExpr) -> ScalarExpr:
     x = _f(s, x)
     t = s.sub(x, 1.0)
     near = log1p_scalar(s, s.add(t, s.sqrt(s.add(s.mul(2.0, t), s.mul(t, t)))))
     return s.where(s.gt(x, _BIG), s.add(s.log(x), _LN2), near)
 
 
-def _atanh_scalar(s, x):
+def _atanh_scalar(s: ScalarNamespace, x: ScalarExpr) -> ScalarExpr:
     # on |x|: 2|x|/(1-|x|) >= 0, so log1p never meets the cancellation near -1
     x = _f(s, x)
     ax = s.abs(x)
     return _odd(s, x, s.mul(0.5, log1p_scalar(s, s.div(s.mul(2.0, ax), s.sub(1.0, ax)))))
 
 
-def _asin_scalar(s, x):
+def _asin_scalar(s: ScalarNamespace, x: ScalarExpr) -> ScalarExpr:
     x = _f(s, x)
     return atan_scalar(s, s.div(x, s.sqrt(s.mul(s.sub(1.0, x), s.add(1.0, x)))))
 
 
-def _acos_scalar(s, x):
+def _acos_scalar(s: ScalarNamespace, x: ScalarExpr) -> ScalarExpr:
     x = _f(s, x)
     return s.mul(2.0, atan_abs(s, s.sqrt(s.div(s.sub(1.0, x), s.add(1.0, x)))))
 
 
-def _atan2_scalar(s, y, x):
+def _atan2_scalar(s: ScalarNamespace, y: ScalarExpr, x: ScalarExpr) -> ScalarExpr:
     """atan2 from atan(|y|/|x|) and the signs (sign bits, so ±0 picks the half-plane as C does);
     0/0 and inf/inf, where the ratio is nan, are the angles 0 and pi/4."""
     y, x = _f(s, y), _f(s, x)
@@ -229,19 +238,19 @@ def _atan2_scalar(s, y, x):
     return s.where(_or(s, s.ne(x, x), s.ne(y, y)), s.add(x, y), r)
 
 
-def _copysign_scalar(s, a, b):
+def _copysign_scalar(s: ScalarNamespace, a: ScalarExpr, b: ScalarExpr) -> ScalarExpr:
     a, b = _f(s, a), _f(s, b)
     mag = s.abs(a)
     return s.where(_sign_bit(s, b), s.neg(mag), mag)
 
 
-def _logaddexp_scalar(s, a, b):
+def _logaddexp_scalar(s: ScalarNamespace, a: ScalarExpr, b: ScalarExpr) -> ScalarExpr:
     a, b = _f(s, a), _f(s, b)
     r = s.add(s.maximum(a, b), log1p_scalar(s, s.exp(s.neg(s.abs(s.sub(a, b))))))
     return s.where(s.eq(a, b), s.add(a, _LN2), r)      # a == b (±inf too, where a - b is nan)
 
 
-def _lerp_scalar(s, start, end, weight):
+def _lerp_scalar(s: ScalarNamespace, start: ScalarExpr, end: ScalarExpr, weight: ScalarExpr) -> ScalarExpr:
     """torch's two-sided form: exact at weight 0 and at weight 1."""
     start, end, weight = _f(s, start), _f(s, end), _f(s, weight)
     diff = s.sub(end, start)
@@ -254,7 +263,7 @@ _GELU_K = _m.sqrt(2.0 / _m.pi)
 _GELU_C = 0.044715
 
 
-def _gelu_scalar(s, x, approximate="none"):
+def _gelu_scalar(s: ScalarNamespace, x: ScalarExpr, approximate: str = "none") -> ScalarExpr:
     x = _f(s, x)
     if approximate == "tanh":
         inner = s.mul(_GELU_K, s.add(x, s.mul(_GELU_C, s.mul(x, s.mul(x, x)))))
@@ -264,29 +273,31 @@ def _gelu_scalar(s, x, approximate="none"):
 
 # ---- NumPy references ------------------------------------------------------------------------
 
-def _np_erf(x):
+def _np_erf(x: Array) -> Array:
     from .scalar import NUMPY
     return NUMPY.erf(x)
 
 
-def _np_lerp(a, b, w):
+def _np_lerp(a: Array, b: Array, w: Array) -> Array:
     diff = b - a
-    return np.where(np.abs(w) < 0.5, a + w * diff, b - diff * (1 - w))
+    out: Array = np.where(np.abs(w) < 0.5, a + w * diff, b - diff * (1 - w))
+    return out
 
 
-def _np_gelu(x, approximate="none"):
+def _np_gelu(x: Array, approximate: str = "none") -> Array:
     dtype = true_divide_dtype(np.asarray(x).dtype)
     x = np.asarray(x, dtype=np.float64)
     if approximate == "tanh":
         y = 0.5 * x * (1 + np.tanh(_GELU_K * (x + _GELU_C * x * x * x)))
     else:
         y = x * 0.5 * (1 + _np_erf(x * _SQRT1_2))
-    return y.astype(dtype)
+    out: Array = y.astype(dtype)
+    return out
 
 
 # ---- pullbacks (graph ops) -------------------------------------------------------------------
 
-def _g(name):
+def _g(name: str) -> GraphOp:
     return lambda *xs, **kw: apply(name, list(xs), **kw)
 
 
@@ -294,15 +305,15 @@ _add, _sub, _mul, _div, _neg, _exp, _sqrt = (_g(n) for n in ("add", "sub", "mul"
 _where, _eq, _lt, _abs = _g("where"), _g("eq"), _g("lt"), _g("abs")
 
 
-def _sq(x):
+def _sq(x: TensorLike) -> Tensor:
     return _mul(x, x)
 
 
-def _erf_grad(x):
+def _erf_grad(x: TensorLike) -> Tensor:
     return _mul(2.0 / _m.sqrt(_m.pi), _exp(_neg(_sq(x))))
 
 
-def _gelu_vjp(c, g):
+def _gelu_vjp(c: VJPContext, g: Tensor) -> Gradients:
     x = c.x
     if c.attrs.get("approximate", "none") == "tanh":
         inner = _mul(_GELU_K, _add(x, _mul(_GELU_C, _mul(x, _sq(x)))))
@@ -316,31 +327,32 @@ def _gelu_vjp(c, g):
     return [_mul(g, d)]
 
 
-def _atan2_vjp(c, g):
+def _atan2_vjp(c: VJPContext, g: Tensor) -> Gradients:
     y, x = c.inputs
     r2 = _add(_sq(x), _sq(y))
     return [_mul(g, _div(x, r2)), _mul(g, _div(_neg(y), r2))]
 
 
-def _copysign_vjp(c, g):
+def _copysign_vjp(c: VJPContext, g: Tensor) -> Gradients:
     a = c.inputs[0]
     # d/da = sign(a) sign(out), 0 at a == 0 (torch); no gradient flows to the sign source
     return [_where(_eq(a, 0.0), 0.0, _mul(g, _div(c.output, a))), _mul(g, 0.0)]
 
 
-def _logaddexp_vjp(c, g):
+def _logaddexp_vjp(c: VJPContext, g: Tensor) -> Gradients:
     a, b = c.inputs
     return [_mul(g, _exp(_sub(a, c.output))), _mul(g, _exp(_sub(b, c.output)))]
 
 
-def _lerp_vjp(c, g):
+def _lerp_vjp(c: VJPContext, g: Tensor) -> Gradients:
     start, end, weight = c.inputs
     return [_mul(g, _sub(1.0, weight)), _mul(g, weight), _mul(g, _sub(end, start))]
 
 
 # ---- declarations ----------------------------------------------------------------------------
 
-def _unary(name, ref, scalar, vjp, doc, infer=None):
+def _unary(name: str, ref: Callable[..., Any], scalar: ScalarRule, vjp: Pullback, doc: str,
+           infer: TypeRule | None = None) -> None:
     _declare(name, 1, _float_ref(ref), scalar, vjp, infer=infer, doc=doc)
 
 
@@ -375,7 +387,7 @@ register("square", infer=_same_type, impl=_quiet(lambda x: x * x), scalar=lambda
          vjp=lambda c, g: [_mul(g, _mul(c.x, 2.0))], n_inputs=1, family="math", doc="x * x")
 
 _declare("atan2", 2, _float_ref(np.arctan2), _atan2_scalar, _atan2_vjp, doc="angle of the point (x, y)")
-def _np_copysign(a, b):
+def _np_copysign(a: Array, b: Array) -> Array:
     # a nan sign source counts as positive: which nan (sign bit) an op returns differs between
     # NumPy, LLVM and libdevice, so reading its bit would make the backends disagree
     return np.copysign(a, np.where(np.isnan(b), 1.0, b))
@@ -390,8 +402,8 @@ register("gelu", infer=_float_unary_type, impl=_quiet(_np_gelu), scalar=_gelu_sc
 
 # ---- public functions ------------------------------------------------------------------------
 
-def _public_unary(name, text):
-    def fn(x):
+def _public_unary(name: str, text: str) -> UnaryOp:
+    def fn(x: TensorLike) -> Tensor:
         return apply(name, [x])
     fn.__name__ = fn.__qualname__ = name
     fn.__doc__ = text
@@ -419,7 +431,7 @@ reciprocal = _public_unary("reciprocal", "1/x; gradient -1/x^2.")
 erf = _public_unary("erf", "The error function 2/sqrt(pi) int_0^x e^{-t^2} dt; gradient 2/sqrt(pi) e^{-x^2}.")
 
 
-def square(x):
+def square(x: TensorLike) -> Tensor:
     """x * x, elementwise; integers stay integers and bool becomes int64 (as torch); gradient 2x."""
     from ..graph import Tensor
     if isinstance(x, Tensor) and x.dtype == "bool":
@@ -427,32 +439,32 @@ def square(x):
     return apply("square", [x])
 
 
-def atan2(input, other):  # noqa: A002 - torch's argument names
+def atan2(input: TensorLike, other: TensorLike) -> Tensor:  # noqa: A002 - torch's argument names
     """The angle of the point (other, input), i.e. atan(input/other) in the right quadrant, in
     [-pi, pi]; signed zeros pick the half-plane as C's atan2. Gradients: other/r^2 w.r.t.
     input, -input/r^2 w.r.t. other, r^2 = input^2 + other^2."""
     return apply("atan2", [input, other])
 
 
-def copysign(input, other):  # noqa: A002
+def copysign(input: TensorLike, other: TensorLike) -> Tensor:  # noqa: A002
     """|input| with the sign (bit) of other; a nan ``other`` counts as positive (its sign bit is
     not reproducible across backends; torch reads it). Gradient sign(input) sign(out) w.r.t. input (0 where
     input is 0) and 0 w.r.t. other, as torch."""
     return apply("copysign", [input, other])
 
 
-def logaddexp(input, other):  # noqa: A002
+def logaddexp(input: TensorLike, other: TensorLike) -> Tensor:  # noqa: A002
     """log(e^input + e^other), without overflow; gradients e^(input - out) and e^(other - out)."""
     return apply("logaddexp", [input, other])
 
 
-def lerp(start, end, weight):
+def lerp(start: TensorLike, end: TensorLike, weight: TensorLike) -> Tensor:
     """start + weight (end - start), elementwise with broadcasting (weight a tensor or a number),
     exact at weight 0 and 1 as torch. Gradients 1 - weight, weight and end - start."""
     return apply("lerp", [start, end, weight])
 
 
-def gelu(x, approximate: str = "none"):
+def gelu(x: TensorLike, approximate: str = "none") -> Tensor:
     """x Phi(x), Phi the standard normal CDF: ``approximate="none"`` uses erf,
     ``"tanh"`` the tanh approximation 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))). The
     gradient is the exact derivative of the chosen form."""
@@ -468,7 +480,7 @@ PUBLIC = ("sin", "cos", "tan", "asin", "acos", "atan", "atan2", "sinh", "cosh", 
 TENSOR_METHODS = tuple(n for n in PUBLIC if n != "gelu")
 
 
-def install_tensor_methods(tensor_cls) -> None:
+def install_tensor_methods(tensor_cls: type) -> None:
     """x.sin(), x.atan2(other), x.lerp(end, weight), ... as in torch."""
     namespace = globals()
     for name in TENSOR_METHODS:

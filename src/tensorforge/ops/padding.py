@@ -9,8 +9,11 @@ replicate and circular padding).
 """
 from __future__ import annotations
 
+from typing import Callable, Sequence
+
 import numpy as np
 
+from .._typing import TensorLike
 from ..graph import Tensor, as_tensor
 from .indexing import concat, getitem
 from .registry import ShapeError, apply
@@ -18,13 +21,13 @@ from .registry import ShapeError, apply
 PAD_MODES = ("constant", "reflect", "replicate", "circular")
 
 
-def narrow(x: Tensor, axis: int, start, stop, step: int = 1) -> Tensor:
+def narrow(x: Tensor, axis: int, start: int | None, stop: int | None, step: int = 1) -> Tensor:
     """``x[..., start:stop:step, ...]`` along ``axis`` (a basic slice on one axis)."""
     index = tuple(slice(start, stop, step) if a == axis else slice(None) for a in range(len(x.shape)))
     return getitem(x, index)
 
 
-def constant_block(x: Tensor, axis: int, size: int, value) -> Tensor:
+def constant_block(x: Tensor, axis: int, size: int, value: TensorLike) -> Tensor:
     """A tensor shaped like ``x`` except ``size`` along ``axis``, filled with ``value`` in x's dtype."""
     fill = as_tensor(value, like=x)
     if fill.dtype != x.dtype:
@@ -39,7 +42,7 @@ def constant_block(x: Tensor, axis: int, size: int, value) -> Tensor:
     return apply("broadcast_like", [fill, ref])
 
 
-def _check_pad_arg(x: Tensor, pad) -> list[tuple[int, int]]:
+def _check_pad_arg(x: Tensor, pad: Sequence[int]) -> list[tuple[int, int]]:
     """torch's pad tuple (last axis first) as a list of (before, after) per axis of x."""
     if isinstance(pad, (int, np.integer)) or not hasattr(pad, "__len__"):
         raise TypeError(f"pad: pad must be a tuple of ints (last axis first), got {pad!r}")
@@ -68,9 +71,11 @@ def _crop(x: Tensor, axis: int, before: int, after: int) -> Tensor:
     return narrow(x, axis, cut_lo, -cut_hi if cut_hi else None)
 
 
-def _mode_blocks(x: Tensor, axis: int, before: int, after: int, mode: str, value):
+def _mode_blocks(x: Tensor, axis: int, before: int, after: int, mode: str,
+                 value: TensorLike) -> tuple[Tensor | None, Tensor | None]:
     """The (left, right) blocks that ``mode`` puts around x along ``axis`` (None: nothing)."""
     n = x.shape[axis]
+    make: Callable[[int, int], Tensor]         # (pad size, side 0 left / 1 right) -> the block
     if mode == "constant":
         make = lambda p, side: constant_block(x, axis, p, value)  # noqa: E731
     elif mode == "reflect":
@@ -94,7 +99,7 @@ def _mode_blocks(x: Tensor, axis: int, before: int, after: int, mode: str, value
     return (make(before, 0) if before > 0 else None), (make(after, 1) if after > 0 else None)
 
 
-def pad(x, pad, mode: str = "constant", value=0.0) -> Tensor:
+def pad(x: TensorLike, pad: Sequence[int], mode: str = "constant", value: float = 0.0) -> Tensor:
     """Pad ``x`` like torch.nn.functional.pad (modes constant, reflect, replicate, circular).
 
     ``pad`` = (before_last, after_last, before_2nd_last, after_2nd_last, ...) covers any
@@ -105,16 +110,16 @@ def pad(x, pad, mode: str = "constant", value=0.0) -> Tensor:
     pad <= size). Negative pads crop. The gradient w.r.t. x sums the gradient over every
     copy of an element (a cropped element gets zero).
     """
-    x = as_tensor(x)
+    out = as_tensor(x)
     if mode not in PAD_MODES:
         raise ValueError(f"pad: mode must be one of {PAD_MODES}, got {mode!r}")
-    pairs = _check_pad_arg(x, pad)
+    pairs = _check_pad_arg(out, pad)
     for axis, (before, after) in enumerate(pairs):
         if before == 0 and after == 0:
             continue
-        x = _crop(x, axis, before, after)
-        left, right = _mode_blocks(x, axis, max(before, 0), max(after, 0), mode, value)
-        parts = [p for p in (left, x, right) if p is not None]
+        out = _crop(out, axis, before, after)
+        left, right = _mode_blocks(out, axis, max(before, 0), max(after, 0), mode, value)
+        parts = [p for p in (left, out, right) if p is not None]
         if len(parts) > 1:
-            x = concat(parts, axis=axis)
-    return x
+            out = concat(parts, axis=axis)
+    return out

@@ -45,11 +45,18 @@ distinct layers distinct seeds.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
+from .._typing import Array, DTypeLike
+
 from ..graph import Graph, Tensor, get_default_graph, parameter
 from .registry import ShapeError, apply, register
+
+if TYPE_CHECKING:
+    from ._types import InferredType, InputTypes
+    from .registry import TensorType
 
 __all__ = ["lowbias32", "rng_key", "random_bits", "uniform_from_bits", "keep_threshold",
            "rng_counter", "random_uniform"]
@@ -90,9 +97,10 @@ def random_bits(seed: int, counter: int, n: int) -> np.ndarray:
     return lowbias32(index ^ np.uint32(rng_key(seed, counter)))
 
 
-def uniform_from_bits(bits: np.ndarray, dtype="float32") -> np.ndarray:
+def uniform_from_bits(bits: Array, dtype: DTypeLike = "float32") -> Array:
     """(bits >> 8) * 2**-24: exact in float32."""
-    return ((bits >> np.uint32(8)).astype(np.float64) * 2.0 ** -24).astype(dtype)
+    values: Array = ((bits >> np.uint32(8)).astype(np.float64) * 2.0 ** -24).astype(dtype)
+    return values
 
 
 def keep_threshold(p: float) -> int:
@@ -100,14 +108,14 @@ def keep_threshold(p: float) -> int:
     return math.ceil(float(p) * 2 ** 24)   # p * 2**24 is exact in float64
 
 
-def check_seed(seed) -> int:
-    seed = int(seed)
-    if not 0 <= seed <= MASK32:
-        raise ValueError(f"seed must be in [0, 2**32), got {seed}")
-    return seed
+def check_seed(seed: int) -> int:
+    value = int(seed)
+    if not 0 <= value <= MASK32:
+        raise ValueError(f"seed must be in [0, 2**32), got {value}")
+    return value
 
 
-def check_counter_type(t, op: str) -> None:
+def check_counter_type(t: Tensor | TensorType, op: str) -> None:
     if tuple(t.shape) != () or np.dtype(t.dtype).kind not in "iu":
         raise ShapeError(f"{op}: the counter must be an integer scalar, got shape {t.shape} {t.dtype}")
 
@@ -133,7 +141,7 @@ def rng_counter(graph: Graph | None = None) -> Tensor:
 
 # ---- random_uniform ---------------------------------------------------------------------
 
-def _uniform_type(types, shape, seed, dtype="float32"):
+def _uniform_type(types: InputTypes, shape: Sequence[int], seed: int, dtype: str = "float32") -> InferredType:
     (counter,) = types
     check_counter_type(counter, "random_uniform")
     if any(d is None or int(d) < 0 for d in shape):
@@ -143,7 +151,7 @@ def _uniform_type(types, shape, seed, dtype="float32"):
     return tuple(int(d) for d in shape), dtype
 
 
-def _uniform_ref(counter, shape, seed, dtype="float32"):
+def _uniform_ref(counter: Array, shape: Sequence[int], seed: int, dtype: str = "float32") -> Array:
     bits = random_bits(seed, int(counter), math.prod(shape))
     return uniform_from_bits(bits, dtype).reshape(shape)
 
@@ -153,7 +161,8 @@ register("random_uniform", infer=_uniform_type, impl=_uniform_ref, n_inputs=1, d
          doc="u(seed, counter, i) in [0, 1) for each element (see the ops.random docstring)")
 
 
-def random_uniform(shape, seed: int = 0, graph: Graph | None = None, dtype: str = "float32") -> Tensor:
+def random_uniform(shape: int | Sequence[int], seed: int = 0, graph: Graph | None = None,
+                   dtype: DTypeLike = "float32") -> Tensor:
     """Uniform [0, 1) numbers of a fixed ``shape``, fresh on every call of a compiled function."""
     shape = (int(shape),) if isinstance(shape, (int, np.integer)) else tuple(int(d) for d in shape)
     counter = rng_counter(graph)

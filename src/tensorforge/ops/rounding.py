@@ -14,28 +14,38 @@ routes the gradient to x inside [min, max] and to a tensor bound where it is sel
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
+from .._typing import Array, DTypeLike, TensorLike
 from ..graph import Tensor, as_tensor
+from ._types import (GraphOp, Gradients, InferredType, InputAttrsOp, InputOp, InputOtherOp, InputTypes, Pullback,
+                     Reference, ScalarExpr, ScalarNamespace, ScalarRule, TypeRule)
 from .registry import ShapeError, _graph_of, _weak_scalar_partner, apply, broadcast_shapes, register
 from .scalar import NUMPY, promote_types
+
+if TYPE_CHECKING:
+    from .registry import VJPContext
+
+#: The dtype a reference computes in, from its operands' dtypes.
+ResultDtype = Callable[..., str]
 
 FAMILY = "integer"
 
 
 # ---- declaring ops -------------------------------------------------------------------------
 
-def _kind(dtype) -> str:
+def _kind(dtype: DTypeLike) -> str:
     return np.dtype(dtype).kind
 
 
-def _reference(scalar, result_dtype):
+def _reference(scalar: ScalarRule, result_dtype: ResultDtype) -> Reference:
     """The NumPy reference of an op: its scalar expression evaluated on arrays, in the result
     dtype the graph declares. Operands of a promoting op are converted to that dtype first, as the
     code generators do (NumPy alone would compute int64 with float32 in float64)."""
-    def impl(*arrays, **attrs):
-        arrays = [np.asarray(a) for a in arrays]
+    def impl(*operands: Array, **attrs: Any) -> Array:
+        arrays = [np.asarray(a) for a in operands]
         out_dtype = result_dtype(*[a.dtype for a in arrays])
         if result_dtype is _promoted:
             arrays = [a.astype(out_dtype, copy=False) for a in arrays]
@@ -45,37 +55,38 @@ def _reference(scalar, result_dtype):
     return impl
 
 
-def _declare(name, n_inputs, scalar, infer, result_dtype, vjp=None, doc=""):
+def _declare(name: str, n_inputs: int, scalar: ScalarRule, infer: TypeRule, result_dtype: ResultDtype,
+             vjp: Pullback | None = None, doc: str = "") -> None:
     register(name, infer=infer, impl=_reference(scalar, result_dtype), scalar=scalar, vjp=vjp,
              n_inputs=n_inputs, differentiable=vjp is not None, doc=doc, family=FAMILY)
 
 
-def _check_kinds(types, allowed: str, what: str):
+def _check_kinds(types: InputTypes, allowed: str, what: str) -> None:
     for i, t in enumerate(types):
         if _kind(t.dtype) not in allowed:
             raise ShapeError(f"operand {i} is {t.dtype}; {what}")
 
 
-def _unary_infer(allowed, what, out=None):
-    def infer(types, **_):
+def _unary_infer(allowed: str, what: str, out: str | None = None) -> TypeRule:
+    def infer(types: InputTypes, **_: Any) -> InferredType:
         _check_kinds(types, allowed, what)
         (t,) = types
         return t.shape, out or t.dtype
     return infer
 
 
-def _nary_infer(allowed, what, out=None):
-    def infer(types, **_):
+def _nary_infer(allowed: str, what: str, out: str | None = None) -> TypeRule:
+    def infer(types: InputTypes, **_: Any) -> InferredType:
         _check_kinds(types, allowed, what)
         return broadcast_shapes(*[t.shape for t in types]), out or promote_types(*[t.dtype for t in types])
     return infer
 
 
-def _promoted(*dtypes):
+def _promoted(*dtypes: DTypeLike) -> str:
     return promote_types(*dtypes)
 
 
-def _boolean(*_):
+def _boolean(*_: DTypeLike) -> str:
     return "bool"
 
 
@@ -93,15 +104,15 @@ _declare("isfinite", 1, lambda s, x: s.lt(s.abs(x), math.inf), _unary_infer("f",
 
 # ---- rounding (floats; integers are already integral) ----------------------------------------
 
-def _ceil_scalar(s, x):
+def _ceil_scalar(s: ScalarNamespace, x: ScalarExpr) -> ScalarExpr:
     return -s.floor(-x)                  # exact, and ceil(-0.5) is -0.0 as in C
 
 
-def _trunc_scalar(s, x):
+def _trunc_scalar(s: ScalarNamespace, x: ScalarExpr) -> ScalarExpr:
     return s.where(x < 0.0, -s.floor(-x), s.floor(x))
 
 
-def _rint_scalar(s, x):
+def _rint_scalar(s: ScalarNamespace, x: ScalarExpr) -> ScalarExpr:
     """Round half to even from floor alone: x - floor(x) is exact for every float, so the tie test
     is exact too (floor(x + 0.5) is not: it rounds 0.49999999999999994 up)."""
     f = s.floor(x)
@@ -112,7 +123,7 @@ def _rint_scalar(s, x):
     return s.where(s.eq(r, 0.0), x * 0.0, r)      # round(-0.3) is -0.0: keep the sign of zero
 
 
-def _round_scalar(s, x, decimals=0):
+def _round_scalar(s: ScalarNamespace, x: ScalarExpr, decimals: int = 0) -> ScalarExpr:
     """torch.round(x, decimals): rint(x * 10^d) / 10^d, or rint(x / 10^-d) * 10^-d for d < 0,
     with 10^d in the tensor's dtype."""
     if decimals == 0:
@@ -134,18 +145,18 @@ _declare("round", 1, _round_scalar, _ROUND_INFER, _promoted,
 
 # ---- division with Python (floor) and C (trunc) semantics -----------------------------------
 
-def _opposite_signs(s, m, b):
+def _opposite_signs(s: ScalarNamespace, m: ScalarExpr, b: ScalarExpr) -> ScalarExpr:
     """m != 0 and sign(m) != sign(b): where a truncated result needs the floor correction."""
     return s.logical_and(s.ne(m, 0.0), s.ne(s.lt(m, 0.0), s.lt(b, 0.0)))
 
 
-def _remainder_scalar(s, a, b):
+def _remainder_scalar(s: ScalarNamespace, a: ScalarExpr, b: ScalarExpr) -> ScalarExpr:
     """Python's a % b (sign of b), torch's formula: fmod, then + b where the signs differ."""
     m = s.fmod(a, b)
     return s.where(_opposite_signs(s, m, b), m + b, m)
 
 
-def _floor_divide_scalar(s, a, b, floating=True):
+def _floor_divide_scalar(s: ScalarNamespace, a: ScalarExpr, b: ScalarExpr, floating: bool = True) -> ScalarExpr:
     """Python's a // b. Integers: the truncated quotient, less 1 where the remainder's sign
     differs from b's. Floats: torch's (and CPython's) formula, exact where floor(a / b) is not:
     (a - fmod(a, b)) / b, corrected, rounded to the nearest integer; a / b where b is 0."""
@@ -162,27 +173,27 @@ def _floor_divide_scalar(s, a, b, floating=True):
     return s.where(s.eq(b, 0.0), quotient, result)
 
 
-def _floor_divide_infer(types, floating=True):
+def _floor_divide_infer(types: InputTypes, floating: bool = True) -> InferredType:
     shape, dtype = _nary_infer("iuf", "floor_divide needs integer or floating-point tensors")(types)
     if (_kind(dtype) == "f") != bool(floating):
         raise ShapeError(f"attribute floating={floating} does not match the result dtype {dtype}")
     return shape, dtype
 
 
-def _graph_op(name):
+def _graph_op(name: str) -> GraphOp:
     return lambda *xs, **kw: apply(name, list(xs), **kw)
 
 
 _mul, _neg, _div = _graph_op("mul"), _graph_op("neg"), _graph_op("div")
 
 
-def _remainder_vjp(c, g):
+def _remainder_vjp(c: VJPContext, g: Tensor) -> Gradients:
     a, b = c.inputs
     gb = _neg(_mul(g, floor_divide(a, b))) if c.needs[1] else None
     return [g if c.needs[0] else None, gb]
 
 
-def _fmod_vjp(c, g):
+def _fmod_vjp(c: VJPContext, g: Tensor) -> Gradients:
     a, b = c.inputs
     gb = _neg(_mul(g, trunc(_div(a, b)))) if c.needs[1] else None
     return [g if c.needs[0] else None, gb]
@@ -215,7 +226,7 @@ _declare("bitwise_right_shift", 2, lambda s, a, b: s.shift_right(a, b), _nary_in
                         "sign fill (0 or -1), as torch")
 
 
-def _truth(s, x):
+def _truth(s: ScalarNamespace, x: ScalarExpr) -> ScalarExpr:
     return s.cast(x, "bool")             # nonzero is True, NaN included (as torch)
 
 
@@ -232,15 +243,15 @@ _declare("logical_not", 1, lambda s, x: s.logical_not(_truth(s, x)), _unary_infe
 
 # ---- clamp -----------------------------------------------------------------------------------
 
-def _select(cond, g):
+def _select(cond: Tensor, g: Tensor) -> Tensor:
     return apply("where", [cond, g, 0.0])
 
 
-def _and(a, b):
+def _and(a: Tensor, b: Tensor) -> Tensor:
     return apply("logical_and", [a, b])
 
 
-def _clamp_vjp(c, g):
+def _clamp_vjp(c: VJPContext, g: Tensor) -> Gradients:
     """torch's clamp_backward_min_max: x where min <= x <= max; min where x < min < max;
     max where x > max or max < min (max wins when the bounds cross)."""
     x, lo, hi = c.inputs
@@ -251,13 +262,13 @@ def _clamp_vjp(c, g):
     return [gx, glo, ghi]
 
 
-def _clamp_min_vjp(c, g):
+def _clamp_min_vjp(c: VJPContext, g: Tensor) -> Gradients:
     x, lo = c.inputs
     return [_select(apply("ge", [x, lo]), g) if c.needs[0] else None,
             _select(apply("lt", [x, lo]), g) if c.needs[1] else None]
 
 
-def _clamp_max_vjp(c, g):
+def _clamp_max_vjp(c: VJPContext, g: Tensor) -> Gradients:
     x, hi = c.inputs
     return [_select(apply("le", [x, hi]), g) if c.needs[0] else None,
             _select(apply("gt", [x, hi]), g) if c.needs[1] else None]
@@ -275,7 +286,7 @@ _declare("clamp_max", 2, lambda s, x, hi: s.minimum(x, hi), _nary_infer("iuf", _
 
 # ---- public functions ------------------------------------------------------------------------
 
-def _tensors(values, fn: str, names):
+def _tensors(values: Sequence[TensorLike], fn: str, names: Sequence[str]) -> list[Tensor]:
     """The operands as graph tensors (Python scalars take their partner's dtype, as in ``apply``);
     a TypeError naming the argument for anything that is not a number or a tensor."""
     for v, n in zip(values, names):
@@ -286,14 +297,14 @@ def _tensors(values, fn: str, names):
     return [as_tensor(v, like=like, graph=graph) for v in values]
 
 
-def _require(fn: str, tensors, names, kinds: str, what: str):
+def _require(fn: str, tensors: Sequence[Tensor], names: Sequence[str], kinds: str, what: str) -> None:
     for t, n in zip(tensors, names):
         if _kind(t.dtype) not in kinds:
             raise TypeError(f"{fn}: argument {n!r} is {t.dtype}; {what}")
 
 
-def _float_predicate(name, constant_result: bool, doc: str):
-    def fn(input):
+def _float_predicate(name: str, constant_result: bool, doc: str) -> InputOp:
+    def fn(input: TensorLike) -> Tensor:  # noqa: A002 - torch's argument name
         (x,) = _tensors([input], name, ["input"])
         if _kind(x.dtype) == "f":
             return apply(name, [x])
@@ -312,8 +323,8 @@ isfinite = _float_predicate("isfinite", True, "True where ``input`` is neither i
                                               "integer/bool inputs). No gradient.")
 
 
-def _rounding(name, doc: str):
-    def fn(input, **attrs):
+def _rounding(name: str, doc: str) -> InputAttrsOp:
+    def fn(input: TensorLike, **attrs: Any) -> Tensor:  # noqa: A002
         (x,) = _tensors([input], name, ["input"])
         _require(name, [x], ["input"], "iuf", "rounding needs a number tensor (bool has no rounding in torch)")
         if _kind(x.dtype) != "f":
@@ -330,7 +341,7 @@ trunc = _rounding("trunc", "``input`` rounded toward zero, elementwise (integers
 _round = _rounding("round", "")
 
 
-def round(input, decimals: int = 0):  # noqa: A001 - torch's name
+def round(input: TensorLike, decimals: int = 0) -> Tensor:  # noqa: A001 - torch's name
     """``input`` rounded to the nearest integer, ties to even (as torch.round and NumPy), or with
     ``decimals`` to that many decimal places: rint(x * 10^decimals) / 10^decimals (negative
     ``decimals`` rounds to tens, hundreds...). Integers are unchanged. Gradient 0."""
@@ -339,15 +350,15 @@ def round(input, decimals: int = 0):  # noqa: A001 - torch's name
     return _round(input, decimals=int(decimals)) if decimals else _round(input)
 
 
-def _division(name):
-    def operands(input, other):
+def _division(name: str) -> Callable[[TensorLike, TensorLike], tuple[Tensor, Tensor]]:
+    def operands(input: TensorLike, other: TensorLike) -> tuple[Tensor, Tensor]:  # noqa: A002
         a, b = _tensors([input, other], name, ["input", "other"])
         _require(name, [a, b], ["input", "other"], _DIVISION_KINDS, _DIVISION_WHAT)
         return a, b
     return operands
 
 
-def floor_divide(input, other):
+def floor_divide(input: TensorLike, other: TensorLike) -> Tensor:  # noqa: A002
     """``input // other`` rounded toward -inf (Python's and torch.floor_divide's semantics) for
     integer and float tensors. Integer division by zero gives 0 (torch raises; docs/numerics.md)
     and INT_MIN // -1 wraps to INT_MIN. Gradient 0 (torch has none)."""
@@ -356,21 +367,21 @@ def floor_divide(input, other):
     return apply("floor_divide", [a, b], floating=floating)
 
 
-def remainder(input, other):
+def remainder(input: TensorLike, other: TensorLike) -> Tensor:  # noqa: A002
     """``input % other`` with the sign of ``other`` (Python's and torch.remainder's semantics):
     input - floor_divide(input, other) * other, computed exactly through fmod. Integer remainder by
     zero gives 0 (docs/numerics.md). Gradient: 1 for input, -floor_divide(input, other) for other."""
     return apply("remainder", list(_division("remainder")(input, other)))
 
 
-def fmod(input, other):
+def fmod(input: TensorLike, other: TensorLike) -> Tensor:  # noqa: A002
     """C's fmod: the remainder of the truncated division, with the sign of ``input`` (torch.fmod).
     Integer fmod by zero gives 0. Gradient: 1 for input, -trunc(input / other) for other."""
     return apply("fmod", list(_division("fmod")(input, other)))
 
 
-def _bitwise(name, kinds, what, doc):
-    def fn(input, other):
+def _bitwise(name: str, kinds: str, what: str, doc: str) -> InputOtherOp:
+    def fn(input: TensorLike, other: TensorLike) -> Tensor:  # noqa: A002
         a, b = _tensors([input, other], name, ["input", "other"])
         _require(name, [a, b], ["input", "other"], kinds, what)
         return apply(name, [a, b])
@@ -392,15 +403,15 @@ bitwise_right_shift = _bitwise(
     "or by the bit width or more gives the sign fill, 0 or -1 (torch's result, on every backend).")
 
 
-def bitwise_not(input):
+def bitwise_not(input: TensorLike) -> Tensor:  # noqa: A002
     """``~input``: every bit flipped (integers), logical not (bool)."""
     (x,) = _tensors([input], "bitwise_not", ["input"])
     _require("bitwise_not", [x], ["input"], "biu", _BITWISE_WHAT)
     return apply("bitwise_not", [x])
 
 
-def _logical(name, doc):
-    def fn(input, other):
+def _logical(name: str, doc: str) -> InputOtherOp:
+    def fn(input: TensorLike, other: TensorLike) -> Tensor:  # noqa: A002
         return apply(name, _tensors([input, other], name, ["input", "other"]))
     fn.__name__ = fn.__qualname__ = name
     fn.__doc__ = doc
@@ -412,12 +423,13 @@ logical_or = _logical("logical_or", "Elementwise OR of truth values (nonzero, Na
 logical_xor = _logical("logical_xor", "Elementwise XOR of truth values (nonzero, NaN included, is True); bool.")
 
 
-def logical_not(input):
+def logical_not(input: TensorLike) -> Tensor:  # noqa: A002
     """Elementwise NOT of truth values (zero is False, NaN is True); bool."""
     return apply("logical_not", _tensors([input], "logical_not", ["input"]))
 
 
-def clamp(input, min=None, max=None):  # noqa: A002 - torch's names
+def clamp(input: TensorLike, min: TensorLike | None = None,  # noqa: A002 - torch's names
+          max: TensorLike | None = None) -> Tensor:
     """``input`` clamped into [min, max] (torch.clamp): min(max(input, min), max), so ``max``
     wins where min > max, and NaN in the input or a bound gives NaN. Bounds are Python numbers or
     tensors (broadcast). Gradient as torch: to ``input`` where min <= input <= max, to a tensor
@@ -434,31 +446,39 @@ def clamp(input, min=None, max=None):  # noqa: A002 - torch's names
     return apply("clamp", tensors)
 
 
-def clip(input, min=None, max=None):  # noqa: A002
+def clip(input: TensorLike, min: TensorLike | None = None,  # noqa: A002
+         max: TensorLike | None = None) -> Tensor:
     """Alias of :func:`clamp` (torch.clip)."""
     return clamp(input, min, max)
 
 
 # ---- Tensor operators and methods ------------------------------------------------------------
 
-def install_tensor_methods(T) -> None:
+def install_tensor_methods(T: type) -> None:
     """The Python operators // % & | ^ ~ << >> (and reflected forms) and the torch-like methods."""
-    T.__floordiv__ = lambda a, b: floor_divide(a, b)
-    T.__rfloordiv__ = lambda a, b: floor_divide(b, a)
-    T.__mod__ = lambda a, b: remainder(a, b)
-    T.__rmod__ = lambda a, b: remainder(b, a)
-    T.__and__ = lambda a, b: bitwise_and(a, b)
-    T.__rand__ = lambda a, b: bitwise_and(b, a)
-    T.__or__ = lambda a, b: bitwise_or(a, b)
-    T.__ror__ = lambda a, b: bitwise_or(b, a)
-    T.__xor__ = lambda a, b: bitwise_xor(a, b)
-    T.__rxor__ = lambda a, b: bitwise_xor(b, a)
-    T.__invert__ = lambda a: bitwise_not(a)
-    T.__lshift__ = lambda a, b: bitwise_left_shift(a, b)
-    T.__rlshift__ = lambda a, b: bitwise_left_shift(b, a)
-    T.__rshift__ = lambda a, b: bitwise_right_shift(a, b)
-    T.__rrshift__ = lambda a, b: bitwise_right_shift(b, a)
-    for fn in (isnan, isinf, isfinite, floor, ceil, trunc, round, floor_divide, remainder, fmod,
-               bitwise_and, bitwise_or, bitwise_xor, bitwise_not, bitwise_left_shift, bitwise_right_shift,
-               logical_and, logical_or, logical_xor, logical_not, clamp, clip):
+    # setattr: the class declares these for the type checker; here they get their code
+    operators: dict[str, Callable[..., Tensor]] = {
+        "__floordiv__": lambda a, b: floor_divide(a, b),
+        "__rfloordiv__": lambda a, b: floor_divide(b, a),
+        "__mod__": lambda a, b: remainder(a, b),
+        "__rmod__": lambda a, b: remainder(b, a),
+        "__and__": lambda a, b: bitwise_and(a, b),
+        "__rand__": lambda a, b: bitwise_and(b, a),
+        "__or__": lambda a, b: bitwise_or(a, b),
+        "__ror__": lambda a, b: bitwise_or(b, a),
+        "__xor__": lambda a, b: bitwise_xor(a, b),
+        "__rxor__": lambda a, b: bitwise_xor(b, a),
+        "__invert__": lambda a: bitwise_not(a),
+        "__lshift__": lambda a, b: bitwise_left_shift(a, b),
+        "__rlshift__": lambda a, b: bitwise_left_shift(b, a),
+        "__rshift__": lambda a, b: bitwise_right_shift(a, b),
+        "__rrshift__": lambda a, b: bitwise_right_shift(b, a),
+    }
+    for name, method in operators.items():
+        setattr(T, name, method)
+    methods: tuple[Callable[..., Tensor], ...] = (
+        isnan, isinf, isfinite, floor, ceil, trunc, round, floor_divide, remainder, fmod, bitwise_and, bitwise_or,
+        bitwise_xor, bitwise_not, bitwise_left_shift, bitwise_right_shift, logical_and, logical_or, logical_xor,
+        logical_not, clamp, clip)
+    for fn in methods:
         setattr(T, fn.__name__, fn)

@@ -20,11 +20,14 @@ The primitive set is deliberately small; every backend must implement each one:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, cast
 
 import numpy as np
 
-PRIMITIVES = (
+from .._typing import Array, DTypeLike
+
+PRIMITIVES: tuple[str, ...] = (
     "arg", "const", "cast", "add", "sub", "mul", "div", "neg", "pow", "maximum", "minimum",
     "exp", "log", "tanh", "sqrt", "abs", "floor", "lt", "le", "gt", "ge", "eq", "ne", "where",
     "logical_and", "logical_or", "logical_not",
@@ -45,11 +48,14 @@ COMPARISONS = ("lt", "le", "gt", "ge", "eq", "ne")
 class Expr:
     """A node of a scalar expression DAG (hash-consed by value)."""
     op: str
-    args: tuple = ()
+    args: tuple[Expr, ...] = ()
     value: object = None   # const: the Python number; arg: the input position; cast: the dtype
-    dtype: str | None = None  # only set on const/cast/arg
+    dtype: DTypeLike | None = None  # only set on const/cast/arg
+    if TYPE_CHECKING:
+        # set in __post_init__; declared for the checker only (a real field would change the class)
+        _hash: int = field(init=False, repr=False)
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         # hashed at birth: arguments are older, so their hashes are cached and a deep chain never
         # recurses (a lazy recursive hash overflows the stack on a few hundred nested ops)
         object.__setattr__(self, "_hash", hash((self.op, self.args, self.value, self.dtype)))
@@ -57,7 +63,7 @@ class Expr:
     def __hash__(self) -> int:
         return self._hash
 
-    def __eq__(self, other) -> bool:
+    def __eq__(self, other: object) -> bool:
         """Structural equality, compared with an explicit stack (deep chains must not recurse)."""
         if self is other:
             return True
@@ -75,7 +81,7 @@ class Expr:
             stack.extend(zip(a.args, b.args))
         return True
 
-    def _bin(self, op, other, swap=False):
+    def _bin(self, op: str, other: Expr | float, swap: bool = False) -> Expr:
         other = other if isinstance(other, Expr) else Expr("const", (), float(other))
         return Expr(op, (other, self) if swap else (self, other))
 
@@ -110,9 +116,9 @@ class Expr:
             text[id(e)] = t
         return text[id(self)]
 
-    def walk(self):
+    def walk(self) -> list[Expr]:
         """Post-order traversal without repeats (an explicit stack: chains may be thousands deep)."""
-        seen, order = {id(self)}, []
+        seen, order = {id(self)}, list[Expr]()
         stack = [(self, 0)]
         while stack:
             e, i = stack[-1]
@@ -128,7 +134,7 @@ class Expr:
         return order
 
 
-def is_float_dtype(dtype) -> bool:
+def is_float_dtype(dtype: DTypeLike | None) -> bool:
     return dtype is not None and np.dtype(dtype).kind == "f"
 
 
@@ -136,7 +142,7 @@ DEFAULT_FLOAT = "float32"
 _CATEGORY = {"b": 0, "u": 1, "i": 1, "f": 2}   # bool < integer < floating point
 
 
-def promote_types(*dtypes) -> str:
+def promote_types(*dtypes: DTypeLike) -> str:
     """THE promotion rule of tensorforge (docs/numerics.md), as in PyTorch: the operands of the
     highest category (bool < integer < float) decide, promoted among themselves as NumPy does
     (int8 + uint8 -> int16, float32 + float64 -> float64); a lower category never widens a
@@ -146,7 +152,7 @@ def promote_types(*dtypes) -> str:
     return np.result_type(*[d for d in dts if _CATEGORY[d.kind] == top]).name
 
 
-def weak_scalar_dtype(value, like_dtype=None) -> str:
+def weak_scalar_dtype(value: object, like_dtype: DTypeLike | None = None) -> str:
     """The dtype a Python scalar takes next to a tensor of ``like_dtype`` ("weak" scalars, as in
     PyTorch): the tensor's dtype when the scalar's category is not higher, else the default type
     of the scalar's category (bool tensor + 2 -> int64, int tensor * 1.5 -> float32)."""
@@ -158,12 +164,12 @@ def weak_scalar_dtype(value, like_dtype=None) -> str:
     return like.name if _CATEGORY[like.kind] >= _CATEGORY[kind] else default
 
 
-def true_divide_dtype(dtype) -> str:
+def true_divide_dtype(dtype: DTypeLike) -> str:
     """True division (and the float-only math) of integers or bools gives the default float."""
     return np.dtype(dtype).name if is_float_dtype(dtype) else DEFAULT_FLOAT
 
 
-def promote(*dtypes):
+def promote(*dtypes: DTypeLike | None) -> str | None:
     """``promote_types`` of the typed operands of an expression; None when every operand is an
     untyped constant (which then takes the type of whatever it meets). Both code generators
     type expressions with this rule."""
@@ -174,7 +180,8 @@ def promote(*dtypes):
 
 
 LOGICAL = ("logical_and", "logical_or", "logical_not")
-FLOAT_RESULT = ("div", "exp", "log", "tanh", "sqrt")   # of integers: float32 (pow of integers is exact)
+# of integers: float32 (pow of integers is exact)
+FLOAT_RESULT: tuple[str, ...] = ("div", "exp", "log", "tanh", "sqrt")
 
 
 # -- transcendental primitives (ops/math.py) --------------------------------------------------
@@ -185,7 +192,7 @@ FLOAT_RESULT = FLOAT_RESULT + TRANSCENDENTAL
 # -- end of transcendental primitives -----------------------------------------------------------
 
 
-def expr_dtype(e: Expr, dtype_of):
+def expr_dtype(e: Expr, dtype_of: Callable[[Expr], str | None]) -> str | None:
     """Static dtype of node ``e``, given ``dtype_of(sub)`` for its arguments; None for a subtree of
     untyped constants only. Both code generators type expressions with this rule: arg and const
     carry their dtype (a leaf typed by its caller is the caller's to look up first), cast gives
@@ -195,7 +202,7 @@ def expr_dtype(e: Expr, dtype_of):
     if op in ("arg", "const"):
         return None if e.dtype is None else str(np.dtype(e.dtype))
     if op == "cast":
-        return str(np.dtype(e.value))
+        return str(np.dtype(cast(DTypeLike, e.value)))
     if op in COMPARISONS or op in LOGICAL:
         return "bool"
     sub = [dtype_of(a) for a in e.args]
@@ -207,13 +214,13 @@ def expr_dtype(e: Expr, dtype_of):
     return t
 
 
-def emission_key(e: Expr, dtype: str):
+def emission_key(e: Expr, dtype: str) -> tuple[Expr, str, float | None]:
     """The key under which a lowering emits ``e`` as ``dtype`` once: structurally equal
     subexpressions share it, but 0.0 and -0.0 (equal, with one hash) stay apart."""
-    return e, dtype, math.copysign(1.0, e.value) if e.op == "const" else None
+    return e, dtype, math.copysign(1.0, cast(float, e.value)) if e.op == "const" else None
 
 
-def _lift(x):
+def _lift(x: Expr | float) -> Expr:
     return x if isinstance(x, Expr) else Expr("const", (), float(x))
 
 
@@ -225,14 +232,14 @@ class _Symbolic:
         return Expr("arg", (), i, dtype)
 
     @staticmethod
-    def const(v, dtype=None) -> Expr:
+    def const(v: float, dtype: DTypeLike | None = None) -> Expr:
         return Expr("const", (), float(v), dtype)
 
     @staticmethod
-    def cast(x, dtype) -> Expr:
+    def cast(x: Expr | float, dtype: DTypeLike) -> Expr:
         return Expr("cast", (_lift(x),), str(np.dtype(dtype)))
 
-    def __getattr__(self, name):
+    def __getattr__(self, name: str) -> Callable[..., Expr]:
         if name not in PRIMITIVES:
             raise AttributeError(f"{name!r} is not a scalar primitive; use one of {PRIMITIVES}")
         return lambda *args: Expr(name, tuple(_lift(a) for a in args))
@@ -251,27 +258,29 @@ class _Numpy:
     sin, cos = np.sin, np.cos
 
     @staticmethod
-    def erf(x):
+    def erf(x: Any) -> Array:
         from math import erf as _erf   # NumPy has no erf; math.erf is accurate to ~1 ulp
         x = np.asarray(x)
-        return np.vectorize(_erf, otypes=[x.dtype if x.dtype.kind == "f" else np.float64])(x)
+        result: Array = np.vectorize(_erf, otypes=[x.dtype if x.dtype.kind == "f" else np.float64])(x)
+        return result
     # -- end of transcendental primitives
 
     @staticmethod
-    def const(v, dtype=None):
+    def const(v: float, dtype: DTypeLike | None = None) -> float:
         return v
 
     # -- integer and rounding primitives (ops/rounding.py) ---------------------------------
     @staticmethod
-    def fmod(a, b):
+    def fmod(a: Any, b: Any) -> Array:
         a, b = np.asarray(a), np.asarray(b)
         if a.dtype.kind in "f" or b.dtype.kind in "f":
-            return np.fmod(a, b)
+            floats: Array = np.fmod(a, b)
+            return floats
         safe = (b == 0) | (b == -1) if np.dtype(np.result_type(a, b)).kind == "i" else (b == 0)
         return np.where(safe, 0, np.fmod(a, np.where(safe, 1, b))).astype(np.result_type(a, b))
 
     @staticmethod
-    def trunc_div(a, b):
+    def trunc_div(a: Any, b: Any) -> Array:
         a, b = np.asarray(a), np.asarray(b)
         dt = np.result_type(a, b)
         minus_one = (b == -1) if dt.kind == "i" else np.zeros(np.shape(b), bool)
@@ -283,12 +292,13 @@ class _Numpy:
     bitwise_and, bitwise_or, bitwise_xor = np.bitwise_and, np.bitwise_or, np.bitwise_xor
 
     @staticmethod
-    def bitwise_not(x):
+    def bitwise_not(x: Any) -> Array:
         x = np.asarray(x)
-        return np.logical_not(x) if x.dtype == np.bool_ else np.invert(x)
+        flipped: Array = np.logical_not(x) if x.dtype == np.bool_ else np.invert(x)
+        return flipped
 
     @staticmethod
-    def shift_left(a, b):
+    def shift_left(a: Any, b: Any) -> Array:
         a, b = np.asarray(a), np.asarray(b)
         dt = np.result_type(a, b)
         a, b = a.astype(dt), b.astype(dt)
@@ -297,7 +307,7 @@ class _Numpy:
         return np.where(over, 0, np.left_shift(a, np.where(over, 0, b))).astype(dt)
 
     @staticmethod
-    def shift_right(a, b):
+    def shift_right(a: Any, b: Any) -> Array:
         a, b = np.asarray(a), np.asarray(b)
         dt = np.result_type(a, b)
         a, b = a.astype(dt), b.astype(dt)
@@ -307,7 +317,7 @@ class _Numpy:
         return (np.where(over, 0, shifted) if dt.kind == "u" else shifted).astype(dt)
 
     @staticmethod
-    def cast(x, dtype):
+    def cast(x: Any, dtype: DTypeLike) -> Array:
         return np.asarray(x).astype(dtype)
 
 
@@ -315,7 +325,8 @@ SYMBOLIC = _Symbolic()
 NUMPY = _Numpy()
 
 
-def emit_bottom_up(expr: "Expr", dtype_of, emit) -> None:
+def emit_bottom_up(expr: Expr, dtype_of: Callable[[Expr], str | None],
+                   emit: Callable[[Expr, str], object]) -> None:
     """Type and emit every typed subexpression of ``expr`` bottom-up (an explicit post-order
     walk), so a code generator's recursive ``emit`` that follows only meets emitted operands: a
     chain of thousands of ops never recurses on its depth. Untyped subtrees (constants only) are

@@ -7,19 +7,28 @@ dimensions (``None``) that are bound only at call time.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
+from .._typing import Array, ShapeSpec, TensorLike
+from ._types import Gradients, InferredType, InputTypes
 from .registry import ShapeError, apply, broadcast_shapes, normalize_axis, register
 
+if TYPE_CHECKING:
+    from ..graph import Tensor
+    from .registry import VJPContext
 
-def _known_size(shape):
-    return None if any(d is None for d in shape) else math.prod(shape)
+
+def _known_size(shape: Sequence[int | None]) -> int | None:
+    if any(d is None for d in shape):
+        return None
+    return math.prod(d for d in shape if d is not None)
 
 
 # ---- reshape ---------------------------------------------------------------------------
 
-def _reshape_type(types, shape):
+def _reshape_type(types: InputTypes, shape: Sequence[int]) -> InferredType:
     (t,) = types
     shape = tuple(int(d) for d in shape)
     if sum(d == -1 for d in shape) > 1:
@@ -27,6 +36,7 @@ def _reshape_type(types, shape):
     if any(d < -1 for d in shape):
         raise ShapeError(f"invalid target shape {shape}")
     size = _known_size(t.shape)
+    out: tuple[int | None, ...]
     if -1 in shape:
         rest = math.prod(d for d in shape if d != -1)
         if size is None:
@@ -48,12 +58,12 @@ register("reshape", infer=_reshape_type, n_inputs=1, family="shape",
          doc="reshape(x, shape); one -1 may be inferred")
 
 
-def _like_type(types):
+def _like_type(types: InputTypes) -> InferredType:
     g, ref = types
     return ref.shape, g.dtype
 
 
-def _reshape_like_type(types):
+def _reshape_like_type(types: InputTypes) -> InferredType:
     g, ref = types
     a, b = _known_size(g.shape), _known_size(ref.shape)
     if a is not None and b is not None and a != b:
@@ -69,7 +79,7 @@ register("reshape_like", infer=_reshape_like_type, n_inputs=2, shape_only_inputs
 
 # ---- transpose -------------------------------------------------------------------------
 
-def _transpose_type(types, axes=None):
+def _transpose_type(types: InputTypes, axes: Sequence[int] | None = None) -> InferredType:
     (t,) = types
     axes = tuple(reversed(range(len(t.shape)))) if axes is None else tuple(axes)
     if sorted(a % max(len(t.shape), 1) for a in axes) != list(range(len(t.shape))):
@@ -77,7 +87,7 @@ def _transpose_type(types, axes=None):
     return tuple(t.shape[a] for a in axes), t.dtype
 
 
-def _transpose_vjp(c, g):
+def _transpose_vjp(c: VJPContext, g: Tensor) -> Gradients:
     axes = c.attrs.get("axes")
     nd = len(c.x.shape)
     axes = tuple(reversed(range(nd))) if axes is None else tuple(a % nd for a in axes)
@@ -91,7 +101,7 @@ register("transpose", infer=_transpose_type, n_inputs=1, family="shape",
 
 # ---- expand_dims / squeeze -------------------------------------------------------------
 
-def _expand_type(types, axes):
+def _expand_type(types: InputTypes, axes: Sequence[int]) -> InferredType:
     (t,) = types
     nd = len(t.shape) + len(axes)
     axes = normalize_axis(axes, nd)
@@ -105,7 +115,7 @@ register("expand_dims", infer=_expand_type, n_inputs=1, family="shape",
          doc="insert size-1 axes")
 
 
-def _squeeze_type(types, axes):
+def _squeeze_type(types: InputTypes, axes: Sequence[int]) -> InferredType:
     (t,) = types
     axes = normalize_axis(axes, len(t.shape))
     for a in axes:
@@ -121,7 +131,7 @@ register("squeeze", infer=_squeeze_type, n_inputs=1, family="shape",
 
 # ---- broadcasting ----------------------------------------------------------------------
 
-def _broadcast_to_type(types, shape):
+def _broadcast_to_type(types: InputTypes, shape: Sequence[int | None]) -> InferredType:
     (t,) = types
     shape = tuple(shape)
     if any(d is None for d in shape):  # the run would have no size for it
@@ -138,7 +148,7 @@ register("broadcast_to", infer=_broadcast_to_type, n_inputs=1, family="shape",
          vjp=lambda c, g: [apply("sum_to_like", [g, c.x])], doc="broadcast to a shape")
 
 
-def _broadcast_like_type(types):
+def _broadcast_like_type(types: InputTypes) -> InferredType:
     x, ref = types
     broadcast_shapes(x.shape, ref.shape)
     if len(x.shape) > len(ref.shape):
@@ -152,7 +162,7 @@ register("broadcast_like", infer=_broadcast_like_type, n_inputs=2, shape_only_in
          doc="broadcast x to the shape of ref (ref read for its shape only)")
 
 
-def sum_to_shape(x: np.ndarray, shape) -> np.ndarray:
+def sum_to_shape(x: Array, shape: Sequence[int]) -> Array:
     """Sum the broadcast dimensions of ``x`` away so that it has ``shape``."""
     lead = x.ndim - len(shape)
     axes = tuple(range(lead)) + tuple(lead + i for i, d in enumerate(shape) if d == 1 and x.shape[lead + i] != 1)
@@ -160,7 +170,7 @@ def sum_to_shape(x: np.ndarray, shape) -> np.ndarray:
     return out.reshape(shape)
 
 
-def _sum_to_like_type(types):
+def _sum_to_like_type(types: InputTypes) -> InferredType:
     g, ref = types
     if len(ref.shape) > len(g.shape):
         raise ShapeError(f"cannot sum {g.shape} down to the higher-rank {ref.shape}")
@@ -175,24 +185,24 @@ register("sum_to_like", infer=_sum_to_like_type, n_inputs=2, shape_only_inputs=(
 
 # ---- public functions ------------------------------------------------------------------
 
-def reshape(x, shape):
+def reshape(x: TensorLike, shape: int | ShapeSpec) -> Tensor:
     """Reshape; one dimension may be -1. ``None`` in ``shape`` also means "infer"."""
     shape = (shape,) if isinstance(shape, int) else tuple(-1 if d is None else int(d) for d in shape)
     return apply("reshape", [x], shape=shape)
 
 
-def transpose(x, axes=None):
+def transpose(x: TensorLike, axes: Sequence[int] | None = None) -> Tensor:
     """Permute dimensions (default: reverse them)."""
     return apply("transpose", [x], axes=None if axes is None else tuple(int(a) for a in axes))
 
 
-def expand_dims(x, axis):
+def expand_dims(x: TensorLike, axis: int | Sequence[int]) -> Tensor:
     return apply("expand_dims", [x], axes=(axis,) if isinstance(axis, int) else tuple(axis))
 
 
-def squeeze(x, axis):
+def squeeze(x: TensorLike, axis: int | Sequence[int]) -> Tensor:
     return apply("squeeze", [x], axes=(axis,) if isinstance(axis, int) else tuple(axis))
 
 
-def broadcast_to(x, shape):
+def broadcast_to(x: TensorLike, shape: Sequence[int]) -> Tensor:
     return apply("broadcast_to", [x], shape=tuple(shape))
