@@ -1,26 +1,29 @@
 """Type aliases for the op callbacks of the nn, loss, pooling, reduction, convolution, scan and
 sort families: what a shape rule receives and returns, what a pullback returns.
 
-(ops/_types.py holds the same kind of aliases for the other families; the two are meant to
-be merged.) Runtime-free: only names for annotations.
+The first four have the names and meanings of ops/_types.py's (the other op families'), so the
+two modules merge into one; ``IntOrTuple`` is the alias _typing.py gives the layers. Names for
+annotations only.
 """
 from __future__ import annotations
 
-from typing import Sequence, TypeAlias, Union
+from typing import TYPE_CHECKING, Sequence, TypeAlias, Union
 
 from .._typing import DTypeLike
-from ..graph import Tensor
-from .registry import TensorType
 
-#: A shape while the graph is built: a dimension is None when known only at call time.
-SymShape: TypeAlias = tuple[Union[int, None], ...]
-#: What a shape rule (OpDef.infer) receives: the type of each input.
-InTypes: TypeAlias = Sequence[TensorType]
-#: What a shape rule returns: the output's shape and dtype (the registry turns it into a name).
-InferResult: TypeAlias = tuple[SymShape, DTypeLike]
-#: What a pullback (OpDef.vjp) returns: a gradient per input, None where there is none.
-Grads: TypeAlias = list[Union[Tensor, None]]
-#: A (height, width) pair: kernel size, stride, padding, dilation.
+if TYPE_CHECKING:
+    from ..graph import Tensor
+    from .registry import TensorType
+
+#: A shape as a type rule gives it: ``None`` marks a dimension known only at run time.
+InferredShape: TypeAlias = tuple[Union[int, None], ...]
+#: What a type rule returns: the output's shape and dtype (a dtype name or anything np.dtype takes).
+InferredType: TypeAlias = tuple[Sequence[Union[int, None]], DTypeLike]
+#: The input types a type rule receives, one per operand.
+InputTypes: TypeAlias = Sequence["TensorType"]
+#: What a pullback returns: one gradient per input, None where there is none (or it is not needed).
+Gradients: TypeAlias = list[Union["Tensor", None]]
+#: A (height, width) pair: kernel size, stride, padding or dilation of a 2-d window.
 Pair: TypeAlias = tuple[int, int]
-#: An int, or one int per spatial axis (a kernel size, stride, padding or dilation argument).
-IntOrInts: TypeAlias = Union[int, Sequence[int]]
+#: A per-spatial-axis size (kernel, stride, padding, dilation): one int for every axis, or one each.
+IntOrTuple: TypeAlias = Union[int, Sequence[int]]

@@ -28,14 +28,14 @@ import numpy as np
 from .._typing import TensorLike
 from ..graph import Tensor, as_tensor, format_shape
 from . import nn
-from ._types2 import IntOrInts, Pair, SymShape
+from ._types2 import InferredShape, IntOrTuple, Pair
 from .indexing import concat
 from .padding import constant_block, narrow, pad
 from .registry import ShapeError, apply
 from .shape import expand_dims, reshape, squeeze, transpose
 
 
-def _tuple(v: IntOrInts, n: int, what: str, fn: str, low: int = 1) -> tuple[int, ...]:
+def _tuple(v: IntOrTuple, n: int, what: str, fn: str, low: int = 1) -> tuple[int, ...]:
     """An int or an n-tuple of ints, each >= ``low``."""
     try:
         if isinstance(v, bool):
@@ -50,7 +50,7 @@ def _tuple(v: IntOrInts, n: int, what: str, fn: str, low: int = 1) -> tuple[int,
     return out
 
 
-def _known_sizes(dims: SymShape, fn: str) -> tuple[int, ...]:
+def _known_sizes(dims: InferredShape, fn: str) -> tuple[int, ...]:
     """``dims`` as ints: sizes the caller has checked (or needs) to be known when the graph is built."""
     known = tuple(d for d in dims if d is not None)
     if len(known) != len(dims):
@@ -58,7 +58,7 @@ def _known_sizes(dims: SymShape, fn: str) -> tuple[int, ...]:
     return known
 
 
-def _padding_pairs(padding: IntOrInts | str, kernel: tuple[int, ...], dilation: tuple[int, ...],
+def _padding_pairs(padding: IntOrTuple | str, kernel: tuple[int, ...], dilation: tuple[int, ...],
                    stride: tuple[int, ...], fn: str) -> list[Pair]:
     """(before, after) per spatial axis for an int/tuple padding or 'same'/'valid'."""
     n = len(kernel)
@@ -224,8 +224,8 @@ def _conv2d_core(x: Tensor, w: Tensor, stride: Sequence[int], padding: Sequence[
     return concat(parts, axis=1)
 
 
-def conv2d(x: TensorLike, w: TensorLike, b: TensorLike | None = None, stride: IntOrInts = 1,
-           padding: IntOrInts | str = 0, dilation: IntOrInts = 1, groups: int = 1) -> Tensor:
+def conv2d(x: TensorLike, w: TensorLike, b: TensorLike | None = None, stride: IntOrTuple = 1,
+           padding: IntOrTuple | str = 0, dilation: IntOrTuple = 1, groups: int = 1) -> Tensor:
     """2-D convolution of NCHW ``x`` with stride, padding, dilation and groups (torch's conv2d).
 
     Cross-correlation with ``w`` of shape (out, in/groups, kh, kw), plus an optional bias (out,).
@@ -253,8 +253,8 @@ def conv2d(x: TensorLike, w: TensorLike, b: TensorLike | None = None, stride: In
 
 # ---- conv1d, conv3d ----------------------------------------------------------------------
 
-def conv1d(x: TensorLike, w: TensorLike, b: TensorLike | None = None, stride: IntOrInts = 1,
-           padding: IntOrInts | str = 0, dilation: IntOrInts = 1, groups: int = 1) -> Tensor:
+def conv1d(x: TensorLike, w: TensorLike, b: TensorLike | None = None, stride: IntOrTuple = 1,
+           padding: IntOrTuple | str = 0, dilation: IntOrTuple = 1, groups: int = 1) -> Tensor:
     """1-D convolution of (N, C, L) ``x`` with stride, padding, dilation and groups (torch's conv1d).
 
     ``w`` has shape (out, in/groups, k); ``padding``: int, 1-tuple, 'same' or 'valid'. It is
@@ -270,8 +270,8 @@ def conv1d(x: TensorLike, w: TensorLike, b: TensorLike | None = None, stride: In
     return _add_bias(squeeze(out, 2), b, 1, "conv1d")
 
 
-def conv3d(x: TensorLike, w: TensorLike, b: TensorLike | None = None, stride: IntOrInts = 1,
-           padding: IntOrInts | str = 0, dilation: IntOrInts = 1, groups: int = 1) -> Tensor:
+def conv3d(x: TensorLike, w: TensorLike, b: TensorLike | None = None, stride: IntOrTuple = 1,
+           padding: IntOrTuple | str = 0, dilation: IntOrTuple = 1, groups: int = 1) -> Tensor:
     """3-D convolution of (N, C, D, H, W) ``x`` with stride, padding, dilation and groups (torch's conv3d).
 
     ``w`` has shape (out, in/groups, kd, kh, kw). For each kernel depth tap, a conv2d of the strided depth slices with
@@ -326,9 +326,9 @@ def _shape_reference(x: Tensor, tail: tuple[int, ...]) -> Tensor:
     return batch + apply("broadcast_to", [zero], shape=(1,) + tail)
 
 
-def conv_transpose2d(x: TensorLike, w: TensorLike, b: TensorLike | None = None, stride: IntOrInts = 1,
-                     padding: IntOrInts = 0, output_padding: IntOrInts = 0, groups: int = 1,
-                     dilation: IntOrInts = 1) -> Tensor:
+def conv_transpose2d(x: TensorLike, w: TensorLike, b: TensorLike | None = None, stride: IntOrTuple = 1,
+                     padding: IntOrTuple = 0, output_padding: IntOrTuple = 0, groups: int = 1,
+                     dilation: IntOrTuple = 1) -> Tensor:
     """Transposed 2-D convolution, the adjoint of conv2d (torch's conv_transpose2d).
 
     ``w`` has shape (in, out/groups, kh, kw). Output size per axis:

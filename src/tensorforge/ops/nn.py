@@ -18,7 +18,7 @@ so they need no gradient of their own.
 from __future__ import annotations
 
 import math
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
@@ -29,14 +29,14 @@ from . import random as rnd
 from .elementwise import softplus
 from .indexing import one_hot
 from .reduce import log_softmax, max as reduce_max, mean, sum as reduce_sum, var
-from ._types2 import Grads, InferResult, IntOrInts, InTypes, Pair, SymShape
+from ._types2 import Gradients, InferredShape, InferredType, InputTypes, IntOrTuple, Pair
 from .registry import ShapeError, TensorType, VJPContext, apply, normalize_axis, register, result_dtype
 from .shape import reshape, transpose
 
 # ---- shared helpers ----------------------------------------------------------------------
 
 
-def _pair(v: IntOrInts, what: str) -> Pair:
+def _pair(v: IntOrTuple, what: str) -> Pair:
     if isinstance(v, (int, np.integer)):
         return int(v), int(v)
     pair = tuple(int(a) for a in v)
@@ -113,7 +113,7 @@ def _place_and_crop(full: Array, x_shape: tuple[int, ...], padding: Pair) -> Arr
 
 # ---- conv2d ------------------------------------------------------------------------------
 
-def _conv_shape(x_shape: SymShape, w_shape: SymShape, stride: Pair, padding: Pair) -> SymShape:
+def _conv_shape(x_shape: InferredShape, w_shape: InferredShape, stride: Pair, padding: Pair) -> InferredShape:
     if len(x_shape) != 4 or len(w_shape) != 4:
         raise ShapeError(f"conv2d needs x (N, C, H, W) and w (out, in, kh, kw), got x {x_shape} "
                          f"and w {w_shape}")
@@ -128,7 +128,7 @@ def _conv_shape(x_shape: SymShape, w_shape: SymShape, stride: Pair, padding: Pai
             _out_size(wd, kw, stride[1], padding[1], "width"))
 
 
-def _conv_type(types: InTypes, stride: Pair, padding: Pair) -> InferResult:
+def _conv_type(types: InputTypes, stride: Pair, padding: Pair) -> InferredType:
     x, w = types
     _check_float(x, "conv2d input")
     return _conv_shape(x.shape, w.shape, stride, padding), result_dtype(x.dtype, w.dtype)
@@ -155,7 +155,7 @@ def _conv_grad_weight_ref(g: Array, x: Array, w_ref: Array, stride: Pair, paddin
     return np.asarray(np.tensordot(g, win, axes=([0, 2, 3], [0, 2, 3])), order="C")  # (O, C, kh, kw)
 
 
-def _conv_vjp(c: VJPContext, g: Tensor) -> Grads:
+def _conv_vjp(c: VJPContext, g: Tensor) -> Gradients:
     x, w = c.inputs
     a = c.attrs
     gx = apply("conv2d_grad_input", [g, w, x], **a) if c.needs[0] else None
@@ -163,26 +163,26 @@ def _conv_vjp(c: VJPContext, g: Tensor) -> Grads:
     return [gx, gw]
 
 
-def _conv_grad_input_type(types: InTypes, stride: Pair, padding: Pair) -> InferResult:
+def _conv_grad_input_type(types: InputTypes, stride: Pair, padding: Pair) -> InferredType:
     g, w, x = types
     want = _conv_shape(x.shape, w.shape, stride, padding)
     _check_grad_shape(g.shape, want)
     return x.shape, result_dtype(g.dtype, w.dtype)
 
 
-def _conv_grad_weight_type(types: InTypes, stride: Pair, padding: Pair) -> InferResult:
+def _conv_grad_weight_type(types: InputTypes, stride: Pair, padding: Pair) -> InferredType:
     g, x, w = types
     want = _conv_shape(x.shape, w.shape, stride, padding)
     _check_grad_shape(g.shape, want)
     return w.shape, result_dtype(g.dtype, x.dtype)
 
 
-def _check_grad_shape(got: SymShape, want: SymShape) -> None:
+def _check_grad_shape(got: Sequence[int | None], want: Sequence[int | None]) -> None:
     if len(got) != len(want) or any(a is not None and b is not None and a != b for a, b in zip(got, want)):
         raise ShapeError(f"gradient of shape {got} does not match the output shape {want}")
 
 
-def _conv_grad_input_vjp(c: VJPContext, g: Tensor) -> Grads:
+def _conv_grad_input_vjp(c: VJPContext, g: Tensor) -> Gradients:
     # dx = T(g, w) is bilinear and T is the adjoint of conv2d in x:
     #   d/dg <T(g, w), gg> = conv2d(gg, w);  d/dw = conv2d_grad_weight(g, gg)
     gy, w, x = c.inputs
@@ -191,7 +191,7 @@ def _conv_grad_input_vjp(c: VJPContext, g: Tensor) -> Grads:
             apply("conv2d_grad_weight", [gy, g, w], **a) if c.needs[1] else None, None]
 
 
-def _conv_grad_weight_vjp(c: VJPContext, g: Tensor) -> Grads:
+def _conv_grad_weight_vjp(c: VJPContext, g: Tensor) -> Gradients:
     # dw = V(g, x) with <V(g, x), gw> = <g, conv2d(x, gw)>
     gy, x, w = c.inputs
     a = c.attrs
@@ -209,8 +209,8 @@ register("conv2d_grad_weight", infer=_conv_grad_weight_type, impl=_conv_grad_wei
          doc="gradient of conv2d w.r.t. its weights (w_ref: shape only)")
 
 
-def conv2d(x: TensorLike, w: TensorLike, b: TensorLike | None = None, stride: IntOrInts = 1,
-           padding: IntOrInts | str = 0) -> Tensor:
+def conv2d(x: TensorLike, w: TensorLike, b: TensorLike | None = None, stride: IntOrTuple = 1,
+           padding: IntOrTuple | str = 0) -> Tensor:
     """2-D convolution (cross-correlation, as in every framework) of NCHW ``x`` with
     (out, in, kh, kw) ``w``, plus an optional bias of shape (out,).
 
@@ -229,7 +229,7 @@ def conv2d(x: TensorLike, w: TensorLike, b: TensorLike | None = None, stride: In
     return out
 
 
-def _same_padding(padding: str, w_shape: SymShape, stride: Pair) -> Pair:
+def _same_padding(padding: str, w_shape: InferredShape, stride: Pair) -> Pair:
     if padding != "same":
         raise ValueError(f"conv2d: padding must be an int, a pair or 'same', got {padding!r}")
     kh, kw = w_shape[2:]
@@ -242,7 +242,7 @@ def _same_padding(padding: str, w_shape: SymShape, stride: Pair) -> Pair:
 
 # ---- pooling ------------------------------------------------------------------------------
 
-def _pool_type(types: InTypes, kernel: Pair, stride: Pair, padding: Pair) -> InferResult:
+def _pool_type(types: InputTypes, kernel: Pair, stride: Pair, padding: Pair) -> InferredType:
     x = types[0]
     if len(x.shape) != 4:
         raise ShapeError(f"pooling needs an (N, C, H, W) input, got {x.shape}")
@@ -255,7 +255,7 @@ def _pool_type(types: InTypes, kernel: Pair, stride: Pair, padding: Pair) -> Inf
             _out_size(w, kernel[1], stride[1], padding[1], "width")), x.dtype
 
 
-def _pool_grad_type(types: InTypes, kernel: Pair, stride: Pair, padding: Pair) -> InferResult:
+def _pool_grad_type(types: InputTypes, kernel: Pair, stride: Pair, padding: Pair) -> InferredType:
     g, x = types
     want, _ = _pool_type([x], kernel, stride, padding)
     _check_grad_shape(g.shape, want)
@@ -326,27 +326,27 @@ register("avg_pool2d_grad", infer=_pool_grad_type, impl=_avg_pool_grad_ref, n_in
          doc="spreads g / (kh*kw) over each window (x_ref read for its shape only)")
 
 
-def _pool_attrs(kernel_size: IntOrInts, stride: IntOrInts | None, padding: IntOrInts) -> dict[str, Pair]:
+def _pool_attrs(kernel_size: IntOrTuple, stride: IntOrTuple | None, padding: IntOrTuple) -> dict[str, Pair]:
     kernel = _pair(kernel_size, "kernel_size")
     return {"kernel": kernel, "stride": kernel if stride is None else _pair(stride, "stride"),
             "padding": _pair(padding, "padding")}
 
 
-def max_pool2d(x: TensorLike, kernel_size: IntOrInts, stride: IntOrInts | None = None,
-               padding: IntOrInts = 0) -> Tensor:
+def max_pool2d(x: TensorLike, kernel_size: IntOrTuple, stride: IntOrTuple | None = None,
+               padding: IntOrTuple = 0) -> Tensor:
     """Max pooling over NCHW ``x``; ``stride`` defaults to ``kernel_size``; padding with -inf."""
     return apply("max_pool2d", [x], **_pool_attrs(kernel_size, stride, padding))
 
 
-def avg_pool2d(x: TensorLike, kernel_size: IntOrInts, stride: IntOrInts | None = None,
-               padding: IntOrInts = 0) -> Tensor:
+def avg_pool2d(x: TensorLike, kernel_size: IntOrTuple, stride: IntOrTuple | None = None,
+               padding: IntOrTuple = 0) -> Tensor:
     """Average pooling; zero padding is counted in the divisor (torch's default)."""
     return apply("avg_pool2d", [x], **_pool_attrs(kernel_size, stride, padding))
 
 
 # ---- dropout ------------------------------------------------------------------------------
 
-def _dropout_type(types: InTypes, p: float, seed: int) -> InferResult:
+def _dropout_type(types: InputTypes, p: float, seed: int) -> InferredType:
     x, counter = types
     _check_float(x, "dropout input")
     rnd.check_counter_type(counter, "dropout")

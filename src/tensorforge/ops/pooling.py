@@ -27,7 +27,7 @@ import numpy as np
 from .._typing import Array, TensorLike
 from ..graph import Tensor, as_tensor, constant
 from . import nn
-from ._types2 import IntOrInts
+from ._types2 import IntOrTuple
 from .indexing import concat
 from .padding import narrow, pad
 from .reduce import mean
@@ -72,7 +72,7 @@ def _check_pool_input(x: Tensor, rank: int, fn: str) -> None:
         raise ShapeError(f"{fn}: the spatial size of x must be known, got {x.shape}")
 
 
-def _geometry(x: Tensor, kernel_size: IntOrInts, stride: IntOrInts | None, padding: IntOrInts, dilation: IntOrInts,
+def _geometry(x: Tensor, kernel_size: IntOrTuple, stride: IntOrTuple | None, padding: IntOrTuple, dilation: IntOrTuple,
               ceil_mode: bool, fn: str) -> tuple[tuple[int, ...], ...]:
     """(kernel, stride, padding, dilation, output size) of a 2-d pooling of x (spatial size known)."""
     kernel = _tuple(kernel_size, 2, "kernel_size", fn)
@@ -110,8 +110,8 @@ def _native_size(x: Tensor, kernel: tuple[int, ...], stride: tuple[int, ...],
 
 # ---- max / avg pooling ---------------------------------------------------------------------
 
-def max_pool2d(x: TensorLike, kernel_size: IntOrInts, stride: IntOrInts | None = None, padding: IntOrInts = 0,
-               dilation: IntOrInts = 1, ceil_mode: bool = False) -> Tensor:
+def max_pool2d(x: TensorLike, kernel_size: IntOrTuple, stride: IntOrTuple | None = None, padding: IntOrTuple = 0,
+               dilation: IntOrTuple = 1, ceil_mode: bool = False) -> Tensor:
     """Max pooling over NCHW ``x`` with padding, dilation and ceil_mode (torch's max_pool2d).
 
     ``stride`` defaults to the kernel size, implicit -inf padding (at most half the kernel), ``dilation`` spaces the window
@@ -150,7 +150,7 @@ def _avg_divisor(x: Tensor, kernel: tuple[int, ...], stride: tuple[int, ...], pa
     return np.outer(per_axis[0], per_axis[1])
 
 
-def avg_pool2d(x: TensorLike, kernel_size: IntOrInts, stride: IntOrInts | None = None, padding: IntOrInts = 0,
+def avg_pool2d(x: TensorLike, kernel_size: IntOrTuple, stride: IntOrTuple | None = None, padding: IntOrTuple = 0,
                ceil_mode: bool = False, count_include_pad: bool = True, divisor_override: int | None = None) -> Tensor:
     """Average pooling over NCHW ``x`` with ceil_mode, count_include_pad, divisor_override (torch's).
 
@@ -176,8 +176,8 @@ def avg_pool2d(x: TensorLike, kernel_size: IntOrInts, stride: IntOrInts | None =
     return total / constant(divisor.astype(x.dtype), graph=x.graph)
 
 
-def _one_d(pool: Callable[..., Tensor], x: TensorLike, kernel_size: IntOrInts, stride: IntOrInts | None,
-           padding: IntOrInts, fn: str, **kw: Any) -> Tensor:
+def _one_d(pool: Callable[..., Tensor], x: TensorLike, kernel_size: IntOrTuple, stride: IntOrTuple | None,
+           padding: IntOrTuple, fn: str, **kw: Any) -> Tensor:
     x = as_tensor(x)
     if len(x.shape) != 3:
         raise ShapeError(f"{fn}: x must have rank 3 (N, C, L), got {x.shape}")
@@ -187,14 +187,14 @@ def _one_d(pool: Callable[..., Tensor], x: TensorLike, kernel_size: IntOrInts, s
     return squeeze(pool(expand_dims(x, 2), (1, k), (1, s), (0, p), **kw), 2)
 
 
-def max_pool1d(x: TensorLike, kernel_size: IntOrInts, stride: IntOrInts | None = None, padding: IntOrInts = 0,
-               dilation: IntOrInts = 1, ceil_mode: bool = False) -> Tensor:
+def max_pool1d(x: TensorLike, kernel_size: IntOrTuple, stride: IntOrTuple | None = None, padding: IntOrTuple = 0,
+               dilation: IntOrTuple = 1, ceil_mode: bool = False) -> Tensor:
     """Max pooling over (N, C, L) ``x`` (torch's max_pool1d); see max_pool2d."""
     d = _tuple(dilation, 1, "dilation", "max_pool1d")[0]
     return _one_d(max_pool2d, x, kernel_size, stride, padding, "max_pool1d", dilation=(1, d), ceil_mode=ceil_mode)
 
 
-def avg_pool1d(x: TensorLike, kernel_size: IntOrInts, stride: IntOrInts | None = None, padding: IntOrInts = 0,
+def avg_pool1d(x: TensorLike, kernel_size: IntOrTuple, stride: IntOrTuple | None = None, padding: IntOrTuple = 0,
                ceil_mode: bool = False, count_include_pad: bool = True) -> Tensor:
     """Average pooling over (N, C, L) ``x`` (torch's avg_pool1d); see avg_pool2d."""
     return _one_d(avg_pool2d, x, kernel_size, stride, padding, "avg_pool1d", ceil_mode=ceil_mode,
@@ -335,7 +335,7 @@ def _resize_axis(x: Tensor, axis: int, n_out: int, scale: float | None, mode: st
 _MODES = {"nearest": (3, 4), "linear": (3,), "bilinear": (4,)}
 
 
-def _output_sizes(x: Tensor, size: IntOrInts | None, scale_factor: float | Sequence[float] | None,
+def _output_sizes(x: Tensor, size: IntOrTuple | None, scale_factor: float | Sequence[float] | None,
                   rank: int) -> tuple[tuple[int, ...], tuple[float | None, ...]]:
     if size is not None and scale_factor is None:
         return _tuple(size, rank, "size", "interpolate"), (None,) * rank
@@ -351,7 +351,7 @@ def _output_sizes(x: Tensor, size: IntOrInts | None, scale_factor: float | Seque
     return sizes, tuple(float(s) for s in scales)
 
 
-def interpolate(x: TensorLike, size: IntOrInts | None = None, scale_factor: float | Sequence[float] | None = None,
+def interpolate(x: TensorLike, size: IntOrTuple | None = None, scale_factor: float | Sequence[float] | None = None,
                 mode: str = "nearest", align_corners: bool | None = None) -> Tensor:
     """Resize (N, C, L) or (N, C, H, W) ``x``: nearest, linear, bilinear (torch's interpolate).
 

@@ -11,23 +11,23 @@ import numpy as np
 
 from .._typing import Array, Axis, DTypeLike, TensorLike
 from ..graph import Tensor
-from ._types2 import Grads, InferResult, InTypes, SymShape
+from ._types2 import Gradients, InferredShape, InferredType, InputTypes
 from .registry import ShapeError, VJPContext, apply, normalize_axis, register
 
 
-def _reduced_shape(shape: SymShape, axis: Axis, keepdims: bool) -> SymShape:
+def _reduced_shape(shape: InferredShape, axis: Axis, keepdims: bool) -> InferredShape:
     axes = normalize_axis(axis, len(shape))
     if keepdims:
         return tuple(1 if i in axes else d for i, d in enumerate(shape))
     return tuple(d for i, d in enumerate(shape) if i not in axes)
 
 
-def _reduce_type(types: InTypes, axis: Axis = None, keepdims: bool = False) -> InferResult:
+def _reduce_type(types: InputTypes, axis: Axis = None, keepdims: bool = False) -> InferredType:
     (t,) = types
     return _reduced_shape(t.shape, axis, keepdims), t.dtype
 
 
-def _max_type(types: InTypes, axis: Axis = None, keepdims: bool = False) -> InferResult:
+def _max_type(types: InputTypes, axis: Axis = None, keepdims: bool = False) -> InferredType:
     """max has no identity: over an axis of size 0 it is an error (as torch.amax), raised when the
     shape is known, before anything runs, the same on every backend."""
     (t,) = types
@@ -46,7 +46,7 @@ def _keep(g: Tensor, c: VJPContext) -> Tensor:
     return apply("expand_dims", [g], axes=axes) if axes else g
 
 
-def _sum_type(types: InTypes, axis: Axis = None, keepdims: bool = False) -> InferResult:
+def _sum_type(types: InputTypes, axis: Axis = None, keepdims: bool = False) -> InferredType:
     """Sums of bools and integers count in int64 (as torch.sum and np.sum do): a sum of bools is a
     count, not a logical or."""
     shape, dtype = _reduce_type(types, axis, keepdims)
@@ -63,7 +63,7 @@ register("sum", infer=_sum_type, impl=_sum_impl, n_inputs=1, family="reduce",
          doc="sum over axis (None: all), keepdims")
 
 
-def _extremum_vjp(c: VJPContext, g: Tensor) -> Grads:
+def _extremum_vjp(c: VJPContext, g: Tensor) -> Gradients:
     """max and min route the gradient to the selected entries; ties share it evenly (as
     torch.amax/amin do)."""
     x = c.x
@@ -82,7 +82,7 @@ register("min", infer=_reduce_type, n_inputs=1, family="reduce",
                                 "unsigned and bool); gradient routed to the minimal entries")
 
 
-def _argmax_type(types: InTypes, axis: int = -1, keepdims: bool = False) -> InferResult:
+def _argmax_type(types: InputTypes, axis: int = -1, keepdims: bool = False) -> InferredType:
     (t,) = types
     return _reduced_shape(t.shape, axis, keepdims), "int64"
 
@@ -92,7 +92,7 @@ register("argmax", infer=_argmax_type, n_inputs=1, family="reduce", differentiab
          doc="index of the maximum along one axis")
 
 
-def _numel_type(types: InTypes, axis: Axis = None, dtype: DTypeLike = "float32") -> InferResult:
+def _numel_type(types: InputTypes, axis: Axis = None, dtype: DTypeLike = "float32") -> InferredType:
     (t,) = types
     normalize_axis(axis, len(t.shape))
     return (), dtype
@@ -110,7 +110,7 @@ register("numel", infer=_numel_type, impl=_numel_impl, n_inputs=1, shape_only_in
 
 # ---- softmax family (along one axis, default the last) ---------------------------------
 
-def _row_type(types: InTypes, axis: int = -1) -> InferResult:
+def _row_type(types: InputTypes, axis: int = -1) -> InferredType:
     (t,) = types
     if np.dtype(t.dtype).kind != "f":
         raise ShapeError(f"expects a floating-point tensor, got {t.dtype}")
@@ -145,21 +145,21 @@ def _logsumexp_ref(x: Array, axis: int = -1, keepdims: bool = False) -> Array:
     return out if keepdims else np.squeeze(out, axis=axis)
 
 
-def _softmax_vjp(c: VJPContext, g: Tensor) -> Grads:
+def _softmax_vjp(c: VJPContext, g: Tensor) -> Gradients:
     axis = c.attrs.get("axis", -1)
     y = c.output
     dot = apply("sum", [apply("mul", [g, y])], axis=axis, keepdims=True)
     return [apply("mul", [y, apply("sub", [g, dot])])]
 
 
-def _log_softmax_vjp(c: VJPContext, g: Tensor) -> Grads:
+def _log_softmax_vjp(c: VJPContext, g: Tensor) -> Gradients:
     axis = c.attrs.get("axis", -1)
     p = apply("exp", [c.output])
     total = apply("sum", [g], axis=axis, keepdims=True)
     return [apply("sub", [g, apply("mul", [p, total])])]
 
 
-def _logsumexp_vjp(c: VJPContext, g: Tensor) -> Grads:
+def _logsumexp_vjp(c: VJPContext, g: Tensor) -> Gradients:
     axis = c.attrs.get("axis", -1)
     p = apply("softmax", [c.x], axis=axis)
     return [apply("mul", [p, _keep(g, c)])]
