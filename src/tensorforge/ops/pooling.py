@@ -40,6 +40,9 @@ from .convolution import LAYOUTS, _known_sizes, _tuple
 # constant matrix (a few nodes instead of hundreds; an inf/NaN then spreads along its row)
 MAX_SLICES = 16
 
+#: One int per spatial axis.
+Ints = tuple[int, ...]
+
 
 def _apply_matrix(x: Tensor, axis: int, m: Array) -> Tensor:
     """Contract ``axis`` (the last or second-to-last) of x with the constant (n_out, n_in) m."""
@@ -73,7 +76,7 @@ def _check_pool_input(x: Tensor, rank: int, fn: str) -> None:
 
 
 def _geometry(x: Tensor, kernel_size: IntOrTuple, stride: IntOrTuple | None, padding: IntOrTuple, dilation: IntOrTuple,
-              ceil_mode: bool, fn: str) -> tuple[tuple[int, ...], ...]:
+              ceil_mode: bool, fn: str) -> tuple[Ints, Ints, Ints, Ints, Ints]:
     """(kernel, stride, padding, dilation, output size) of a 2-d pooling of x (spatial size known)."""
     kernel = _tuple(kernel_size, 2, "kernel_size", fn)
     strides = kernel if stride is None or stride == () else _tuple(stride, 2, "stride", fn)
@@ -87,8 +90,8 @@ def _geometry(x: Tensor, kernel_size: IntOrTuple, stride: IntOrTuple | None, pad
     return kernel, strides, pads, dilations, out
 
 
-def _padded_taps(x: Tensor, kernel: tuple[int, ...], stride: tuple[int, ...], padding: tuple[int, ...],
-                 dilation: tuple[int, ...], out: tuple[int, ...], fill: float) -> Iterator[Tensor]:
+def _padded_taps(x: Tensor, kernel: Ints, stride: Ints, padding: Ints, dilation: Ints, out: Ints,
+                 fill: float) -> Iterator[Tensor]:
     """Pad x with ``fill`` (enough after for the last window) and yield each window cell's
     (N, C, Ho, Wo) strided slice, row-major over the window."""
     size = _known_sizes(x.shape[2:], "pooling")
@@ -102,8 +105,7 @@ def _padded_taps(x: Tensor, kernel: tuple[int, ...], stride: tuple[int, ...], pa
             yield x[:, :, r:r + stride[0] * (out[0] - 1) + 1:stride[0], c:c + stride[1] * (out[1] - 1) + 1:stride[1]]
 
 
-def _native_size(x: Tensor, kernel: tuple[int, ...], stride: tuple[int, ...],
-                 padding: tuple[int, ...]) -> tuple[int, ...]:
+def _native_size(x: Tensor, kernel: Ints, stride: Ints, padding: Ints) -> Ints:
     size = _known_sizes(x.shape[2:], "pooling")
     return tuple((size[a] + 2 * padding[a] - kernel[a]) // stride[a] + 1 for a in range(2))
 
@@ -133,8 +135,8 @@ def max_pool2d(x: TensorLike, kernel_size: IntOrTuple, stride: IntOrTuple | None
     return best
 
 
-def _avg_divisor(x: Tensor, kernel: tuple[int, ...], stride: tuple[int, ...], padding: tuple[int, ...],
-                 out: tuple[int, ...], count_include_pad: bool) -> Array:
+def _avg_divisor(x: Tensor, kernel: Ints, stride: Ints, padding: Ints, out: Ints,
+                 count_include_pad: bool) -> Array:
     """torch's divisor per output position: the window clipped to the padded input (ceil_mode
     windows overhang it), or to the input itself when padding is not counted."""
     per_axis = []
@@ -336,7 +338,7 @@ _MODES = {"nearest": (3, 4), "linear": (3,), "bilinear": (4,)}
 
 
 def _output_sizes(x: Tensor, size: IntOrTuple | None, scale_factor: float | Sequence[float] | None,
-                  rank: int) -> tuple[tuple[int, ...], tuple[float | None, ...]]:
+                  rank: int) -> tuple[Ints, tuple[float | None, ...]]:
     if size is not None and scale_factor is None:
         return _tuple(size, rank, "size", "interpolate"), (None,) * rank
     if size is not None or scale_factor is None:
