@@ -35,6 +35,18 @@ def test_class_losses_reject_bad_targets():
             tg.nll_loss(tg.placeholder("xi", (4, 5), dtype="int64"), tg.placeholder("t6", (4,), dtype="int64"))
 
 
+def test_class_losses_need_a_known_class_count():
+    """The one-hot rows need the number of classes when the graph is built: a ShapeError naming
+    the loss, for nll_loss as for cross_entropy (nll_loss raised a bare TypeError from int(None))."""
+    with _graph():
+        x = tg.placeholder("x", (4, None))
+        t = tg.placeholder("t", (4,), dtype="int64")
+        with pytest.raises(tg.ShapeError, match=r"nll_loss: the class axis 1 of input \(4, None\) must be known"):
+            tg.nll_loss(x, t)
+        with pytest.raises(tg.ShapeError, match=r"cross_entropy: the class axis 1 of input \(4, None\) must be known"):
+            tg.cross_entropy(x, t)
+
+
 def test_pointwise_losses_reject_bad_arguments():
     with _graph():
         x = tg.placeholder("x", (3, 4))

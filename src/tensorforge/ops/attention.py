@@ -10,6 +10,7 @@ import math
 
 import numpy as np
 
+from .._typing import TensorLike
 from ..graph import Tensor, as_tensor, constant
 from .linalg import matmul
 from .nn import dropout
@@ -23,7 +24,7 @@ def _swap_last(t: Tensor) -> Tensor:
     return transpose(t, tuple(range(nd - 2)) + (nd - 1, nd - 2))
 
 
-def _check_qkv(q, k, v):
+def _check_qkv(q: Tensor, k: Tensor, v: Tensor) -> None:
     for name, t in (("query", q), ("key", k), ("value", v)):
         if len(t.shape) < 2:
             raise ShapeError(f"scaled_dot_product_attention: {name} must be (..., L, E), got {t.shape}")
@@ -52,8 +53,9 @@ def _apply_mask(scores: Tensor, mask: Tensor) -> Tensor:
     return scores + mask
 
 
-def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p: float = 0.0,
-                                 is_causal: bool = False, scale=None, seed: int = 0) -> Tensor:
+def scaled_dot_product_attention(query: TensorLike, key: TensorLike, value: TensorLike,
+                                 attn_mask: TensorLike | None = None, dropout_p: float = 0.0,
+                                 is_causal: bool = False, scale: float | None = None, seed: int = 0) -> Tensor:
     """softmax(query @ key^T * scale + mask) @ value, as torch's scaled_dot_product_attention.
 
     query is (..., L, E), key (..., S, E) and value (..., S, Ev), with broadcasting batch/head

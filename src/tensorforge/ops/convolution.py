@@ -21,33 +21,45 @@ it, so gradients come from autodiff and every backend runs it unchanged:
 """
 from __future__ import annotations
 
+from typing import Sequence
+
 import numpy as np
 
-from ..graph import Tensor, as_tensor
+from .._typing import TensorLike
+from ..graph import Tensor, as_tensor, format_shape
 from . import nn
+from ._types2 import InferredShape, IntOrTuple, Pair
 from .indexing import concat
 from .padding import constant_block, narrow, pad
 from .registry import ShapeError, apply
 from .shape import expand_dims, reshape, squeeze, transpose
 
 
-def _tuple(v, n: int, what: str, fn: str, low: int = 1) -> tuple:
+def _tuple(v: IntOrTuple, n: int, what: str, fn: str, low: int = 1) -> tuple[int, ...]:
     """An int or an n-tuple of ints, each >= ``low``."""
-    if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
-        v = (int(v),) * n
-    else:
-        try:
-            v = tuple(int(a) for a in v)
-        except TypeError:
-            raise TypeError(f"{fn}: {what} must be an int or a tuple of {n} ints, got {v!r}") from None
-    if len(v) != n:
-        raise ValueError(f"{fn}: {what} must be an int or a tuple of {n} ints, got {v}")
-    if min(v) < low:
-        raise ValueError(f"{fn}: {what} must be >= {low}, got {v}")
-    return v
+    try:
+        if isinstance(v, bool):
+            raise TypeError("a bool is not a size")
+        out = (int(v),) * n if isinstance(v, (int, np.integer)) else tuple(int(a) for a in v)
+    except TypeError:
+        raise TypeError(f"{fn}: {what} must be an int or a tuple of {n} ints, got {v!r}") from None
+    if len(out) != n:
+        raise ValueError(f"{fn}: {what} must be an int or a tuple of {n} ints, got {out}")
+    if min(out) < low:
+        raise ValueError(f"{fn}: {what} must be >= {low}, got {out}")
+    return out
 
 
-def _padding_pairs(padding, kernel, dilation, stride, fn: str) -> list[tuple[int, int]]:
+def _known_sizes(dims: InferredShape, fn: str) -> tuple[int, ...]:
+    """``dims`` as ints: sizes the caller has checked (or needs) to be known when the graph is built."""
+    known = tuple(d for d in dims if d is not None)
+    if len(known) != len(dims):
+        raise ShapeError(f"{fn}: the sizes {format_shape(dims)} must be known when the graph is built")
+    return known
+
+
+def _padding_pairs(padding: IntOrTuple | str, kernel: tuple[int, ...], dilation: tuple[int, ...],
+                   stride: tuple[int, ...], fn: str) -> list[Pair]:
     """(before, after) per spatial axis for an int/tuple padding or 'same'/'valid'."""
     n = len(kernel)
     if isinstance(padding, str):
@@ -66,43 +78,51 @@ def _padding_pairs(padding, kernel, dilation, stride, fn: str) -> list[tuple[int
 LAYOUTS = {1: "(N, C, L)", 2: "(N, C, H, W)", 3: "(N, C, D, H, W)"}
 
 
-def _check_ranks(x: Tensor, w: Tensor, rank: int, fn: str):
+def _check_ranks(x: Tensor, w: Tensor, rank: int, fn: str) -> tuple[int, ...]:
+    """Checks the ranks of x and w; returns w's kernel size, which must be known."""
     if len(x.shape) != rank + 2:
         raise ShapeError(f"{fn}: needs x {LAYOUTS[rank]}, got x of shape {x.shape}")
     if len(w.shape) != rank + 2:
         raise ShapeError(f"{fn}: w must have rank {rank + 2} (out, in/groups, kernel...), got shape {w.shape}")
-    if None in w.shape[2:]:
+    kernel = tuple(k for k in w.shape[2:] if k is not None)
+    if len(kernel) != rank:
         raise ShapeError(f"{fn}: the kernel size of w {w.shape} must be known")
+    return kernel
 
 
-def _check_groups(groups, fn: str) -> int:
+def _check_groups(groups: int, fn: str) -> int:
     if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)) or groups < 1:
         raise ValueError(f"{fn}: groups must be an int >= 1, got {groups!r}")
     return int(groups)
 
 
-def _check_conv_args(x: Tensor, w: Tensor, rank: int, groups: int, fn: str, transposed=False):
+def _check_conv_args(x: Tensor, w: Tensor, rank: int, groups: int, fn: str,
+                     transposed: bool = False) -> tuple[int, ...]:
+    """Checks x, w and groups for a convolution; returns w's shape, which must be known."""
     _check_ranks(x, w, rank, fn)
     if np.dtype(x.dtype).kind != "f":
         raise ShapeError(f"{fn}: x must be floating point, got {x.dtype}")
     groups = _check_groups(groups, fn)
     c = x.shape[1]
-    if c is None or None in w.shape:
+    w_shape = tuple(d for d in w.shape if d is not None)
+    if c is None or len(w_shape) != len(w.shape):
         raise ShapeError(f"{fn}: the channels of x {x.shape} and the shape of w {w.shape} must be known")
     if c % groups:
         raise ShapeError(f"{fn}: the {c} input channels cannot be split into {groups} groups")
     if transposed:
-        if w.shape[0] != c:
+        if w_shape[0] != c:
             raise ShapeError(f"{fn}: w {w.shape} must have shape (in={c}, out/groups, ...) for x {x.shape}")
-        return
-    if w.shape[0] % groups:
-        raise ShapeError(f"{fn}: the {w.shape[0]} output channels of w cannot be split into {groups} groups")
-    if w.shape[1] != c // groups:
+        return w_shape
+    if w_shape[0] % groups:
+        raise ShapeError(f"{fn}: the {w_shape[0]} output channels of w cannot be split into {groups} groups")
+    if w_shape[1] != c // groups:
         raise ShapeError(f"{fn}: w {w.shape} must have {c // groups} input channels per group "
-                         f"(x has {c} channels, groups={groups}), got {w.shape[1]}")
+                         f"(x has {c} channels, groups={groups}), got {w_shape[1]}")
+    return w_shape
 
 
-def _check_spatial(x: Tensor, w: Tensor, pairs, stride, dilation, fn: str):
+def _check_spatial(x: Tensor, w: Tensor, pairs: Sequence[Pair], stride: tuple[int, ...],
+                   dilation: tuple[int, ...], fn: str) -> None:
     """The padded input must hold one dilated kernel along every known spatial axis."""
     names = ("depth", "height", "width")[3 - len(pairs):]
     for n, k, (lo, hi), s, d, name in zip(x.shape[2:], w.shape[2:], pairs, stride, dilation, names):
@@ -110,7 +130,7 @@ def _check_spatial(x: Tensor, w: Tensor, pairs, stride, dilation, fn: str):
             _out_len(n + lo + hi, k, s, d, fn, name)
 
 
-def _add_bias(out: Tensor, b, rank: int, fn: str) -> Tensor:
+def _add_bias(out: Tensor, b: TensorLike | None, rank: int, fn: str) -> Tensor:
     if b is None:
         return out
     b = as_tensor(b, like=out)
@@ -121,7 +141,7 @@ def _add_bias(out: Tensor, b, rank: int, fn: str) -> Tensor:
 
 # ---- conv2d --------------------------------------------------------------------------------
 
-def _tap_slices(k: int, d: int, s: int) -> list:
+def _tap_slices(k: int, d: int, s: int) -> list[tuple[slice, slice, int]]:
     """Per kernel tap along one axis: (slice of the padded input, slice of the kernel, stride
     left to the native conv). A dilated axis is split into its k taps, each reading every
     s-th input from t*d (a negative stop keeps it right for unknown sizes); an undilated axis
@@ -136,45 +156,49 @@ def _tap_slices(k: int, d: int, s: int) -> list:
     return out
 
 
-def _dilated_conv2d(x: Tensor, w: Tensor, stride, dilation) -> Tensor:
+def _dilated_conv2d(x: Tensor, w: Tensor, stride: Sequence[int], dilation: Sequence[int]) -> Tensor:
     """Dilated cross-correlation of padded NCHW x as a sum over kernel taps of the native
     conv2d of strided slices of x with those taps: only real taps multiply x, so an inf in x
     gives inf (torch's value), not inf * 0 = NaN as a kernel with inserted zeros would."""
-    kh, kw = w.shape[2:]
-    out = None
+    kh, kw = _known_sizes(w.shape[2:], "conv2d")
+    out: Tensor | None = None
     for xs_h, ws_h, sh in _tap_slices(kh, dilation[0], stride[0]):
         for xs_w, ws_w, sw in _tap_slices(kw, dilation[1], stride[1]):
             xs = x[:, :, xs_h, xs_w]
             ws = w[:, :, ws_h, ws_w]
             term = apply("conv2d", [xs, ws], stride=(sh, sw), padding=(0, 0))
             out = term if out is None else out + term
+    assert out is not None      # a kernel has at least one tap
     return out
 
 
-def _out_len(n, k, s, d, fn, axis_name):
+def _out_len(n: int, k: int, s: int, d: int, fn: str, axis_name: str) -> int:
     span = d * (k - 1) + 1
     if n < span:
         raise ShapeError(f"{fn}: the padded {axis_name} {n} is smaller than the dilated kernel size {span}")
     return (n - span) // s + 1
 
 
-def _depthwise(x: Tensor, w: Tensor, stride, dilation) -> Tensor:
+def _depthwise(x: Tensor, w: Tensor, stride: Sequence[int], dilation: Sequence[int]) -> Tensor:
     """One output channel per input channel: sum over taps of shifted strided slices of x
     times the per-channel weight of that tap (elementwise work that fuses)."""
-    kh, kw = w.shape[2:]
-    ho = _out_len(x.shape[2], kh, stride[0], dilation[0], "conv2d", "height")
-    wo = _out_len(x.shape[3], kw, stride[1], dilation[1], "conv2d", "width")
-    out = None
+    kh, kw = _known_sizes(w.shape[2:], "conv2d")
+    h, wd = _known_sizes(x.shape[2:], "conv2d")
+    ho = _out_len(h, kh, stride[0], dilation[0], "conv2d", "height")
+    wo = _out_len(wd, kw, stride[1], dilation[1], "conv2d", "width")
+    out: Tensor | None = None
     for i in range(kh):
         for j in range(kw):
             r, c = i * dilation[0], j * dilation[1]
             tap = x[:, :, r:r + stride[0] * (ho - 1) + 1:stride[0], c:c + stride[1] * (wo - 1) + 1:stride[1]]
             term = tap * reshape(w[:, 0, i, j], (-1, 1, 1))
             out = term if out is None else out + term
+    assert out is not None      # a kernel has at least one tap
     return out
 
 
-def _conv2d_core(x: Tensor, w: Tensor, stride, padding, dilation, groups) -> Tensor:
+def _conv2d_core(x: Tensor, w: Tensor, stride: Sequence[int], padding: Sequence[Pair], dilation: Sequence[int],
+                 groups: int) -> Tensor:
     """Cross-correlation of NCHW x with (out, in/groups, kh, kw) w; padding is (before,
     after) per axis (negative crops)."""
     symmetric = all(a == b and a >= 0 for a, b in padding)
@@ -193,13 +217,15 @@ def _conv2d_core(x: Tensor, w: Tensor, stride, padding, dilation, groups) -> Ten
         if pads != (0, 0):
             x = pad(x, (pads[1], pads[1], pads[0], pads[0]))
         return _depthwise(x, w, stride, dilation)
+    c, o = _known_sizes((c, o), "conv2d")       # checked by _check_conv_args for grouped convolutions
     cin, cout = c // groups, o // groups
     parts = [_conv2d_core(narrow(x, 1, g * cin, (g + 1) * cin), narrow(w, 0, g * cout, (g + 1) * cout),
                           stride, padding, dilation, 1) for g in range(groups)]
     return concat(parts, axis=1)
 
 
-def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1) -> Tensor:
+def conv2d(x: TensorLike, w: TensorLike, b: TensorLike | None = None, stride: IntOrTuple = 1,
+           padding: IntOrTuple | str = 0, dilation: IntOrTuple = 1, groups: int = 1) -> Tensor:
     """2-D convolution of NCHW ``x`` with stride, padding, dilation and groups (torch's conv2d).
 
     Cross-correlation with ``w`` of shape (out, in/groups, kh, kw), plus an optional bias (out,).
@@ -212,11 +238,11 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1) -> Tensor:
     """
     x = as_tensor(x)
     w = as_tensor(w, like=x)
-    _check_ranks(x, w, 2, "conv2d")
+    kernel = _check_ranks(x, w, 2, "conv2d")
     groups = _check_groups(groups, "conv2d")
     stride = _tuple(stride, 2, "stride", "conv2d")
     dilation = _tuple(dilation, 2, "dilation", "conv2d")
-    pairs = _padding_pairs(padding, w.shape[2:], dilation, stride, "conv2d")
+    pairs = _padding_pairs(padding, kernel, dilation, stride, "conv2d")
     if groups == 1 and dilation == (1, 1) and all(a == b >= 0 for a, b in pairs):
         # the native kernel's case (it also accepts channels known only at call time)
         return nn.conv2d(x, w, b, stride, (pairs[0][0], pairs[1][0]))
@@ -227,48 +253,51 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1) -> Tensor:
 
 # ---- conv1d, conv3d ----------------------------------------------------------------------
 
-def conv1d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1) -> Tensor:
+def conv1d(x: TensorLike, w: TensorLike, b: TensorLike | None = None, stride: IntOrTuple = 1,
+           padding: IntOrTuple | str = 0, dilation: IntOrTuple = 1, groups: int = 1) -> Tensor:
     """1-D convolution of (N, C, L) ``x`` with stride, padding, dilation and groups (torch's conv1d).
 
     ``w`` has shape (out, in/groups, k); ``padding``: int, 1-tuple, 'same' or 'valid'. It is
     conv2d on a height-1 view."""
     x = as_tensor(x)
     w = as_tensor(w, like=x)
-    _check_conv_args(x, w, 1, groups, "conv1d")
+    w_shape = _check_conv_args(x, w, 1, groups, "conv1d")
     stride = _tuple(stride, 1, "stride", "conv1d")
     dilation = _tuple(dilation, 1, "dilation", "conv1d")
-    pairs = [(0, 0)] + _padding_pairs(padding, w.shape[2:], dilation, stride, "conv1d")
+    pairs = [(0, 0)] + _padding_pairs(padding, w_shape[2:], dilation, stride, "conv1d")
     _check_spatial(x, w, pairs[1:], stride, dilation, "conv1d")
     out = _conv2d_core(expand_dims(x, 2), expand_dims(w, 2), (1,) + stride, pairs, (1,) + dilation, int(groups))
     return _add_bias(squeeze(out, 2), b, 1, "conv1d")
 
 
-def conv3d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1) -> Tensor:
+def conv3d(x: TensorLike, w: TensorLike, b: TensorLike | None = None, stride: IntOrTuple = 1,
+           padding: IntOrTuple | str = 0, dilation: IntOrTuple = 1, groups: int = 1) -> Tensor:
     """3-D convolution of (N, C, D, H, W) ``x`` with stride, padding, dilation and groups (torch's conv3d).
 
     ``w`` has shape (out, in/groups, kd, kh, kw). For each kernel depth tap, a conv2d of the strided depth slices with
     the output depth folded into the batch, summed over the taps."""
     x = as_tensor(x)
     w = as_tensor(w, like=x)
-    _check_conv_args(x, w, 3, groups, "conv3d")
+    w_shape = _check_conv_args(x, w, 3, groups, "conv3d")
     stride = _tuple(stride, 3, "stride", "conv3d")
     dilation = _tuple(dilation, 3, "dilation", "conv3d")
-    pairs = _padding_pairs(padding, w.shape[2:], dilation, stride, "conv3d")
+    pairs = _padding_pairs(padding, w_shape[2:], dilation, stride, "conv3d")
     _check_spatial(x, w, pairs, stride, dilation, "conv3d")
     if None in x.shape[1:]:
         raise ShapeError(f"conv3d: only the batch size of x may be unknown, got {x.shape}")
     if pairs[0] != (0, 0):
         x = pad(x, (0, 0, 0, 0) + pairs[0])
-    c, d, h, wd = x.shape[1:]
-    kd = w.shape[2]
+    c, d, h, wd = _known_sizes(x.shape[1:], "conv3d")
+    kd = w_shape[2]
     do = _out_len(d, kd, stride[0], dilation[0], "conv3d", "depth")
-    out = None
+    out: Tensor | None = None
     for i in range(kd):
         start = i * dilation[0]
         sl = narrow(x, 2, start, start + stride[0] * (do - 1) + 1, stride[0])       # (N, C, Do, H, W)
         flat = reshape(transpose(sl, (0, 2, 1, 3, 4)), (-1, c, h, wd))           # (N*Do, C, H, W)
         y = _conv2d_core(flat, w[:, :, i], stride[1:], pairs[1:], dilation[1:], int(groups))
         out = y if out is None else out + y
+    assert out is not None      # a kernel has at least one depth tap
     o, ho, wo = out.shape[1:]
     out = transpose(reshape(out, (-1, do, o, ho, wo)), (0, 2, 1, 3, 4))
     return _add_bias(out, b, 3, "conv3d")
@@ -288,7 +317,7 @@ def _insert_zeros(x: Tensor, axis: int, s: int) -> Tensor:
     return narrow(reshape(spread, tuple(shape)), axis, 0, (n - 1) * s + 1)
 
 
-def _shape_reference(x: Tensor, tail: tuple) -> Tensor:
+def _shape_reference(x: Tensor, tail: tuple[int, ...]) -> Tensor:
     """A tensor of shape (batch of x,) + tail, for ops that read an input for its shape only."""
     zero = as_tensor(0.0, like=x)
     if x.shape[0] is not None:
@@ -297,7 +326,9 @@ def _shape_reference(x: Tensor, tail: tuple) -> Tensor:
     return batch + apply("broadcast_to", [zero], shape=(1,) + tail)
 
 
-def conv_transpose2d(x, w, b=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1) -> Tensor:
+def conv_transpose2d(x: TensorLike, w: TensorLike, b: TensorLike | None = None, stride: IntOrTuple = 1,
+                     padding: IntOrTuple = 0, output_padding: IntOrTuple = 0, groups: int = 1,
+                     dilation: IntOrTuple = 1) -> Tensor:
     """Transposed 2-D convolution, the adjoint of conv2d (torch's conv_transpose2d).
 
     ``w`` has shape (in, out/groups, kh, kw). Output size per axis:
@@ -306,7 +337,7 @@ def conv_transpose2d(x, w, b=None, stride=1, padding=0, output_padding=0, groups
     x = as_tensor(x)
     w = as_tensor(w, like=x)
     fn = "conv_transpose2d"
-    _check_conv_args(x, w, 2, groups, fn, transposed=True)
+    w_shape = _check_conv_args(x, w, 2, groups, fn, transposed=True)
     stride = _tuple(stride, 2, "stride", fn)
     dilation = _tuple(dilation, 2, "dilation", fn)
     padding = _tuple(padding, 2, "padding", fn, low=0)
@@ -319,8 +350,8 @@ def conv_transpose2d(x, w, b=None, stride=1, padding=0, output_padding=0, groups
         raise ShapeError(f"{fn}: the spatial size of x must be known, got {x.shape}")
     groups = int(groups)
     sizes = []
-    for n, k, s, p, d, op, name in zip(x.shape[2:], w.shape[2:], stride, padding, dilation, output_padding,
-                                       ("height", "width")):
+    for n, k, s, p, d, op, name in zip(_known_sizes(x.shape[2:], fn), w_shape[2:], stride, padding, dilation,
+                                       output_padding, ("height", "width")):
         size = (n - 1) * s - 2 * p + d * (k - 1) + op + 1
         if n < 1 or size < 1:
             raise ShapeError(f"{fn}: the output {name} (n-1)*stride - 2*padding + dilation*(k-1) + "
@@ -329,15 +360,15 @@ def conv_transpose2d(x, w, b=None, stride=1, padding=0, output_padding=0, groups
     if groups == 1 and dilation == (1, 1):
         # the native transposed convolution (conv2d's input gradient); its third input only
         # gives the output shape
-        ref = _shape_reference(x, (w.shape[1],) + tuple(sizes))
+        ref = _shape_reference(x, (w_shape[1],) + tuple(sizes))
         out = apply("conv2d_grad_input", [x, w, ref], stride=stride, padding=padding)
         return _add_bias(out, b, 2, fn)
     for axis, s in ((2, stride[0]), (3, stride[1])):
         x = _insert_zeros(x, axis, s)
-    kh, kw = w.shape[2:]
+    kh, kw = w_shape[2:]
     pairs = [(d * (k - 1) - p, d * (k - 1) - p + op)
              for k, d, p, op in zip((kh, kw), dilation, padding, output_padding)]
-    cin, cout_g = w.shape[0], w.shape[1]
+    cin, cout_g = w_shape[0], w_shape[1]
     # per group: (in/g, out/g) -> (out/g, in/g), and the taps flipped
     wt = reshape(transpose(reshape(w, (groups, cin // groups, cout_g, kh, kw)), (0, 2, 1, 3, 4)),
                  (groups * cout_g, cin // groups, kh, kw))[:, :, ::-1, ::-1]

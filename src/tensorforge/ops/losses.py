@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._typing import TensorLike
 from ..graph import Tensor, as_tensor
 from .elementwise import softplus as _softplus
 from .gather import _checked
@@ -30,13 +31,13 @@ REDUCTIONS = ("none", "mean", "sum")
 
 # ---- shared helpers ----------------------------------------------------------------------
 
-def _check_reduction(fn: str, reduction, allowed=REDUCTIONS) -> str:
+def _check_reduction(fn: str, reduction: str, allowed: tuple[str, ...] = REDUCTIONS) -> str:
     if reduction not in allowed:
         raise ValueError(f"{fn}: reduction must be one of {', '.join(map(repr, allowed))}, got {reduction!r}")
     return reduction
 
 
-def _reduce(loss, reduction):
+def _reduce(loss: Tensor, reduction: str) -> Tensor:
     if reduction == "mean":
         return mean(loss)
     if reduction == "sum":
@@ -44,7 +45,7 @@ def _reduce(loss, reduction):
     return loss
 
 
-def _float_tensor(x, fn: str, what: str, like=None) -> Tensor:
+def _float_tensor(x: TensorLike, fn: str, what: str, like: Tensor | None = None) -> Tensor:
     if isinstance(like, Tensor) and not isinstance(x, (Tensor, bool, int, float)):
         x = np.asarray(x)
         if x.dtype.kind in "biuf":   # a NumPy weight or target follows the input's dtype, never promotes it
@@ -55,7 +56,7 @@ def _float_tensor(x, fn: str, what: str, like=None) -> Tensor:
     return x
 
 
-def _pair(fn: str, input, target, like_shape: bool = False):
+def _pair(fn: str, input: TensorLike, target: TensorLike, like_shape: bool = False) -> tuple[Tensor, Tensor]:
     """``input`` and ``target`` as float tensors whose shapes broadcast (or match exactly)."""
     x = _float_tensor(input, fn, "input")
     y = _float_tensor(target, fn, "target", like=x)
@@ -69,20 +70,20 @@ def _pair(fn: str, input, target, like_shape: bool = False):
     return x, y
 
 
-def _where(cond, a, b):
+def _where(cond: TensorLike, a: TensorLike, b: TensorLike) -> Tensor:
     return apply("where", [cond, a, b])
 
 
 # ---- regression losses --------------------------------------------------------------------
 
-def l1_loss(input, target, reduction: str = "mean") -> Tensor:
+def l1_loss(input: TensorLike, target: TensorLike, reduction: str = "mean") -> Tensor:
     """|input - target|, reduced; the gradient at a zero difference is 0 (sign(0))."""
     _check_reduction("l1_loss", reduction)
     x, y = _pair("l1_loss", input, target)
     return _reduce(apply("abs", [x - y]), reduction)
 
 
-def mse_loss(input, target, reduction: str = "mean") -> Tensor:
+def mse_loss(input: TensorLike, target: TensorLike, reduction: str = "mean") -> Tensor:
     """(input - target)**2, reduced (torch's default: the mean; ``tg.mse`` defaults to "none")."""
     _check_reduction("mse_loss", reduction)
     x, y = _pair("mse_loss", input, target)
@@ -90,7 +91,7 @@ def mse_loss(input, target, reduction: str = "mean") -> Tensor:
     return _reduce(d * d, reduction)
 
 
-def huber_loss(input, target, reduction: str = "mean", delta: float = 1.0) -> Tensor:
+def huber_loss(input: TensorLike, target: TensorLike, reduction: str = "mean", delta: float = 1.0) -> Tensor:
     """Huber loss: 0.5 d**2 where |d| < delta, else delta * (|d| - 0.5 delta); d = input - target.
 
     Both pieces have slope ±delta at |d| = delta, so the gradient is continuous there."""
@@ -104,7 +105,7 @@ def huber_loss(input, target, reduction: str = "mean", delta: float = 1.0) -> Te
     return _reduce(_where(ad < delta, d * d * 0.5, (ad - 0.5 * delta) * delta), reduction)
 
 
-def smooth_l1_loss(input, target, reduction: str = "mean", beta: float = 1.0) -> Tensor:
+def smooth_l1_loss(input: TensorLike, target: TensorLike, reduction: str = "mean", beta: float = 1.0) -> Tensor:
     """Smooth L1: 0.5 d**2 / beta where |d| < beta, else |d| - 0.5 beta; beta = 0 is the L1 loss.
 
     It equals huber_loss(delta=beta) / beta, as in torch."""
@@ -122,7 +123,8 @@ def smooth_l1_loss(input, target, reduction: str = "mean", beta: float = 1.0) ->
 
 # ---- binary classification ----------------------------------------------------------------
 
-def binary_cross_entropy_probs(input, target, weight=None, reduction: str = "mean") -> Tensor:
+def binary_cross_entropy_probs(input: TensorLike, target: TensorLike, weight: TensorLike | None = None,
+                               reduction: str = "mean") -> Tensor:
     """torch's F.binary_cross_entropy: -w (y log p + (1-y) log(1-p)), each log clamped at -100.
 
     ``input`` holds probabilities; the clamp (torch's) makes p = 0 or 1 give a finite loss.
@@ -140,8 +142,8 @@ def binary_cross_entropy_probs(input, target, weight=None, reduction: str = "mea
     return _reduce(loss, reduction)
 
 
-def binary_cross_entropy_with_logits(input, target, weight=None, pos_weight=None,
-                                     reduction: str = "mean") -> Tensor:
+def binary_cross_entropy_with_logits(input: TensorLike, target: TensorLike, weight: TensorLike | None = None,
+                                     pos_weight: TensorLike | None = None, reduction: str = "mean") -> Tensor:
     """-w [pw y log σ(x) + (1 - y) log(1 - σ(x))] from logits x, computed stably.
 
     The form (1 - y) x + (1 + (pw - 1) y) softplus(-x) never overflows; ``pos_weight``
@@ -149,7 +151,7 @@ def binary_cross_entropy_with_logits(input, target, weight=None, pos_weight=None
     fn = "binary_cross_entropy_with_logits"
     _check_reduction(fn, reduction)
     x, y = _pair(fn, input, target, like_shape=True)
-    scale = 1.0
+    scale: float | Tensor = 1.0
     if pos_weight is not None:
         scale = (_float_tensor(pos_weight, fn, "pos_weight", like=x) - 1.0) * y + 1.0
     loss = (1.0 - y) * x + _softplus(-x) * scale
@@ -160,7 +162,7 @@ def binary_cross_entropy_with_logits(input, target, weight=None, pos_weight=None
 
 # ---- divergences and similarities -------------------------------------------------------
 
-def kl_div(input, target, reduction: str = "mean", log_target: bool = False) -> Tensor:
+def kl_div(input: TensorLike, target: TensorLike, reduction: str = "mean", log_target: bool = False) -> Tensor:
     """KL divergence target * (log target - input), with ``input`` as log-probabilities.
 
     The pointwise term target * (log target - input) is, taken as 0 where target == 0 (torch's xlogy); with
@@ -183,7 +185,7 @@ def kl_div(input, target, reduction: str = "mean", log_target: bool = False) -> 
     return _reduce(loss, reduction)
 
 
-def cosine_similarity(x1, x2, axis: int = 1, eps: float = 1e-8) -> Tensor:
+def cosine_similarity(x1: TensorLike, x2: TensorLike, axis: int = 1, eps: float = 1e-8) -> Tensor:
     """sum(x1 * x2) / (max(|x1|, eps) * max(|x2|, eps)) along ``axis``; x1 and x2 broadcast.
 
     torch's eps rule: each norm is clamped separately. Each input is divided by its clamped
@@ -200,7 +202,7 @@ def cosine_similarity(x1, x2, axis: int = 1, eps: float = 1e-8) -> Tensor:
     if not -len(shape) <= axis < len(shape):
         raise ShapeError(f"cosine_similarity: axis {axis} is out of range for the broadcast shape {shape}")
 
-    def unit(v):
+    def unit(v: Tensor) -> Tensor:
         norm = apply("sqrt", [reduce_sum(v * v, axis, keepdims=True)])
         return v / apply("maximum", [norm, float(eps)])
     return reduce_sum(unit(a) * unit(b), axis)
@@ -208,7 +210,7 @@ def cosine_similarity(x1, x2, axis: int = 1, eps: float = 1e-8) -> Tensor:
 
 # ---- classification over C classes --------------------------------------------------------
 
-def _class_last(x, class_axis: int):
+def _class_last(x: Tensor, class_axis: int) -> Tensor:
     """Move the class axis to the end, so one-hot rows and (C,) weights line up with it."""
     nd = len(x.shape)
     if class_axis == nd - 1:
@@ -216,13 +218,13 @@ def _class_last(x, class_axis: int):
     return transpose(x, tuple(a for a in range(nd) if a != class_axis) + (class_axis,))
 
 
-def _class_axis(x, fn: str) -> int:
+def _class_axis(x: Tensor, fn: str) -> int:
     if len(x.shape) == 0:
         raise ShapeError(f"{fn}: input must be (C,), (N, C) or (N, C, d1, ...), got a scalar")
     return 0 if len(x.shape) == 1 else 1
 
 
-def _check_class_target(fn: str, x, target, class_axis: int) -> Tensor:
+def _check_class_target(fn: str, x: Tensor, target: TensorLike, class_axis: int) -> Tensor:
     target = as_tensor(target, graph=x.graph)
     want = x.shape[:class_axis] + x.shape[class_axis + 1:]
     if np.dtype(target.dtype).kind not in "iu":
@@ -235,7 +237,7 @@ def _check_class_target(fn: str, x, target, class_axis: int) -> Tensor:
     return target
 
 
-def _class_weight(weight, x, fn: str, depth):
+def _class_weight(weight: TensorLike | None, x: Tensor, fn: str, depth: int | None) -> Tensor | None:
     if weight is None:
         return None
     w = _float_tensor(weight, fn, "weight", like=x)
@@ -244,12 +246,13 @@ def _class_weight(weight, x, fn: str, depth):
     return w
 
 
-def _picked(logp_last, target, ignore_index, weight):
-    """(-logp[target] per entry, weight of each entry): ignored entries get weight 0 and a
-    zero loss whatever their log-probabilities hold."""
-    depth = logp_last.shape[-1]
-    if depth is not None:   # range-check the labels themselves, ignore_index allowed: tg.compile
-        target = _checked(target, depth, ignore=ignore_index)   # sees the leaf through this op
+def _picked(logp_last: Tensor, target: Tensor, ignore_index: int, weight: Tensor | None,
+            depth: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """(-logp[target] per entry, weight of each entry, the kept entries, the one-hot rows) over
+    ``depth`` classes: ignored entries get weight 0 and a zero loss whatever their
+    log-probabilities hold."""
+    # range-check the labels themselves, ignore_index allowed: tg.compile sees the leaf through this op
+    target = _checked(target, depth, ignore=ignore_index)
     keep = apply("ne", [target, ignore_index])
     safe = _where(keep, target, 0)
     hot = one_hot(safe, depth, dtype=logp_last.dtype)
@@ -263,7 +266,7 @@ def _picked(logp_last, target, ignore_index, weight):
     return nll, w, keep, hot
 
 
-def _weighted_reduce(loss, w, reduction):
+def _weighted_reduce(loss: Tensor, w: Tensor, reduction: str) -> Tensor:
     """torch's rule for class losses: "mean" divides by the total weight of the kept entries
     (0/0 = NaN when every entry is ignored)."""
     if reduction == "mean":
@@ -271,7 +274,8 @@ def _weighted_reduce(loss, w, reduction):
     return _reduce(loss, reduction)
 
 
-def nll_loss(input, target, weight=None, ignore_index: int = -100, reduction: str = "mean") -> Tensor:
+def nll_loss(input: TensorLike, target: TensorLike, weight: TensorLike | None = None, ignore_index: int = -100,
+             reduction: str = "mean") -> Tensor:
     """Negative log-likelihood -weight[t] * input[n, t, ...] of log-probabilities at class targets.
 
     ``input`` is (C,), (N, C) or (N, C, d1, ...), integer ``target`` (), (N,) or (N, d1, ...). Entries
@@ -281,14 +285,17 @@ def nll_loss(input, target, weight=None, ignore_index: int = -100, reduction: st
     x = _float_tensor(input, "nll_loss", "input")
     ca = _class_axis(x, "nll_loss")
     target = _check_class_target("nll_loss", x, target, ca)
-    w_cls = _class_weight(weight, x, "nll_loss", x.shape[ca])
-    nll, w, keep, _ = _picked(_class_last(x, ca), target, int(ignore_index), w_cls)
+    depth = x.shape[ca]
+    w_cls = _class_weight(weight, x, "nll_loss", depth)
+    if depth is None:
+        raise ShapeError(f"nll_loss: the class axis {ca} of input {x.shape} must be known")
+    nll, w, keep, _ = _picked(_class_last(x, ca), target, int(ignore_index), w_cls, depth)
     loss = _where(keep, nll * w, 0.0) if w_cls is not None else _where(keep, nll, 0.0)
     return _weighted_reduce(loss, w, reduction)
 
 
-def cross_entropy(input, target, weight=None, ignore_index: int = -100, reduction: str = "mean",
-                  label_smoothing: float = 0.0) -> Tensor:
+def cross_entropy(input: TensorLike, target: TensorLike, weight: TensorLike | None = None, ignore_index: int = -100,
+                  reduction: str = "mean", label_smoothing: float = 0.0) -> Tensor:
     """Cross-entropy of logits (C,), (N, C) or (N, C, d1, ...) along the class axis (axis 1).
 
     ``target`` is either integer class indices (shape of input without the class axis;
@@ -310,9 +317,9 @@ def cross_entropy(input, target, weight=None, ignore_index: int = -100, reductio
     logp = _class_last(log_softmax(x, ca), ca)
     target = as_tensor(target, graph=x.graph)
     if np.dtype(target.dtype).kind == "f":
-        return _cross_entropy_probs(fn, x, logp, target, ca, w_cls, eps, reduction)
+        return _cross_entropy_probs(fn, x, logp, target, ca, depth, w_cls, eps, reduction)
     target = _check_class_target(fn, x, target, ca)
-    nll, w, keep, _ = _picked(logp, target, int(ignore_index), w_cls)
+    nll, w, keep, _ = _picked(logp, target, int(ignore_index), w_cls, depth)
     loss = nll * w if w_cls is not None else nll
     if eps > 0.0:
         per_class = logp if w_cls is None else logp * w_cls
@@ -321,21 +328,23 @@ def cross_entropy(input, target, weight=None, ignore_index: int = -100, reductio
     return _weighted_reduce(_where(keep, loss, 0.0), w, reduction)
 
 
-def _cross_entropy_probs(fn, x, logp, target, ca, w_cls, eps, reduction):
+def _cross_entropy_probs(fn: str, x: Tensor, logp: Tensor, target: Tensor, ca: int, depth: int,
+                         w_cls: Tensor | None, eps: float, reduction: str) -> Tensor:
     if target.shape != x.shape and not (len(target.shape) == len(x.shape) and all(
             a is None or b is None or a == b for a, b in zip(target.shape, x.shape))):
         raise ShapeError(f"{fn}: a class-probability target must have the input's shape {x.shape}, "
                          f"got {target.shape}")
     t = _class_last(target, ca)
     if eps > 0.0:
-        t = t * (1.0 - eps) + eps / x.shape[ca]
+        t = t * (1.0 - eps) + eps / depth
     per_class = logp * t if w_cls is None else logp * t * w_cls
     return _reduce(-reduce_sum(per_class, -1), reduction)
 
 
 # ---- margin losses --------------------------------------------------------------------------
 
-def hinge_embedding_loss(input, target, margin: float = 1.0, reduction: str = "mean") -> Tensor:
+def hinge_embedding_loss(input: TensorLike, target: TensorLike, margin: float = 1.0,
+                         reduction: str = "mean") -> Tensor:
     """x where target == 1, max(0, margin - x) where target == -1, then reduced.
 
     Other target values get the sum of both terms, as torch computes it."""
@@ -346,7 +355,8 @@ def hinge_embedding_loss(input, target, margin: float = 1.0, reduction: str = "m
     return _reduce(loss, reduction)
 
 
-def margin_ranking_loss(input1, input2, target, margin: float = 0.0, reduction: str = "mean") -> Tensor:
+def margin_ranking_loss(input1: TensorLike, input2: TensorLike, target: TensorLike, margin: float = 0.0,
+                        reduction: str = "mean") -> Tensor:
     """max(0, -target * (input1 - input2) + margin)."""
     _check_reduction("margin_ranking_loss", reduction)
     a, b = _pair("margin_ranking_loss", input1, input2)

@@ -18,31 +18,34 @@ so they need no gradient of their own.
 from __future__ import annotations
 
 import math
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from .._typing import Array, TensorLike
 from ..graph import Tensor, as_tensor
 from . import random as rnd
 from .elementwise import softplus
 from .indexing import one_hot
 from .reduce import log_softmax, max as reduce_max, mean, sum as reduce_sum, var
-from .registry import ShapeError, apply, normalize_axis, register, result_dtype
+from ._types2 import Gradients, InferredShape, InferredType, InputTypes, IntOrTuple, Pair
+from .registry import ShapeError, TensorType, VJPContext, apply, normalize_axis, register, result_dtype
 from .shape import reshape, transpose
 
 # ---- shared helpers ----------------------------------------------------------------------
 
 
-def _pair(v, what: str) -> tuple[int, int]:
+def _pair(v: IntOrTuple, what: str) -> Pair:
     if isinstance(v, (int, np.integer)):
         return int(v), int(v)
-    v = tuple(int(a) for a in v)
-    if len(v) != 2:
-        raise ValueError(f"{what} must be an int or a pair of ints, got {v}")
-    return v
+    pair = tuple(int(a) for a in v)
+    if len(pair) != 2:
+        raise ValueError(f"{what} must be an int or a pair of ints, got {pair}")
+    return pair[0], pair[1]
 
 
-def _out_size(n, k, s, p, axis_name):
+def _out_size(n: int | None, k: int, s: int, p: int, axis_name: str) -> int | None:
     """(N + 2P - F) // stride + 1, or None for an unknown input size."""
     if n is None:
         return None
@@ -51,30 +54,30 @@ def _out_size(n, k, s, p, axis_name):
     return (n + 2 * p - k) // s + 1
 
 
-def _check_window(kernel, stride, padding):
+def _check_window(kernel: Pair, stride: Pair, padding: Pair) -> None:
     if min(kernel) < 1 or min(stride) < 1 or min(padding) < 0:
         raise ShapeError(f"kernel {kernel} and stride {stride} must be >= 1 and padding {padding} >= 0")
 
 
-def _check_float(t, what):
+def _check_float(t: TensorType, what: str) -> None:
     if np.dtype(t.dtype).kind != "f":
         raise ShapeError(f"{what} must be floating point, got {t.dtype}")
 
 
-def _pad_hw(x: np.ndarray, padding, value=0.0) -> np.ndarray:
+def _pad_hw(x: Array, padding: Pair, value: float = 0.0) -> Array:
     ph, pw = padding
     if ph == 0 and pw == 0:
         return x
     return np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=value)
 
 
-def _windows(xp: np.ndarray, kernel, stride) -> np.ndarray:
+def _windows(xp: Array, kernel: tuple[int, ...], stride: Pair) -> Array:
     """View (N, C, Ho, Wo, kh, kw) of every window of an already padded input."""
     sh, sw = stride
     return sliding_window_view(xp, kernel, axis=(2, 3))[:, :, ::sh, ::sw]
 
 
-def _taps(xp: np.ndarray, kernel, stride, out_hw):
+def _taps(xp: Array, kernel: Pair, stride: Pair, out_hw: tuple[int, ...]) -> Iterator[Array]:
     """For each window cell (i, j), row-major: the (N, C, Ho, Wo) view of that cell in every
     window. Reducing these one by one is one fast NumPy call per cell, where a reduction over
     the 6-D window view (``_windows``) walks memory element by element (~30x slower)."""
@@ -84,7 +87,7 @@ def _taps(xp: np.ndarray, kernel, stride, out_hw):
             yield xp[:, :, i:i + sh * (ho - 1) + 1:sh, j:j + sw * (wo - 1) + 1:sw]
 
 
-def _dilate(g: np.ndarray, stride) -> np.ndarray:
+def _dilate(g: Array, stride: Pair) -> Array:
     """Insert stride-1 zeros between the output positions (the transposed stride)."""
     sh, sw = stride
     if sh == 1 and sw == 1:
@@ -95,7 +98,7 @@ def _dilate(g: np.ndarray, stride) -> np.ndarray:
     return out
 
 
-def _place_and_crop(full: np.ndarray, x_shape, padding) -> np.ndarray:
+def _place_and_crop(full: Array, x_shape: tuple[int, ...], padding: Pair) -> Array:
     """Put a gradient w.r.t. the padded input's top-left part into a padded frame and crop
     the padding off (rows/columns no window reached get zero)."""
     n, c, h, w = x_shape
@@ -110,7 +113,7 @@ def _place_and_crop(full: np.ndarray, x_shape, padding) -> np.ndarray:
 
 # ---- conv2d ------------------------------------------------------------------------------
 
-def _conv_shape(x_shape, w_shape, stride, padding):
+def _conv_shape(x_shape: InferredShape, w_shape: InferredShape, stride: Pair, padding: Pair) -> InferredShape:
     if len(x_shape) != 4 or len(w_shape) != 4:
         raise ShapeError(f"conv2d needs x (N, C, H, W) and w (out, in, kh, kw), got x {x_shape} "
                          f"and w {w_shape}")
@@ -125,20 +128,20 @@ def _conv_shape(x_shape, w_shape, stride, padding):
             _out_size(wd, kw, stride[1], padding[1], "width"))
 
 
-def _conv_type(types, stride, padding):
+def _conv_type(types: InputTypes, stride: Pair, padding: Pair) -> InferredType:
     x, w = types
     _check_float(x, "conv2d input")
     return _conv_shape(x.shape, w.shape, stride, padding), result_dtype(x.dtype, w.dtype)
 
 
-def _conv_ref(x, w, stride, padding):
+def _conv_ref(x: Array, w: Array, stride: Pair, padding: Pair) -> Array:
     # im2col: the strided window view is copied into a matrix by tensordot, then one GEMM
     win = _windows(_pad_hw(x, padding), w.shape[2:], stride)             # (N, C, Ho, Wo, kh, kw)
     out = np.tensordot(win, w, axes=([1, 4, 5], [1, 2, 3]))               # (N, Ho, Wo, O)
     return np.asarray(out.transpose(0, 3, 1, 2), order="C")
 
 
-def _conv_grad_input_ref(g, w, x_ref, stride, padding):
+def _conv_grad_input_ref(g: Array, w: Array, x_ref: Array, stride: Pair, padding: Pair) -> Array:
     # the transposed convolution: dilate g by the stride, then a full correlation with the
     # flipped kernel whose in/out channels are swapped
     kh, kw = w.shape[2:]
@@ -147,12 +150,12 @@ def _conv_grad_input_ref(g, w, x_ref, stride, padding):
     return _place_and_crop(full.astype(result_dtype(g.dtype, w.dtype), copy=False), x_ref.shape, padding)
 
 
-def _conv_grad_weight_ref(g, x, w_ref, stride, padding):
+def _conv_grad_weight_ref(g: Array, x: Array, w_ref: Array, stride: Pair, padding: Pair) -> Array:
     win = _windows(_pad_hw(x, padding), w_ref.shape[2:], stride)         # (N, C, Ho, Wo, kh, kw)
     return np.asarray(np.tensordot(g, win, axes=([0, 2, 3], [0, 2, 3])), order="C")  # (O, C, kh, kw)
 
 
-def _conv_vjp(c, g):
+def _conv_vjp(c: VJPContext, g: Tensor) -> Gradients:
     x, w = c.inputs
     a = c.attrs
     gx = apply("conv2d_grad_input", [g, w, x], **a) if c.needs[0] else None
@@ -160,26 +163,26 @@ def _conv_vjp(c, g):
     return [gx, gw]
 
 
-def _conv_grad_input_type(types, stride, padding):
+def _conv_grad_input_type(types: InputTypes, stride: Pair, padding: Pair) -> InferredType:
     g, w, x = types
     want = _conv_shape(x.shape, w.shape, stride, padding)
     _check_grad_shape(g.shape, want)
     return x.shape, result_dtype(g.dtype, w.dtype)
 
 
-def _conv_grad_weight_type(types, stride, padding):
+def _conv_grad_weight_type(types: InputTypes, stride: Pair, padding: Pair) -> InferredType:
     g, x, w = types
     want = _conv_shape(x.shape, w.shape, stride, padding)
     _check_grad_shape(g.shape, want)
     return w.shape, result_dtype(g.dtype, x.dtype)
 
 
-def _check_grad_shape(got, want):
+def _check_grad_shape(got: Sequence[int | None], want: Sequence[int | None]) -> None:
     if len(got) != len(want) or any(a is not None and b is not None and a != b for a, b in zip(got, want)):
         raise ShapeError(f"gradient of shape {got} does not match the output shape {want}")
 
 
-def _conv_grad_input_vjp(c, g):
+def _conv_grad_input_vjp(c: VJPContext, g: Tensor) -> Gradients:
     # dx = T(g, w) is bilinear and T is the adjoint of conv2d in x:
     #   d/dg <T(g, w), gg> = conv2d(gg, w);  d/dw = conv2d_grad_weight(g, gg)
     gy, w, x = c.inputs
@@ -188,7 +191,7 @@ def _conv_grad_input_vjp(c, g):
             apply("conv2d_grad_weight", [gy, g, w], **a) if c.needs[1] else None, None]
 
 
-def _conv_grad_weight_vjp(c, g):
+def _conv_grad_weight_vjp(c: VJPContext, g: Tensor) -> Gradients:
     # dw = V(g, x) with <V(g, x), gw> = <g, conv2d(x, gw)>
     gy, x, w = c.inputs
     a = c.attrs
@@ -206,7 +209,8 @@ register("conv2d_grad_weight", infer=_conv_grad_weight_type, impl=_conv_grad_wei
          doc="gradient of conv2d w.r.t. its weights (w_ref: shape only)")
 
 
-def conv2d(x, w, b=None, stride=1, padding=0) -> Tensor:
+def conv2d(x: TensorLike, w: TensorLike, b: TensorLike | None = None, stride: IntOrTuple = 1,
+           padding: IntOrTuple | str = 0) -> Tensor:
     """2-D convolution (cross-correlation, as in every framework) of NCHW ``x`` with
     (out, in, kh, kw) ``w``, plus an optional bias of shape (out,).
 
@@ -215,18 +219,17 @@ def conv2d(x, w, b=None, stride=1, padding=0) -> Tensor:
     """
     x = as_tensor(x)
     w = as_tensor(w, like=x)
-    stride = _pair(stride, "stride")
+    strides = _pair(stride, "stride")
     if isinstance(padding, str):
-        padding = _same_padding(padding, w.shape, stride)
-    padding = _pair(padding, "padding")
-    out = apply("conv2d", [x, w], stride=stride, padding=padding)
+        padding = _same_padding(padding, w.shape, strides)
+    out = apply("conv2d", [x, w], stride=strides, padding=_pair(padding, "padding"))
     if b is not None:
         b = as_tensor(b, like=x)
         out = apply("add", [out, reshape(b, (-1, 1, 1))])
     return out
 
 
-def _same_padding(padding, w_shape, stride):
+def _same_padding(padding: str, w_shape: InferredShape, stride: Pair) -> Pair:
     if padding != "same":
         raise ValueError(f"conv2d: padding must be an int, a pair or 'same', got {padding!r}")
     kh, kw = w_shape[2:]
@@ -239,7 +242,7 @@ def _same_padding(padding, w_shape, stride):
 
 # ---- pooling ------------------------------------------------------------------------------
 
-def _pool_type(types, kernel, stride, padding):
+def _pool_type(types: InputTypes, kernel: Pair, stride: Pair, padding: Pair) -> InferredType:
     x = types[0]
     if len(x.shape) != 4:
         raise ShapeError(f"pooling needs an (N, C, H, W) input, got {x.shape}")
@@ -252,25 +255,26 @@ def _pool_type(types, kernel, stride, padding):
             _out_size(w, kernel[1], stride[1], padding[1], "width")), x.dtype
 
 
-def _pool_grad_type(types, kernel, stride, padding):
+def _pool_grad_type(types: InputTypes, kernel: Pair, stride: Pair, padding: Pair) -> InferredType:
     g, x = types
     want, _ = _pool_type([x], kernel, stride, padding)
     _check_grad_shape(g.shape, want)
     return x.shape, g.dtype
 
 
-def _pool_out_hw(x_shape, kernel, stride, padding):
+def _pool_out_hw(x_shape: tuple[int, ...], kernel: Pair, stride: Pair, padding: Pair) -> tuple[int, ...]:
     return tuple((x_shape[2 + a] + 2 * padding[a] - kernel[a]) // stride[a] + 1 for a in range(2))
 
 
-def _max_pool_ref(x, kernel, stride, padding):
-    out = None
-    for tap in _taps(_pad_hw(x, padding, -np.inf), kernel, stride, _pool_out_hw(x.shape, kernel, stride, padding)):
-        out = np.array(tap) if out is None else np.maximum(out, tap, out=out)   # NaN propagates
+def _max_pool_ref(x: Array, kernel: Pair, stride: Pair, padding: Pair) -> Array:
+    taps = _taps(_pad_hw(x, padding, -np.inf), kernel, stride, _pool_out_hw(x.shape, kernel, stride, padding))
+    out = np.array(next(taps))              # a window has at least one cell
+    for tap in taps:
+        np.maximum(out, tap, out=out)       # NaN propagates
     return out
 
 
-def _max_pool_grad_ref(g, x, kernel, stride, padding):
+def _max_pool_grad_ref(g: Array, x: Array, kernel: Pair, stride: Pair, padding: Pair) -> Array:
     # route each output's gradient to the first maximum of its window (torch's rule), then
     # add up the contributions of overlapping windows with one bincount
     n, c, h, w = x.shape
@@ -289,14 +293,17 @@ def _max_pool_grad_ref(g, x, kernel, stride, padding):
     return _place_and_crop(full.reshape(n, c, hp, wp).astype(g.dtype), x.shape, padding)
 
 
-def _avg_pool_ref(x, kernel, stride, padding):
-    total = None                          # summed cell by cell, in row-major window order
-    for tap in _taps(_pad_hw(x, padding), kernel, stride, _pool_out_hw(x.shape, kernel, stride, padding)):
-        total = np.array(tap) if total is None else np.add(total, tap, out=total)
-    return total / np.asarray(kernel[0] * kernel[1], x.dtype)
+def _avg_pool_ref(x: Array, kernel: Pair, stride: Pair, padding: Pair) -> Array:
+    # summed cell by cell, in row-major window order
+    taps = _taps(_pad_hw(x, padding), kernel, stride, _pool_out_hw(x.shape, kernel, stride, padding))
+    total = np.array(next(taps))            # a window has at least one cell
+    for tap in taps:
+        np.add(total, tap, out=total)
+    out: Array = total / np.asarray(kernel[0] * kernel[1], x.dtype)
+    return out
 
 
-def _avg_pool_grad_ref(g, x_ref, kernel, stride, padding):
+def _avg_pool_grad_ref(g: Array, x_ref: Array, kernel: Pair, stride: Pair, padding: Pair) -> Array:
     # every input position gets the sum of g / (kh*kw) over the windows that cover it:
     # a transposed convolution with a constant kernel (no flip needed)
     kh, kw = kernel
@@ -319,25 +326,27 @@ register("avg_pool2d_grad", infer=_pool_grad_type, impl=_avg_pool_grad_ref, n_in
          doc="spreads g / (kh*kw) over each window (x_ref read for its shape only)")
 
 
-def _pool_attrs(kernel_size, stride, padding):
+def _pool_attrs(kernel_size: IntOrTuple, stride: IntOrTuple | None, padding: IntOrTuple) -> dict[str, Pair]:
     kernel = _pair(kernel_size, "kernel_size")
     return {"kernel": kernel, "stride": kernel if stride is None else _pair(stride, "stride"),
             "padding": _pair(padding, "padding")}
 
 
-def max_pool2d(x, kernel_size, stride=None, padding=0) -> Tensor:
+def max_pool2d(x: TensorLike, kernel_size: IntOrTuple, stride: IntOrTuple | None = None,
+               padding: IntOrTuple = 0) -> Tensor:
     """Max pooling over NCHW ``x``; ``stride`` defaults to ``kernel_size``; padding with -inf."""
     return apply("max_pool2d", [x], **_pool_attrs(kernel_size, stride, padding))
 
 
-def avg_pool2d(x, kernel_size, stride=None, padding=0) -> Tensor:
+def avg_pool2d(x: TensorLike, kernel_size: IntOrTuple, stride: IntOrTuple | None = None,
+               padding: IntOrTuple = 0) -> Tensor:
     """Average pooling; zero padding is counted in the divisor (torch's default)."""
     return apply("avg_pool2d", [x], **_pool_attrs(kernel_size, stride, padding))
 
 
 # ---- dropout ------------------------------------------------------------------------------
 
-def _dropout_type(types, p, seed):
+def _dropout_type(types: InputTypes, p: float, seed: int) -> InferredType:
     x, counter = types
     _check_float(x, "dropout input")
     rnd.check_counter_type(counter, "dropout")
@@ -346,7 +355,7 @@ def _dropout_type(types, p, seed):
     return x.shape, x.dtype
 
 
-def _dropout_ref(x, counter, p, seed):
+def _dropout_ref(x: Array, counter: Array, p: float, seed: int) -> Array:
     bits = rnd.random_bits(seed, int(counter), x.size).reshape(x.shape)
     keep = (bits >> np.uint32(8)) >= rnd.keep_threshold(p)
     scale = np.asarray(1.0 / (1.0 - p), dtype=x.dtype)   # rounded once to x's dtype (the spec)
@@ -359,7 +368,7 @@ register("dropout", infer=_dropout_type, impl=_dropout_ref, n_inputs=2, random=T
          doc="zero each element with probability p, scale the rest by 1/(1-p) (counter-based mask)")
 
 
-def dropout(x, p: float = 0.5, seed: int = 0, training: bool = True) -> Tensor:
+def dropout(x: TensorLike, p: float = 0.5, seed: int = 0, training: bool = True) -> Tensor:
     """Inverted dropout: in training, zero each element with probability ``p`` and scale
     the others by 1/(1-p); the identity otherwise. Each call of a compiled function draws
     a fresh mask (the graph's random counter advances); use distinct seeds per layer."""
@@ -377,20 +386,21 @@ def dropout(x, p: float = 0.5, seed: int = 0, training: bool = True) -> Tensor:
 
 # ---- normalisation (compositions) ---------------------------------------------------------
 
-def _normalise(x, axes, eps):
+def _normalise(x: Tensor, axes: tuple[int, ...], eps: float) -> Tensor:
     """(x - mean) / sqrt(var + eps) over ``axes`` (biased variance)."""
     mu = mean(x, axes, keepdims=True)
     sigma2 = var(x, axes, keepdims=True)
     return (x - mu) / apply("sqrt", [sigma2 + eps])
 
 
-def _channel_view(t, ndim):
+def _channel_view(t: TensorLike, ndim: int) -> Tensor:
     """A (C,) tensor reshaped to broadcast along axis 1 of a rank-``ndim`` NC... tensor."""
     t = as_tensor(t)
     return reshape(t, (-1,) + (1,) * (ndim - 2)) if ndim > 2 else t
 
 
-def _affine(y, gamma, beta, view):
+def _affine(y: Tensor, gamma: TensorLike | None, beta: TensorLike | None,
+            view: Callable[[Tensor], Tensor]) -> Tensor:
     if gamma is not None:
         y = y * view(as_tensor(gamma, like=y))
     if beta is not None:
@@ -398,13 +408,14 @@ def _affine(y, gamma, beta, view):
     return y
 
 
-def _check_channels(t, c, what, name):
+def _check_channels(t: TensorLike | None, c: int | None, what: str, name: str) -> None:
     if t is not None and isinstance(t, Tensor) and t.shape != (c,) and c is not None:
         raise ShapeError(f"{what}: {name} must have shape ({c},) for {c} channels, got {t.shape}")
 
 
-def batch_norm(x, gamma, beta, running_mean=None, running_var=None, training: bool = True,
-               momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
+def batch_norm(x: TensorLike, gamma: TensorLike | None, beta: TensorLike | None, running_mean: Tensor | None = None,
+               running_var: Tensor | None = None, training: bool = True, momentum: float = 0.1,
+               eps: float = 1e-5) -> Tensor:
     """Batch normalisation over every axis but the channel axis 1 (x of rank 2 or 4).
 
     Training: batch statistics; if running stats (non-trainable parameters of shape (C,))
@@ -420,7 +431,10 @@ def batch_norm(x, gamma, beta, running_mean=None, running_var=None, training: bo
                     (running_var, "running_var")):
         _check_channels(t, c, "batch_norm", name)
     axes = (0,) if len(x.shape) == 2 else (0, 2, 3)
-    view = lambda t: _channel_view(t, len(x.shape))  # noqa: E731
+    ndim = len(x.shape)
+
+    def view(t: TensorLike) -> Tensor:
+        return _channel_view(t, ndim)
     if not training:
         if running_mean is None or running_var is None:
             raise ValueError("batch_norm: eval mode (training=False) needs running_mean and running_var")
@@ -432,7 +446,8 @@ def batch_norm(x, gamma, beta, running_mean=None, running_var=None, training: bo
     return out
 
 
-def _register_running_updates(x, axes, out, running_mean, running_var, momentum):
+def _register_running_updates(x: Tensor, axes: tuple[int, ...], out: Tensor, running_mean: Tensor | None,
+                              running_var: Tensor | None, momentum: float) -> None:
     g = x.graph
     for t in (running_mean, running_var):
         if t is not None and not (isinstance(t, Tensor) and t.op == "parameter"):
@@ -454,7 +469,8 @@ def _register_running_updates(x, axes, out, running_mean, running_var, momentum)
         g.update_triggers[running_var.id] = out.id
 
 
-def layer_norm(x, gamma=None, beta=None, normalized_ndim: int = 1, eps: float = 1e-5) -> Tensor:
+def layer_norm(x: TensorLike, gamma: TensorLike | None = None, beta: TensorLike | None = None,
+               normalized_ndim: int = 1, eps: float = 1e-5) -> Tensor:
     """Normalise over the last ``normalized_ndim`` axes; gamma/beta have those axes' shape."""
     x = as_tensor(x)
     k = int(normalized_ndim)
@@ -464,7 +480,8 @@ def layer_norm(x, gamma=None, beta=None, normalized_ndim: int = 1, eps: float = 
     return _affine(_normalise(x, axes, eps), gamma, beta, lambda t: t)
 
 
-def group_norm(x, num_groups: int, gamma=None, beta=None, eps: float = 1e-5) -> Tensor:
+def group_norm(x: TensorLike, num_groups: int, gamma: TensorLike | None = None, beta: TensorLike | None = None,
+               eps: float = 1e-5) -> Tensor:
     """Normalise each sample over groups of C/num_groups channels (x: (N, C, ...));
     gamma/beta of shape (C,)."""
     x = as_tensor(x)
@@ -476,7 +493,8 @@ def group_norm(x, num_groups: int, gamma=None, beta=None, eps: float = 1e-5) -> 
         raise ShapeError(f"group_norm: {c} channels cannot be split into {groups} groups")
     for t, name in ((gamma, "gamma"), (beta, "beta")):
         _check_channels(t, c, "group_norm", name)
-    per_group = None if None in spatial else (c // groups) * math.prod(spatial)
+    known = [d for d in spatial if d is not None]
+    per_group = (c // groups) * math.prod(known) if len(known) == len(spatial) else None
     if per_group is not None:
         grouped = reshape(x, (-1, groups, per_group))      # batch may be None
     elif n is not None:
@@ -487,7 +505,8 @@ def group_norm(x, num_groups: int, gamma=None, beta=None, eps: float = 1e-5) -> 
     return _affine(y, gamma, beta, lambda t: _channel_view(t, len(x.shape)))
 
 
-def instance_norm(x, gamma=None, beta=None, eps: float = 1e-5) -> Tensor:
+def instance_norm(x: TensorLike, gamma: TensorLike | None = None, beta: TensorLike | None = None,
+                  eps: float = 1e-5) -> Tensor:
     """Normalise each sample and channel over its spatial axes (x: (N, C, ...spatial))."""
     x = as_tensor(x)
     if len(x.shape) < 3:
@@ -500,7 +519,7 @@ def instance_norm(x, gamma=None, beta=None, eps: float = 1e-5) -> Tensor:
 
 # ---- maxout, PReLU --------------------------------------------------------------------------
 
-def maxout(x, pieces: int, axis: int = -1) -> Tensor:
+def maxout(x: TensorLike, pieces: int, axis: int = -1) -> Tensor:
     """Split ``axis`` (size units*pieces) into (units, pieces), unit u taking the contiguous
     entries u*pieces .. u*pieces+pieces-1, and take the max over the pieces."""
     x = as_tensor(x)
@@ -515,7 +534,7 @@ def maxout(x, pieces: int, axis: int = -1) -> Tensor:
     return reduce_max(split, a + 1)
 
 
-def prelu(x, alpha) -> Tensor:
+def prelu(x: TensorLike, alpha: TensorLike) -> Tensor:
     """x if x > 0 else alpha * x, with a (learned) ``alpha`` broadcast NumPy-style
     (for per-channel alpha on NCHW, give it shape (C, 1, 1))."""
     x = as_tensor(x)
@@ -525,7 +544,7 @@ def prelu(x, alpha) -> Tensor:
 
 # ---- losses -----------------------------------------------------------------------------------
 
-def _reduce(loss, reduction):
+def _reduce(loss: Tensor, reduction: str) -> Tensor:
     if reduction == "none":
         return loss
     if reduction == "mean":
@@ -535,14 +554,14 @@ def _reduce(loss, reduction):
     raise ValueError(f"reduction must be 'none', 'mean' or 'sum', got {reduction!r}")
 
 
-def mse(pred, target, reduction: str = "none") -> Tensor:
+def mse(pred: TensorLike, target: TensorLike, reduction: str = "none") -> Tensor:
     """Squared error (pred - target)**2, elementwise, then reduced."""
     pred = as_tensor(pred)
     d = pred - as_tensor(target, like=pred)
     return _reduce(d * d, reduction)
 
 
-def binary_cross_entropy(logits, targets, reduction: str = "none") -> Tensor:
+def binary_cross_entropy(logits: TensorLike, targets: TensorLike, reduction: str = "none") -> Tensor:
     """Binary cross-entropy of sigmoid(logits) against targets in [0, 1], from the logits:
     softplus(z) - z*y = max(z, 0) - z*y + log(1 + e^-|z|), which never saturates."""
     z = as_tensor(logits)
@@ -552,7 +571,7 @@ def binary_cross_entropy(logits, targets, reduction: str = "none") -> Tensor:
     return _reduce(softplus(z) - z * y, reduction)
 
 
-def softmax_cross_entropy(logits, labels, axis: int = -1, reduction: str = "none") -> Tensor:
+def softmax_cross_entropy(logits: TensorLike, labels: TensorLike, axis: int = -1, reduction: str = "none") -> Tensor:
     """-log_softmax(logits)[label] per sample; ``labels`` are integer class indices with the
     shape of ``logits`` without ``axis``."""
     z = as_tensor(logits)

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import builtins
 import math
+from typing import Callable, Sequence, SupportsIndex, cast
 
 import numpy as np
 
+from .._typing import Axis, TensorLike
 from ..graph import Tensor, as_tensor
 from .registry import ShapeError, apply, normalize_axis
 from .scan import full_like_const, logical_or, pick_axis, take
@@ -20,68 +22,74 @@ from .scan import full_like_const, logical_or, pick_axis, take
 
 # ---- axis helpers ------------------------------------------------------------------------
 
-def _axes(x: Tensor, axis, what: str) -> tuple:
+def _axes(x: Tensor, axis: Axis, what: str) -> tuple[int, ...]:
     """``axis`` (None: every axis; an int or a sequence) as sorted non-negative ints."""
     if isinstance(axis, (list, tuple)):
         axis = tuple(int(a) for a in axis)
     elif axis is not None:
-        axis = int(axis)
+        axis = int(cast(SupportsIndex, axis))      # one axis: an int or a NumPy integer
     try:
         return tuple(sorted(normalize_axis(axis, len(x.shape))))
     except ShapeError as e:
         raise ShapeError(f"{what}: {e} (tensor of shape {x.shape})") from None
 
 
-def _to_rows(x: Tensor, axes: tuple, what: str):
+def _known(dims: Sequence[int | None]) -> tuple[int, ...] | None:
+    """``dims`` if every one is known when the graph is built, else None."""
+    known = tuple(d for d in dims if d is not None)
+    return known if len(known) == len(dims) else None
+
+
+def _to_rows(x: Tensor, axes: tuple[int, ...], what: str) -> tuple[Tensor, Callable[[Tensor], Tensor]]:
     """``x`` with the reduced ``axes`` moved last and merged: a (R, m) tensor, plus a
     function that brings a (R,) result back to the shape of the kept axes."""
     ndim = len(x.shape)
     kept = [d for d in range(ndim) if d not in axes]
-    sizes = [x.shape[a] for a in axes]
-    kept_shape = tuple(x.shape[d] for d in kept)
+    sizes = _known([x.shape[a] for a in axes])
+    kept_shape = _known([x.shape[d] for d in kept])
     perm = tuple(kept + list(axes))
     moved = apply("transpose", [x], axes=perm) if perm != tuple(range(ndim)) else x
     # one of the two merged sizes may be known only at call time (reshape infers one -1)
-    if None not in kept_shape:
-        rows = apply("reshape", [moved], shape=(math.prod(kept_shape), -1 if None in sizes else math.prod(sizes)))
-    elif None not in sizes and math.prod(sizes) > 0:
+    if kept_shape is not None:
+        rows = apply("reshape", [moved], shape=(math.prod(kept_shape), -1 if sizes is None else math.prod(sizes)))
+    elif sizes is not None and math.prod(sizes) > 0:
         rows = apply("reshape", [moved], shape=(-1, math.prod(sizes)))
     else:
         raise ShapeError(f"{what}: reducing axes {axes} of a {x.shape} tensor needs either the reduced sizes "
                          f"(not empty) or the kept sizes known when the graph is built")
 
     def restore(r: Tensor) -> Tensor:
-        if None not in kept_shape:
+        if kept_shape is not None:
             return apply("reshape", [r], shape=kept_shape)
         ref = apply("sum", [x], axis=axes)          # read for its shape only
         return apply("reshape_like", [r, ref])
     return rows, restore
 
 
-def _keepdims(out: Tensor, axes: tuple, keepdims: bool) -> Tensor:
+def _keepdims(out: Tensor, axes: tuple[int, ...], keepdims: bool) -> Tensor:
     return apply("expand_dims", [out], axes=axes) if keepdims and axes else out
 
 
 # ---- argmax / argmin ---------------------------------------------------------------------
 
-def argmax(x, axis=-1, keepdims: bool = False, *, dim=None):
+def argmax(x: TensorLike, axis: int | None = -1, keepdims: bool = False, *, dim: int | None = None) -> Tensor:
     """Index (int64) of the first maximum along ``axis`` (torch.argmax); ``axis=None``
     indexes the flattened tensor (then ``keepdims`` gives all size-1 axes). NaN counts as
     the maximum. The default axis stays -1 (tensorforge's historical default; torch's is
     None). No gradient."""
     x = as_tensor(x)
-    axis = axis if dim is None else pick_axis(None if axis == -1 else axis, dim)
+    ax = axis if dim is None else pick_axis(None if axis == -1 else axis, dim)
     if x.dtype == "bool":                    # argmax over bools: first True
         x = apply("cast", [x], dtype="int64")
-    if axis is None or len(x.shape) == 0:
+    if ax is None or len(x.shape) == 0:
         flat = apply("reshape", [x], shape=(-1,))
         out = apply("argmax", [flat], axis=0, keepdims=False)
         if keepdims and len(x.shape):
             out = apply("reshape", [out], shape=(1,) * len(x.shape))
         return out
-    if isinstance(axis, (tuple, list)):
-        raise TypeError(f"argmax: axis must be one int or None, got {axis!r}")
-    (a,) = _axes(x, int(axis), "argmax")
+    if isinstance(ax, (tuple, list)):
+        raise TypeError(f"argmax: axis must be one int or None, got {ax!r}")
+    (a,) = _axes(x, int(cast(SupportsIndex, ax)), "argmax")     # one axis: an int or a NumPy integer
     if x.shape[a] == 0:
         raise ShapeError(f"argmax: axis {a} of a {x.shape} tensor has size 0 (there is no maximum)")
     return apply("argmax", [x], axis=a, keepdims=bool(keepdims))
@@ -102,7 +110,7 @@ def _reversed_order(x: Tensor) -> Tensor:
     return apply("sub", [full_like_const(x, -1), x])
 
 
-def argmin(x, axis=-1, keepdims: bool = False, *, dim=None):
+def argmin(x: TensorLike, axis: int | None = -1, keepdims: bool = False, *, dim: int | None = None) -> Tensor:
     """Index (int64) of the first minimum along ``axis`` (torch.argmin); ``axis=None``
     indexes the flattened tensor. NaN counts as the minimum, as in torch. No gradient."""
     x = as_tensor(x)
@@ -125,7 +133,7 @@ def _product_tree(rows: Tensor, m: int) -> Tensor:
     return apply("reshape", [rows], shape=(-1,))
 
 
-def prod(x, axis=None, keepdims: bool = False, *, dim=None):
+def prod(x: TensorLike, axis: Axis = None, keepdims: bool = False, *, dim: Axis = None) -> Tensor:
     """Product over ``axis`` (None: every axis; several allowed), as torch.prod. Integers and
     bools multiply in int64. The gradient is exact with zeros in the input (a pairwise
     product tree differentiated by the product rule: one zero leaves the product of the
@@ -137,15 +145,16 @@ def prod(x, axis=None, keepdims: bool = False, *, dim=None):
     axes = _axes(x, axis, "prod")
     if not axes:
         return x
-    if builtins.any(x.shape[a] is None for a in axes):
+    sizes = _known([x.shape[a] for a in axes])
+    if sizes is None:
         raise ShapeError(f"prod: the reduced axes {axes} of a {x.shape} tensor must have sizes known when the "
                          f"graph is built (the product tree depends on them)")
     rows, restore = _to_rows(x, axes, "prod")
-    out = restore(_product_tree(rows, math.prod(x.shape[a] for a in axes)))
+    out = restore(_product_tree(rows, math.prod(sizes)))
     return _keepdims(out, axes, keepdims)
 
 
-def _count_true(x: Tensor, axis, keepdims: bool, what: str, want: bool):
+def _count_true(x: TensorLike, axis: Axis, keepdims: bool, what: str, want: bool) -> Tensor:
     """How many elements along axis are nonzero (want=True) or zero (want=False), as int64."""
     x = as_tensor(x)
     axis_norm = _axes(x, axis, what)
@@ -155,7 +164,7 @@ def _count_true(x: Tensor, axis, keepdims: bool, what: str, want: bool):
     return apply("sum", [apply("cast", [truth], dtype="int64")], axis=axis_norm, keepdims=bool(keepdims))
 
 
-def any(x, axis=None, keepdims: bool = False, *, dim=None):  # noqa: A001
+def any(x: TensorLike, axis: Axis = None, keepdims: bool = False, *, dim: Axis = None) -> Tensor:  # noqa: A001
     """Whether any element along ``axis`` is nonzero (bool, as torch.any; NaN is nonzero,
     an empty axis gives False). No gradient."""
     axis = axis if dim is None else pick_axis(axis, dim)
@@ -163,7 +172,7 @@ def any(x, axis=None, keepdims: bool = False, *, dim=None):  # noqa: A001
     return apply("gt", [count, full_like_const(count, 0)])
 
 
-def all(x, axis=None, keepdims: bool = False, *, dim=None):  # noqa: A001
+def all(x: TensorLike, axis: Axis = None, keepdims: bool = False, *, dim: Axis = None) -> Tensor:  # noqa: A001
     """Whether every element along ``axis`` is nonzero (bool, as torch.all; an empty axis
     gives True). No gradient."""
     axis = axis if dim is None else pick_axis(axis, dim)
@@ -173,7 +182,8 @@ def all(x, axis=None, keepdims: bool = False, *, dim=None):  # noqa: A001
 
 # ---- var, std ----------------------------------------------------------------------------
 
-def var(x, axis=None, keepdims: bool = False, *, correction=0, unbiased=None, dim=None):
+def var(x: TensorLike, axis: Axis = None, keepdims: bool = False, *, correction: float = 0,
+        unbiased: bool | None = None, dim: Axis = None) -> Tensor:
     """Variance over ``axis``: sum((x - mean)^2) / max(N - correction, 0).
 
     ``correction=0`` (the default here, kept from tensorforge's original ``var`` that the
@@ -196,7 +206,8 @@ def var(x, axis=None, keepdims: bool = False, *, correction=0, unbiased=None, di
     return apply("div", [total, dof])
 
 
-def std(x, axis=None, keepdims: bool = False, *, correction=0, unbiased=None, dim=None):
+def std(x: TensorLike, axis: Axis = None, keepdims: bool = False, *, correction: float = 0,
+        unbiased: bool | None = None, dim: Axis = None) -> Tensor:
     """Standard deviation: sqrt(var(x, axis, keepdims, correction=...)); see ``var`` for the
     correction (biased by default here, torch's default is 1)."""
     return apply("sqrt", [var(x, axis, keepdims, correction=correction, unbiased=unbiased, dim=dim)])
@@ -211,7 +222,7 @@ def _safe_sqrt(s: Tensor) -> Tensor:
     return apply("where", [zero, full_like_const(s, 0.0), root])
 
 
-def _two_norm(x: Tensor, axes: tuple, keepdims: bool) -> Tensor:
+def _two_norm(x: Tensor, axes: tuple[int, ...], keepdims: bool) -> Tensor:
     """sqrt(sum x^2), scaled by the largest |x| so float32 squares neither overflow nor
     underflow (torch's float64 reference does not); the scale cancels, also in the gradient."""
     a = apply("abs", [x])
@@ -227,7 +238,8 @@ def _two_norm(x: Tensor, axes: tuple, keepdims: bool) -> Tensor:
     return apply("mul", [s, scale])
 
 
-def norm(x, p=2, axis=None, keepdims: bool = False, *, dim=None, ord=None):  # noqa: A002
+def norm(x: TensorLike, p: float = 2, axis: Axis = None, keepdims: bool = False, *,  # noqa: A002
+         dim: Axis = None, ord: float | None = None) -> Tensor:
     """Vector p-norm over ``axis`` (None: every element), as torch.linalg.vector_norm
     (``ord`` is accepted for p): p=2 Euclidean (gradient x / norm, 0 at a zero vector),
     p=1 sum of |x| (gradient sign(x)), p=inf max |x| and p=-inf min |x| (gradient to the
@@ -265,7 +277,7 @@ def norm(x, p=2, axis=None, keepdims: bool = False, *, dim=None, ord=None):  # n
 
 # ---- logsumexp over several axes ----------------------------------------------------------
 
-def logsumexp(x, axis=-1, keepdims: bool = False, *, dim=None):
+def logsumexp(x: TensorLike, axis: Axis = -1, keepdims: bool = False, *, dim: Axis = None) -> Tensor:
     """log(sum(exp(x))) over ``axis`` computed stably (torch.logsumexp): one axis, several
     (a tuple) or None (every axis); an empty axis gives -inf. Several axes are moved last
     and merged into one, so the stable row-wise kernel does the work. Gradient:

@@ -13,15 +13,22 @@ The small axis helpers at the top are shared by the sorting module (ops/sort.py)
 """
 from __future__ import annotations
 
+from typing import Callable, SupportsIndex, cast
+
 import numpy as np
 
+from .._typing import Axis, DTypeLike, TensorLike
 from ..graph import Tensor, as_tensor
 from .registry import ShapeError, apply, normalize_axis
+
+#: How a scan combines the partial results ``earlier`` and ``later`` (lists of tensors scanned
+#: together, e.g. values and indices) into one.
+Combine = Callable[[list[Tensor], list[Tensor]], list[Tensor]]
 
 
 # ---- axis helpers ------------------------------------------------------------------------
 
-def pick_axis(axis, dim, default=-1):
+def pick_axis(axis: Axis, dim: Axis, default: Axis = -1) -> Axis:
     """The axis a caller asked for through ``axis`` or torch's ``dim`` keyword."""
     if axis is not None and dim is not None and axis != dim:
         raise TypeError(f"pass the axis once: got axis={axis!r} and dim={dim!r}")
@@ -30,12 +37,13 @@ def pick_axis(axis, dim, default=-1):
     return default if axis is None else axis
 
 
-def one_axis(x: Tensor, axis, what: str) -> int:
+def one_axis(x: Tensor, axis: Axis, what: str) -> int:
     """``axis`` normalised for ``x``; a 0-d tensor is scanned as if it had one element."""
     if isinstance(axis, (tuple, list)) or axis is None:
         raise TypeError(f"{what}: axis must be one int, got {axis!r}")
     try:
-        (a,) = normalize_axis(int(axis), max(len(x.shape), 1))
+        # what is left is one axis: an int or a NumPy integer
+        (a,) = normalize_axis(int(cast(SupportsIndex, axis)), max(len(x.shape), 1))
     except ShapeError as e:
         raise ShapeError(f"{what}: {e} (tensor of shape {x.shape})") from None
     return a
@@ -49,33 +57,33 @@ def static_length(x: Tensor, axis: int, what: str) -> int:
     return n
 
 
-def take(x: Tensor, axis: int, start, stop, step=1) -> Tensor:
+def take(x: Tensor, axis: int, start: int | None, stop: int | None, step: int = 1) -> Tensor:
     """``x[start:stop:step]`` along ``axis`` (every other axis whole)."""
     index = tuple(("slice", None, None, 1) if a != axis else ("slice", start, stop, step)
                   for a in range(len(x.shape)))
     return apply("getitem", [x], index=index)
 
 
-def full_like_const(x: Tensor, value, dtype=None):
+def full_like_const(x: Tensor, value: float, dtype: DTypeLike | None = None) -> Tensor:
     """A scalar constant of ``x``'s dtype (or ``dtype``), in x's graph."""
     from ..graph import constant
     return constant(np.asarray(value, dtype=dtype or x.dtype), graph=x.graph)
 
 
-def logical_and(a, b):
+def logical_and(a: Tensor, b: TensorLike) -> Tensor:
     return apply("where", [a, b, full_like_const(a, False)])
 
 
-def logical_or(a, b):
+def logical_or(a: Tensor, b: TensorLike) -> Tensor:
     return apply("where", [a, full_like_const(a, True), b])
 
 
-def is_nan(x):
+def is_nan(x: TensorLike) -> Tensor:
     """x != x: true exactly at NaN (always false for integers and bools)."""
     return apply("ne", [x, x])
 
 
-def extreme_value(dtype: str, largest: bool):
+def extreme_value(dtype: str, largest: bool) -> float:
     """The largest (or smallest) value of ``dtype``: +-inf for floats."""
     dt = np.dtype(dtype)
     if dt.kind == "f":
@@ -88,7 +96,7 @@ def extreme_value(dtype: str, largest: bool):
 
 # ---- the log-step scan -----------------------------------------------------------------
 
-def _prefix_scan(parts: list, axis: int, n: int, combine) -> list:
+def _prefix_scan(parts: list[Tensor], axis: int, n: int, combine: Combine) -> list[Tensor]:
     """Inclusive prefix scan of a tuple of tensors (scanned together, e.g. values and
     indices) with ``combine(earlier, later) -> combined``, which must be associative.
 
@@ -106,7 +114,8 @@ def _prefix_scan(parts: list, axis: int, n: int, combine) -> list:
     return parts
 
 
-def _scan(x, axis, dim, what, combine, prepare=None):
+def _scan(x: TensorLike, axis: Axis, dim: Axis, what: str, combine: Callable[[Tensor, Tensor], Tensor],
+          prepare: Callable[[Tensor], Tensor] | None = None) -> Tensor:
     x = as_tensor(x)
     scalar = len(x.shape) == 0
     if scalar:                        # torch scans a 0-d tensor as one element
@@ -119,14 +128,14 @@ def _scan(x, axis, dim, what, combine, prepare=None):
     return apply("reshape", [out], shape=()) if scalar else out
 
 
-def _count_dtype(x):
+def _count_dtype(x: Tensor) -> Tensor:
     """torch accumulates integer and bool scans in int64."""
     if np.dtype(x.dtype).kind != "f" and x.dtype != "int64":
         return apply("cast", [x], dtype="int64")
     return x
 
 
-def cumsum(x, axis=None, *, dim=None):
+def cumsum(x: TensorLike, axis: int | None = None, *, dim: int | None = None) -> Tensor:
     """Cumulative sum along ``axis`` (default the last; torch.cumsum's ``dim`` is accepted).
 
     Integer and bool inputs are summed in int64, as torch does. The gradient is the reversed
@@ -135,14 +144,14 @@ def cumsum(x, axis=None, *, dim=None):
     return _scan(x, axis, dim, "cumsum", lambda e, l: apply("add", [e, l]), prepare=_count_dtype)
 
 
-def cumprod(x, axis=None, *, dim=None):
+def cumprod(x: TensorLike, axis: int | None = None, *, dim: int | None = None) -> Tensor:
     """Cumulative product along ``axis`` (torch.cumprod). Integer and bool inputs multiply in
     int64. Gradients are exact with zeros in the input: the scan is a tree of
     multiplications, differentiated by the product rule (no division by the input)."""
     return _scan(x, axis, dim, "cumprod", lambda e, l: apply("mul", [e, l]), prepare=_count_dtype)
 
 
-def _later_wins(earlier, later, largest: bool):
+def _later_wins(earlier: Tensor, later: Tensor, largest: bool) -> Tensor:
     """Whether the later running extremum replaces the earlier one: it is at least as large
     (max) or small (min), or it is NaN (NaN wins, as torch propagates it); an earlier NaN is
     kept. Ties go to the later element, so the index is the last occurrence (torch's rule)."""
@@ -152,7 +161,7 @@ def _later_wins(earlier, later, largest: bool):
     return logical_or(is_nan(later), logical_and(apply("eq", [earlier, earlier]), better))
 
 
-def _cum_extreme(x, axis, dim, what, largest):
+def _cum_extreme(x: TensorLike, axis: Axis, dim: Axis, what: str, largest: bool) -> tuple[Tensor, Tensor]:
     x = as_tensor(x)
     scalar = len(x.shape) == 0
     if scalar:
@@ -165,7 +174,7 @@ def _cum_extreme(x, axis, dim, what, largest):
     idx = constant(np.arange(n, dtype=np.int64).reshape(index_shape), graph=x.graph)
     idx = apply("broadcast_like", [idx, x])
 
-    def combine(earlier, later):
+    def combine(earlier: list[Tensor], later: list[Tensor]) -> list[Tensor]:
         wins = _later_wins(earlier[0], later[0], largest)
         return [apply("where", [wins, later[0], earlier[0]]), apply("where", [wins, later[1], earlier[1]])]
 
@@ -175,20 +184,20 @@ def _cum_extreme(x, axis, dim, what, largest):
     return values, indices
 
 
-def cummax(x, axis=None, *, dim=None):
+def cummax(x: TensorLike, axis: int | None = None, *, dim: int | None = None) -> tuple[Tensor, Tensor]:
     """Running maximum along ``axis`` and the int64 index where it was attained
     (torch.cummax): ``(values, indices)``. Ties give the last index; a NaN propagates from
     where it appears (its index is reported). The gradient flows to the selected elements."""
     return _cum_extreme(x, axis, dim, "cummax", largest=True)
 
 
-def cummin(x, axis=None, *, dim=None):
+def cummin(x: TensorLike, axis: int | None = None, *, dim: int | None = None) -> tuple[Tensor, Tensor]:
     """Running minimum along ``axis`` and its int64 index (torch.cummin), with cummax's rules
     for ties and NaN."""
     return _cum_extreme(x, axis, dim, "cummin", largest=False)
 
 
-def logaddexp(a, b):
+def logaddexp(a: Tensor, b: Tensor) -> Tensor:
     """log(exp(a) + exp(b)) computed stably: max + log(1 + exp(-|a - b|)). Equal arguments
     (which include two equal infinities, where a - b is NaN) give (a + b)/2 + log 2, which
     also splits the gradient evenly between them."""
@@ -201,7 +210,7 @@ def logaddexp(a, b):
     return apply("where", [same, apply("add", [mid, full_like_const(a, np.log(2.0))]), apply("add", [hi, tail])])
 
 
-def logcumsumexp(x, axis=None, *, dim=None):
+def logcumsumexp(x: TensorLike, axis: int | None = None, *, dim: int | None = None) -> Tensor:
     """log(cumsum(exp(x))) along ``axis`` computed stably (torch.logcumsumexp): a scan of
     pairwise log-add-exp, so no running maximum is needed and nothing overflows. The
     gradient is derived by autodiff (softmax-weighted, as torch's)."""

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._typing import Array, Axis, TensorLike
 from ..graph import Tensor, as_tensor, constant
 from .registry import ShapeError, apply
 from .scan import (extreme_value, is_nan, logical_and, logical_or, one_axis, pick_axis, static_length,
@@ -26,7 +27,7 @@ from .scan import (extreme_value, is_nan, logical_and, logical_or, one_axis, pic
 
 # ---- the comparison -------------------------------------------------------------------
 
-def _precedes(kp, ip, kq, iq, descending: bool, floating: bool):
+def _precedes(kp: Tensor, ip: Tensor, kq: Tensor, iq: Tensor, descending: bool, floating: bool) -> Tensor:
     """Whether (key kp, index ip) comes strictly before (kq, iq) in the target order: keys
     ascending (or descending) with NaN largest, then original index ascending."""
     strictly = apply("gt" if descending else "lt", [kp, kq])
@@ -42,14 +43,15 @@ def _precedes(kp, ip, kq, iq, descending: bool, floating: bool):
 
 # ---- the network ----------------------------------------------------------------------
 
-def _row_constant(values: np.ndarray, like_rows: Tensor) -> Tensor:
+def _row_constant(values: Array, like_rows: Tensor) -> Tensor:
     """A (rows, len(values)) tensor repeating ``values`` on every row; the number of rows is
     read from ``like_rows`` (a (rows, 1) bool tensor), so it may be known only at call time."""
     row = constant(values.reshape(1, -1), graph=like_rows.graph)
     return apply("where", [like_rows, row, row])
 
 
-def _stage(keys, idx, n_pow2: int, k: int, j: int, descending: bool, floating: bool):
+def _stage(keys: Tensor, idx: Tensor, n_pow2: int, k: int, j: int, descending: bool,
+           floating: bool) -> tuple[Tensor, Tensor]:
     """One compare-exchange stage of the bitonic network: partners are j apart; blocks of
     size k alternate direction (the last merge, k = N, is all in the target order).
 
@@ -77,7 +79,7 @@ def _stage(keys, idx, n_pow2: int, k: int, j: int, descending: bool, floating: b
     return keys, idx
 
 
-def _sort_rows(rows: Tensor, n: int, descending: bool):
+def _sort_rows(rows: Tensor, n: int, descending: bool) -> tuple[Tensor, Tensor]:
     """Sort a (R, n) tensor along its last axis, n >= 2: (values, int64 indices)."""
     floating = np.dtype(rows.dtype).kind == "f"
     n_pow2 = 1 << (n - 1).bit_length()
@@ -102,7 +104,7 @@ def _sort_rows(rows: Tensor, n: int, descending: bool):
     return take(keys, 1, 0, n), take(idx, 1, 0, n)
 
 
-def _sort(x, axis, dim, descending: bool, what: str):
+def _sort(x: TensorLike, axis: Axis, dim: Axis, descending: bool, what: str) -> tuple[Tensor, Tensor]:
     x = as_tensor(x)
     if len(x.shape) == 0:                 # torch sorts a 0-d tensor as itself, index 0
         return x, constant(np.int64(0), graph=x.graph)
@@ -127,7 +129,8 @@ def _sort(x, axis, dim, descending: bool, what: str):
 
 # ---- public functions -----------------------------------------------------------------
 
-def sort(x, axis=None, descending: bool = False, stable: bool = True, *, dim=None):
+def sort(x: TensorLike, axis: int | None = None, descending: bool = False, stable: bool = True, *,
+         dim: int | None = None) -> tuple[Tensor, Tensor]:
     """Sort along ``axis`` (default the last; torch's ``dim`` is accepted): ``(values,
     indices)`` with int64 indices, as torch.sort. Always stable (``stable`` is accepted for
     torch's signature): equal keys keep their input order in both directions. NaN is the
@@ -138,13 +141,15 @@ def sort(x, axis=None, descending: bool = False, stable: bool = True, *, dim=Non
     return _sort(x, axis, dim, bool(descending), "sort")
 
 
-def argsort(x, axis=None, descending: bool = False, stable: bool = True, *, dim=None):
+def argsort(x: TensorLike, axis: int | None = None, descending: bool = False, stable: bool = True, *,
+            dim: int | None = None) -> Tensor:
     """The int64 indices that sort ``x`` along ``axis`` (torch.argsort); always stable, NaN
     largest."""
     return sort(x, axis, descending, stable, dim=dim)[1]
 
 
-def topk(x, k: int, axis=None, largest: bool = True, sorted: bool = True, *, dim=None):  # noqa: A002
+def topk(x: TensorLike, k: int, axis: int | None = None, largest: bool = True, sorted: bool = True, *,  # noqa: A002
+         dim: int | None = None) -> tuple[Tensor, Tensor]:
     """The ``k`` largest (or smallest) elements along ``axis`` and their int64 indices
     (torch.topk). The result is always in sorted order (``sorted=False`` gives the same);
     among equal elements the earlier index comes first (torch leaves ties unspecified). NaN
