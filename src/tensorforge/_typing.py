@@ -26,3 +26,15 @@ ShapeSpec: TypeAlias = Sequence[Union[int, None]]
 Axis: TypeAlias = Union[int, Sequence[int], None]
 #: A dtype as users write it: "float32", np.float32 or np.dtype("float32").
 DTypeLike: TypeAlias = Union[str, "np.dtype[Any]", type]
+
+# -- nn / optim / export (helper types-nn) --------------------------------------------------------
+import os  # noqa: E402  (kept with the aliases that use it)
+from typing import Callable  # noqa: E402
+
+#: A file path as the export and checkpoint functions take it.
+PathLike: TypeAlias = Union[str, "os.PathLike[str]"]
+#: A layer's weight initialiser: a name from `tg.init` ("he_normal", "torch", ...) or a function
+#: (shape, seed=...) -> array.
+InitLike: TypeAlias = Union[str, Callable[..., Array]]
+#: A per-spatial-axis size (kernel, stride, padding, dilation): one int for every axis, or one each.
+IntOrTuple: TypeAlias = Union[int, Sequence[int]]
