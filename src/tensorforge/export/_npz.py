@@ -25,7 +25,8 @@ SUPPORTED_DTYPES = ("float32", "float64", "int32", "int64", "bool")
 def npz_bytes(arrays: Mapping[str, npt.ArrayLike]) -> bytes:
     """The .npz file of ``arrays`` as bytes (hashed before it is written)."""
     buf = io.BytesIO()
-    np.savez(buf, **{k: np.asarray(v) for k, v in arrays.items()})  # type: ignore[arg-type]  # numpy's stub types **kwds as its bool allow_pickle
+    # numpy's stub types savez's **kwds like its allow_pickle flag (bool), not as arrays
+    np.savez(buf, **{k: np.asarray(v) for k, v in arrays.items()})  # type: ignore[arg-type]
     return buf.getvalue()
 
 

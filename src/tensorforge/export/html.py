@@ -118,7 +118,8 @@ def graph_data(obj: Drawable, *, profile: Profile | None = None, backward: bool 
     for n in nodes:
         d = graph.node(n)
         shape = (shapes or {}).get(n, d["shape"])
-        item: dict[str, Any] = {"id": n, "op": d["op"], "name": d["name"], "shape": format_shape(shape), "dtype": d["dtype"],
+        item: dict[str, Any] = {
+                "id": n, "op": d["op"], "name": d["name"], "shape": format_shape(shape), "dtype": d["dtype"],
                 "kind": kinds[n], "phase": phases.get(user_id(n), "forward"),
                 "label": node_label(graph, n, shapes).split("\n"), "output": n in out_set}
         if n in times:

@@ -132,7 +132,8 @@ def _translate(b: _Builder, nid: int) -> None:
                kernel_shape=list(g.node(d["inputs"][1])["shape"][2:]))
     elif op in ("max_pool2d", "avg_pool2d"):
         ph, pw = attrs["padding"]
-        kw: dict[str, Any] = dict(kernel_shape=list(attrs["kernel"]), strides=list(attrs["stride"]), pads=[ph, pw, ph, pw])
+        kw: dict[str, Any] = dict(kernel_shape=list(attrs["kernel"]), strides=list(attrs["stride"]),
+                                  pads=[ph, pw, ph, pw])
         if op == "avg_pool2d":
             kw["count_include_pad"] = 1      # tensorforge divides by the full window, padding included
         b.node("MaxPool" if op == "max_pool2d" else "AveragePool", ins, [out], **kw)

@@ -58,7 +58,8 @@ class _ConvNd(Module):
         n = self.spatial
         self.kernel_size = _tuple(kernel_size, n, f"{label}: kernel_size")
         self.stride = _tuple(stride, n, f"{label}: stride")
-        self.padding: tuple[int, ...] | str = padding if isinstance(padding, str) else _tuple(padding, n, f"{label}: padding")
+        self.padding: tuple[int, ...] | str = (padding if isinstance(padding, str)
+                                               else _tuple(padding, n, f"{label}: padding"))
         self.dilation = _tuple(dilation, n, f"{label}: dilation")
         self.bias, self.init, self.seed = bool(bias), init, seed
 

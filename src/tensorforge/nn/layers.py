@@ -201,8 +201,9 @@ class LayerNorm(Module):
     def __init__(self, normalized_shape: IntOrTuple, eps: float = 1e-5, elementwise_affine: bool = True,
                  name: str | None = None) -> None:
         super().__init__(name)
-        self.normalized_shape: tuple[int, ...] = ((int(normalized_shape),) if isinstance(normalized_shape, (int, np.integer))
-                                 else tuple(int(d) for d in normalized_shape))
+        self.normalized_shape: tuple[int, ...] = (
+            (int(normalized_shape),) if isinstance(normalized_shape, (int, np.integer))
+            else tuple(int(d) for d in normalized_shape))
         self.eps, self.elementwise_affine = eps, elementwise_affine
 
     def forward(self, x: Tensor, training: bool) -> Tensor:

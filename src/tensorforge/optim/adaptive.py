@@ -69,7 +69,7 @@ class Adadelta(Optimizer):
     tag = "adadelta"
 
     def __init__(self, lr: float = 1.0, rho: float = 0.9, eps: float = 1e-6, weight_decay: float = 0, *,
-                 maximize: bool = False):
+                 maximize: bool = False) -> None:
         super().__init__(lr)
         _check_hyper("rho", rho, 0.0, 1.0)
         _check_hyper("epsilon", eps)
@@ -140,8 +140,9 @@ class Adam(Optimizer):
     ``decoupled_weight_decay=True`` (AdamW) shrinks p by (1 - lr wd) instead of adding wd p to g."""
     tag = "adam"
 
-    def __init__(self, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0,
-                 amsgrad: bool = False, *, maximize: bool = False, decoupled_weight_decay: bool = False) -> None:
+    def __init__(self, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 0, amsgrad: bool = False, *, maximize: bool = False,
+                 decoupled_weight_decay: bool = False) -> None:
         super().__init__(lr)
         _check_hyper("epsilon", eps)
         _check_hyper("weight_decay", weight_decay)
@@ -174,8 +175,8 @@ class AdamW(Adam):
     """Adam with decoupled weight decay (default 1e-2): p <- p (1 - lr wd) before the Adam step."""
     tag = "adamw"
 
-    def __init__(self, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8, weight_decay: float = 1e-2,
-                 amsgrad: bool = False, *, maximize: bool = False) -> None:
+    def __init__(self, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 1e-2, amsgrad: bool = False, *, maximize: bool = False) -> None:
         super().__init__(lr, betas, eps, weight_decay, amsgrad, maximize=maximize, decoupled_weight_decay=True)
 
 
@@ -183,8 +184,8 @@ class Adamax(Optimizer):
     """m <- lerp(m, g, 1-b1);  u <- max(b2 u, |g| + eps);  p <- p - lr / (1 - b1^t) * m / u."""
     tag = "adamax"
 
-    def __init__(self, lr: float = 2e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0, *,
-                 maximize: bool = False):
+    def __init__(self, lr: float = 2e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 0, *, maximize: bool = False) -> None:
         super().__init__(lr)
         _check_hyper("epsilon", eps)
         _check_hyper("weight_decay", weight_decay)
@@ -213,8 +214,9 @@ class NAdam(Optimizer):
     d = sqrt(v / (1 - b2^t)) + eps."""
     tag = "nadam"
 
-    def __init__(self, lr: float = 2e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0,
-                 momentum_decay: float = 4e-3, decoupled_weight_decay: bool = False, *, maximize: bool = False) -> None:
+    def __init__(self, lr: float = 2e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 0, momentum_decay: float = 4e-3, decoupled_weight_decay: bool = False, *,
+                 maximize: bool = False) -> None:
         super().__init__(lr)
         _check_hyper("epsilon", eps)
         _check_hyper("weight_decay", weight_decay)

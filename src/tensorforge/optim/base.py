@@ -16,7 +16,7 @@ Hyper-parameters other than the learning rate are compiled in as constants.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping, Protocol, Sequence
+from typing import Iterable, Mapping, Protocol, Sequence
 
 import networkx as nx
 import numpy as np

@@ -211,7 +211,8 @@ class CosineAnnealingWarmRestarts(LRScheduler):
     """SGDR: cosine annealing from the base lr to ``eta_min`` over T_i epochs, then a
     restart; T_i starts at ``T_0`` and is multiplied by ``T_mult`` at each restart."""
 
-    def __init__(self, optimizer: _HasLR, T_0: int, T_mult: int = 1, eta_min: float = 0.0, last_epoch: int = -1) -> None:
+    def __init__(self, optimizer: _HasLR, T_0: int, T_mult: int = 1, eta_min: float = 0.0,
+                 last_epoch: int = -1) -> None:
         if T_0 <= 0 or not isinstance(T_0, int):
             raise ValueError(f"Expected positive integer T_0, but got {T_0}")
         if T_mult < 1 or not isinstance(T_mult, int):
@@ -342,8 +343,9 @@ class OneCycleLR(LRScheduler):
     final annealing. Stepped after every batch, ``total_steps`` times in all.
     Only the learning rate is cycled (see CyclicLR about ``cycle_momentum``)."""
 
-    def __init__(self, optimizer: _HasLR, max_lr: float | list[float], total_steps: int | None = None, epochs: int | None = None,
-                 steps_per_epoch: int | None = None, pct_start: float = 0.3, anneal_strategy: str = "cos",
+    def __init__(self, optimizer: _HasLR, max_lr: float | list[float], total_steps: int | None = None,
+                 epochs: int | None = None, steps_per_epoch: int | None = None, pct_start: float = 0.3,
+                 anneal_strategy: str = "cos",
                  cycle_momentum: bool = True, base_momentum: float = 0.85, max_momentum: float = 0.95,
                  div_factor: float = 25.0, final_div_factor: float = 1e4, three_phase: bool = False,
                  last_epoch: int = -1) -> None:
