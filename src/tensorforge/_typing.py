@@ -5,7 +5,8 @@ user's `mypy --strict` sees the same names in every signature.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence, TypeAlias, Union
+import os
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence, TypeAlias, Union
 
 import numpy as np
 import numpy.typing as npt
@@ -38,3 +39,12 @@ Index: TypeAlias = Union[IndexItem, tuple[IndexItem, ...]]
 Updates: TypeAlias = Union[Mapping["Tensor", TensorLike], Iterable[tuple["Tensor", TensorLike]]]
 #: A shape as initialisers and layers take it: one int (a vector's length) or a sequence of ints.
 ShapeLike: TypeAlias = Union[int, Sequence[int]]
+
+# -- nn / optim / export (helper types-nn) --------------------------------------------------------
+#: A file path as the export and checkpoint functions take it.
+PathLike: TypeAlias = Union[str, "os.PathLike[str]"]
+#: A layer's weight initialiser: a name from `tg.init` ("he_normal", "torch", ...) or a function
+#: (shape, seed=...) -> array.
+InitLike: TypeAlias = Union[str, Callable[..., Array]]
+#: A per-spatial-axis size (kernel, stride, padding, dilation): one int for every axis, or one each.
+IntOrTuple: TypeAlias = Union[int, Sequence[int]]

@@ -12,16 +12,21 @@ import hashlib
 import io
 import zipfile
 from pathlib import Path
+from typing import Mapping
 
 import numpy as np
+import numpy.typing as npt
+
+from .._typing import Array, PathLike
 
 SUPPORTED_DTYPES = ("float32", "float64", "int32", "int64", "bool")
 
 
-def npz_bytes(arrays: dict) -> bytes:
+def npz_bytes(arrays: Mapping[str, npt.ArrayLike]) -> bytes:
     """The .npz file of ``arrays`` as bytes (hashed before it is written)."""
     buf = io.BytesIO()
-    np.savez(buf, **{k: np.asarray(v) for k, v in arrays.items()})
+    # numpy's stub types savez's **kwds like its allow_pickle flag (bool), not as arrays
+    np.savez(buf, **{k: np.asarray(v) for k, v in arrays.items()})  # type: ignore[arg-type]
     return buf.getvalue()
 
 
@@ -29,7 +34,7 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _check_declared_size(zf: zipfile.ZipFile, member: str, where: str, error) -> None:
+def _check_declared_size(zf: zipfile.ZipFile, member: str, where: str, error: type[Exception]) -> None:
     """The header's shape and dtype must account for exactly the member's size: a header that
     claims terabytes is refused before anything is allocated."""
     fmt = np.lib.format
@@ -51,7 +56,7 @@ def _check_declared_size(zf: zipfile.ZipFile, member: str, where: str, error) ->
         raise error(f"{where}: member {member!r} declares {shape} {dtype}, which does not match its size")
 
 
-def _read_member(zf: zipfile.ZipFile, member: str, where: str, error) -> np.ndarray:
+def _read_member(zf: zipfile.ZipFile, member: str, where: str, error: type[Exception]) -> Array:
     if not member.endswith(".npy"):
         raise error(f"{where}: member {member!r} is not a .npy array")
     try:
@@ -75,7 +80,7 @@ def _read_member(zf: zipfile.ZipFile, member: str, where: str, error) -> np.ndar
     return arr
 
 
-def read_npz(data: bytes, where, error) -> dict[str, np.ndarray]:
+def read_npz(data: bytes, where: PathLike, error: type[Exception]) -> dict[str, Array]:
     """The arrays of the .npz ``data`` by name (``.npy`` stripped); ``error`` is the exception
     class to raise, ``where`` the file named in its message."""
     try:
@@ -83,7 +88,7 @@ def read_npz(data: bytes, where, error) -> dict[str, np.ndarray]:
     except Exception as e:
         raise error(f"{where}: not a readable .npz file ({type(e).__name__}: {e})") from None
     with zf:
-        arrays = {}
+        arrays: dict[str, Array] = {}
         try:
             members = zf.namelist()
         except Exception as e:
@@ -96,7 +101,7 @@ def read_npz(data: bytes, where, error) -> dict[str, np.ndarray]:
     return arrays
 
 
-def read_file(path: Path, what: str, error) -> bytes:
+def read_file(path: PathLike, what: str, error: type[Exception]) -> bytes:
     try:
         return Path(path).read_bytes()
     except FileNotFoundError:

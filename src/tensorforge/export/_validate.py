@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import inspect
 import re
+from typing import Any, Callable
 
 import networkx as nx
 
@@ -22,11 +23,11 @@ LEAF_ATTRS = {"placeholder": (), "parameter": ("trainable",), "constant": ()}
 _NODE_FIELDS = {"id": int, "op": str, "inputs": list, "attrs": list, "shape": list, "dtype": str, "name": str}
 
 
-def _is_int(v) -> bool:
+def _is_int(v: object) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
-def _keyword_names(fn, skip: int) -> tuple[dict, bool]:
+def _keyword_names(fn: Callable[..., Any], skip: int) -> tuple[dict[str, Any], bool]:
     """{name: default} of ``fn``'s parameters after the first ``skip``, and whether it takes **kwargs."""
     try:
         params = list(inspect.signature(fn).parameters.values())
@@ -37,7 +38,7 @@ def _keyword_names(fn, skip: int) -> tuple[dict, bool]:
 
 
 @functools.lru_cache(maxsize=None)
-def known_attrs(op: str) -> dict | None:
+def known_attrs(op: str) -> dict[str, Any] | None:
     """{attribute name: its default} for the attributes ``op`` reads (from its type rule and
     scalar expression), or None when it accepts any keyword (then only the values' JSON types
     are checked). A bool or float default says what kind of value the attribute takes."""
@@ -51,7 +52,7 @@ def known_attrs(op: str) -> dict | None:
     return None if open_ended else names
 
 
-def _kind_fits(default, value) -> bool:
+def _kind_fits(default: object, value: object) -> bool:
     if isinstance(default, bool):
         return isinstance(value, bool)
     if isinstance(default, float):      # int defaults (axis=-1) may also take tuples: not checked
@@ -60,7 +61,7 @@ def _kind_fits(default, value) -> bool:
     return True
 
 
-def _plain_json(value, depth=0) -> bool:
+def _plain_json(value: object, depth: int = 0) -> bool:
     if depth > 32:
         return False
     if value is None or isinstance(value, (bool, int, float, str)):
@@ -72,9 +73,9 @@ def _plain_json(value, depth=0) -> bool:
     return False
 
 
-def _check_attrs(nid: int, d: dict, where: str, error) -> None:
+def _check_attrs(nid: int, d: dict[str, Any], where: str, error: type[Exception]) -> None:
     known = known_attrs(d["op"])
-    seen = set()
+    seen: set[str] = set()
     for pair in d["attrs"]:
         if not (isinstance(pair, list) and len(pair) == 2 and isinstance(pair[0], str)):
             raise error(f"{where}: node %{nid} ({d['op']}) has a malformed attribute entry {pair!r:.80}")
@@ -95,7 +96,7 @@ def _check_attrs(nid: int, d: dict, where: str, error) -> None:
             raise error(f"{where}: node %{nid} (parameter) attribute 'trainable' must be true or false")
 
 
-def _check_node(d, where: str, error) -> int:
+def _check_node(d: object, where: str, error: type[Exception]) -> int:
     if not isinstance(d, dict):
         raise error(f"{where}: a node entry is {type(d).__name__}, not an object")
     nid = d.get("id", "?")
@@ -119,17 +120,17 @@ def _check_node(d, where: str, error) -> int:
     if op in LEAF_ATTRS and d["inputs"]:
         raise error(f"{where}: node %{nid} ({op}) is a leaf but lists inputs")
     _check_attrs(nid, d, where, error)
-    return nid
+    return int(nid)  # an int: checked above
 
 
-def _int_list(doc: dict, key: str, where: str, error) -> list[int]:
+def _int_list(doc: dict[str, Any], key: str, where: str, error: type[Exception]) -> list[int]:
     value = doc.get(key)
     if not isinstance(value, list) or not all(_is_int(v) for v in value):
         raise error(f"{where}: {key!r} must be a list of node ids, got {value!r:.80}")
     return value
 
 
-def _check_top_level(doc: dict, where: str, error) -> None:
+def _check_top_level(doc: dict[str, Any], where: str, error: type[Exception]) -> None:
     if "graph_name" in doc and not isinstance(doc["graph_name"], str):
         raise error(f"{where}: 'graph_name' must be a string")
     if doc["version"] >= 2:
@@ -141,18 +142,19 @@ def _check_top_level(doc: dict, where: str, error) -> None:
         raise error(f"{where}: malformed graph table: 'graph' must hold a list of 'nodes'")
 
 
-def check_document(doc: dict, path, error) -> tuple[dict[int, dict], list[int]]:
+def check_document(doc: dict[str, Any], path: object,
+                   error: type[Exception]) -> tuple[dict[int, dict[str, Any]], list[int]]:
     """Validate a saved graph document; return its nodes by id and a topological order."""
     where = str(path)
     _check_top_level(doc, where, error)
     inputs, outputs = _int_list(doc, "inputs", where, error), _int_list(doc, "outputs", where, error)
-    nodes: dict[int, dict] = {}
+    nodes: dict[int, dict[str, Any]] = {}
     for d in doc["graph"]["nodes"]:
         nid = _check_node(d, where, error)
         if nid in nodes:
             raise error(f"{where}: node id %{nid} appears twice")
         nodes[nid] = d
-    dep = nx.DiGraph()
+    dep: nx.DiGraph[int] = nx.DiGraph()
     for nid, d in nodes.items():
         dep.add_node(nid)
         for i in d["inputs"]:

@@ -25,12 +25,21 @@ import json
 import math
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import numpy as np
+import numpy.typing as npt
 
 from .._fileio import atomic_write
+from .._typing import Array, PathLike
 from . import _npz
 from .serialize import LoadError
+
+if TYPE_CHECKING:
+    from ..graph import Graph, Tensor
+    from ..optim.base import Optimizer
+    from ..optim.schedules import LRScheduler
+    from ..train import History
 
 __all__ = ["save_checkpoint", "load_checkpoint", "latest_checkpoint", "CheckpointError", "MANIFEST"]
 
@@ -43,7 +52,7 @@ class CheckpointError(LoadError):
     """A checkpoint is missing, malformed, or does not fit the model being trained."""
 
 
-def _json_default(value):
+def _json_default(value: object) -> Any:
     if isinstance(value, (np.integer, np.floating, np.bool_)):
         return value.item()
     if isinstance(value, np.ndarray):
@@ -64,7 +73,8 @@ def _npz_name(directory: Path, epoch: int, digest: str) -> str:
     return f"ckpt-epoch{epoch:04d}-{digest[:12]}.npz" if current == name else name
 
 
-def save_checkpoint(directory, epoch: int, arrays: dict[str, np.ndarray], meta: dict) -> Path:
+def save_checkpoint(directory: PathLike, epoch: int, arrays: Mapping[str, npt.ArrayLike],
+                    meta: Mapping[str, Any]) -> Path:
     """Write the checkpoint of ``epoch`` (completed epochs, 1-based) and return the manifest path."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -89,17 +99,17 @@ def save_checkpoint(directory, epoch: int, arrays: dict[str, np.ndarray], meta: 
     return directory / MANIFEST
 
 
-def latest_checkpoint(directory) -> Path | None:
+def latest_checkpoint(directory: PathLike) -> Path | None:
     """The manifest of the checkpoint in ``directory``, or None if there is none."""
     path = Path(directory) / MANIFEST
     return path if path.exists() else None
 
 
-def _is_int(v) -> bool:
+def _is_int(v: object) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
-def _read_manifest(path: Path) -> dict:
+def _read_manifest(path: Path) -> dict[str, Any]:
     data = _npz.read_file(path, "checkpoint manifest", CheckpointError)
     try:
         meta = json.loads(data.decode("utf-8"))
@@ -123,7 +133,7 @@ def _read_manifest(path: Path) -> dict:
     return meta
 
 
-def load_checkpoint(directory) -> tuple[dict, dict[str, np.ndarray]]:
+def load_checkpoint(directory: PathLike) -> tuple[dict[str, Any], dict[str, Array]]:
     """(meta, arrays) of the checkpoint in ``directory``; arrays read with allow_pickle=False."""
     path = latest_checkpoint(directory)
     if path is None:
@@ -138,8 +148,9 @@ def load_checkpoint(directory) -> tuple[dict, dict[str, np.ndarray]]:
 
 # ---- the pieces fit() stores ------------------------------------------------------------------
 
-def training_state(graph, optimizer, schedule, history, epoch: int, seed: int, best, waited: int,
-                   best_snap: dict | None, variables) -> tuple[dict, dict]:
+def training_state(graph: Graph, optimizer: Optimizer, schedule: LRScheduler | None, history: History, epoch: int,
+                   seed: int, best: float, waited: int, best_snap: Mapping[int, Array] | None,
+                   variables: Sequence[Tensor]) -> tuple[dict[str, Array], dict[str, Any]]:
     """(arrays, meta) describing a run after ``epoch`` completed epochs."""
     graph.sync_host()
     arrays = {p.name: np.array(p.value) for p in graph.parameters()}
@@ -162,11 +173,11 @@ def training_state(graph, optimizer, schedule, history, epoch: int, seed: int, b
     return arrays, meta
 
 
-def _number(v) -> bool:
+def _number(v: object) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
-_TRAINING_FIELDS = {
+_TRAINING_FIELDS: dict[str, Callable[[Any], bool]] = {
     "history": lambda v: isinstance(v, dict) and all(
         isinstance(k, str) and isinstance(x, list) and all(e is None or _number(e) for e in x) for k, x in v.items()),
     "best_epoch": lambda v: v is None or (_is_int(v) and v >= 0),
@@ -179,13 +190,13 @@ _TRAINING_FIELDS = {
 }
 
 
-def _json_kind(v) -> str:
+def _json_kind(v: object) -> str:
     if isinstance(v, bool) or v is None:
         return type(v).__name__
     return "number" if _number(v) else type(v).__name__
 
 
-def check_training_meta(meta: dict, schedule) -> None:
+def check_training_meta(meta: Mapping[str, Any], schedule: LRScheduler | None) -> None:
     """Every field ``restore_training_state`` reads, with its type; the schedule's state must have
     the same keys and kinds of values as the schedule being resumed (it is written into its
     ``__dict__``)."""
@@ -206,8 +217,9 @@ def check_training_meta(meta: dict, schedule) -> None:
                                       f"{_json_kind(v)}")
 
 
-def restore_training_state(graph, optimizer, schedule, history, meta: dict, arrays: dict, seed: int,
-                           variables):
+def restore_training_state(graph: Graph, optimizer: Optimizer, schedule: LRScheduler | None, history: History,
+                           meta: Mapping[str, Any], arrays: Mapping[str, Array], seed: int,
+                           variables: Sequence[Tensor]) -> tuple[int, float, int, dict[int, Array] | None]:
     """Put a checkpoint back into a freshly built training graph; returns (start_epoch, best,
     waited, best_snap)."""
     check_training_meta(meta, schedule)

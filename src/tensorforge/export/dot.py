@@ -23,8 +23,31 @@ outputs are collapsed into one summary node.
 from __future__ import annotations
 
 from collections import deque
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence, TypedDict, Union
 
 from ..graph import Graph, Tensor, format_shape
+
+if TYPE_CHECKING:
+    from ..compile import CompiledFunction
+    from ..program import Program
+
+#: What the exporters draw: a Graph, a Tensor or list of Tensors (their sub-graph), or a compiled function.
+Drawable = Union[Graph, Tensor, Sequence[Tensor], "CompiledFunction[Any]"]
+#: Shapes a compiled specialisation bound, by node id (None: the graph's declared shapes).
+_Shapes = Mapping[int, Sequence[Union[int, None]]]
+
+
+class GraphView(TypedDict):
+    """What ``graph_view`` hands a renderer."""
+    graph: Graph
+    nodes: list[int]
+    outputs: list[int]
+    kinds: dict[int, str]
+    labels: dict[int, str]
+    edges: list[tuple[int, int]]
+    dropped: int
+    summary_targets: list[int]
+    program: Program | None
 
 __all__ = ["to_dot", "gradient_nodes", "node_kinds", "resolve", "escape", "fused_ops", "fused_label"]
 
@@ -58,14 +81,14 @@ def gradient_nodes(graph: Graph) -> set[int]:
     return {n for n, d in graph.nx.nodes(data=True) if str(d["op"]).endswith("_grad")}
 
 
-def node_kinds(graph: Graph, nodes) -> dict[int, str]:
+def node_kinds(graph: Graph, nodes: Iterable[int]) -> dict[int, str]:
     """The style kind of each of ``nodes``."""
     grads = gradient_nodes(graph)
-    after_grads = set()
+    after_grads: set[int] = set()
     for n in graph.topological_order():
         if n in grads or any(i in grads or i in after_grads for i in graph.node(n)["inputs"]):
             after_grads.add(n)
-    kinds = {}
+    kinds: dict[int, str] = {}
     for n in nodes:
         d = graph.node(n)
         op = d["op"]
@@ -84,7 +107,7 @@ def node_kinds(graph: Graph, nodes) -> dict[int, str]:
     return kinds
 
 
-def node_label(graph: Graph, nid: int, shapes: dict | None = None) -> str:
+def node_label(graph: Graph, nid: int, shapes: _Shapes | None = None) -> str:
     """Plain (unescaped) multi-line label: op or name, then shape and dtype."""
     d = graph.node(nid)
     shape = (shapes or {}).get(nid, d["shape"])
@@ -99,10 +122,11 @@ def node_label(graph: Graph, nid: int, shapes: dict | None = None) -> str:
     return f"{d['op']}\n{typ}"
 
 
-def fused_ops(spec) -> tuple[list[str], list[str]]:
+def fused_ops(spec: Any) -> tuple[list[str], list[str]]:
     """(elementwise ops, reductions) a fused kernel computes, each in first-use order: read off its
     loop spec's scalar expressions (the kernel IR keeps no list of the graph nodes it replaced)."""
-    ops, reductions = [], []
+    ops: list[str] = []
+    reductions: list[str] = []
     exprs = [r.expr for r in getattr(spec, "reductions", ())] + ([spec.out] if hasattr(spec, "out") else [])
     for expr in exprs:
         for e in expr.walk():
@@ -115,7 +139,8 @@ def fused_ops(spec) -> tuple[list[str], list[str]]:
 
 
 def _wrap(words: list[str], width: int = 28) -> list[str]:
-    lines, line = [], ""
+    lines: list[str] = []
+    line = ""
     for w in words:
         if line and len(line) + 2 + len(w) > width:
             lines.append(line + ",")
@@ -125,7 +150,7 @@ def _wrap(words: list[str], width: int = 28) -> list[str]:
     return lines + ([line] if line else [])
 
 
-def fused_label(graph: Graph, nid: int, shapes: dict | None) -> str:
+def fused_label(graph: Graph, nid: int, shapes: _Shapes | None) -> str:
     """A fused kernel's label: the ops it holds (reductions named as such), then shape and dtype."""
     d = graph.node(nid)
     spec = dict(d["attrs"]).get("spec")
@@ -137,7 +162,8 @@ def fused_label(graph: Graph, nid: int, shapes: dict | None) -> str:
     return "\n".join(lines)
 
 
-def resolve(obj, backward: bool = True, fused: bool = False):
+def resolve(obj: Drawable, backward: bool = True,
+            fused: bool = False) -> tuple[Graph, list[int], list[int], _Shapes | None, Program | None]:
     """(graph, node ids to show, output ids, shapes or None, fused program or None) for ``obj``."""
     from ..compile import CompiledFunction
     if isinstance(obj, CompiledFunction):
@@ -151,6 +177,8 @@ def resolve(obj, backward: bool = True, fused: bool = False):
                 from ..passes import run_passes
                 program = run_passes(program, obj.passes)
             return program.graph, list(program.order), list(program.outputs), program.shapes, program
+        if obj.graph is None:      # no inputs, outputs or updates
+            raise ValueError("to_dot: the compiled function has no graph to draw")
         roots = [t.id for t in obj.outputs] + [t.id for pair in obj.updates for t in pair]
         return obj.graph, obj.graph.topological_order(roots), [t.id for t in obj.outputs], None, None
     if isinstance(obj, Graph):
@@ -178,13 +206,15 @@ def resolve(obj, backward: bool = True, fused: bool = False):
     return obj, nodes, outputs, None, None
 
 
-def limit_nodes(graph: Graph, nodes: list[int], outputs: list[int], max_nodes: int) -> tuple[list[int], int]:
+def limit_nodes(graph: Graph, nodes: list[int], outputs: list[int],
+                max_nodes: int | None) -> tuple[list[int], int]:
     """Keep the ``max_nodes`` nodes nearest the outputs (breadth-first backwards); returns
     (kept nodes in the original order, number dropped)."""
     if max_nodes is None or len(nodes) <= max_nodes:
         return nodes, 0
     allowed = set(nodes)
-    seen, queue = [], deque(o for o in outputs if o in allowed)
+    seen: list[int] = []
+    queue = deque(o for o in outputs if o in allowed)
     visited = set(queue)
     # sinks that are not outputs still deserve a place before deep ancestors
     for n in nodes[::-1]:
@@ -202,14 +232,16 @@ def limit_nodes(graph: Graph, nodes: list[int], outputs: list[int], max_nodes: i
     return [n for n in nodes if n in kept], len(nodes) - len(kept)
 
 
-def graph_view(obj, backward: bool = True, fused: bool = False, max_nodes: int = 300) -> dict:
+def graph_view(obj: Drawable, backward: bool = True, fused: bool = False,
+               max_nodes: int | None = 300) -> GraphView:
     """Everything a renderer needs: nodes, labels, kinds, edges, summary, fused clusters."""
     graph, nodes, outputs, shapes, program = resolve(obj, backward, fused)
     nodes, dropped = limit_nodes(graph, nodes, outputs, max_nodes)
     kept = set(nodes)
     kinds = node_kinds(graph, nodes)
     labels = {n: node_label(graph, n, shapes) for n in nodes}
-    edges, summary_edges = [], []
+    edges: list[tuple[int, int]] = []
+    summary_edges: list[int] = []
     for n in nodes:
         for i in graph.node(n)["inputs"]:
             (edges.append((i, n)) if i in kept else summary_edges.append(n))
@@ -222,7 +254,7 @@ def graph_view(obj, backward: bool = True, fused: bool = False, max_nodes: int =
             "summary_targets": list(dict.fromkeys(summary_edges)), "program": program}
 
 
-def to_dot(obj, backward: bool = True, fused: bool = False, max_nodes: int = 300) -> str:
+def to_dot(obj: Drawable, backward: bool = True, fused: bool = False, max_nodes: int | None = 300) -> str:
     """DOT text for a Graph, a Tensor or list of Tensors (their sub-graph), or a CompiledFunction.
 
     backward=False hides gradient and update nodes; fused=True draws a compiled function's latest

@@ -23,10 +23,16 @@ import json
 import re
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Sequence, overload
 
 from .._fileio import atomic_write
-from ..graph import format_shape
-from .dot import COLORS, gradient_nodes, limit_nodes, node_kinds, node_label, resolve
+from .._typing import PathLike
+from ..graph import Graph, format_shape
+from .dot import COLORS, Drawable, _Shapes, gradient_nodes, limit_nodes, node_kinds, node_label, resolve
+
+if TYPE_CHECKING:
+    from ..profiler import Profile
+    from ..program import Program
 
 __all__ = ["to_html", "repr_html", "graph_data"]
 
@@ -43,8 +49,17 @@ KERNEL_OPS = ("fused", "matmul_epilogue")
 _INTERP_LABEL = re.compile(r"^%(\d+) (\S+) ")
 
 
-def to_html(obj, path=None, *, profile=None, backward: bool = True, fused: bool | None = None,
-            max_nodes: int = 1500, title: str | None = None, layout: str = "auto"):
+@overload
+def to_html(obj: Drawable, path: None = None, *, profile: Profile | None = None, backward: bool = True,
+            fused: bool | None = None, max_nodes: int = 1500, title: str | None = None,
+            layout: str = "auto") -> str: ...
+@overload
+def to_html(obj: Drawable, path: PathLike, *, profile: Profile | None = None, backward: bool = True,
+            fused: bool | None = None, max_nodes: int = 1500, title: str | None = None,
+            layout: str = "auto") -> Path: ...
+def to_html(obj: Drawable, path: PathLike | None = None, *, profile: Profile | None = None, backward: bool = True,
+            fused: bool | None = None, max_nodes: int = 1500, title: str | None = None,
+            layout: str = "auto") -> str | Path:
     """An interactive page for a Graph, a Tensor or list of Tensors (their sub-graph), or a
     CompiledFunction: the HTML text, or, with ``path``, the file written (atomically) and its Path.
 
@@ -61,7 +76,7 @@ def to_html(obj, path=None, *, profile=None, backward: bool = True, fused: bool 
     return atomic_write(Path(path), page.encode("utf-8"))
 
 
-def repr_html(obj, max_nodes: int = 400, height: int = 560) -> str | None:
+def repr_html(obj: Drawable, max_nodes: int = 400, height: int = 560) -> str | None:
     """What ``_repr_html_`` of Graph, Tensor and CompiledFunction returns: the page in a sandboxed
     iframe (its own document, so several outputs in one notebook never share element ids).
     None (Jupyter then shows the plain repr) if the graph cannot be drawn."""
@@ -76,8 +91,8 @@ def repr_html(obj, max_nodes: int = 400, height: int = 560) -> str | None:
 
 # ---- the data the page draws ----------------------------------------------------------------
 
-def graph_data(obj, *, profile=None, backward: bool = True, fused: bool | None = None,
-               max_nodes: int = 1500, title: str | None = None, layout: str = "auto") -> dict:
+def graph_data(obj: Drawable, *, profile: Profile | None = None, backward: bool = True, fused: bool | None = None,
+               max_nodes: int = 1500, title: str | None = None, layout: str = "auto") -> dict[str, Any]:
     """The JSON-ready description of everything the viewer draws."""
     if layout not in LAYOUTS:
         raise ValueError(f"to_html: layout must be one of {', '.join(map(repr, LAYOUTS))}, got {layout!r}")
@@ -88,7 +103,7 @@ def graph_data(obj, *, profile=None, backward: bool = True, fused: bool | None =
     graph, nodes, outputs, shapes, program = _resolve(obj, backward, fused)
     user = (program.source or program.graph) if program is not None else graph
     # the node of the user's graph that each drawn node stands for (in a program: its origin)
-    user_id = (program.origin or {}).get if program is not None else (lambda n: n)
+    user_id: Callable[[int], int | None] = (program.origin or {}).get if program is not None else (lambda n: n)
     phases = _phases(user, [user_id(n) for n in nodes])
     if program is not None and not backward:      # (resolve filters only the user's graph)
         nodes = [n for n in nodes if phases.get(user_id(n), "forward") == "forward"]
@@ -98,11 +113,13 @@ def graph_data(obj, *, profile=None, backward: bool = True, fused: bool | None =
     times, unmatched = match_profile(profile, graph, nodes, program)
     out_set, kept = set(outputs), set(nodes)
     kernel_no = {n: k for k, n in enumerate(n for n in nodes if graph.node(n)["op"] in KERNEL_OPS)}
-    items, fused_context = [], {}
+    items: list[dict[str, Any]] = []
+    fused_context: dict[str, Any] = {}
     for n in nodes:
         d = graph.node(n)
         shape = (shapes or {}).get(n, d["shape"])
-        item = {"id": n, "op": d["op"], "name": d["name"], "shape": format_shape(shape), "dtype": d["dtype"],
+        item: dict[str, Any] = {
+                "id": n, "op": d["op"], "name": d["name"], "shape": format_shape(shape), "dtype": d["dtype"],
                 "kind": kinds[n], "phase": phases.get(user_id(n), "forward"),
                 "label": node_label(graph, n, shapes).split("\n"), "output": n in out_set}
         if n in times:
@@ -121,7 +138,8 @@ def graph_data(obj, *, profile=None, backward: bool = True, fused: bool | None =
             "profile": _profile_summary(profile, unmatched) if profile is not None else None}
 
 
-def _resolve(obj, backward: bool, fused: bool):
+def _resolve(obj: Drawable, backward: bool,
+             fused: bool) -> tuple[Graph, list[int], list[int], _Shapes | None, Program | None]:
     """dot.resolve, except that a compiled function drawn before the passes is drawn as the
     sub-graph of its outputs and new parameter values (its updates hold Tensors, not node ids)."""
     from ..compile import CompiledFunction
@@ -138,11 +156,11 @@ def _resolve(obj, backward: bool, fused: bool):
     return resolve(obj, backward, fused)
 
 
-def _phases(graph, nodes) -> dict[int, str]:
+def _phases(graph: Graph, nodes: Sequence[int | None]) -> dict[int | None, str]:
     """forward / backward / optimizer of each of ``nodes`` (of the user's graph): dot.py's rule for
     gradient and update nodes, applied to every node (a constant that tg.grad made is backward)."""
     grads = gradient_nodes(graph)
-    after = set()
+    after: set[int] = set()
     for n in graph.topological_order():
         if n in grads or any(i in grads or i in after for i in graph.node(n)["inputs"]):
             after.add(n)
@@ -150,12 +168,12 @@ def _phases(graph, nodes) -> dict[int, str]:
             for n in nodes if n is not None and n in graph.nx}
 
 
-def _has_run(obj) -> bool:
+def _has_run(obj: Drawable) -> bool:
     from ..compile import CompiledFunction
     return isinstance(obj, CompiledFunction) and bool(obj._cache)
 
 
-def _default_title(obj, graph, program) -> str:
+def _default_title(obj: Drawable, graph: Graph, program: Program | None) -> str:
     from ..compile import CompiledFunction
     if isinstance(obj, CompiledFunction):
         where = "after the passes" if program is not None else "before compiling"
@@ -163,7 +181,8 @@ def _default_title(obj, graph, program) -> str:
     return graph.name
 
 
-def fused_members(program, nid: int, elsewhere: set | None = None, rank: dict | None = None) -> list[int]:
+def fused_members(program: Program, nid: int, elsewhere: set[int] | None = None,
+                  rank: dict[int, int] | None = None) -> list[int]:
     """The nodes of the user's graph that fused node ``nid`` computes, in dependency order:
     backwards from the node it stands for, up to (not including) the leaves and what other program
     nodes compute (``elsewhere``: the origins of all program nodes; ``rank``: the user's graph's
@@ -177,10 +196,11 @@ def fused_members(program, nid: int, elsewhere: set | None = None, rank: dict | 
     roots = [root] + [origin[m] for m in program.order if program.graph.node(m)["op"] == "fused_output"
                       and program.graph.node(m)["inputs"][0] == nid and origin.get(m) in user.nx]
     if elsewhere is None:
-        elsewhere = {origin.get(m) for m in program.order} - {None}
+        elsewhere = {o for m in program.order if (o := origin.get(m)) is not None}
     if rank is None:
         rank = {n: k for k, n in enumerate(user.topological_order())}
-    members, stack, seen = [], list(roots), set(roots)
+    members: list[int] = []
+    stack, seen = list(roots), set(roots)
     while stack and len(members) < MAX_LISTED_MEMBERS:
         n = stack.pop()
         d = user.node(n)
@@ -191,10 +211,10 @@ def fused_members(program, nid: int, elsewhere: set | None = None, rank: dict | 
             if i not in seen:
                 seen.add(i)
                 stack.append(i)
-    return sorted(members, key=rank.get)
+    return sorted(members, key=rank.__getitem__)   # every member is a node of the user's graph
 
 
-def _fused_details(program, nid: int, number: int, context: dict) -> dict:
+def _fused_details(program: Program, nid: int, number: int, context: dict[str, Any]) -> dict[str, Any]:
     user = program.source or program.graph
     if not context:         # shared by every kernel of one page: one pass over each graph
         context["elsewhere"] = {(program.origin or {}).get(m) for m in program.order} - {None}
@@ -210,7 +230,8 @@ def _fused_details(program, nid: int, number: int, context: dict) -> dict:
 
 # ---- profiles -----------------------------------------------------------------------------
 
-def match_profile(profile, graph, nodes, program) -> tuple[dict[int, float], list]:
+def match_profile(profile: Profile | None, graph: Graph, nodes: Sequence[int],
+                  program: Program | None) -> tuple[dict[int, float], list[tuple[str, float]]]:
     """(seconds per shown node, [(kernel label, seconds), ...] that match no shown node).
 
     Kernel labels name their node: the interpreter's start with ``%<node id> <op>``; the llvm
@@ -223,7 +244,7 @@ def match_profile(profile, graph, nodes, program) -> tuple[dict[int, float], lis
     order = [n for n in (program.order if program is not None else nodes) if n in shown]
     used: set[int] = set()
     times: dict[int, float] = {}
-    unmatched = []
+    unmatched: list[tuple[str, float]] = []
     for k in profile.kernels:
         nid = _kernel_node(k.kernel, graph, order, used)
         if nid is None:
@@ -234,7 +255,7 @@ def match_profile(profile, graph, nodes, program) -> tuple[dict[int, float], lis
     return times, unmatched
 
 
-def _kernel_node(label: str, graph, order, used) -> int | None:
+def _kernel_node(label: str, graph: Graph, order: Sequence[int], used: set[int]) -> int | None:
     m = _INTERP_LABEL.match(label)
     if m:
         nid = int(m.group(1))
@@ -252,7 +273,7 @@ def _kernel_node(label: str, graph, order, used) -> int | None:
     return candidates[0] if candidates else None
 
 
-def _profile_summary(profile, unmatched) -> dict:
+def _profile_summary(profile: Profile, unmatched: Sequence[tuple[str, float]]) -> dict[str, Any]:
     return {"function": profile.function, "backend": profile.backend, "steps": profile.steps,
             "step_seconds": profile.step_seconds, "kernel_seconds": profile.kernel_seconds,
             "unmatched": [[label, seconds] for label, seconds in unmatched]}
@@ -264,7 +285,7 @@ def _asset(*parts: str) -> str:
     return resources.files(__package__).joinpath("viewer", *parts).read_text(encoding="utf-8")
 
 
-def script_safe_json(data) -> str:
+def script_safe_json(data: object) -> str:
     """JSON that can sit inside a <script> block: no '<', '>' or '&' (so no '</script>' or
     '<!--'), and non-ASCII escaped (U+2028/2029 included)."""
     text = json.dumps(data, ensure_ascii=True, allow_nan=False, separators=(",", ":"))
@@ -276,7 +297,7 @@ def _inline_script(code: str) -> str:
     return re.sub(r"</(script)", r"<\\/\1", code, flags=re.I)
 
 
-def render_page(data: dict) -> str:
+def render_page(data: dict[str, Any]) -> str:
     title = html.escape(str(data["title"]))
     return "\n".join([
         "<!DOCTYPE html>",

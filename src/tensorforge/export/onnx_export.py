@@ -11,11 +11,17 @@ translation (training-only ops such as dropout, gradient ops) raises
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping, NoReturn, Sequence
 
 import numpy as np
+import numpy.typing as npt
 
-from ..graph import Tensor
+from .._typing import DTypeLike, PathLike
+from ..graph import Graph, Tensor
 from ..ops.registry import normalize_axis
+
+if TYPE_CHECKING:
+    import onnx
 
 __all__ = ["to_onnx", "UnsupportedOpError", "SUPPORTED_OPS"]
 
@@ -34,12 +40,13 @@ BINARY = {"add": "Add", "sub": "Sub", "mul": "Mul", "div": "Div", "pow": "Pow", 
 class _Builder:
     """Collects ONNX nodes and initializers, naming values after tensorforge node ids."""
 
-    def __init__(self, graph, opset: int):
+    def __init__(self, graph: Graph, opset: int) -> None:
         import onnx
         from onnx import helper, numpy_helper
         self.onnx, self.helper, self.numpy_helper = onnx, helper, numpy_helper
         self.graph, self.opset = graph, opset
-        self.nodes, self.initializers = [], []
+        self.nodes: list[onnx.NodeProto] = []
+        self.initializers: list[onnx.TensorProto] = []
         self._k = 0
 
     def name(self, nid: int) -> str:
@@ -49,17 +56,17 @@ class _Builder:
         self._k += 1
         return f"{stem}_{self._k}"
 
-    def const(self, value, dtype=np.int64) -> str:
+    def const(self, value: npt.ArrayLike, dtype: DTypeLike = np.int64) -> str:
         name = self.fresh("c")
         self.initializers.append(self.numpy_helper.from_array(np.asarray(value, dtype=dtype), name))
         return name
 
-    def node(self, op_type: str, inputs, outputs=None, **attrs) -> str:
+    def node(self, op_type: str, inputs: Sequence[str], outputs: Sequence[str] | None = None, **attrs: Any) -> str:
         out = outputs or [self.fresh(op_type.lower())]
         self.nodes.append(self.helper.make_node(op_type, list(inputs), list(out), **attrs))
         return out[0]
 
-    def reduce(self, op_type: str, x: str, axes, keepdims: bool, out: str) -> str:
+    def reduce(self, op_type: str, x: str, axes: Sequence[int], keepdims: bool, out: str) -> str:
         """Reduce ops take axes as an input from opset 18 (ReduceSum: from 13)."""
         keep = int(bool(keepdims))
         if op_type == "ReduceSum" and self.opset >= 13 or self.opset >= 18:
@@ -115,8 +122,8 @@ def _translate(b: _Builder, nid: int) -> None:
         b.node("Transpose", ins, [out], perm=perm)
     elif op in ("expand_dims", "squeeze"):
         rank = len(d["shape"]) if op == "expand_dims" else len(in_shapes[0])
-        axes = [a % rank for a in attrs["axes"]]
-        b.node("Unsqueeze" if op == "expand_dims" else "Squeeze", [ins[0], b.const(axes)], [out])
+        new_axes = [a % rank for a in attrs["axes"]]
+        b.node("Unsqueeze" if op == "expand_dims" else "Squeeze", [ins[0], b.const(new_axes)], [out])
     elif op == "concat":
         b.node("Concat", ins, [out], axis=int(attrs["axis"]) % len(d["shape"]))
     elif op == "conv2d":
@@ -125,7 +132,8 @@ def _translate(b: _Builder, nid: int) -> None:
                kernel_shape=list(g.node(d["inputs"][1])["shape"][2:]))
     elif op in ("max_pool2d", "avg_pool2d"):
         ph, pw = attrs["padding"]
-        kw = dict(kernel_shape=list(attrs["kernel"]), strides=list(attrs["stride"]), pads=[ph, pw, ph, pw])
+        kw: dict[str, Any] = dict(kernel_shape=list(attrs["kernel"]), strides=list(attrs["stride"]),
+                                  pads=[ph, pw, ph, pw])
         if op == "avg_pool2d":
             kw["count_include_pad"] = 1      # tensorforge divides by the full window, padding included
         b.node("MaxPool" if op == "max_pool2d" else "AveragePool", ins, [out], **kw)
@@ -133,19 +141,21 @@ def _translate(b: _Builder, nid: int) -> None:
         _unsupported(op, nid, d)
 
 
-def _unsupported(op, nid, d, why=""):
+def _unsupported(op: str, nid: int, d: Mapping[str, Any], why: str = "") -> NoReturn:
     raise UnsupportedOpError(f"to_onnx: op {op!r} (node %{nid}, {d['name']!r}) has no ONNX translation"
                              + (f" ({why})" if why else "") + "; export an inference graph "
                              f"(evaluation mode, no gradients) or one of: {', '.join(SUPPORTED_OPS)}")
 
 
-def _numel(b: _Builder, d, attrs, shape, x: str, out: str) -> None:
+def _numel(b: _Builder, d: Mapping[str, Any], attrs: Mapping[str, Any], shape: Sequence[int | None], x: str,
+           out: str) -> None:
     """numel(x, axis): a constant when the dims are known, else the product of Shape(x) entries."""
     axes = normalize_axis(attrs.get("axis"), len(shape))
     dtype = np.dtype(d["dtype"])
     dims = [shape[a] for a in axes]
-    if None not in dims:
-        value = np.asarray(int(np.prod(dims, dtype=np.int64)), dtype=dtype)
+    known = [s for s in dims if s is not None]
+    if len(known) == len(dims):
+        value = np.asarray(int(np.prod(known, dtype=np.int64)), dtype=dtype)
         b.initializers.append(b.numpy_helper.from_array(value, out))
         return
     picked = b.node("Gather", [b.node("Shape", [x]), b.const(list(axes))], axis=0)
@@ -160,36 +170,41 @@ SUPPORTED_OPS = sorted(set(UNARY) | set(BINARY) | {
     "concat", "conv2d", "max_pool2d", "avg_pool2d"})
 
 
-def _value_info(b: _Builder, name: str, t: Tensor, stem: str):
-    dims = [f"{stem}_d{k}" if s is None else int(s) for k, s in enumerate(t.shape)]
+def _value_info(b: _Builder, name: str, t: Tensor, stem: str) -> onnx.ValueInfoProto:
+    dims: list[str | int] = [f"{stem}_d{k}" if s is None else int(s) for k, s in enumerate(t.shape)]
     if t.shape and t.shape[0] is None:
         dims[0] = "batch"
-    return b.helper.make_tensor_value_info(name, b.helper.np_dtype_to_tensor_dtype(np.dtype(t.dtype)), dims)
+    info: onnx.ValueInfoProto = b.helper.make_tensor_value_info(
+        name, b.helper.np_dtype_to_tensor_dtype(np.dtype(t.dtype)), dims)
+    return info
 
 
-def to_onnx(inputs, outputs, path, opset: int = 17, name: str | None = None):
+def to_onnx(inputs: Tensor | Sequence[Tensor], outputs: Tensor | Sequence[Tensor], path: PathLike, opset: int = 17,
+            name: str | None = None) -> onnx.ModelProto:
     """Write the inference graph from placeholders ``inputs`` to ``outputs`` as an ONNX model at
     ``path`` and return the ``onnx.ModelProto``. Inputs and outputs keep their tensorforge names."""
     try:
         import onnx
     except ImportError:  # pragma: no cover - depends on the environment
         raise ImportError("to_onnx needs the onnx package: pip install 'tensorforge[export]'") from None
-    inputs = [inputs] if isinstance(inputs, Tensor) else list(inputs)
-    outputs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
-    graph = outputs[0].graph
+    ins = [inputs] if isinstance(inputs, Tensor) else list(inputs)
+    outs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
+    graph = outs[0].graph
     graph.sync_host()
     b = _Builder(graph, opset)
-    input_ids = {t.id for t in inputs}
-    for t in inputs:
+    input_ids = {t.id for t in ins}
+    for t in ins:
         if t.op != "placeholder":
             raise ValueError(f"to_onnx: input {t!r} is not a placeholder")
     # graph inputs and outputs carry the user's names; Identity nodes connect them to t<id> values
-    in_infos, out_infos, names = [], [], set()
-    for t in inputs:
+    in_infos: list[onnx.ValueInfoProto] = []
+    out_infos: list[onnx.ValueInfoProto] = []
+    names: set[str] = set()
+    for t in ins:
         b.node("Identity", [t.name], [b.name(t.id)])
         in_infos.append(_value_info(b, t.name, t, "in"))
         names.add(t.name)
-    for nid in graph.topological_order([t.id for t in outputs]):
+    for nid in graph.topological_order([t.id for t in outs]):
         d = graph.node(nid)
         if d["op"] == "placeholder":
             if nid not in input_ids:
@@ -199,19 +214,19 @@ def to_onnx(inputs, outputs, path, opset: int = 17, name: str | None = None):
             b.initializers.append(b.numpy_helper.from_array(np.asarray(graph.values[nid]), b.name(nid)))
         else:
             _translate(b, nid)
-    for k, t in enumerate(outputs):
+    for k, t in enumerate(outs):
         out_name = t.name if t.name not in names else f"output_{k}"
         names.add(out_name)
         b.node("Identity", [b.name(t.id)], [out_name])
         out_infos.append(_value_info(b, out_name, t, f"out{k}"))
     onnx_graph = b.helper.make_graph(b.nodes, name or graph.name, in_infos, out_infos, b.initializers)
-    model = b.helper.make_model(onnx_graph, opset_imports=[b.helper.make_opsetid("", int(opset))],
+    model: onnx.ModelProto = b.helper.make_model(onnx_graph, opset_imports=[b.helper.make_opsetid("", int(opset))],
                                 producer_name="tensorforge")
     model.ir_version = min(model.ir_version, 8) if opset <= 17 else model.ir_version
     onnx.checker.check_model(model, full_check=True)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
     from .._fileio import atomic_write
     data = model.SerializeToString()
-    atomic_write(path, data)
+    atomic_write(target, data)
     return model

@@ -22,15 +22,20 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Sequence
 
 import networkx as nx
 import numpy as np
 
+from .._typing import Array, PathLike
 from ..graph import Graph, Tensor, constant, format_shape, parameter, placeholder
 from .._fileio import atomic_write
 from ..ops.registry import apply
 from . import _npz
 from ._validate import check_document
+
+if TYPE_CHECKING:
+    from ..compile import CompiledFunction
 
 __all__ = ["save", "load", "Loaded", "LoadError", "FORMAT_NAME", "FORMAT_VERSION", "arrays_path"]
 
@@ -46,15 +51,15 @@ class LoadError(ValueError):
     """A saved graph file is malformed, tampered with, or from an incompatible version."""
 
 
-def arrays_path(path) -> Path:
+def arrays_path(path: PathLike) -> Path:
     """The .npz next to a graph file: ``model.json`` -> ``model.npz``."""
-    path = Path(path)
-    return path.with_suffix(".npz") if path.suffix else path.with_name(path.name + ".npz")
+    p = Path(path)
+    return p.with_suffix(".npz") if p.suffix else p.with_name(p.name + ".npz")
 
 
 # ---- saving -------------------------------------------------------------------------------
 
-def _jsonable(value, where: str):
+def _jsonable(value: object, where: str) -> Any:
     """Attribute values as JSON (tuples become lists; the loader freezes them back)."""
     if value is None or isinstance(value, (bool, int, str)):
         return value
@@ -70,7 +75,7 @@ def _jsonable(value, where: str):
                     f"saved as JSON ({value!r})")
 
 
-def _from_json(value):
+def _from_json(value: Any) -> Any:
     if isinstance(value, list):
         return tuple(_from_json(v) for v in value)
     if isinstance(value, dict):
@@ -80,31 +85,32 @@ def _from_json(value):
     return value
 
 
-def save(path, outputs, inputs=None) -> Path:
+def save(path: PathLike, outputs: Tensor | Sequence[Tensor],
+         inputs: Tensor | Sequence[Tensor] | None = None) -> Path:
     """Save the sub-graph computing ``outputs`` (a Tensor or list). ``inputs``: the placeholders in
     call order (default: every placeholder the outputs depend on, in creation order)."""
-    outputs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
-    if not outputs:
+    outs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
+    if not outs:
         raise ValueError("save: no outputs given")
-    graph = outputs[0].graph
-    if any(t.graph is not graph for t in outputs):
+    graph = outs[0].graph
+    if any(t.graph is not graph for t in outs):
         raise ValueError("save: the outputs come from different graphs")
     graph.sync_host()
-    order = graph.topological_order([t.id for t in outputs])
+    order = graph.topological_order([t.id for t in outs])
     if inputs is None:
         inputs = [graph.tensor(n) for n in sorted(order) if graph.node(n)["op"] == "placeholder"]
-    inputs = [inputs] if isinstance(inputs, Tensor) else list(inputs)
+    ins = [inputs] if isinstance(inputs, Tensor) else list(inputs)
     needed = set(order)
-    for t in inputs:
+    for t in ins:
         if t.graph is not graph or t.op != "placeholder":
             raise ValueError(f"save: input {t!r} is not a placeholder of the outputs' graph")
     missing = [graph.node(n)["name"] for n in order
-               if graph.node(n)["op"] == "placeholder" and n not in {t.id for t in inputs}]
+               if graph.node(n)["op"] == "placeholder" and n not in {t.id for t in ins}]
     if missing:
         raise ValueError(f"save: the outputs depend on placeholders {missing} that are not among the inputs")
-    extra = [t.id for t in inputs if t.id not in needed]
-    sub = nx.DiGraph()
-    arrays = {}
+    extra = [t.id for t in ins if t.id not in needed]
+    sub: nx.DiGraph[int] = nx.DiGraph()
+    arrays: dict[str, Array] = {}
     for n in order + extra:
         d = graph.node(n)
         attrs = [[k, _jsonable(v, f"node %{n} ({d['op']})")] for k, v in d["attrs"] if k not in DROPPED_ATTRS]
@@ -116,14 +122,14 @@ def save(path, outputs, inputs=None) -> Path:
             arrays[f"n{n}"] = np.asarray(graph.values[n])
     blob = _npz.npz_bytes(arrays)
     doc = {"format": FORMAT_NAME, "version": FORMAT_VERSION, "graph_name": graph.name,
-           "inputs": [t.id for t in inputs], "outputs": [t.id for t in outputs],
+           "inputs": [t.id for t in ins], "outputs": [t.id for t in outs],
            "arrays_sha256": _npz.sha256_hex(blob),
            "graph": nx.node_link_data(sub, edges="links")}
-    path = Path(path)
+    target = Path(path)
     text = json.dumps(doc, indent=1, allow_nan=False).encode()
-    atomic_write(arrays_path(path), blob)     # the graph file, written last, vouches for it
-    atomic_write(path, text)
-    return path
+    atomic_write(arrays_path(target), blob)     # the graph file, written last, vouches for it
+    atomic_write(target, text)
+    return target
 
 
 # ---- loading ------------------------------------------------------------------------------
@@ -132,7 +138,7 @@ class Loaded:
     """A loaded graph: ``.graph``, ``.inputs`` (placeholders in call order), ``.outputs``,
     ``.parameters`` (name -> Tensor), and ``loaded["name"]`` for any input, output or parameter."""
 
-    def __init__(self, graph: Graph, inputs: list[Tensor], outputs: list[Tensor]):
+    def __init__(self, graph: Graph, inputs: list[Tensor], outputs: list[Tensor]) -> None:
         self.graph, self.inputs, self.outputs = graph, inputs, outputs
         self.parameters = {t.name: t for t in graph.parameters()}
 
@@ -142,7 +148,7 @@ class Loaded:
                 return t
         return self.graph.by_name(name)
 
-    def compile(self, **kwargs):
+    def compile(self, **kwargs: Any) -> CompiledFunction[list[Array]]:
         from ..compile import compile as _compile
         return _compile(self.inputs, self.outputs, **kwargs)
 
@@ -151,7 +157,7 @@ class Loaded:
                 f"{len(self.outputs)} outputs, {len(self.parameters)} parameters>")
 
 
-def _read_json(path: Path) -> dict:
+def _read_json(path: Path) -> dict[str, Any]:
     data = _npz.read_file(path, "graph file", LoadError)
     try:
         doc = json.loads(data.decode("utf-8"))
@@ -167,7 +173,7 @@ def _read_json(path: Path) -> dict:
     return doc
 
 
-def _read_arrays(path: Path) -> tuple[dict[str, np.ndarray], bytes]:
+def _read_arrays(path: Path) -> tuple[dict[str, Array], bytes]:
     npz = arrays_path(path)
     try:
         data = npz.read_bytes()
@@ -178,7 +184,7 @@ def _read_arrays(path: Path) -> tuple[dict[str, np.ndarray], bytes]:
     return _npz.read_npz(data, npz, LoadError), data
 
 
-def _check_pair(doc: dict, path: Path, data: bytes) -> None:
+def _check_pair(doc: dict[str, Any], path: Path, data: bytes) -> None:
     """The .npz must be the one this graph file was written with."""
     if doc["version"] < 2:
         return
@@ -187,7 +193,7 @@ def _check_pair(doc: dict, path: Path, data: bytes) -> None:
                         "was saved with (sha256 differs): an interrupted save, or files of two saves")
 
 
-def _array_for(nid: int, d: dict, arrays: dict, path: Path) -> np.ndarray:
+def _array_for(nid: int, d: dict[str, Any], arrays: dict[str, Array], path: Path) -> Array:
     key = f"n{nid}"
     if key not in arrays:
         raise LoadError(f"{path}: the array of {d['op']} %{nid} ({d['name']!r}) is missing from "
@@ -199,7 +205,7 @@ def _array_for(nid: int, d: dict, arrays: dict, path: Path) -> np.ndarray:
     return arr
 
 
-def load(path) -> Loaded:
+def load(path: PathLike) -> Loaded:
     """Load a graph written by :func:`save` into a new Graph (see the module docstring)."""
     path = Path(path)
     doc = _read_json(path)

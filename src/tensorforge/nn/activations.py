@@ -5,7 +5,10 @@ Each is a parameter-free module calling the functional op of the same name in
 """
 from __future__ import annotations
 
+from typing import Any
+
 from .. import ops
+from ..graph import Tensor
 from .module import Module
 
 __all__ = ["Identity", "GELU", "SiLU", "Mish", "SELU", "CELU", "ReLU6", "Hardtanh", "Hardswish", "Hardsigmoid",
@@ -18,10 +21,10 @@ class Identity(Module):
 
     kind = "identity"
 
-    def __init__(self, *args, name: str | None = None, **kwargs):
+    def __init__(self, *args: Any, name: str | None = None, **kwargs: Any) -> None:
         super().__init__(name)
 
-    def forward(self, x, training):
+    def forward(self, x: Tensor, training: bool) -> Tensor:
         return x
 
 
@@ -30,13 +33,14 @@ class _Elementwise(Module):
 
     op = ""
 
-    def options(self) -> dict:
+    def options(self) -> dict[str, Any]:
         return {}
 
-    def forward(self, x, training):
-        return getattr(ops, self.op)(x, **self.options())
+    def forward(self, x: Tensor, training: bool) -> Tensor:
+        out: Tensor = getattr(ops, self.op)(x, **self.options())
+        return out
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return ", ".join(f"{k}={v!r}" for k, v in self.options().items())
 
 
@@ -44,13 +48,13 @@ class GELU(_Elementwise):
     """x·Φ(x) (``approximate="tanh"``: 0.5x(1 + tanh(√(2/π)(x + 0.044715x³))))."""
     kind, op = "gelu", "gelu"
 
-    def __init__(self, approximate: str = "none", name: str | None = None):
+    def __init__(self, approximate: str = "none", name: str | None = None) -> None:
         super().__init__(name)
         if approximate not in ("none", "tanh"):
             raise ValueError(f"GELU: approximate must be 'none' or 'tanh', got {approximate!r}")
         self.approximate = approximate
 
-    def options(self):
+    def options(self) -> dict[str, Any]:
         return {"approximate": self.approximate}
 
 
@@ -73,13 +77,13 @@ class CELU(_Elementwise):
     """x if x > 0 else α(e^(x/α) - 1)."""
     kind, op = "celu", "celu"
 
-    def __init__(self, alpha: float = 1.0, name: str | None = None):
+    def __init__(self, alpha: float = 1.0, name: str | None = None) -> None:
         super().__init__(name)
         if alpha == 0:
             raise ValueError("CELU: alpha must not be 0")
         self.alpha = float(alpha)
 
-    def options(self):
+    def options(self) -> dict[str, Any]:
         return {"alpha": self.alpha}
 
 
@@ -92,13 +96,13 @@ class Hardtanh(_Elementwise):
     """min(max(x, min_val), max_val)."""
     kind, op = "hardtanh", "hardtanh"
 
-    def __init__(self, min_val: float = -1.0, max_val: float = 1.0, name: str | None = None):
+    def __init__(self, min_val: float = -1.0, max_val: float = 1.0, name: str | None = None) -> None:
         super().__init__(name)
         if max_val <= min_val:
             raise ValueError(f"Hardtanh: max_val ({max_val}) must be greater than min_val ({min_val})")
         self.min_val, self.max_val = float(min_val), float(max_val)
 
-    def options(self):
+    def options(self) -> dict[str, Any]:
         return {"min_val": self.min_val, "max_val": self.max_val}
 
 
@@ -126,11 +130,11 @@ class Softmin(_Elementwise):
     """softmax(-x) along ``dim`` (default: the last axis; torch requires it explicitly in practice)."""
     kind, op = "softmin", "softmin"
 
-    def __init__(self, dim: int | None = None, name: str | None = None):
+    def __init__(self, dim: int | None = None, name: str | None = None) -> None:
         super().__init__(name)
         self.dim = -1 if dim is None else int(dim)
 
-    def options(self):
+    def options(self) -> dict[str, Any]:
         return {"axis": self.dim}
 
 
@@ -138,9 +142,9 @@ class GLU(_Elementwise):
     """a·sigmoid(b), where a and b are the two halves of ``dim``."""
     kind, op = "glu", "glu"
 
-    def __init__(self, dim: int = -1, name: str | None = None):
+    def __init__(self, dim: int = -1, name: str | None = None) -> None:
         super().__init__(name)
         self.dim = int(dim)
 
-    def options(self):
+    def options(self) -> dict[str, Any]:
         return {"axis": self.dim}

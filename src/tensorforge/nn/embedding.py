@@ -8,7 +8,8 @@ from __future__ import annotations
 import numpy as np
 
 from .. import init as initializers
-from ..graph import constant
+from .._typing import Array, InitLike
+from ..graph import Tensor, constant
 from .. import ops
 from .module import Module, ParamSpec
 
@@ -28,7 +29,7 @@ class Embedding(Module):
     kind = "embedding"
 
     def __init__(self, num_embeddings: int, embedding_dim: int, padding_idx: int | None = None, seed: int = 0,
-                 init="normal_1", dtype: str = "float32", name: str | None = None):
+                 init: InitLike = "normal_1", dtype: str = "float32", name: str | None = None) -> None:
         super().__init__(name)
         self.num_embeddings, self.embedding_dim = int(num_embeddings), int(embedding_dim)
         if padding_idx is not None:
@@ -40,7 +41,7 @@ class Embedding(Module):
             initializers.check(init, f"Embedding({num_embeddings}, {embedding_dim})")
         self.padding_idx, self.seed, self.init, self.dtype = padding_idx, seed, init, str(np.dtype(dtype))
 
-    def _initial(self):
+    def _initial(self) -> Array:
         shape = (self.num_embeddings, self.embedding_dim)
         if self.init == "normal_1":
             value = initializers.normal(shape, std=1.0, seed=self.seed)
@@ -50,7 +51,7 @@ class Embedding(Module):
             value[self.padding_idx] = 0
         return value
 
-    def forward(self, indices, training):
+    def forward(self, indices: Tensor, training: bool) -> Tensor:
         if np.dtype(indices.dtype).kind not in "iu":
             raise TypeError(f"{self!r}: indices must be integers, got {indices.dtype}")
         shape = (self.num_embeddings, self.embedding_dim)
@@ -61,6 +62,6 @@ class Embedding(Module):
             weight = weight * constant(keep, graph=indices.graph)
         return ops.embedding(indices, weight)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         pad = "" if self.padding_idx is None else f", padding_idx={self.padding_idx}"
         return f"{self.num_embeddings}, {self.embedding_dim}{pad}"

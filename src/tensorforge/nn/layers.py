@@ -7,14 +7,16 @@ from __future__ import annotations
 
 import math
 import zlib
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
 from .. import init as initializers
 from .. import ops
+from .._typing import Array, InitLike, IntOrTuple
 from ..graph import Tensor, format_shape
 from ..ops.registry import ShapeError
-from .module import Module, ParamSpec
+from .module import Module, ParamSpec, _known_dims
 
 __all__ = ["Dense", "Conv2d", "MaxPool2d", "AvgPool2d", "BatchNorm", "LayerNorm", "Dropout", "Flatten",
            "Reshape", "ReLU", "Sigmoid", "Tanh", "LeakyReLU", "ELU", "Softplus", "Softmax", "LogSoftmax",
@@ -25,20 +27,23 @@ def _param_dtype(x: Tensor) -> str:
     return x.dtype if np.dtype(x.dtype).kind == "f" else "float32"
 
 
-def _pair(v) -> tuple[int, int]:
-    return (int(v), int(v)) if isinstance(v, (int, np.integer)) else tuple(int(a) for a in v)
+def _pair(v: IntOrTuple) -> tuple[int, int]:
+    if isinstance(v, (int, np.integer)):
+        return (int(v), int(v))
+    a, b = (int(d) for d in v)
+    return (a, b)
 
 
-def _initial(init, shape, seed):
+def _initial(init: InitLike, shape: Sequence[int], seed: int | None) -> Callable[[], Array]:
     fn = initializers.get(init)
     return lambda: fn(shape, seed=seed)
 
 
-def _is_torch_init(init) -> bool:
+def _is_torch_init(init: InitLike) -> bool:
     return isinstance(init, str) and init in ("torch", "torch_default")
 
 
-def _initial_bias(init, n: int, fan_in: int, seed):
+def _initial_bias(init: InitLike, n: int, fan_in: int, seed: int | None) -> Callable[[], Array]:
     """Zeros, except with torch's initialisation: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) as nn.Linear/ConvNd."""
     if _is_torch_init(init):
         # a different stream than the weight's: same seed, shifted
@@ -52,14 +57,14 @@ class Dense(Module):
     kind = "dense"
     torch_names, torch_transposed = {"weight": "W", "bias": "b"}, ("weight",)
 
-    def __init__(self, in_features: int, out_features: int, bias: bool = True, init="he_normal", seed: int = 0,
-                 name: str | None = None):
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, init: InitLike = "he_normal",
+                 seed: int = 0, name: str | None = None) -> None:
         super().__init__(name)
         initializers.check(init, f"Dense({in_features}, {out_features})")
         self.in_features, self.out_features = int(in_features), int(out_features)
         self.bias, self.init, self.seed = bool(bias), init, seed
 
-    def forward(self, x, training):
+    def forward(self, x: Tensor, training: bool) -> Tensor:
         if not x.shape or x.shape[-1] not in (None, self.in_features):
             raise ShapeError(f"{self!r}: expects inputs of shape (..., {self.in_features}), got "
                              f"{format_shape(x.shape)}")
@@ -72,7 +77,7 @@ class Dense(Module):
             y = y + b
         return y
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"{self.in_features}, {self.out_features}" + ("" if self.bias else ", bias=False")
 
 
@@ -84,8 +89,9 @@ class Conv2d(Module):
     kind = "conv2d"
     torch_names = {"weight": "W", "bias": "b"}
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, bias: bool = True,
-                 init="he_normal", seed: int = 0, name: str | None = None, dilation=1, groups: int = 1):
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: IntOrTuple, stride: IntOrTuple = 1,
+                 padding: IntOrTuple | str = 0, bias: bool = True, init: InitLike = "he_normal", seed: int = 0,
+                 name: str | None = None, dilation: IntOrTuple = 1, groups: int = 1) -> None:
         super().__init__(name)
         initializers.check(init, f"Conv2d({in_channels}, {out_channels})")
         self.dilation, self.groups = _pair(dilation), int(groups)
@@ -97,14 +103,14 @@ class Conv2d(Module):
         self.stride, self.padding = stride, padding
         self.bias, self.init, self.seed = bool(bias), init, seed
 
-    def forward(self, x, training):
+    def forward(self, x: Tensor, training: bool) -> Tensor:
         if len(x.shape) != 4 or x.shape[1] not in (None, self.in_channels):
             raise ShapeError(f"{self!r}: expects NCHW inputs with {self.in_channels} channels, got "
                              f"{format_shape(x.shape)}")
         dtype = _param_dtype(x)
         shape = (self.out_channels, self.in_channels // self.groups) + self.kernel_size
         W = self.param(x.graph, "W", ParamSpec(shape, _initial(self.init, shape, self.seed), decay=True), dtype)
-        b = None
+        b: Tensor | None = None
         if self.bias:
             fan_in = self.in_channels // self.groups * math.prod(self.kernel_size)
             b = self.param(x.graph, "b", ParamSpec((self.out_channels,), _initial_bias(
@@ -116,7 +122,7 @@ class Conv2d(Module):
         """F·F·C/groups (+1 for the bias): each filter spans every input channel of its group."""
         return self.in_channels // self.groups * math.prod(self.kernel_size) + int(self.bias)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
              f"padding={self.padding}")
         if self.dilation != (1, 1):
@@ -129,14 +135,15 @@ class MaxPool2d(Module):
 
     kind = "maxpool"
 
-    def __init__(self, kernel_size, stride=None, padding=0, name: str | None = None):
+    def __init__(self, kernel_size: IntOrTuple, stride: IntOrTuple | None = None, padding: IntOrTuple = 0,
+                 name: str | None = None) -> None:
         super().__init__(name)
         self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
 
-    def forward(self, x, training):
+    def forward(self, x: Tensor, training: bool) -> Tensor:
         return ops.max_pool2d(x, self.kernel_size, stride=self.stride, padding=self.padding)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
 
 
@@ -145,7 +152,7 @@ class AvgPool2d(MaxPool2d):
 
     kind = "avgpool"
 
-    def forward(self, x, training):
+    def forward(self, x: Tensor, training: bool) -> Tensor:
         return ops.avg_pool2d(x, self.kernel_size, stride=self.stride, padding=self.padding)
 
 
@@ -163,16 +170,17 @@ class BatchNorm(Module):
     torch_names, torch_ignored = {"weight": "gamma", "bias": "beta"}, ("num_batches_tracked",)
 
     def __init__(self, num_features: int, momentum: float = 0.1, eps: float = 1e-5, affine: bool = True,
-                 name: str | None = None):
+                 name: str | None = None) -> None:
         super().__init__(name)
         self.num_features, self.momentum, self.eps, self.affine = int(num_features), momentum, eps, affine
 
-    def forward(self, x, training):
+    def forward(self, x: Tensor, training: bool) -> Tensor:
         if len(x.shape) not in (2, 4) or x.shape[1] not in (None, self.num_features):
             raise ShapeError(f"{self!r}: expects (N, {self.num_features}) or (N, {self.num_features}, H, W) "
                              f"inputs, got {format_shape(x.shape)}")
         g, dtype, c = x.graph, _param_dtype(x), (self.num_features,)
-        gamma = beta = None
+        gamma: Tensor | None = None
+        beta: Tensor | None = None
         if self.affine:
             gamma = self.param(g, "gamma", ParamSpec(c, lambda: initializers.ones(c)), dtype)
             beta = self.param(g, "beta", ParamSpec(c, lambda: initializers.zeros(c)), dtype)
@@ -180,7 +188,7 @@ class BatchNorm(Module):
         var = self.param(g, "running_var", ParamSpec(c, lambda: initializers.ones(c), trainable=False), dtype)
         return ops.batch_norm(x, gamma, beta, mean, var, training=training, momentum=self.momentum, eps=self.eps)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"{self.num_features}, momentum={self.momentum}, eps={self.eps}"
 
 
@@ -190,27 +198,29 @@ class LayerNorm(Module):
     kind = "layernorm"
     torch_names = {"weight": "gamma", "bias": "beta"}
 
-    def __init__(self, normalized_shape, eps: float = 1e-5, elementwise_affine: bool = True,
-                 name: str | None = None):
+    def __init__(self, normalized_shape: IntOrTuple, eps: float = 1e-5, elementwise_affine: bool = True,
+                 name: str | None = None) -> None:
         super().__init__(name)
-        self.normalized_shape = ((int(normalized_shape),) if isinstance(normalized_shape, (int, np.integer))
-                                 else tuple(int(d) for d in normalized_shape))
+        self.normalized_shape: tuple[int, ...] = (
+            (int(normalized_shape),) if isinstance(normalized_shape, (int, np.integer))
+            else tuple(int(d) for d in normalized_shape))
         self.eps, self.elementwise_affine = eps, elementwise_affine
 
-    def forward(self, x, training):
+    def forward(self, x: Tensor, training: bool) -> Tensor:
         n = len(self.normalized_shape)
         tail = tuple(x.shape[len(x.shape) - n:])
         if len(x.shape) < n or any(d is not None and d != e for d, e in zip(tail, self.normalized_shape)):
             raise ShapeError(f"{self!r}: expects inputs of shape (..., "
                              f"{', '.join(map(str, self.normalized_shape))}), got {format_shape(x.shape)}")
-        gamma = beta = None
+        gamma: Tensor | None = None
+        beta: Tensor | None = None
         if self.elementwise_affine:
             s, dtype = self.normalized_shape, _param_dtype(x)
             gamma = self.param(x.graph, "gamma", ParamSpec(s, lambda: initializers.ones(s)), dtype)
             beta = self.param(x.graph, "beta", ParamSpec(s, lambda: initializers.zeros(s)), dtype)
         return ops.layer_norm(x, gamma, beta, normalized_ndim=n, eps=self.eps)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"{self.normalized_shape}, eps={self.eps}"
 
 
@@ -224,19 +234,19 @@ class Dropout(Module):
 
     kind = "dropout"
 
-    def __init__(self, p: float = 0.5, seed: int | None = None, name: str | None = None):
+    def __init__(self, p: float = 0.5, seed: int | None = None, name: str | None = None) -> None:
         super().__init__(name)
         if not 0.0 <= p < 1.0:
             raise ValueError(f"Dropout: p must be in [0, 1), got {p}")
         self.p, self.seed = float(p), seed
 
-    def forward(self, x, training):
+    def forward(self, x: Tensor, training: bool) -> Tensor:
         if not training or self.p == 0.0:
             return x
         seed = self.seed if self.seed is not None else zlib.crc32(self.scope(x.graph).encode()) & 0x7FFFFFFF
         return ops.dropout(x, p=self.p, seed=seed, training=True)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"p={self.p}"
 
 
@@ -245,11 +255,11 @@ class Flatten(Module):
 
     kind = "flatten"
 
-    def forward(self, x, training):
+    def forward(self, x: Tensor, training: bool) -> Tensor:
         rest = x.shape[1:]
         if any(d is None for d in rest):
             raise ShapeError(f"Flatten: the non-batch dimensions must be known, got {format_shape(x.shape)}")
-        return ops.reshape(x, (-1, math.prod(rest)))
+        return ops.reshape(x, (-1, math.prod(_known_dims(rest))))
 
 
 class Reshape(Module):
@@ -257,23 +267,25 @@ class Reshape(Module):
 
     kind = "reshape"
 
-    def __init__(self, shape, name: str | None = None):
+    def __init__(self, shape: Sequence[int], name: str | None = None) -> None:
         super().__init__(name)
         self.shape = tuple(int(d) for d in shape)
 
-    def forward(self, x, training):
+    def forward(self, x: Tensor, training: bool) -> Tensor:
         return ops.reshape(x, (-1,) + self.shape)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"{self.shape}"
 
 
 class _Activation(Module):
-    fn = None
+    fn: Callable[[Tensor], Tensor] | None = None
     kind = "activation"
 
-    def forward(self, x, training):
-        return type(self).fn(x)
+    def forward(self, x: Tensor, training: bool) -> Tensor:
+        fn = type(self).fn
+        assert fn is not None, f"{type(self).__name__} sets no activation function"
+        return fn(x)
 
 
 class ReLU(_Activation):
@@ -301,14 +313,14 @@ class LeakyReLU(Module):
 
     kind = "leakyrelu"
 
-    def __init__(self, alpha: float = 0.01, name: str | None = None):
+    def __init__(self, alpha: float = 0.01, name: str | None = None) -> None:
         super().__init__(name)
         self.alpha = float(alpha)
 
-    def forward(self, x, training):
+    def forward(self, x: Tensor, training: bool) -> Tensor:
         return ops.leaky_relu(x, self.alpha)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"alpha={self.alpha}"
 
 
@@ -317,10 +329,10 @@ class ELU(LeakyReLU):
 
     kind = "elu"
 
-    def __init__(self, alpha: float = 1.0, name: str | None = None):
+    def __init__(self, alpha: float = 1.0, name: str | None = None) -> None:
         super().__init__(alpha, name)
 
-    def forward(self, x, training):
+    def forward(self, x: Tensor, training: bool) -> Tensor:
         return ops.elu(x, self.alpha)
 
 
@@ -329,11 +341,11 @@ class Softmax(Module):
 
     kind = "softmax"
 
-    def __init__(self, axis: int = -1, name: str | None = None):
+    def __init__(self, axis: int = -1, name: str | None = None) -> None:
         super().__init__(name)
         self.axis = axis
 
-    def forward(self, x, training):
+    def forward(self, x: Tensor, training: bool) -> Tensor:
         return ops.softmax(x, self.axis)
 
 
@@ -342,7 +354,7 @@ class LogSoftmax(Softmax):
 
     kind = "logsoftmax"
 
-    def forward(self, x, training):
+    def forward(self, x: Tensor, training: bool) -> Tensor:
         return ops.log_softmax(x, self.axis)
 
 
@@ -351,12 +363,14 @@ class PReLU(Module):
 
     kind = "prelu"
     torch_names = {"weight": "alpha"}
+    # torch's name for the count; as an instance attribute it hides Module.num_parameters()
+    num_parameters: int  # type: ignore[assignment]
 
-    def __init__(self, num_parameters: int = 1, init: float = 0.25, name: str | None = None):
+    def __init__(self, num_parameters: int = 1, init: float = 0.25, name: str | None = None) -> None:
         super().__init__(name)
         self.num_parameters, self.init_value = int(num_parameters), float(init)
 
-    def forward(self, x, training):
+    def forward(self, x: Tensor, training: bool) -> Tensor:
         n = self.num_parameters
         alpha = self.param(x.graph, "alpha", ParamSpec((n,), lambda: initializers.constant(n, self.init_value)),
                            _param_dtype(x))
@@ -370,11 +384,11 @@ class Maxout(Module):
 
     kind = "maxout"
 
-    def __init__(self, pieces: int, axis: int = -1, name: str | None = None):
+    def __init__(self, pieces: int, axis: int = -1, name: str | None = None) -> None:
         super().__init__(name)
         self.pieces, self.axis = int(pieces), int(axis)
 
-    def forward(self, x, training):
+    def forward(self, x: Tensor, training: bool) -> Tensor:
         return ops.maxout(x, self.pieces, axis=self.axis)
 
 
@@ -383,11 +397,11 @@ class Lambda(Module):
 
     kind = "lambda"
 
-    def __init__(self, fn, name: str | None = None):
+    def __init__(self, fn: Callable[[Tensor], Tensor], name: str | None = None) -> None:
         super().__init__(name)
         self.fn = fn
 
-    def forward(self, x, training):
+    def forward(self, x: Tensor, training: bool) -> Tensor:
         return self.fn(x)
 
 
@@ -399,33 +413,33 @@ class Sequential(Module):
     _attribute_names = False
     _transparent = True
 
-    def _named_children(self):
+    def _named_children(self) -> list[tuple[str, Module]]:
         return [(str(i), layer) for i, layer in enumerate(self.layers)]
 
-    def __init__(self, *layers: Module, name: str | None = None):
+    def __init__(self, *layers: Module | Sequence[Module], name: str | None = None) -> None:
         super().__init__(name)
         if len(layers) == 1 and isinstance(layers[0], (list, tuple)):
             layers = tuple(layers[0])
         for layer in layers:
             if not isinstance(layer, Module):
                 raise TypeError(f"Sequential: {layer!r} is not a tg.nn Module")
-        self.layers = list(layers)
+        self.layers: list[Module] = list(layers)  # type: ignore[arg-type]  # checked just above
 
     def append(self, layer: Module) -> "Sequential":
         object.__setattr__(layer, "_parent", self)
         self.layers.append(layer)
         return self
 
-    def forward(self, x, training):
+    def forward(self, x: Tensor, training: bool) -> Tensor:
         for layer in self.layers:
             x = layer(x, training=training)
         return x
 
-    def __getitem__(self, i):
+    def __getitem__(self, i: int) -> Module:
         return self.layers[i]
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.layers)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Module]:
         return iter(self.layers)

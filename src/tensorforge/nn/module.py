@@ -31,10 +31,11 @@ from __future__ import annotations
 
 import math
 import weakref
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 
+from .._typing import Array, Shape
 from ..graph import Graph, Tensor, parameter
 
 __all__ = ["Module", "ParamSpec"]
@@ -56,11 +57,21 @@ def _scope_free(graph: Graph, scope: str) -> bool:
     return not any(name == scope or name.startswith(prefix) for name in graph._names)
 
 
+def _known_dims(shape: Sequence[int | None]) -> Shape:
+    """``shape`` as ints, where every dimension is known (a parameter's, or input axes a layer has
+    checked): the graph declares dims ``int | None``."""
+    dims = tuple(d for d in shape if d is not None)
+    if len(dims) != len(shape):
+        raise ValueError(f"shape {tuple(shape)} has an unknown dimension")
+    return dims
+
+
 class ParamSpec:
     """How to make one parameter: its shape, an initial-value function, and its role."""
 
-    def __init__(self, shape, make: Callable[[], np.ndarray], trainable: bool = True, decay: bool = False):
-        self.shape = tuple(int(d) for d in shape)
+    def __init__(self, shape: Sequence[int], make: Callable[[], Array], trainable: bool = True,
+                 decay: bool = False) -> None:
+        self.shape: Shape = tuple(int(d) for d in shape)
         self.make = make              # () -> np.ndarray of ``shape``
         self.trainable = trainable    # False: state such as running statistics
         self.decay = decay            # True for weights (what weight penalties usually act on)
@@ -75,8 +86,12 @@ class Module:
     _attribute_names = True
     # containers that never take a scope of their own when unnamed
     _transparent = False
+    # set with object.__setattr__ (before __setattr__ can see them): the holder of this module
+    # and the attribute path it is held under
+    _parent: Module | None
+    _attr: str | None
 
-    def __init__(self, name: str | None = None):
+    def __init__(self, name: str | None = None) -> None:
         object.__setattr__(self, "_parent", None)
         object.__setattr__(self, "_attr", None)
         self.name = name
@@ -84,10 +99,10 @@ class Module:
         self._params: "weakref.WeakKeyDictionary[Graph, dict[str, Tensor]]" = weakref.WeakKeyDictionary()
         self._specs: dict[str, ParamSpec] = {}
         self._scope: "weakref.WeakKeyDictionary[Graph, str]" = weakref.WeakKeyDictionary()
-        self._latest: weakref.ref | None = None
+        self._latest: weakref.ref[Graph] | None = None
 
     # -- children (attributes that are modules, or lists/tuples of modules) ---------------
-    def __setattr__(self, key, value):
+    def __setattr__(self, key: str, value: Any) -> None:
         if isinstance(value, Module) and not key.startswith("_"):
             object.__setattr__(value, "_parent", self)
             object.__setattr__(value, "_attr", key)
@@ -99,7 +114,7 @@ class Module:
         object.__setattr__(self, key, value)
 
     def children(self) -> list["Module"]:
-        out = []
+        out: list[Module] = []
         for key, value in vars(self).items():
             if key.startswith("_"):
                 continue
@@ -191,7 +206,7 @@ class Module:
         return self._parent is not None and not self._transparent
 
     # -- torch-style paths ------------------------------------------------------------------
-    def named_modules(self, prefix: str = ""):
+    def named_modules(self, prefix: str = "") -> Iterator[tuple[str, "Module"]]:
         """(path, module) for this module and every descendant, with torch's dotted paths:
         attribute names, list and Sequential positions ("features.0", "block.conv1")."""
         yield prefix, self
@@ -199,7 +214,7 @@ class Module:
             yield from child.named_modules(f"{prefix}.{key}" if prefix else key)
 
     def _named_children(self) -> list[tuple[str, "Module"]]:
-        out = []
+        out: list[tuple[str, Module]] = []
         for key, value in vars(self).items():
             if key.startswith("_"):
                 continue
@@ -210,9 +225,9 @@ class Module:
         return out
 
     # torch's local parameter names -> ours (e.g. Dense: weight -> W, transposed)
-    torch_names: dict = {}
-    torch_transposed: tuple = ()
-    torch_ignored: tuple = ()
+    torch_names: dict[str, str] = {}
+    torch_transposed: tuple[str, ...] = ()
+    torch_ignored: tuple[str, ...] = ()
 
     def param(self, graph: Graph, local: str, spec: ParamSpec, dtype: str = "float32") -> Tensor:
         """The parameter ``local`` of this module in ``graph``, created on first use."""
@@ -236,7 +251,7 @@ class Module:
         store[local] = t
         return t
 
-    def _value_elsewhere(self, graph: Graph, local: str):
+    def _value_elsewhere(self, graph: Graph, local: str) -> Array | None:
         """The value of ``local`` in the graph this module was most recently built in (if another)."""
         latest = self._latest() if self._latest is not None else None
         candidates = [latest] + list(self._params.keys())
@@ -266,7 +281,7 @@ class Module:
 
     def _own(self, graph: Graph, trainable: bool | None = None, decay_only: bool = False) -> list[Tensor]:
         store = self._params.get(graph, {})
-        out = []
+        out: list[Tensor] = []
         for local, t in store.items():
             spec = self._specs[local]
             if trainable is not None and spec.trainable != trainable:
@@ -276,8 +291,8 @@ class Module:
             out.append(t)
         return out
 
-    def _collect(self, graph, **kw) -> list[Tensor]:
-        return [t for m in self.modules() for t in m._own(graph, **kw)]
+    def _collect(self, graph: Graph, trainable: bool | None = None, decay_only: bool = False) -> list[Tensor]:
+        return [t for m in self.modules() for t in m._own(graph, trainable=trainable, decay_only=decay_only)]
 
     def parameters(self, graph: Graph | None = None) -> list[Tensor]:
         """The trainable parameters (in ``graph``, default: the most recent build graph), in layer order."""
@@ -296,13 +311,13 @@ class Module:
         return self._collect(self._resolve_graph(graph))
 
     def num_parameters(self, graph: Graph | None = None) -> int:
-        return sum(math.prod(t.shape) for t in self.parameters(graph))
+        return sum(math.prod(_known_dims(t.shape)) for t in self.parameters(graph))
 
-    def state_dict(self, graph: Graph | None = None) -> dict[str, np.ndarray]:
+    def state_dict(self, graph: Graph | None = None) -> dict[str, Array]:
         """Copies of every parameter and state value, keyed by graph name."""
         return {t.name: np.array(t.value) for t in self.variables(graph)}
 
-    def load_state_dict(self, values: dict, graph: Graph | None = None) -> None:
+    def load_state_dict(self, values: Mapping[str, Any], graph: Graph | None = None) -> None:
         """Write values (as from ``state_dict``) into the parameters, in place; every key must match."""
         tensors = {t.name: t for t in self.variables(graph)}
         missing = sorted(set(tensors) - set(values))

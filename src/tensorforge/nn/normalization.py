@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from .. import init as initializers
 from .. import ops
-from ..graph import format_shape
+from ..graph import Tensor, format_shape
 from ..ops.registry import ShapeError
 from .layers import _param_dtype
 from .module import Module, ParamSpec
@@ -24,7 +24,7 @@ class GroupNorm(Module):
     torch_names = {"weight": "gamma", "bias": "beta"}
 
     def __init__(self, num_groups: int, num_channels: int, eps: float = 1e-5, affine: bool = True,
-                 name: str | None = None):
+                 name: str | None = None) -> None:
         super().__init__(name)
         self.num_groups, self.num_channels = int(num_groups), int(num_channels)
         if self.num_groups < 1 or self.num_channels % self.num_groups:
@@ -32,17 +32,17 @@ class GroupNorm(Module):
                              f"({num_groups})")
         self.eps, self.affine = float(eps), bool(affine)
 
-    def forward(self, x, training):
+    def forward(self, x: Tensor, training: bool) -> Tensor:
         if len(x.shape) < 2 or x.shape[1] not in (None, self.num_channels):
             raise ShapeError(f"{self!r}: expects (N, {self.num_channels}, ...) inputs, got {format_shape(x.shape)}")
         gamma, beta = _affine_params(self, x, self.num_channels, self.affine)
         return ops.group_norm(x, self.num_groups, gamma, beta, eps=self.eps)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}"
 
 
-def _affine_params(module, x, c: int, affine: bool):
+def _affine_params(module: Module, x: Tensor, c: int, affine: bool) -> tuple[Tensor | None, Tensor | None]:
     if not affine:
         return None, None
     dtype, shape = _param_dtype(x), (c,)
@@ -60,7 +60,7 @@ class _InstanceNorm(Module):
     torch_names = {"weight": "gamma", "bias": "beta"}
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1, affine: bool = False,
-                 track_running_stats: bool = False, name: str | None = None):
+                 track_running_stats: bool = False, name: str | None = None) -> None:
         super().__init__(name)
         if track_running_stats:
             raise NotImplementedError(f"{type(self).__name__}: track_running_stats=True is not supported "
@@ -68,7 +68,7 @@ class _InstanceNorm(Module):
         self.num_features, self.eps, self.momentum, self.affine = int(num_features), float(eps), momentum, bool(
             affine)
 
-    def forward(self, x, training):
+    def forward(self, x: Tensor, training: bool) -> Tensor:
         rank = 2 + self.spatial
         if len(x.shape) != rank or x.shape[1] not in (None, self.num_features):
             raise ShapeError(f"{self!r}: expects inputs of rank {rank} (N, {self.num_features}, ...), got "
@@ -76,7 +76,7 @@ class _InstanceNorm(Module):
         gamma, beta = _affine_params(self, x, self.num_features, self.affine)
         return ops.instance_norm(x, gamma, beta, eps=self.eps)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"{self.num_features}, eps={self.eps}, affine={self.affine}"
 
 

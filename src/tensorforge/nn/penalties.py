@@ -11,13 +11,15 @@ optimizers it does not (that is what AdamW's decoupled weight decay is about).
 from __future__ import annotations
 
 from .. import ops
+from typing import Iterable
+
 from ..graph import Tensor
 from .module import Module
 
 __all__ = ["l1", "l2"]
 
 
-def _tensors(params) -> list[Tensor]:
+def _tensors(params: Module | Iterable[Tensor]) -> list[Tensor]:
     ts = params.weights() if isinstance(params, Module) else list(params)
     if not ts:
         raise ValueError("penalty: no parameters given")
@@ -34,13 +36,13 @@ def _total(terms: list[Tensor]) -> Tensor:
     return total
 
 
-def l1(params, scale: float) -> Tensor:
+def l1(params: Module | Iterable[Tensor], scale: float) -> Tensor:
     """scale * Σ|p| over every entry of every parameter (a graph scalar)."""
     ts = _tensors(params)
     return _total([ops.sum(ops.abs(p)) for p in ts]) * float(scale)
 
 
-def l2(params, scale: float) -> Tensor:
+def l2(params: Module | Iterable[Tensor], scale: float) -> Tensor:
     """scale / 2 * Σ p² over every entry of every parameter (a graph scalar); gradient scale * p."""
     ts = _tensors(params)
     return _total([ops.sum(p * p) for p in ts]) * (float(scale) / 2.0)

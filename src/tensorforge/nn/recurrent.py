@@ -15,22 +15,29 @@ from __future__ import annotations
 
 import math
 import weakref
+from typing import Callable, Optional, Sequence
 
 from .. import init as initializers
 from .. import ops
-from ..graph import Tensor, format_shape
+from .._typing import Array
+from ..graph import Graph, Tensor, format_shape
 from ..ops.registry import ShapeError
 from .layers import _param_dtype
-from .module import Module, ParamSpec
+from .module import Module, ParamSpec, _known_dims
 
 __all__ = ["GRUCell", "LSTMCell", "GRU", "LSTM"]
 
+# one layer-direction's state going in: (h,) for a GRU, (h, c) for an LSTM, None entries or None
+# for zeros; coming out every entry is a tensor
+_StateIn = Optional[tuple[Optional[Tensor], ...]]
+_State = tuple[Tensor, ...]
 
-def _t(w):
+
+def _t(w: Tensor) -> Tensor:
     return ops.transpose(w, (1, 0))
 
 
-def _hidden_projection(h, w_hh, b_hh):
+def _hidden_projection(h: Tensor | None, w_hh: Tensor, b_hh: Tensor | None) -> Tensor | None:
     """h W_hhᵀ + b_hh; a None state is the zero state (nothing to multiply: the bias, or None)."""
     if h is None:
         return b_hh
@@ -38,7 +45,7 @@ def _hidden_projection(h, w_hh, b_hh):
     return hw if b_hh is None else hw + b_hh
 
 
-def _gru_step(xw, h, w_hh, b_hh, hidden):
+def _gru_step(xw: Tensor, h: Tensor | None, w_hh: Tensor, b_hh: Tensor | None, hidden: int) -> Tensor:
     """One GRU step given the input projection ``xw`` = x W_ihᵀ + b_ih: torch's equations
     r = σ(.. + W_hr h + b_hr), z = σ(..), n = tanh(x_n + r ⊙ (W_hn h + b_hn)), h' = (1 - z) ⊙ n + z ⊙ h.
     ``h=None`` is the zero state (no ops spent on zeros)."""
@@ -56,7 +63,8 @@ def _gru_step(xw, h, w_hh, b_hh, hidden):
     return out if h is None else out + z * h
 
 
-def _lstm_step(xw, h, c, w_hh, b_hh, hidden):
+def _lstm_step(xw: Tensor, h: Tensor | None, c: Tensor | None, w_hh: Tensor, b_hh: Tensor | None,
+               hidden: int) -> tuple[Tensor, Tensor]:
     """One LSTM step: gates = xw + h W_hhᵀ + b_hh split (i, f, g, o); c' = f⊙c + i⊙g, h' = o⊙tanh(c').
     None states are zero states."""
     hw = _hidden_projection(h, w_hh, b_hh)
@@ -72,23 +80,26 @@ class _Recurrent(Module):
     """Parameter creation shared by the cells and the layers."""
 
     gates = 3
+    # set by the subclasses' constructors
+    hidden_size: int
+    bias: bool
 
-    def _uniform(self, shape, seed):
+    def _uniform(self, shape: tuple[int, ...], seed: int) -> Callable[[], Array]:
         bound = 1.0 / math.sqrt(self.hidden_size) if self.hidden_size > 0 else 0.0
         return lambda: initializers.uniform(shape, -bound, bound, seed=seed)
 
-    def _layer_params(self, graph, dtype, suffix: str, in_size: int, seed: int):
+    def _layer_params(self, graph: Graph, dtype: str, suffix: str, in_size: int, seed: int) -> dict[str, Tensor]:
         G, H = self.gates * self.hidden_size, self.hidden_size
-        shapes = {"weight_ih": (G, in_size), "weight_hh": (G, H)}
+        shapes: dict[str, tuple[int, ...]] = {"weight_ih": (G, in_size), "weight_hh": (G, H)}
         if self.bias:
             shapes.update({"bias_ih": (G,), "bias_hh": (G,)})
-        out = {}
+        out: dict[str, Tensor] = {}
         for k, (local, shape) in enumerate(shapes.items()):
             spec = ParamSpec(shape, self._uniform(shape, seed * 16 + k), decay=local.startswith("weight"))
             out[local] = self.param(graph, local + suffix, spec, dtype)
         return out
 
-    def _finish(self, graph):
+    def _finish(self, graph: Graph) -> None:
         self._latest = weakref.ref(graph)
 
 
@@ -98,17 +109,20 @@ class GRUCell(_Recurrent):
 
     kind, gates = "grucell", 3
 
-    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, seed: int = 0, name: str | None = None):
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, seed: int = 0,
+                 name: str | None = None) -> None:
         super().__init__(name)
         self.input_size, self.hidden_size, self.bias, self.seed = int(input_size), int(hidden_size), bool(bias), seed
 
-    def _check(self, x, h):
+    def _check(self, x: Tensor, h: Tensor | None) -> None:
         if len(x.shape) != 2 or x.shape[1] not in (None, self.input_size):
             raise ShapeError(f"{self!r}: input must be (N, {self.input_size}), got {format_shape(x.shape)}")
         if h is not None and (len(h.shape) != 2 or h.shape[1] not in (None, self.hidden_size)):
             raise ShapeError(f"{self!r}: hidden state must be (N, {self.hidden_size}), got {format_shape(h.shape)}")
 
-    def __call__(self, x, h=None, training: bool | None = None):
+    # torch's (x, h) signature, unlike Module.__call__'s (x, training)
+    def __call__(self, x: Tensor, h: Tensor | None = None,  # type: ignore[override]
+                 training: bool | None = None) -> Tensor:
         if not isinstance(x, Tensor):
             raise TypeError(f"{type(self).__name__} expects a graph Tensor, got {type(x).__name__}")
         self._check(x, h)
@@ -120,13 +134,13 @@ class GRUCell(_Recurrent):
         self._finish(x.graph)
         return out
 
-    def _step(self, xw, h, p):
+    def _step(self, xw: Tensor, h: Tensor | None, p: dict[str, Tensor]) -> Tensor:
         return _gru_step(xw, h, p["weight_hh"], p.get("bias_hh"), self.hidden_size)
 
-    def forward(self, x, training):
+    def forward(self, x: Tensor, training: bool) -> Tensor:
         return self(x)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"{self.input_size}, {self.hidden_size}" + ("" if self.bias else ", bias=False")
 
 
@@ -135,7 +149,9 @@ class LSTMCell(GRUCell):
 
     kind, gates = "lstmcell", 4
 
-    def __call__(self, x, hx=None, training: bool | None = None):
+    # torch's (x, (h, c)) -> (h', c'), unlike GRUCell's (x, h) -> h'
+    def __call__(self, x: Tensor, hx: tuple[Tensor, Tensor] | None = None,  # type: ignore[override]
+                 training: bool | None = None) -> tuple[Tensor, Tensor]:
         if not isinstance(x, Tensor):
             raise TypeError(f"{type(self).__name__} expects a graph Tensor, got {type(x).__name__}")
         h, c = (None, None) if hx is None else hx
@@ -149,7 +165,7 @@ class LSTMCell(GRUCell):
         self._finish(x.graph)
         return out
 
-    def forward(self, x, training):
+    def forward(self, x: Tensor, training: bool) -> Tensor:
         return self(x)[0]
 
 
@@ -167,7 +183,7 @@ class GRU(_Recurrent):
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False, seed: int = 0,
-                 name: str | None = None):
+                 name: str | None = None) -> None:
         super().__init__(name)
         if int(num_layers) < 1:
             raise ValueError(f"{type(self).__name__}: num_layers must be >= 1, got {num_layers}")
@@ -178,7 +194,7 @@ class GRU(_Recurrent):
         self.bidirectional = bool(bidirectional)
         self.directions = 2 if self.bidirectional else 1
 
-    def _sequence(self, x):
+    def _sequence(self, x: Tensor) -> Tensor:
         if len(x.shape) != 3 or x.shape[2] not in (None, self.input_size):
             layout = "(N, L, input_size)" if self.batch_first else "(L, N, input_size)"
             raise ShapeError(f"{self!r}: input must be {layout} with input_size={self.input_size}, got "
@@ -189,7 +205,7 @@ class GRU(_Recurrent):
             raise ShapeError(f"{self!r}: the sequence length must be known to unroll, got {format_shape(x.shape)}")
         return x
 
-    def _initial_states(self, x, given, what):
+    def _initial_states(self, x: Tensor, given: Tensor | None, what: str) -> list[Tensor | None]:
         if given is None:
             return [None] * (self.num_layers * self.directions)
         count = self.num_layers * self.directions
@@ -198,13 +214,13 @@ class GRU(_Recurrent):
                              f"{format_shape(given.shape)}")
         return [given[k] for k in range(count)]
 
-    def _run(self, x, states, training):
+    def _run(self, x: Tensor, states: Sequence[_StateIn], training: bool) -> tuple[Tensor, list[_State]]:
         """Unroll every layer (and direction); ``states``: per layer and direction (torch's order
         l0, l0_reverse, l1, ...), a tuple of initial state tensors or None."""
-        finals = []
+        finals: list[_State] = []
         for layer in range(self.num_layers):
             in_size = self.input_size if layer == 0 else self.hidden_size * self.directions
-            seqs = []
+            seqs: list[Tensor] = []
             for d in range(self.directions):
                 k = layer * self.directions + d
                 seq, state = self._direction(x, states[k], layer, d, in_size)
@@ -217,7 +233,7 @@ class GRU(_Recurrent):
             x = ops.transpose(x, (1, 0, 2))
         return x, finals
 
-    def _direction(self, x, state, layer: int, reverse: int, in_size: int):
+    def _direction(self, x: Tensor, state: _StateIn, layer: int, reverse: int, in_size: int) -> tuple[Tensor, _State]:
         """One layer in one direction over the whole sequence: (N, L, H) outputs in time order, last state."""
         suffix = f"_l{layer}" + ("_reverse" if reverse else "")
         seed = self.seed + 1000 * layer + 500 * reverse
@@ -225,35 +241,41 @@ class GRU(_Recurrent):
         xw = ops.matmul(x, _t(p["weight_ih"]))                # all steps at once: (N, L, G·H)
         if self.bias:
             xw = xw + p["bias_ih"]
-        length = x.shape[1]
-        outs = [None] * length
+        (length,) = _known_dims(x.shape[1:2])                # known: _sequence
+        outs: list[Tensor] = []                               # in the order built
+        last: _State = ()
         for t in (reversed(range(length)) if reverse else range(length)):
-            state = self._cell(xw[:, t], state, p, x)
-            outs[t] = ops.expand_dims(state[0], 1)
-        return (outs[0] if length == 1 else ops.concat(outs, axis=1)), state
+            last = self._cell(xw[:, t], state, p, x)
+            state = last
+            outs.append(ops.expand_dims(last[0], 1))
+        if reverse:
+            outs.reverse()                                    # time order
+        return (outs[0] if length == 1 else ops.concat(outs, axis=1)), last
 
-    def _cell(self, xw, state, p, x):
+    def _cell(self, xw: Tensor, state: _StateIn, p: dict[str, Tensor], x: Tensor) -> _State:
         h = None if state is None else state[0]
         return (_gru_step(xw, h, p["weight_hh"], p.get("bias_hh"), self.hidden_size),)
 
     @staticmethod
-    def _stack(ts):
+    def _stack(ts: Sequence[Tensor]) -> Tensor:
         return ops.concat([ops.expand_dims(t, 0) for t in ts], axis=0)
 
-    def __call__(self, x, h0=None, training: bool | None = None):
+    # torch's (x, h0) -> (output, h_n), unlike Module.__call__'s (x, training) -> Tensor
+    def __call__(self, x: Tensor, h0: Tensor | None = None,  # type: ignore[override]
+                 training: bool | None = None) -> tuple[Tensor, Tensor]:
         if not isinstance(x, Tensor):
             raise TypeError(f"{type(self).__name__} expects a graph Tensor, got {type(x).__name__}")
         training = self.training if training is None else bool(training)
         x = self._sequence(x)
-        states = [None if h is None else (h,) for h in self._initial_states(x, h0, "h0")]
+        states: list[_StateIn] = [None if h is None else (h,) for h in self._initial_states(x, h0, "h0")]
         out, finals = self._run(x, states, training)
         self._finish(x.graph)
         return out, self._stack([s[0] for s in finals])
 
-    def forward(self, x, training):
+    def forward(self, x: Tensor, training: bool) -> Tensor:
         return self(x, training=training)[0]
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return (f"{self.input_size}, {self.hidden_size}, num_layers={self.num_layers}, "
                 f"batch_first={self.batch_first}" + (", bidirectional=True" if self.bidirectional else ""))
 
@@ -266,18 +288,20 @@ class LSTM(GRU):
 
     kind, gates = "lstm", 4
 
-    def _cell(self, xw, state, p, x):
+    def _cell(self, xw: Tensor, state: _StateIn, p: dict[str, Tensor], x: Tensor) -> _State:
         state = (None, None) if state is None else state
         return _lstm_step(xw, state[0], state[1], p["weight_hh"], p.get("bias_hh"), self.hidden_size)
 
-    def __call__(self, x, hx=None, training: bool | None = None):
+    # torch's (x, (h0, c0)) -> (output, (h_n, c_n)), unlike GRU's (x, h0) -> (output, h_n)
+    def __call__(self, x: Tensor, hx: tuple[Tensor, Tensor] | None = None,  # type: ignore[override]
+                 training: bool | None = None) -> tuple[Tensor, tuple[Tensor, Tensor]]:
         if not isinstance(x, Tensor):
             raise TypeError(f"{type(self).__name__} expects a graph Tensor, got {type(x).__name__}")
         training = self.training if training is None else bool(training)
         x = self._sequence(x)
         h0, c0 = (None, None) if hx is None else hx
         hs, cs = self._initial_states(x, h0, "h0"), self._initial_states(x, c0, "c0")
-        states = [None if h is None and c is None else (h, c) for h, c in zip(hs, cs)]
+        states: list[_StateIn] = [None if h is None and c is None else (h, c) for h, c in zip(hs, cs)]
         if any(s is not None and (s[0] is None or s[1] is None) for s in states):
             raise ValueError(f"{self!r}: give both h0 and c0, or neither")
         out, finals = self._run(x, states, training)

@@ -12,25 +12,28 @@ The values may be torch tensors or NumPy arrays; torch itself is never imported.
 """
 from __future__ import annotations
 
+from typing import Any, Mapping
+
 import numpy as np
 
-from ..graph import Graph
+from .._typing import Array
+from ..graph import Graph, Tensor
 from .module import Module
 
 __all__ = ["from_torch_state_dict", "torch_parameter_map"]
 
 
-def _as_array(value) -> np.ndarray:
+def _as_array(value: Any) -> Array:
     if hasattr(value, "detach"):                 # a torch tensor, without importing torch
         value = value.detach().cpu().numpy()
     return np.asarray(value)
 
 
-def torch_parameter_map(module: Module, graph: Graph | None = None) -> dict:
+def torch_parameter_map(module: Module, graph: Graph | None = None) -> dict[str, tuple[Tensor, bool] | None]:
     """{torch key: (parameter tensor, transposed?)} for every parameter and state of the built
     ``module``; plus the torch keys it knowingly ignores, mapped to None."""
     graph = module._resolve_graph(graph)
-    out: dict = {}
+    out: dict[str, tuple[Tensor, bool] | None] = {}
     for path, m in module.named_modules():
         prefix = path + "." if path else ""
         ours_to_torch = {ours: theirs for theirs, ours in type(m).torch_names.items()}
@@ -43,7 +46,8 @@ def torch_parameter_map(module: Module, graph: Graph | None = None) -> dict:
     return out
 
 
-def from_torch_state_dict(module: Module, state_dict, strict: bool = True, graph: Graph | None = None) -> dict:
+def from_torch_state_dict(module: Module, state_dict: Mapping[str, Any], strict: bool = True,
+                          graph: Graph | None = None) -> dict[str, list[str]]:
     """Copy a torch ``state_dict`` into the parameters of ``module`` (built: called once on a
     placeholder), in place, like torch's ``load_state_dict``.
 
@@ -62,7 +66,7 @@ def from_torch_state_dict(module: Module, state_dict, strict: bool = True, graph
     if strict and (missing or unexpected):
         raise KeyError(f"from_torch_state_dict: missing keys {missing}, unexpected keys {unexpected} "
                        f"(known keys: {sorted(k for k, t in targets.items() if t is not None)})")
-    writes = []
+    writes: list[tuple[Tensor, Array]] = []
     for key, value in given.items():
         target = targets.get(key)
         if target is None:

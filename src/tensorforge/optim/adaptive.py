@@ -10,19 +10,21 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._typing import Array
+from ..graph import Tensor
 from ..ops import abs as tabs
 from ..ops import maximum, pow, sqrt
-from .base import Optimizer, _check_hyper, _decay, _decay_grad
+from .base import Optimizer, StepContext, _check_hyper, _decay, _decay_grad
 
 __all__ = ["Adagrad", "Adadelta", "RMSprop", "Adam", "AdamW", "Adamax", "NAdam"]
 
 
-def _lerp(a, b, w: float):
+def _lerp(a: Tensor, b: Tensor, w: float) -> Tensor:
     """a + w (b - a), the moving average torch writes as ``a.lerp_(b, w)``."""
     return a + w * (b - a)
 
 
-def _check_betas(betas) -> tuple[float, float]:
+def _check_betas(betas: tuple[float, float]) -> tuple[float, float]:
     b1, b2 = (float(b) for b in betas)
     _check_hyper("beta parameter at index 0", b1, 0.0, 1.0, open_high=True)
     _check_hyper("beta parameter at index 1", b2, 0.0, 1.0, open_high=True)
@@ -34,7 +36,7 @@ class Adagrad(Optimizer):
     tag = "adagrad"
 
     def __init__(self, lr: float = 1e-2, lr_decay: float = 0, weight_decay: float = 0,
-                 initial_accumulator_value: float = 0, eps: float = 1e-10, *, maximize: bool = False):
+                 initial_accumulator_value: float = 0, eps: float = 1e-10, *, maximize: bool = False) -> None:
         super().__init__(lr)
         _check_hyper("lr_decay", lr_decay)
         _check_hyper("weight_decay", weight_decay)
@@ -44,17 +46,17 @@ class Adagrad(Optimizer):
         self.initial_accumulator_value, self.eps = float(initial_accumulator_value), float(eps)
         self.maximize = bool(maximize)
 
-    def _hyper_repr(self):
+    def _hyper_repr(self) -> dict[str, object]:
         return dict(lr_decay=self.lr_decay, weight_decay=self.weight_decay,
                     initial_accumulator_value=self.initial_accumulator_value, eps=self.eps)
 
-    def _slots(self):
+    def _slots(self) -> tuple[str, ...]:
         return ("sum",)
 
-    def _slot_init(self, slot, value):
+    def _slot_init(self, slot: str, value: Array) -> Array:
         return np.full_like(value, self.initial_accumulator_value)
 
-    def _rule(self, p, g, slots, k):
+    def _rule(self, p: Tensor, g: Tensor, slots: dict[str, Tensor], k: StepContext) -> tuple[Tensor, dict[str, Tensor]]:
         g = _decay_grad(self, p, g)
         clr = k.lr if self.lr_decay == 0 else k.lr / (1.0 + (k.t - 1.0) * self.lr_decay)
         acc = slots["sum"] + g * g
@@ -67,7 +69,7 @@ class Adadelta(Optimizer):
     tag = "adadelta"
 
     def __init__(self, lr: float = 1.0, rho: float = 0.9, eps: float = 1e-6, weight_decay: float = 0, *,
-                 maximize: bool = False):
+                 maximize: bool = False) -> None:
         super().__init__(lr)
         _check_hyper("rho", rho, 0.0, 1.0)
         _check_hyper("epsilon", eps)
@@ -75,13 +77,13 @@ class Adadelta(Optimizer):
         self.rho, self.eps, self.weight_decay = float(rho), float(eps), float(weight_decay)
         self.maximize = bool(maximize)
 
-    def _hyper_repr(self):
+    def _hyper_repr(self) -> dict[str, object]:
         return dict(rho=self.rho, eps=self.eps, weight_decay=self.weight_decay)
 
-    def _slots(self):
+    def _slots(self) -> tuple[str, ...]:
         return ("square_avg", "acc_delta")
 
-    def _rule(self, p, g, slots, k):
+    def _rule(self, p: Tensor, g: Tensor, slots: dict[str, Tensor], k: StepContext) -> tuple[Tensor, dict[str, Tensor]]:
         g = _decay_grad(self, p, g)
         rho = self.rho
         sq = rho * slots["square_avg"] + (1.0 - rho) * (g * g)
@@ -97,7 +99,7 @@ class RMSprop(Optimizer):
     tag = "rmsprop"
 
     def __init__(self, lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8, weight_decay: float = 0,
-                 momentum: float = 0, centered: bool = False, *, maximize: bool = False):
+                 momentum: float = 0, centered: bool = False, *, maximize: bool = False) -> None:
         super().__init__(lr)
         _check_hyper("epsilon", eps)
         _check_hyper("momentum", momentum)
@@ -106,19 +108,19 @@ class RMSprop(Optimizer):
         self.alpha, self.eps, self.weight_decay = float(alpha), float(eps), float(weight_decay)
         self.momentum, self.centered, self.maximize = float(momentum), bool(centered), bool(maximize)
 
-    def _hyper_repr(self):
+    def _hyper_repr(self) -> dict[str, object]:
         return dict(alpha=self.alpha, eps=self.eps, weight_decay=self.weight_decay, momentum=self.momentum,
                     centered=self.centered)
 
-    def _slots(self):
+    def _slots(self) -> tuple[str, ...]:
         return ("square_avg",) + (("momentum_buffer",) if self.momentum > 0 else ()) \
             + (("grad_avg",) if self.centered else ())
 
-    def _rule(self, p, g, slots, k):
+    def _rule(self, p: Tensor, g: Tensor, slots: dict[str, Tensor], k: StepContext) -> tuple[Tensor, dict[str, Tensor]]:
         g = _decay_grad(self, p, g)
         a = self.alpha
         sq = a * slots["square_avg"] + (1.0 - a) * (g * g)
-        new = {"square_avg": sq}
+        new: dict[str, Tensor] = {"square_avg": sq}
         if self.centered:
             gavg = _lerp(slots["grad_avg"], g, 1.0 - a)
             new["grad_avg"] = gavg
@@ -138,8 +140,9 @@ class Adam(Optimizer):
     ``decoupled_weight_decay=True`` (AdamW) shrinks p by (1 - lr wd) instead of adding wd p to g."""
     tag = "adam"
 
-    def __init__(self, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0,
-                 amsgrad: bool = False, *, maximize: bool = False, decoupled_weight_decay: bool = False):
+    def __init__(self, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 0, amsgrad: bool = False, *, maximize: bool = False,
+                 decoupled_weight_decay: bool = False) -> None:
         super().__init__(lr)
         _check_hyper("epsilon", eps)
         _check_hyper("weight_decay", weight_decay)
@@ -147,18 +150,18 @@ class Adam(Optimizer):
         self.eps, self.weight_decay, self.amsgrad = float(eps), float(weight_decay), bool(amsgrad)
         self.maximize, self.decoupled_weight_decay = bool(maximize), bool(decoupled_weight_decay)
 
-    def _hyper_repr(self):
+    def _hyper_repr(self) -> dict[str, object]:
         return dict(betas=self.betas, eps=self.eps, weight_decay=self.weight_decay, amsgrad=self.amsgrad)
 
-    def _slots(self):
+    def _slots(self) -> tuple[str, ...]:
         return ("exp_avg", "exp_avg_sq") + (("max_exp_avg_sq",) if self.amsgrad else ())
 
-    def _rule(self, p, g, slots, k):
+    def _rule(self, p: Tensor, g: Tensor, slots: dict[str, Tensor], k: StepContext) -> tuple[Tensor, dict[str, Tensor]]:
         b1, b2 = self.betas
         p, g = _decay(self, p, g, k.lr, decoupled=self.decoupled_weight_decay)
         m = _lerp(slots["exp_avg"], g, 1.0 - b1)
         v = b2 * slots["exp_avg_sq"] + (1.0 - b2) * (g * g)
-        new = {"exp_avg": m, "exp_avg_sq": v}
+        new: dict[str, Tensor] = {"exp_avg": m, "exp_avg_sq": v}
         step_size = k.lr / (1.0 - pow(b1, k.t))
         bc2_sqrt = sqrt(1.0 - pow(b2, k.t))
         if self.amsgrad:
@@ -172,8 +175,8 @@ class AdamW(Adam):
     """Adam with decoupled weight decay (default 1e-2): p <- p (1 - lr wd) before the Adam step."""
     tag = "adamw"
 
-    def __init__(self, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8, weight_decay: float = 1e-2,
-                 amsgrad: bool = False, *, maximize: bool = False):
+    def __init__(self, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 1e-2, amsgrad: bool = False, *, maximize: bool = False) -> None:
         super().__init__(lr, betas, eps, weight_decay, amsgrad, maximize=maximize, decoupled_weight_decay=True)
 
 
@@ -181,21 +184,21 @@ class Adamax(Optimizer):
     """m <- lerp(m, g, 1-b1);  u <- max(b2 u, |g| + eps);  p <- p - lr / (1 - b1^t) * m / u."""
     tag = "adamax"
 
-    def __init__(self, lr: float = 2e-3, betas=(0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0, *,
-                 maximize: bool = False):
+    def __init__(self, lr: float = 2e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 0, *, maximize: bool = False) -> None:
         super().__init__(lr)
         _check_hyper("epsilon", eps)
         _check_hyper("weight_decay", weight_decay)
         self.betas = _check_betas(betas)
         self.eps, self.weight_decay, self.maximize = float(eps), float(weight_decay), bool(maximize)
 
-    def _hyper_repr(self):
+    def _hyper_repr(self) -> dict[str, object]:
         return dict(betas=self.betas, eps=self.eps, weight_decay=self.weight_decay)
 
-    def _slots(self):
+    def _slots(self) -> tuple[str, ...]:
         return ("exp_avg", "exp_inf")
 
-    def _rule(self, p, g, slots, k):
+    def _rule(self, p: Tensor, g: Tensor, slots: dict[str, Tensor], k: StepContext) -> tuple[Tensor, dict[str, Tensor]]:
         b1, b2 = self.betas
         g = _decay_grad(self, p, g)
         m = _lerp(slots["exp_avg"], g, 1.0 - b1)
@@ -211,8 +214,9 @@ class NAdam(Optimizer):
     d = sqrt(v / (1 - b2^t)) + eps."""
     tag = "nadam"
 
-    def __init__(self, lr: float = 2e-3, betas=(0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0,
-                 momentum_decay: float = 4e-3, decoupled_weight_decay: bool = False, *, maximize: bool = False):
+    def __init__(self, lr: float = 2e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 0, momentum_decay: float = 4e-3, decoupled_weight_decay: bool = False, *,
+                 maximize: bool = False) -> None:
         super().__init__(lr)
         _check_hyper("epsilon", eps)
         _check_hyper("weight_decay", weight_decay)
@@ -221,24 +225,24 @@ class NAdam(Optimizer):
         self.eps, self.weight_decay, self.momentum_decay = float(eps), float(weight_decay), float(momentum_decay)
         self.decoupled_weight_decay, self.maximize = bool(decoupled_weight_decay), bool(maximize)
 
-    def _hyper_repr(self):
+    def _hyper_repr(self) -> dict[str, object]:
         return dict(betas=self.betas, eps=self.eps, weight_decay=self.weight_decay,
                     momentum_decay=self.momentum_decay, decoupled_weight_decay=self.decoupled_weight_decay)
 
-    def _slots(self):
+    def _slots(self) -> tuple[str, ...]:
         return ("exp_avg", "exp_avg_sq")
 
-    def _scalar_init(self):
+    def _scalar_init(self) -> dict[str, float]:
         return {"mu_product": 1.0}
 
-    def _mu(self, t):
+    def _mu(self, t: Tensor) -> Tensor:
         return self.betas[0] * (1.0 - 0.5 * pow(0.96, t * self.momentum_decay))
 
-    def _scalar_rule(self, scalars, t):
+    def _scalar_rule(self, scalars: dict[str, Tensor], t: Tensor) -> dict[str, Tensor]:
         # torch keeps one mu_product per parameter; they are all equal, so one scalar suffices
         return {"mu_product": scalars["mu_product"] * self._mu(t)}
 
-    def _rule(self, p, g, slots, k):
+    def _rule(self, p: Tensor, g: Tensor, slots: dict[str, Tensor], k: StepContext) -> tuple[Tensor, dict[str, Tensor]]:
         b1, b2 = self.betas
         p, g = _decay(self, p, g, k.lr, decoupled=self.decoupled_weight_decay)
         mu, mu_next = self._mu(k.t), self._mu(k.t + 1.0)

@@ -16,11 +16,13 @@ Hyper-parameters other than the learning rate are compiled in as constants.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, Protocol, Sequence
 
 import networkx as nx
 import numpy as np
+import numpy.typing as npt
 
+from .._typing import Array
 from ..autodiff import grad
 from ..graph import Graph, Tensor, format_shape, parameter
 from ..ops import cast
@@ -52,7 +54,7 @@ class _Built:
 
     def named_state(self) -> dict[str, Tensor]:
         """State tensors under their checkpoint keys (independent of the prefix)."""
-        out = {"step": self.step}
+        out: dict[str, Tensor] = {"step": self.step}
         out.update(self.scalars)
         for p, slots in zip(self.params, self.slots):
             for slot, t in slots.items():
@@ -60,7 +62,8 @@ class _Built:
         return out
 
 
-def _check_hyper(name: str, value, low: float = 0.0, high: float | None = None, open_high=False) -> None:
+def _check_hyper(name: str, value: float, low: float = 0.0, high: float | None = None,
+                 open_high: bool = False) -> None:
     """torch.optim's range checks, with its messages."""
     if value < low or (high is not None and (value >= high if open_high else value > high)):
         raise ValueError(f"Invalid {name} value: {value}")
@@ -72,20 +75,20 @@ class Optimizer:
 
     tag = "opt"
 
-    def __init__(self, lr: float):
+    def __init__(self, lr: float) -> None:
         _check_hyper("learning rate", lr)
         self._lr = float(lr)
         self.initial_lr: float | None = None   # set by the first schedule (torch's group["initial_lr"])
         self._lr_tensors: list[Tensor] = []    # every lr parameter built, in any graph
         self._built: _Built | None = None
-        self._pending_state: dict[str, np.ndarray] | None = None
+        self._pending_state: dict[str, Array] | None = None
 
     # -- hooks for subclasses ------------------------------------------------------------
     def _slots(self) -> tuple[str, ...]:
         """Names of the per-parameter buffers."""
         return ()
 
-    def _slot_init(self, slot: str, value: np.ndarray) -> np.ndarray:
+    def _slot_init(self, slot: str, value: Array) -> Array:
         """Initial value of a per-parameter buffer (zeros unless overridden)."""
         return np.zeros_like(value)
 
@@ -97,11 +100,12 @@ class Optimizer:
         """New values of the optimizer-wide scalars at step t."""
         return {}
 
-    def _rule(self, p: Tensor, g: Tensor, slots: dict[str, Tensor], k: StepContext):
+    def _rule(self, p: Tensor, g: Tensor, slots: dict[str, Tensor],
+              k: StepContext) -> tuple[Tensor, dict[str, Tensor]]:
         """Return (new parameter value, {slot: new buffer value}) for one parameter."""
         raise NotImplementedError
 
-    def _hyper_repr(self) -> dict:
+    def _hyper_repr(self) -> dict[str, object]:
         return {}
 
     # -- the learning rate ---------------------------------------------------------------
@@ -112,7 +116,7 @@ class Optimizer:
         return self._lr
 
     @lr.setter
-    def lr(self, value) -> None:
+    def lr(self, value: float) -> None:
         value = float(value)
         _check_hyper("learning rate", value)
         self._lr = value
@@ -161,7 +165,7 @@ class Optimizer:
             grads.append(g if g.dtype == p.dtype else cast(g, p.dtype))
         return self._build(params, grads, clip_norm)
 
-    def _check_params(self, loss: Tensor | None, params) -> list[Tensor]:
+    def _check_params(self, loss: Tensor | None, params: Iterable[Tensor] | None) -> list[Tensor]:
         if loss is not None:
             if not isinstance(loss, Tensor):
                 raise TypeError(f"{type(self).__name__}.updates: loss must be a Tensor, got {loss!r}")
@@ -175,7 +179,7 @@ class Optimizer:
         if not params:
             raise ValueError(f"{type(self).__name__}: no parameters to optimize")
         graph = params[0].graph if loss is None else loss.graph
-        seen = set()
+        seen: set[int] = set()
         for p in params:
             if not isinstance(p, Tensor) or p.op != "parameter":
                 raise TypeError(f"{type(self).__name__}: {p!r} is not a parameter")
@@ -189,12 +193,12 @@ class Optimizer:
             seen.add(p.id)
         return params
 
-    def _state_names(self, prefix: str, params) -> list[str]:
+    def _state_names(self, prefix: str, params: Sequence[Tensor]) -> list[str]:
         names = [f"{prefix}/lr", f"{prefix}/step"] + [f"{prefix}/{s}" for s in self._scalar_init()]
         names += [f"{p.name}/{prefix}_{slot}" for p in params for slot in self._slots()]
         return names
 
-    def _unique_prefix(self, graph: Graph, params) -> str:
+    def _unique_prefix(self, graph: Graph, params: Sequence[Tensor]) -> str:
         """The tag, numbered if the graph already has one of the names it would give."""
         for k in range(10_000):
             prefix = self.tag if k == 0 else f"{self.tag}{k}"
@@ -202,7 +206,7 @@ class Optimizer:
                 return prefix
         raise RuntimeError("could not find a free name prefix for the optimizer state")
 
-    def _build(self, params: list[Tensor], grads: list[Tensor], clip_norm,
+    def _build(self, params: list[Tensor], grads: list[Tensor], clip_norm: float | None,
                built: _Built | None = None) -> list[tuple[Tensor, Tensor]]:
         if clip_norm is not None:
             grads = clip_by_global_norm(grads, clip_norm)
@@ -215,12 +219,13 @@ class Optimizer:
         def context(dt: str) -> StepContext:
             # rules see the scalars in their parameter's dtype (mixed float32/float64 models)
             if dt not in contexts:
-                c = (lambda x: x) if dt == dtype else (lambda x: cast(x, dt))
+                def c(x: Tensor) -> Tensor:
+                    return x if dt == dtype else cast(x, dt)
                 contexts[dt] = StepContext(c(built.lr), c(t_new), {k: c(v) for k, v in built.scalars.items()},
                                            {k: c(v) for k, v in new_scalars.items()})
             return contexts[dt]
 
-        out = []
+        out: list[tuple[Tensor, Tensor]] = []
         for p, g, slots in zip(params, grads, built.slots):
             new_p, new_slots = self._rule(p, g, dict(slots), context(p.dtype))
             out.append((p, new_p))
@@ -234,7 +239,7 @@ class Optimizer:
         prefix = self._unique_prefix(graph, params)
         dtype = params[0].dtype
 
-        def state(name: str, value) -> Tensor:
+        def state(name: str, value: Array) -> Tensor:
             return parameter(name, value, trainable=False, graph=graph)
 
         lr = state(f"{prefix}/lr", np.asarray(self._lr, dtype=dtype))
@@ -258,7 +263,7 @@ class Optimizer:
             return []
         return [b.lr] + list(b.named_state().values())
 
-    def state_dict(self) -> dict[str, np.ndarray]:
+    def state_dict(self) -> dict[str, Array]:
         """Copies of the state: "lr", "step", optimizer-wide scalars, and "<param>/<slot>"."""
         out = {"lr": np.asarray(self._lr, dtype=np.float64)}
         if self._built is not None:
@@ -267,20 +272,21 @@ class Optimizer:
             out.update({k: np.array(v) for k, v in self._pending_state.items()})
         return out
 
-    def load_state_dict(self, state: dict) -> None:
+    def load_state_dict(self, state: Mapping[str, npt.ArrayLike]) -> None:
         """Restore a ``state_dict()``. Before ``updates()`` has run, the buffers are kept
         and written into the graph state when it is built."""
-        state = {str(k): np.asarray(v) for k, v in state.items()}
-        if "lr" not in state:
+        arrays = {str(k): np.asarray(v) for k, v in state.items()}
+        if "lr" not in arrays:
             raise KeyError(f"{type(self).__name__}.load_state_dict: the state has no 'lr' entry")
-        rest = {k: v for k, v in state.items() if k != "lr"}
+        rest = {k: v for k, v in arrays.items() if k != "lr"}
         if self._built is None:
             self._pending_state = rest
         else:
             self._load_built(rest)
-        self.lr = float(state["lr"])
+        self.lr = float(arrays["lr"])
 
-    def _load_built(self, state: dict[str, np.ndarray]) -> None:
+    def _load_built(self, state: dict[str, Array]) -> None:
+        assert self._built is not None, "the optimizer state is not built yet"
         named = self._built.named_state()
         missing = sorted(set(named) - set(state))
         unexpected = sorted(set(state) - set(named))
@@ -295,18 +301,25 @@ class Optimizer:
         return f"{type(self).__name__}({hyper})"
 
 
-def _decay_grad(opt, p, g):
+class _Decaying(Protocol):
+    """What _decay reads off an optimizer (torch's maximize and weight_decay options)."""
+    maximize: bool
+    weight_decay: float
+
+
+def _decay_grad(opt: _Decaying, p: Tensor, g: Tensor) -> Tensor:
     """torch's preamble: negate for maximize, then add L2 weight decay to the gradient."""
     return _decay(opt, p, g, None, decoupled=False)[1]
 
 
-def _decay(opt, p, g, lr, decoupled: bool):
+def _decay(opt: _Decaying, p: Tensor, g: Tensor, lr: Tensor | None, decoupled: bool) -> tuple[Tensor, Tensor]:
     """Negate g for maximize, then apply weight decay: coupled (L2, g += wd p) or decoupled
     (AdamW, p *= 1 - lr wd; for adaptive methods the two differ). Returns (p, g)."""
     if opt.maximize:
         g = -g
     if opt.weight_decay != 0:
         if decoupled:
+            assert lr is not None, "decoupled weight decay needs the learning rate"
             p = p * (1.0 - lr * opt.weight_decay)
         else:
             g = g + opt.weight_decay * p

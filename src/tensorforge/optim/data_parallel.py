@@ -17,24 +17,30 @@ gradient of the whole (global) batch.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Iterable
+
 import numpy as np
 
 from ..autodiff import grad
-from ..graph import Tensor, placeholder
+from ..graph import Graph, Tensor, placeholder
 from ..ops import concat, reshape
+from ..nn.module import _known_dims
+
+if TYPE_CHECKING:
+    from .base import Optimizer
 
 __all__ = ["DataParallelUpdates", "data_parallel_updates", "GRAD_INPUT_NAME"]
 
 GRAD_INPUT_NAME = "data_parallel/grads"
 
 
-class DataParallelUpdates(list):
+class DataParallelUpdates(list[tuple[Tensor, Tensor]]):
     """(parameter, new value) pairs computed from averaged gradients; ``tg.compile`` turns
     them into a step that averages ``local_grads`` over the ranks and feeds the result to
     ``grad_input``. Concatenating it with other updates (``+``) keeps the marker."""
 
-    def __init__(self, pairs, local_grads: Tensor, grad_input: Tensor, params, bucket_bytes=None,
-                 sync_batch_norm: bool = False):
+    def __init__(self, pairs: Iterable[tuple[Tensor, Tensor]], local_grads: Tensor, grad_input: Tensor,
+                 params: Iterable[Tensor], bucket_bytes: int | None = None, sync_batch_norm: bool = False) -> None:
         super().__init__(pairs)
         self.sync_batch_norm = bool(sync_batch_norm)
         self.local_grads = local_grads
@@ -42,14 +48,15 @@ class DataParallelUpdates(list):
         self.params = list(params)
         self.bucket_bytes = bucket_bytes
 
-    def _like(self, pairs) -> "DataParallelUpdates":
+    def _like(self, pairs: Iterable[tuple[Tensor, Tensor]]) -> "DataParallelUpdates":
         return DataParallelUpdates(pairs, self.local_grads, self.grad_input, self.params, self.bucket_bytes,
                                    self.sync_batch_norm)
 
-    def __add__(self, other):
+    # list's + gives a plain list; this keeps the marker (the pairs of both sides, in order)
+    def __add__(self, other: Iterable[tuple[Tensor, Tensor]]) -> "DataParallelUpdates":  # type: ignore[override]
         return self._like(list(self) + list(other))
 
-    def __radd__(self, other):
+    def __radd__(self, other: Iterable[tuple[Tensor, Tensor]]) -> "DataParallelUpdates":
         return self._like(list(other) + list(self))
 
     def __repr__(self) -> str:
@@ -57,7 +64,7 @@ class DataParallelUpdates(list):
                 f"{self.grad_input.shape[0]} gradient elements of {self.grad_input.dtype})")
 
 
-def _free_name(graph, stem: str) -> str:
+def _free_name(graph: Graph, stem: str) -> str:
     name, k = stem, 0
     while name in graph._names:
         k += 1
@@ -65,7 +72,8 @@ def _free_name(graph, stem: str) -> str:
     return name
 
 
-def data_parallel_updates(optimizer, loss: Tensor, params, clip_norm=None, bucket_bytes: int | None = None,
+def data_parallel_updates(optimizer: Optimizer, loss: Tensor, params: Iterable[Tensor] | None,
+                          clip_norm: float | None = None, bucket_bytes: int | None = None,
                           sync_batch_norm: bool = False) -> DataParallelUpdates:
     """``optimizer``'s updates on gradients averaged over the ranks (see the module doc)."""
     params = optimizer._check_params(loss, params)
@@ -78,13 +86,14 @@ def data_parallel_updates(optimizer, loss: Tensor, params, clip_norm=None, bucke
     grads = grad(loss, params)
     flat = [reshape(g, (-1,)) for g in grads]
     local = flat[0] if len(flat) == 1 else concat(flat, axis=0)
-    sizes = [int(np.prod(p.shape, dtype=np.int64)) for p in params]
+    sizes = [int(np.prod(_known_dims(p.shape), dtype=np.int64)) for p in params]
     total = int(sum(sizes))
     graph = loss.graph
     grad_input = placeholder(_free_name(graph, GRAD_INPUT_NAME), (total,), dtypes[0], graph=graph)
-    averaged, start = [], 0
+    averaged: list[Tensor] = []
+    start = 0
     for p, n in zip(params, sizes):
-        averaged.append(reshape(grad_input[start:start + n], p.shape))
+        averaged.append(reshape(grad_input[start:start + n], _known_dims(p.shape)))
         start += n
     pairs = optimizer._build(params, averaged, clip_norm)
     if bucket_bytes is not None and int(bucket_bytes) < 1:

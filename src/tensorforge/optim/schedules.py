@@ -20,18 +20,24 @@ from __future__ import annotations
 import copy
 import math
 import warnings
-from typing import Any, Callable
+from typing import Any, Callable, Protocol, SupportsFloat, TypedDict
 
 __all__ = ["LRScheduler", "StepLR", "ExponentialLR", "LinearLR", "CosineAnnealingLR",
            "CosineAnnealingWarmRestarts", "CyclicLR", "OneCycleLR", "ReduceLROnPlateau"]
 
 
-def _check_optimizer(optimizer) -> None:
+class _HasLR(Protocol):
+    """What a schedule drives: an optimizer's settable ``lr`` and torch's ``initial_lr``."""
+    lr: float
+    initial_lr: float | None
+
+
+def _check_optimizer(optimizer: object) -> None:
     if not hasattr(optimizer, "lr"):
         raise TypeError(f"{type(optimizer).__name__} is not an optimizer (it has no 'lr')")
 
 
-def _single(name: str, value) -> float:
+def _single(name: str, value: float | list[float] | tuple[float, ...]) -> float:
     """tensorforge optimizers have one parameter group: accept a scalar or a 1-list."""
     if isinstance(value, (list, tuple)):
         if len(value) != 1:
@@ -41,12 +47,19 @@ def _single(name: str, value) -> float:
     return float(value)
 
 
+class _Phase(TypedDict):
+    """One phase of OneCycleLR: anneal from ``start_lr`` to ``end_lr`` (keys of its lrs) until ``end_step``."""
+    end_step: float
+    start_lr: str
+    end_lr: str
+
+
 class LRScheduler:
     """Base class: ``step()`` advances ``last_epoch`` and sets ``opt.lr = get_lr()[0]``."""
 
     _is_initial = False
 
-    def __init__(self, optimizer, last_epoch: int = -1):
+    def __init__(self, optimizer: _HasLR, last_epoch: int = -1) -> None:
         _check_optimizer(optimizer)
         self.optimizer = optimizer
         if last_epoch == -1:
@@ -55,7 +68,8 @@ class LRScheduler:
         elif getattr(optimizer, "initial_lr", None) is None:
             raise KeyError("the optimizer has no 'initial_lr' to resume from (last_epoch >= 0): create the "
                            "schedule with last_epoch=-1 or load the optimizer's state first")
-        self.base_lrs = [optimizer.initial_lr]
+        assert optimizer.initial_lr is not None  # set above, or checked
+        self.base_lrs: list[float] = [optimizer.initial_lr]
         self.last_epoch = last_epoch
         self._initial_step()
 
@@ -82,7 +96,8 @@ class LRScheduler:
             values = self.get_lr()
         else:
             self.last_epoch = epoch
-            values = self._get_closed_form_lr() if hasattr(self, "_get_closed_form_lr") else self.get_lr()
+            closed_form: Callable[[], list[float]] | None = getattr(self, "_get_closed_form_lr", None)
+            values = closed_form() if closed_form is not None else self.get_lr()
         self._set_lr(values[0])
 
     def _set_lr(self, lr: float) -> None:
@@ -108,33 +123,33 @@ class LRScheduler:
 class StepLR(LRScheduler):
     """Multiply the lr by ``gamma`` every ``step_size`` epochs."""
 
-    def __init__(self, optimizer, step_size: int, gamma: float = 0.1, last_epoch: int = -1):
+    def __init__(self, optimizer: _HasLR, step_size: int, gamma: float = 0.1, last_epoch: int = -1) -> None:
         self.step_size = step_size
         self.gamma = gamma
         super().__init__(optimizer, last_epoch)
 
-    def get_lr(self):
+    def get_lr(self) -> list[float]:
         if self.last_epoch == 0 or self.last_epoch % self.step_size != 0:
             return [self._lr]
         return [self._lr * self.gamma]
 
-    def _get_closed_form_lr(self):
+    def _get_closed_form_lr(self) -> list[float]:
         return [b * self.gamma ** (self.last_epoch // self.step_size) for b in self.base_lrs]
 
 
 class ExponentialLR(LRScheduler):
     """Multiply the lr by ``gamma`` every epoch."""
 
-    def __init__(self, optimizer, gamma: float, last_epoch: int = -1):
+    def __init__(self, optimizer: _HasLR, gamma: float, last_epoch: int = -1) -> None:
         self.gamma = gamma
         super().__init__(optimizer, last_epoch)
 
-    def get_lr(self):
+    def get_lr(self) -> list[float]:
         if self._is_initial:
             return [self._lr]
         return [self._lr * self.gamma]
 
-    def _get_closed_form_lr(self):
+    def _get_closed_form_lr(self) -> list[float]:
         return [b * self.gamma ** self.last_epoch for b in self.base_lrs]
 
 
@@ -142,8 +157,8 @@ class LinearLR(LRScheduler):
     """Scale the lr by a factor going linearly from ``start_factor`` to ``end_factor``
     over ``total_iters`` epochs."""
 
-    def __init__(self, optimizer, start_factor: float = 1.0 / 3, end_factor: float = 1.0, total_iters: int = 5,
-                 last_epoch: int = -1):
+    def __init__(self, optimizer: _HasLR, start_factor: float = 1.0 / 3, end_factor: float = 1.0, total_iters: int = 5,
+                 last_epoch: int = -1) -> None:
         if start_factor > 1.0 or start_factor <= 0:
             raise ValueError("Starting multiplicative factor expected to be greater than 0 and less or equal to 1.")
         if end_factor > 1.0 or end_factor < 0:
@@ -153,7 +168,7 @@ class LinearLR(LRScheduler):
         self.total_iters = total_iters
         super().__init__(optimizer, last_epoch)
 
-    def get_lr(self):
+    def get_lr(self) -> list[float]:
         if self.last_epoch == 0:
             return [self._lr * self.start_factor]
         if self._is_initial or self.last_epoch > self.total_iters:
@@ -162,7 +177,7 @@ class LinearLR(LRScheduler):
             self.total_iters * self.start_factor + (self.last_epoch - 1) * (self.end_factor - self.start_factor))
         return [self._lr * (1.0 + ratio)]
 
-    def _get_closed_form_lr(self):
+    def _get_closed_form_lr(self) -> list[float]:
         return [b * (self.start_factor + (self.end_factor - self.start_factor)
                      * min(self.total_iters, self.last_epoch) / self.total_iters) for b in self.base_lrs]
 
@@ -171,12 +186,12 @@ class CosineAnnealingLR(LRScheduler):
     """eta_min + (base - eta_min)(1 + cos(pi t / T_max)) / 2, in torch's recursive form
     (which keeps going past T_max: the lr rises again, period 2 T_max)."""
 
-    def __init__(self, optimizer, T_max: int, eta_min: float = 0.0, last_epoch: int = -1):
+    def __init__(self, optimizer: _HasLR, T_max: int, eta_min: float = 0.0, last_epoch: int = -1) -> None:
         self.T_max = T_max
         self.eta_min = eta_min
         super().__init__(optimizer, last_epoch)
 
-    def get_lr(self):
+    def get_lr(self) -> list[float]:
         base, lr, t, T = self.base_lrs[0], self._lr, self.last_epoch, self.T_max
         if self._is_initial:
             return [lr]
@@ -187,7 +202,7 @@ class CosineAnnealingLR(LRScheduler):
         return [(1 + math.cos(math.pi * t / T)) / (1 + math.cos(math.pi * (t - 1) / T)) * (lr - self.eta_min)
                 + self.eta_min]
 
-    def _get_closed_form_lr(self):
+    def _get_closed_form_lr(self) -> list[float]:
         return [self.eta_min + (b - self.eta_min) * (1 + math.cos(math.pi * self.last_epoch / self.T_max)) / 2
                 for b in self.base_lrs]
 
@@ -196,7 +211,8 @@ class CosineAnnealingWarmRestarts(LRScheduler):
     """SGDR: cosine annealing from the base lr to ``eta_min`` over T_i epochs, then a
     restart; T_i starts at ``T_0`` and is multiplied by ``T_mult`` at each restart."""
 
-    def __init__(self, optimizer, T_0: int, T_mult: int = 1, eta_min: float = 0.0, last_epoch: int = -1):
+    def __init__(self, optimizer: _HasLR, T_0: int, T_mult: int = 1, eta_min: float = 0.0,
+                 last_epoch: int = -1) -> None:
         if T_0 <= 0 or not isinstance(T_0, int):
             raise ValueError(f"Expected positive integer T_0, but got {T_0}")
         if T_mult < 1 or not isinstance(T_mult, int):
@@ -207,14 +223,14 @@ class CosineAnnealingWarmRestarts(LRScheduler):
         self.T_i = T_0
         self.T_mult = T_mult
         self.eta_min = eta_min
-        self.T_cur = last_epoch
+        self.T_cur: float = last_epoch
         super().__init__(optimizer, last_epoch)
 
-    def get_lr(self):
+    def get_lr(self) -> list[float]:
         return [self.eta_min + (b - self.eta_min) * (1 + math.cos(math.pi * self.T_cur / self.T_i)) / 2
                 for b in self.base_lrs]
 
-    def step(self, epoch=None) -> None:
+    def step(self, epoch: float | None = None) -> None:
         """Advance one step, or jump to a (possibly fractional) ``epoch``."""
         if epoch is None and self.last_epoch < 0:
             epoch = 0
@@ -250,19 +266,20 @@ class CyclicLR(LRScheduler):
     ``cycle_momentum=True`` (torch's default) warns and is otherwise ignored.
     """
 
-    def __init__(self, optimizer, base_lr, max_lr, step_size_up: int = 2000, step_size_down: int | None = None,
+    def __init__(self, optimizer: _HasLR, base_lr: float | list[float], max_lr: float | list[float],
+                 step_size_up: int = 2000, step_size_down: int | None = None,
                  mode: str = "triangular", gamma: float = 1.0, scale_fn: Callable[[float], float] | None = None,
                  scale_mode: str = "cycle", cycle_momentum: bool = True, base_momentum: float = 0.8,
-                 max_momentum: float = 0.9, last_epoch: int = -1):
+                 max_momentum: float = 0.9, last_epoch: int = -1) -> None:
         _check_optimizer(optimizer)
-        base_lr = _single("base_lr", base_lr)
+        base = _single("base_lr", base_lr)
         if last_epoch == -1:
-            optimizer.lr = base_lr
+            optimizer.lr = base
         self.max_lrs = [_single("max_lr", max_lr)]
-        step_size_up = float(step_size_up)
-        step_size_down = float(step_size_down) if step_size_down is not None else step_size_up
-        self.total_size = step_size_up + step_size_down
-        self.step_ratio = step_size_up / self.total_size
+        up = float(step_size_up)
+        down = float(step_size_down) if step_size_down is not None else up
+        self.total_size = up + down
+        self.step_ratio = up / self.total_size
         if mode not in ("triangular", "triangular2", "exp_range") and scale_fn is None:
             raise ValueError("mode is invalid and scale_fn is None")
         self.mode = mode
@@ -277,7 +294,7 @@ class CyclicLR(LRScheduler):
                           "compiled into the step); pass cycle_momentum=False to silence this warning",
                           UserWarning, stacklevel=2)
         super().__init__(optimizer, last_epoch)
-        self.base_lrs = [base_lr]
+        self.base_lrs = [base]
 
     def _init_scale_mode(self) -> None:
         if self._scale_fn_custom is None:
@@ -289,11 +306,14 @@ class CyclicLR(LRScheduler):
             return self._scale_fn_custom(x)
         if self.mode == "triangular":
             return 1.0
+        # float ** float is typed Any (a negative base gives a complex): these are real
         if self.mode == "triangular2":
-            return 1 / (2.0 ** (x - 1))
-        return self.gamma ** x
+            halving: float = 2.0 ** (x - 1)
+            return 1 / halving
+        scale: float = self.gamma ** x
+        return scale
 
-    def get_lr(self):
+    def get_lr(self) -> list[float]:
         cycle = math.floor(1 + self.last_epoch / self.total_size)
         x = 1.0 + self.last_epoch / self.total_size - cycle
         if x <= self.step_ratio:
@@ -304,15 +324,15 @@ class CyclicLR(LRScheduler):
         arg = cycle if self.scale_mode == "cycle" else self.last_epoch
         return [self.base_lrs[0] + base_height * self.scale_fn(arg)]
 
-    def state_dict(self):
+    def state_dict(self) -> dict[str, Any]:
         state = super().state_dict()
         state.pop("_scale_fn_custom", None)
         return state
 
-    def load_state_dict(self, state_dict):
-        state_dict = dict(state_dict)
-        state_dict.pop("_scale_fn_custom", None)  # functions are not saved; keep this one's
-        super().load_state_dict(state_dict)
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        state = dict(state_dict)
+        state.pop("_scale_fn_custom", None)  # functions are not saved; keep this one's
+        super().load_state_dict(state)
         self._init_scale_mode()
 
 
@@ -323,11 +343,12 @@ class OneCycleLR(LRScheduler):
     final annealing. Stepped after every batch, ``total_steps`` times in all.
     Only the learning rate is cycled (see CyclicLR about ``cycle_momentum``)."""
 
-    def __init__(self, optimizer, max_lr, total_steps: int | None = None, epochs: int | None = None,
-                 steps_per_epoch: int | None = None, pct_start: float = 0.3, anneal_strategy: str = "cos",
+    def __init__(self, optimizer: _HasLR, max_lr: float | list[float], total_steps: int | None = None,
+                 epochs: int | None = None, steps_per_epoch: int | None = None, pct_start: float = 0.3,
+                 anneal_strategy: str = "cos",
                  cycle_momentum: bool = True, base_momentum: float = 0.85, max_momentum: float = 0.95,
                  div_factor: float = 25.0, final_div_factor: float = 1e4, three_phase: bool = False,
-                 last_epoch: int = -1):
+                 last_epoch: int = -1) -> None:
         _check_optimizer(optimizer)
         if total_steps is not None:
             if total_steps <= 0 or not isinstance(total_steps, int):
@@ -341,6 +362,7 @@ class OneCycleLR(LRScheduler):
             self.total_steps = epochs * steps_per_epoch
         else:
             raise ValueError("You must define either total_steps OR (epochs AND steps_per_epoch)")
+        self._schedule_phases: list[_Phase]
         if three_phase:
             self._schedule_phases = [
                 {"end_step": float(pct_start * self.total_steps) - 1, "start_lr": "initial_lr", "end_lr": "max_lr"},
@@ -358,13 +380,14 @@ class OneCycleLR(LRScheduler):
         if anneal_strategy not in ("cos", "linear"):
             raise ValueError(f"anneal_strategy must be one of 'cos' or 'linear', instead got {anneal_strategy}")
         self.anneal_strategy = anneal_strategy
-        max_lr = _single("max_lr", max_lr)
+        peak = _single("max_lr", max_lr)
         if last_epoch == -1:
-            optimizer.initial_lr = max_lr / div_factor   # torch overwrites group["initial_lr"]
+            optimizer.initial_lr = peak / div_factor   # torch overwrites group["initial_lr"]
         elif getattr(optimizer, "initial_lr", None) is None:
             raise KeyError("OneCycleLR: the optimizer has no 'initial_lr' to resume from (last_epoch >= 0)")
-        self._lrs = {"initial_lr": optimizer.initial_lr, "max_lr": max_lr,
-                     "min_lr": optimizer.initial_lr / final_div_factor}
+        initial_lr = optimizer.initial_lr
+        assert initial_lr is not None  # set above, or checked
+        self._lrs = {"initial_lr": initial_lr, "max_lr": peak, "min_lr": initial_lr / final_div_factor}
         self.cycle_momentum = cycle_momentum
         self.base_momentum, self.max_momentum = base_momentum, max_momentum
         if cycle_momentum:
@@ -374,14 +397,14 @@ class OneCycleLR(LRScheduler):
         super().__init__(optimizer, last_epoch)
 
     @staticmethod
-    def _annealing_cos(start, end, pct):
+    def _annealing_cos(start: float, end: float, pct: float) -> float:
         return end + (start - end) / 2.0 * (math.cos(math.pi * pct) + 1)
 
     @staticmethod
-    def _annealing_linear(start, end, pct):
+    def _annealing_linear(start: float, end: float, pct: float) -> float:
         return (end - start) * pct + start
 
-    def get_lr(self):
+    def get_lr(self) -> list[float]:
         step_num = self.last_epoch
         if step_num > self.total_steps:
             raise ValueError(f"Tried to step {step_num} times. The specified number of total steps is "
@@ -401,9 +424,9 @@ class ReduceLROnPlateau(LRScheduler):
     """Multiply the lr by ``factor`` once the metric passed to ``step(metric)`` has not
     improved for more than ``patience`` epochs (then wait ``cooldown`` epochs)."""
 
-    def __init__(self, optimizer, mode: str = "min", factor: float = 0.1, patience: int = 10,
-                 threshold: float = 1e-4, threshold_mode: str = "rel", cooldown: int = 0, min_lr=0,
-                 eps: float = 1e-8):
+    def __init__(self, optimizer: _HasLR, mode: str = "min", factor: float = 0.1, patience: int = 10,
+                 threshold: float = 1e-4, threshold_mode: str = "rel", cooldown: int = 0,
+                 min_lr: float | list[float] = 0, eps: float = 1e-8) -> None:
         if factor >= 1.0:
             raise ValueError("Factor should be < 1.0.")
         _check_optimizer(optimizer)
@@ -423,7 +446,8 @@ class ReduceLROnPlateau(LRScheduler):
         self.cooldown_counter = 0
         self.num_bad_epochs = 0
 
-    def step(self, metrics, epoch=None) -> None:  # type: ignore[override]
+    # torch's step(metrics): the metric is required, unlike the other schedules' step(epoch=None)
+    def step(self, metrics: SupportsFloat, epoch: int | None = None) -> None:  # type: ignore[override]
         """Record this epoch's metric (e.g. the validation loss) and reduce the lr if needed."""
         current = float(metrics)
         self.last_epoch = self.last_epoch + 1 if epoch is None else epoch
@@ -470,6 +494,6 @@ class ReduceLROnPlateau(LRScheduler):
         self.threshold = threshold
         self.threshold_mode = threshold_mode
 
-    def load_state_dict(self, state_dict) -> None:
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         super().load_state_dict(state_dict)
         self._init_is_better(self.mode, self.threshold, self.threshold_mode)

@@ -7,8 +7,9 @@
 """
 from __future__ import annotations
 
+from ..graph import Tensor
 from ..ops import where
-from .base import Optimizer, _check_hyper, _decay_grad
+from .base import Optimizer, StepContext, _check_hyper, _decay_grad
 
 __all__ = ["SGD"]
 
@@ -17,7 +18,7 @@ class SGD(Optimizer):
     tag = "sgd"
 
     def __init__(self, lr: float = 1e-3, momentum: float = 0, dampening: float = 0, weight_decay: float = 0,
-                 nesterov: bool = False, *, maximize: bool = False):
+                 nesterov: bool = False, *, maximize: bool = False) -> None:
         super().__init__(lr)
         _check_hyper("momentum", momentum)
         _check_hyper("weight_decay", weight_decay)
@@ -29,16 +30,16 @@ class SGD(Optimizer):
         self.nesterov = bool(nesterov)
         self.maximize = bool(maximize)
 
-    def _hyper_repr(self) -> dict:
+    def _hyper_repr(self) -> dict[str, object]:
         return dict(momentum=self.momentum, dampening=self.dampening, weight_decay=self.weight_decay,
                     nesterov=self.nesterov, maximize=self.maximize)
 
-    def _slots(self):
+    def _slots(self) -> tuple[str, ...]:
         return ("momentum_buffer",) if self.momentum != 0 else ()
 
-    def _rule(self, p, g, slots, k):
+    def _rule(self, p: Tensor, g: Tensor, slots: dict[str, Tensor], k: StepContext) -> tuple[Tensor, dict[str, Tensor]]:
         g = _decay_grad(self, p, g)
-        new = {}
+        new: dict[str, Tensor] = {}
         if self.momentum != 0:
             buf = slots["momentum_buffer"]
             damped = g if self.dampening == 0 else (1.0 - self.dampening) * g

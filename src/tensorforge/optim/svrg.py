@@ -15,14 +15,17 @@ snapshot parameters (``tg.clone``), so both gradients come out of one compiled s
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
+import numpy.typing as npt
 
 from ..autodiff import grad
 from ..clone import clone
+from .._typing import Array
 from ..graph import Tensor
-from .base import Optimizer
+from ..nn.module import _known_dims
+from .base import Optimizer, StepContext
 
 __all__ = ["SVRG"]
 
@@ -32,15 +35,15 @@ class SVRG(Optimizer):
     value) and "W/svrg_mu" (μ, initially zero)."""
     tag = "svrg"
 
-    def __init__(self, lr: float = 1e-2):
+    def __init__(self, lr: float = 1e-2) -> None:
         super().__init__(lr)
         self._snapshot_grads: list[Tensor] = []
-        self._grad_fns: dict[tuple, object] = {}
+        self._grad_fns: dict[tuple[tuple[int, ...], str], Callable[..., Any]] = {}
 
-    def _slots(self):
+    def _slots(self) -> tuple[str, ...]:
         return ("snapshot", "mu")
 
-    def _slot_init(self, slot, value):
+    def _slot_init(self, slot: str, value: Array) -> Array:
         return np.array(value) if slot == "snapshot" else np.zeros_like(value)
 
     def updates(self, loss: Tensor, params: Sequence[Tensor] | None = None,
@@ -61,14 +64,16 @@ class SVRG(Optimizer):
         directions = [g - gs + s["mu"] for g, gs, s in zip(grads, self._snapshot_grads, built.slots)]
         return self._build(params, directions, clip_norm, built=built)
 
-    def apply_gradients(self, grads_and_params, clip_norm=None):
+    def apply_gradients(self, grads_and_params: Iterable[tuple[Tensor, Tensor]],
+                        clip_norm: float | None = None) -> list[tuple[Tensor, Tensor]]:
         raise TypeError("SVRG needs the loss itself (to differentiate it at the snapshot): "
                         "use svrg.updates(loss, params)")
 
-    def _rule(self, p, direction, slots, k):
+    def _rule(self, p: Tensor, direction: Tensor, slots: dict[str, Tensor],
+              k: StepContext) -> tuple[Tensor, dict[str, Tensor]]:
         return p - k.lr * direction, {}
 
-    def take_snapshot(self, inputs: Sequence[Tensor], arrays: Sequence, batch_size: int = 256,
+    def take_snapshot(self, inputs: Sequence[Tensor], arrays: Sequence[npt.ArrayLike], batch_size: int = 256,
                       backend: str = "interp") -> None:
         """Copy the parameters into the snapshot and set μ to the full-data gradient there.
 
@@ -79,28 +84,28 @@ class SVRG(Optimizer):
         built = self._built
         if built is None:
             raise RuntimeError("SVRG.take_snapshot: call updates(loss, params) first")
-        inputs, arrays = list(inputs), [np.asarray(a) for a in arrays]
-        if len(inputs) != len(arrays) or not arrays:
-            raise ValueError(f"SVRG.take_snapshot: {len(inputs)} inputs but {len(arrays)} arrays")
-        n = len(arrays[0])
-        if n == 0 or any(len(a) != n for a in arrays):
+        placeholders, data = list(inputs), [np.asarray(a) for a in arrays]
+        if len(placeholders) != len(data) or not data:
+            raise ValueError(f"SVRG.take_snapshot: {len(placeholders)} inputs but {len(data)} arrays")
+        n = len(data[0])
+        if n == 0 or any(len(a) != n for a in data):
             raise ValueError("SVRG.take_snapshot: the arrays must be non-empty with equal first dimensions, "
-                             f"got {[a.shape for a in arrays]}")
+                             f"got {[a.shape for a in data]}")
         if int(batch_size) < 1:
             raise ValueError(f"SVRG.take_snapshot: batch_size must be >= 1, got {batch_size}")
         batch_size = int(batch_size)
         for p, slots in zip(built.params, built.slots):
             slots["snapshot"].value = p.value
-        fn = self._gradient_function(inputs, backend)
-        totals = [np.zeros(p.shape, dtype=np.float64) for p in built.params]
+        fn = self._gradient_function(placeholders, backend)
+        totals = [np.zeros(_known_dims(p.shape), dtype=np.float64) for p in built.params]
         for start in range(0, n, batch_size):
-            batch = [a[start:start + batch_size] for a in arrays]
+            batch = [a[start:start + batch_size] for a in data]
             for total, g in zip(totals, fn(*batch)):
                 total += len(batch[0]) * np.asarray(g, dtype=np.float64)
         for total, slots in zip(totals, built.slots):
             slots["mu"].value = total / n
 
-    def _gradient_function(self, inputs, backend):
+    def _gradient_function(self, inputs: Sequence[Tensor], backend: str) -> Callable[..., Any]:
         """The compiled gradient at the snapshot (cached per inputs and backend)."""
         from ..compile import compile as tg_compile
         key = (tuple(t.id for t in inputs), backend if isinstance(backend, str) else id(backend))
