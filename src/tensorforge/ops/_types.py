@@ -38,6 +38,8 @@ Reference: TypeAlias = Callable[..., Array]
 Gradients: TypeAlias = list[Union["Tensor", None]]
 #: A pullback: ``vjp(ctx, g)``.
 Pullback: TypeAlias = Callable[["VJPContext", "Tensor"], Gradients]
+#: A (height, width) pair: kernel size, stride, padding or dilation of a 2-d window.
+Pair: TypeAlias = tuple[int, int]
 #: One value of a scalar expression: an ``Expr`` under SYMBOLIC, an array or a number under NUMPY
 #: (see the module docstring for why this is Any).
 ScalarExpr: TypeAlias = Any

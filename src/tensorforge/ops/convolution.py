@@ -28,7 +28,8 @@ import numpy as np
 from .._typing import TensorLike
 from ..graph import Tensor, as_tensor, format_shape
 from . import nn
-from ._types2 import InferredShape, IntOrTuple, Pair
+from ._types import InferredShape, Pair
+from .._typing import IntOrTuple
 from .indexing import concat
 from .padding import constant_block, narrow, pad
 from .registry import ShapeError, apply

@@ -29,7 +29,8 @@ from . import random as rnd
 from .elementwise import softplus
 from .indexing import one_hot
 from .reduce import log_softmax, max as reduce_max, mean, sum as reduce_sum, var
-from ._types2 import Gradients, InferredShape, InferredType, InputTypes, IntOrTuple, Pair
+from ._types import Gradients, InferredShape, InferredType, InputTypes, Pair
+from .._typing import IntOrTuple
 from .registry import ShapeError, TensorType, VJPContext, apply, normalize_axis, register, result_dtype
 from .shape import reshape, transpose
 

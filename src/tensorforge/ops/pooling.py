@@ -27,7 +27,7 @@ import numpy as np
 from .._typing import Array, TensorLike
 from ..graph import Tensor, as_tensor, constant
 from . import nn
-from ._types2 import IntOrTuple
+from .._typing import IntOrTuple
 from .indexing import concat
 from .padding import narrow, pad
 from .reduce import mean

@@ -11,7 +11,7 @@ import numpy as np
 
 from .._typing import Array, Axis, DTypeLike, TensorLike
 from ..graph import Tensor
-from ._types2 import Gradients, InferredShape, InferredType, InputTypes
+from ._types import Gradients, InferredShape, InferredType, InputTypes
 from .registry import ShapeError, VJPContext, apply, normalize_axis, register
 
 

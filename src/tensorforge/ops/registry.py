@@ -19,21 +19,15 @@ import numpy as np
 
 from .._typing import Array, Axis, DTypeLike, TensorLike
 from ..graph import Graph, Tensor, as_tensor, format_shape, get_default_graph
+# the four callbacks of an op declaration (ops/_types.py names what each receives and gives)
+from ._types import Pullback, ScalarRule
+from ._types import Reference as Impl
+from ._types import TypeRule as InferRule
 
 
 class TensorType(NamedTuple):
     shape: tuple[int | None, ...]
     dtype: str
-
-
-#: infer(in_types, **attrs) -> (shape, dtype): the op's shape and dtype rule
-InferRule: TypeAlias = Callable[..., tuple[Sequence[int | None], DTypeLike]]
-#: impl(*arrays, **attrs) -> array: the NumPy reference the interpreter runs
-Impl: TypeAlias = Callable[..., Array]
-#: vjp(ctx, g) -> one gradient (or None) per input, built from graph ops
-Pullback: TypeAlias = Callable[["VJPContext", Tensor], Sequence[Tensor | None]]
-#: scalar(s, *args, **attrs) -> a scalar expression (kernel_ir) for the code generators
-ScalarRule: TypeAlias = Callable[..., Any]
 
 
 class ShapeError(ValueError):
