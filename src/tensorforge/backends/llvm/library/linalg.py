@@ -35,15 +35,15 @@ depth loop LLVM vectorises (``dot_products``; 30 us -> a few us for 8 x 9 x 4096
 from __future__ import annotations
 
 import math
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
 from llvmlite import ir
 
 from . import Operand, register
-from .common import (F64, I1, I8, I64, PTR, declare, convert_float, elem_ptr, float_type, for_range, host_vector_bits,
-                     i64, imax, imin, load_elem, new_function, store_elem)
+from .common import (I1, I64, PTR, declare, convert_float, elem_ptr, float_type, for_range, host_vector_bits, i64, imax, imin,
+                     load_elem, new_function, store_elem)
+from .gemm_pack import plain_loop, shared_pack  # noqa: F401  (plain_loop: conv.py imports it from here)
 
 
 @dataclass(frozen=True)
@@ -159,89 +159,6 @@ def gemm_kind(spec: GemmSpec, tiling: Tiling) -> GemmKind:
     # copy, so the narrow kernel reads A in place (when no dtype conversion is needed)
     direct_a = tiling.nvec == 1 and spec.n <= tiling.nr and spec.a.dtype == spec.dtype
     return GemmKind(spec.dtype, spec.a.dtype, spec.b.dtype, tiling.vw, tiling.mr, tiling.nr, direct_a)
-
-
-@contextmanager
-def plain_loop(b: ir.IRBuilder, start, stop, step=1, name="i"):
-    """``for_range`` whose latch carries ``llvm.loop`` hints switching off loop vectorisation and
-    unrolling: the GEMM's vector code is written by hand, and letting LLVM version, vectorise
-    and unroll every scalar bookkeeping loop (runtime strides!) multiplies compile time."""
-    with for_range(b, start, stop, step, name=name) as index:
-        yield index
-        latch_block = b.block
-    latch = latch_block.instructions[-1]
-    module = b.module
-    hints = module.__dict__.get("_tf_loop_hints")
-    if hints is None:
-        hints = module.__dict__["_tf_loop_hints"] = (
-            module.add_metadata([ir.MetaDataString(module, "llvm.loop.vectorize.enable"), ir.Constant(I1, 0)]),
-            module.add_metadata([ir.MetaDataString(module, "llvm.loop.unroll.disable")]))
-    loop_id = ir.values.MDValue(module, [], name=str(len(module.metadata)))
-    loop_id.operands = (loop_id, *hints)        # a loop ID is a self-referential node
-    latch.set_metadata("llvm.loop", loop_id)
-
-
-def shared_pack(module: ir.Module, dtype: str, src_dtype: str) -> ir.Function:
-    """The module's packing routine from ``src_dtype`` to ``dtype`` (one for every GEMM kind):
-
-        void tf_gemm_pack.<dtype><src>(ptr dst, ptr src, i64 s_w, i64 s_p, i64 width, i64 depth, i64 W)
-
-    dst[q*W*depth + p*W + w] = src[(q*W + w) * s_w + p * s_p] for q*W + w < width, else 0
-    (panels of W lanes, p < depth). For A: W = MR, lanes walk rows (s_w = a_rs), p walks k;
-    for B: W = NR, lanes walk columns (s_w = b_cs), p walks k (s_p = b_rs)."""
-    cache = module.__dict__.setdefault("_tf_gemm_pack", {})
-    if (dtype, src_dtype) not in cache:
-        cache[(dtype, src_dtype)] = _emit_pack(module, dtype, src_dtype)
-    return cache[(dtype, src_dtype)]
-
-
-def _emit_pack(module: ir.Module, dtype: str, src_dtype: str) -> ir.Function:
-    """Full panels whose lanes are adjacent in the source (s_w == 1: row-major B, transposed A)
-    are copied as 32-byte vectors; every other panel by a scalar loop nest whose inner loop
-    follows the source's smaller stride (chosen at run time), after zeroing lanes past the edge."""
-    T, TS = float_type(dtype), float_type(src_dtype)
-    elem, src_elem = np.dtype(dtype).itemsize, np.dtype(src_dtype).itemsize
-    short = {"float32": "f32", "float64": "f64"}
-    fn = new_function(module, f"tf_gemm_pack.{short[dtype]}{short[src_dtype]}", 2, [I64] * 5, linkage="internal")
-    fn.attributes.add("noinline")         # shared by every GEMM kind of the module: keep one copy
-    dst, src, s_w, s_p, width, depth, W = fn.args
-    b = ir.IRBuilder(fn.append_basic_block("entry"))
-    chunk = 32 // elem
-    src_vec, dst_vec = ir.VectorType(TS, chunk), ir.VectorType(T, chunk)
-    vector_ok = b.and_(b.icmp_signed("==", s_w, i64(1)), b.icmp_signed("==", b.srem(W, i64(chunk)), i64(0)))
-    full_panels = b.select(vector_ok, b.sdiv(width, W), i64(0))
-    panel_size = b.mul(depth, W)
-    with plain_loop(b, 0, full_panels, name="q") as q:
-        panel, first = b.mul(q, panel_size), b.mul(q, W)
-        with plain_loop(b, 0, depth, name="p") as p:
-            at, to = b.add(first, b.mul(p, s_p)), b.add(panel, b.mul(p, W))
-            with plain_loop(b, 0, W, chunk, name="c") as c:
-                vals = b.load(elem_ptr(b, src, b.add(at, c), TS), typ=src_vec, align=src_elem)
-                if TS != T:
-                    vals = b.fpext(vals, dst_vec) if T == F64 else b.fptrunc(vals, dst_vec)
-                b.store(vals, elem_ptr(b, dst, b.add(to, c), T), align=elem)
-    n_panels = b.sdiv(b.add(width, b.sub(W, i64(1))), W)
-    lanes_inner = b.icmp_signed("<=", imax(b, s_w, b.sub(i64(0), s_w)), imax(b, s_p, b.sub(i64(0), s_p)))
-    memset = module.declare_intrinsic("llvm.memset", [PTR, I64])
-    with plain_loop(b, full_panels, n_panels, name="sq") as q:
-        panel = b.mul(q, panel_size)
-        valid = imin(b, W, b.sub(width, b.mul(q, W)))
-        with b.if_then(b.icmp_signed("<", valid, W)):
-            b.call(memset, [elem_ptr(b, dst, panel, T), ir.Constant(I8, 0), b.mul(panel_size, i64(elem)),
-                            ir.Constant(I1, 0)])
-        first = b.mul(b.mul(q, W), s_w)
-        # (count, source stride, destination stride) of the outer and the inner loop
-        pick = lambda lanes, ks: b.select(lanes_inner, lanes, ks)  # noqa: E731
-        n_o, so, do = pick(depth, valid), pick(s_p, s_w), pick(W, i64(1))
-        n_i, si, di = pick(valid, depth), pick(s_w, s_p), pick(i64(1), W)
-        with plain_loop(b, 0, n_o, name="o") as o:
-            src_o, dst_o = b.add(first, b.mul(o, so)), b.add(panel, b.mul(o, do))
-            # the one loop LLVM may vectorise: strided copies are where packing time goes
-            with for_range(b, 0, n_i, name="i") as i:
-                val = convert_float(b, load_elem(b, src, b.add(src_o, b.mul(i, si)), TS), T)
-                store_elem(b, val, dst, b.add(dst_o, b.mul(i, di)))
-    b.ret_void()
-    return fn
 
 
 # argument order of the generic function (after the pointers c, a, b)
