@@ -13,6 +13,8 @@ optimisation and code generation for it once instead of once per matmul. Its loo
             pack A[ic:ic+mc, pc:pc+kc] into KC x MR panels
             for each MR x NR tile: microkernel
 
+(a row-major A, unit column stride, skips its packing: see ``_GenericGemm.emit``)
+
 The microkernel keeps an MR x NR block of C in MR * NR/VW vector accumulators, loads
 NR/VW vectors of packed B and broadcasts one packed A element per row per k step
 (llvm.fma on vectors). Packing zero-pads the panels, so the microkernel always runs a full
@@ -161,6 +163,8 @@ def gemm_kind(spec: GemmSpec, tiling: Tiling) -> GemmKind:
     return GemmKind(spec.dtype, spec.a.dtype, spec.b.dtype, tiling.vw, tiling.mr, tiling.nr, direct_a)
 
 
+_IN_PLACE_MIN_KC = 32   # row-major A is read in place for depth blocks at least this deep
+
 # argument order of the generic function (after the pointers c, a, b)
 _GEMM_ARGS = ("m", "n", "k", "a_rs", "a_cs", "b_rs", "b_cs", "c_rs", "row0", "row1", "kc", "mc", "nc")
 
@@ -195,8 +199,16 @@ class _GenericGemm:
 
     def emit(self) -> ir.Function:
         k = self.kind
-        ukernel = self._emit_microkernel()
+        ukernel = self._emit_microkernel(direct=k.direct_a)
         pack_a = None if k.direct_a else shared_pack(self.module, k.dtype, k.a_dtype)
+        # a packing kind still reads a row-major A (unit column stride, as in x @ W and dy @ W^T)
+        # in place, chosen at run time so that one generic GEMM serves every product of a step:
+        # the microkernel's MR broadcasts then walk MR rows contiguously along k, which L1 serves
+        # as well as a packed panel, and the transposing copy of A costs more than it saves
+        # (128 x 784 @ 784 x 256 on a Xeon with AVX-512: 0.86x -> 0.92x torch, 1 thread)
+        row_major_ukernel = None
+        if pack_a is not None and k.a_dtype == k.dtype:
+            row_major_ukernel = self._emit_microkernel(direct=True, unit_a_cs=True)
         pack_b = shared_pack(self.module, k.dtype, k.b_dtype)
         fn = new_function(self.module, self.name, 3, [I64] * len(_GEMM_ARGS) + [PTR, PTR])
         # never inline or clone it into the callers: sharing one copy is the point
@@ -219,17 +231,41 @@ class _GenericGemm:
                 with plain_loop(b, row0, row1, arg["mc"], name="ic") as ic:
                     mc = imin(b, arg["mc"], b.sub(row1, ic))
                     a_block = elem_ptr(b, a, b.add(b.mul(ic, arg["a_rs"]), b.mul(pc, arg["a_cs"])), self.TA)
-                    if pack_a is not None:
-                        b.call(pack_a, [ap, a_block, arg["a_rs"], arg["a_cs"], mc, kc, i64(k.mr)])
-                        a_block = ap
-                    self._emit_macro_kernel(b, ukernel, a_block, bp, c, arg, ic, mc, jc, nc, kc, accumulate)
+                    macro = (b, a_block, bp, c, arg, ic, mc, jc, nc, kc, accumulate)
+                    if pack_a is None:
+                        self._emit_macro_kernel(ukernel, True, *macro)
+                    else:
+                        self._emit_row_block(ukernel, row_major_ukernel, pack_a, ap, macro)
         b.ret_void()
         return fn
 
+    def _emit_row_block(self, ukernel, row_major_ukernel, pack_a, ap, macro):
+        """One MC x KC block of A against the packed B block: read in place when A is row-major
+        (and a row-major microkernel exists), else packed into ``ap`` first."""
+        b, a_block, arg, mc, kc = macro[0], macro[1], macro[4], macro[6], macro[9]
+
+        def packed():
+            b.call(pack_a, [ap, a_block, arg["a_rs"], arg["a_cs"], mc, kc, i64(self.kind.mr)])
+            self._emit_macro_kernel(ukernel, False, b, ap, *macro[2:])
+
+        if row_major_ukernel is None:
+            packed()
+            return
+        # a short depth block leaves too few k steps to pay for the in-place kernel's row set-up
+        in_place_ok = b.and_(b.icmp_signed("==", arg["a_cs"], i64(1)), b.icmp_signed(">=", kc, i64(_IN_PLACE_MIN_KC)))
+        with b.if_else(in_place_ok) as (in_place, other):
+            with in_place:
+                self._emit_macro_kernel(row_major_ukernel, True, *macro)
+            with other:
+                packed()
+
     # -- microkernel: C[mr x nr] (+)= Ap[kc x MR]^T-panel @ Bp[kc x NR]-panel
-    def _emit_microkernel(self) -> ir.Function:
+    def _emit_microkernel(self, direct: bool, unit_a_cs: bool = False) -> ir.Function:
+        """``direct``: A is read in place through its strides (a_rs, a_cs; with ``unit_a_cs`` the
+        column stride is known to be 1), else from a packed MR-row panel."""
         k, T, vec = self.kind, self.T, self.vec
-        fn = new_function(self.module, f"{self.name}.ukernel", 3, [I64, I64, I64, I1, I64, I64, I64],
+        suffix = ".row_major_a" if unit_a_cs else ""
+        fn = new_function(self.module, f"{self.name}.ukernel{suffix}", 3, [I64, I64, I64, I1, I64, I64, I64],
                           linkage="internal")
         ap, bp, c, kc, mr, nr, accumulate, c_rs, a_rs, a_cs = fn.args
         b = ir.IRBuilder(fn.append_basic_block("entry"))
@@ -239,15 +275,15 @@ class _GenericGemm:
             for slot in row:
                 b.store(zero, slot)
         vec_align = k.vw * self.elem_bytes
-        if k.direct_a:        # rows past the edge re-read row 0 (their results are discarded)
+        if direct:            # rows past the edge re-read row 0 (their results are discarded)
             row_offsets = [b.select(b.icmp_signed("<", i64(r), mr), b.mul(i64(r), a_rs), i64(0))
                            for r in range(k.mr)]
         with plain_loop(b, 0, kc, name="p") as p:
             b_row = b.mul(p, i64(k.nr))
             bvecs = [b.load(elem_ptr(b, bp, b.add(b_row, i64(v * k.vw)), T), typ=vec, align=vec_align)
                      for v in range(k.nvec)]
-            if k.direct_a:
-                a_row = b.mul(p, a_cs)
+            if direct:
+                a_row = p if unit_a_cs else b.mul(p, a_cs)
                 a_index = [b.add(a_row, off) for off in row_offsets]
             else:
                 a_row = b.mul(p, i64(k.mr))
@@ -298,13 +334,13 @@ class _GenericGemm:
                 old = b.load(ptr, typ=T)
                 b.store(b.select(accumulate, b.fadd(old, val), val), ptr)
 
-    def _emit_macro_kernel(self, b, ukernel, ap, bp, c, arg, ic, mc, jc, nc, kc, accumulate):
-        """Every MR x NR tile of the packed block; the A panel (MR x kc) stays in L1 while the
-        B panels stream past it from L2."""
+    def _emit_macro_kernel(self, ukernel, direct, b, ap, bp, c, arg, ic, mc, jc, nc, kc, accumulate):
+        """Every MR x NR tile of the block; the A panel (MR x kc, packed or, when ``direct``, read
+        in place) stays in L1 while the B panels stream past it from L2."""
         k, T = self.kind, self.T
         a_rs, a_cs, c_rs = arg["a_rs"], arg["a_cs"], arg["c_rs"]
         with plain_loop(b, 0, mc, k.mr, name="ir") as ir_:
-            a_step = a_rs if k.direct_a else kc       # rows apart in A, or packed panels
+            a_step = a_rs if direct else kc       # rows apart in A, or packed panels
             a_panel = elem_ptr(b, ap, b.mul(ir_, a_step), T)
             mr = imin(b, k.mr, b.sub(mc, ir_))
             row = b.add(ic, ir_)
