@@ -100,11 +100,14 @@ def test_transposed_b_converts_float32_to_float64_while_packing():
     check(matmul(a, w.T, "float64"), a, w.T.astype(np.float64))
 
 
-def test_transposed_b_with_the_avx2_tiling():
-    """MR = 6 is not a multiple of the 8-lane blocks: A falls back to the scalar copy, B
-    (NR = 16) is transposed in blocks."""
-    a, w = rand(37, 301), rand(45, 301)
-    with config.override(vector_bits=256):
-        assert linalg.choose_tiling(linalg.matmul_spec([_operand(a), _operand(w.T)],
-                                                        Operand((37, 45), (45, 1), 0, "float32"))).mr == 6
-        check(matmul(a, w.T, "float32", chunks=3), a, w.T)
+@pytest.mark.parametrize("bits,mr", [(256, 6), (128, 6)])
+def test_transposed_b_with_narrower_vector_tilings(bits, mr):
+    """The AVX2 (and SSE) tiling, whatever this host has: MR = 6 is not a multiple of the
+    8-lane blocks, so A falls back to the scalar copy (or is read in place when row-major);
+    B (NR = 16 or 8) is transposed in blocks."""
+    a, w, x = rand(37, 301), rand(45, 301), rand(301, 37)
+    with config.override(vector_bits=bits):
+        spec = linalg.matmul_spec([_operand(a), _operand(w.T)], Operand((37, 45), (45, 1), 0, "float32"))
+        assert linalg.choose_tiling(spec).mr == mr
+        check(matmul(a, w.T, "float32", chunks=3), a, w.T)      # row-major A, read in place
+        check(matmul(x.T, w.T, "float32", chunks=2), x.T, w.T)  # transposed A, packed
