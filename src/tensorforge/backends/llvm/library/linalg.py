@@ -19,7 +19,7 @@ The microkernel keeps an MR x NR block of C in MR * NR/VW vector accumulators, l
 NR/VW vectors of packed B and broadcasts one packed A element per row per k step
 (llvm.fma on vectors). Packing zero-pads the panels, so the microkernel always runs a full
 tile; partial tiles at the M/N edges are written back through a small stack tile. One packing
-routine per dtype pair serves A and B of every kind.
+routine per dtype pair (gemm_pack.py) serves A and B of every kind.
 
 Each product (``emit_gemm``; also used by conv.py on im2col scratch buffers) is then just
 ``<name>(c, a, b)`` and ``<name>_range(c, a, b, i64 begin, i64 end)``: the latter computes the
