@@ -113,6 +113,7 @@ def declare(module: ir.Module, name: str, ret: ir.Type, args) -> ir.Function:
     return ir.Function(module, ir.FunctionType(ret, list(args)), name=name)
 
 
+@functools.lru_cache(maxsize=None)
 def _host_features() -> str:
     import llvmlite.binding as llvm
     from .. import jit
@@ -120,11 +121,11 @@ def _host_features() -> str:
     return llvm.get_host_cpu_features().flatten()
 
 
-@functools.lru_cache(maxsize=None)
 def host_vector_bits() -> int:
     """Widest SIMD register of the host: 512 with AVX-512F, 256 with AVX, else 128.
 
-    TENSORFORGE_VECTOR_BITS overrides it (to test the AVX2 tiling on an AVX-512 host).
+    TENSORFORGE_VECTOR_BITS overrides it (to test the AVX2 tiling on an AVX-512 host); only
+    the feature query is cached, so that ``config.override(vector_bits=...)`` takes effect.
     """
     from .... import config
     forced = config.get("vector_bits")

@@ -13,11 +13,13 @@ optimisation and code generation for it once instead of once per matmul. Its loo
             pack A[ic:ic+mc, pc:pc+kc] into KC x MR panels
             for each MR x NR tile: microkernel
 
+(a row-major A, unit column stride, skips its packing: see ``_GenericGemm.emit``)
+
 The microkernel keeps an MR x NR block of C in MR * NR/VW vector accumulators, loads
 NR/VW vectors of packed B and broadcasts one packed A element per row per k step
 (llvm.fma on vectors). Packing zero-pads the panels, so the microkernel always runs a full
 tile; partial tiles at the M/N edges are written back through a small stack tile. One packing
-routine per dtype pair serves A and B of every kind.
+routine per dtype pair (gemm_pack.py) serves A and B of every kind.
 
 Each product (``emit_gemm``; also used by conv.py on im2col scratch buffers) is then just
 ``<name>(c, a, b)`` and ``<name>_range(c, a, b, i64 begin, i64 end)``: the latter computes the
@@ -35,15 +37,15 @@ depth loop LLVM vectorises (``dot_products``; 30 us -> a few us for 8 x 9 x 4096
 from __future__ import annotations
 
 import math
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
 from llvmlite import ir
 
 from . import Operand, register
-from .common import (F64, I1, I8, I64, PTR, declare, convert_float, elem_ptr, float_type, for_range, host_vector_bits,
-                     i64, imax, imin, load_elem, new_function, store_elem)
+from .common import (I1, I64, PTR, declare, convert_float, elem_ptr, float_type, for_range, host_vector_bits, i64, imax, imin,
+                     load_elem, new_function, store_elem)
+from .gemm_pack import plain_loop, shared_pack  # noqa: F401  (plain_loop: conv.py imports it from here)
 
 
 @dataclass(frozen=True)
@@ -161,88 +163,7 @@ def gemm_kind(spec: GemmSpec, tiling: Tiling) -> GemmKind:
     return GemmKind(spec.dtype, spec.a.dtype, spec.b.dtype, tiling.vw, tiling.mr, tiling.nr, direct_a)
 
 
-@contextmanager
-def plain_loop(b: ir.IRBuilder, start, stop, step=1, name="i"):
-    """``for_range`` whose latch carries ``llvm.loop`` hints switching off loop vectorisation and
-    unrolling: the GEMM's vector code is written by hand, and letting LLVM version, vectorise
-    and unroll every scalar bookkeeping loop (runtime strides!) multiplies compile time."""
-    with for_range(b, start, stop, step, name=name) as index:
-        yield index
-        latch_block = b.block
-    latch = latch_block.instructions[-1]
-    module = b.module
-    hints = module.__dict__.get("_tf_loop_hints")
-    if hints is None:
-        hints = module.__dict__["_tf_loop_hints"] = (
-            module.add_metadata([ir.MetaDataString(module, "llvm.loop.vectorize.enable"), ir.Constant(I1, 0)]),
-            module.add_metadata([ir.MetaDataString(module, "llvm.loop.unroll.disable")]))
-    loop_id = ir.values.MDValue(module, [], name=str(len(module.metadata)))
-    loop_id.operands = (loop_id, *hints)        # a loop ID is a self-referential node
-    latch.set_metadata("llvm.loop", loop_id)
-
-
-def shared_pack(module: ir.Module, dtype: str, src_dtype: str) -> ir.Function:
-    """The module's packing routine from ``src_dtype`` to ``dtype`` (one for every GEMM kind):
-
-        void tf_gemm_pack.<dtype><src>(ptr dst, ptr src, i64 s_w, i64 s_p, i64 width, i64 depth, i64 W)
-
-    dst[q*W*depth + p*W + w] = src[(q*W + w) * s_w + p * s_p] for q*W + w < width, else 0
-    (panels of W lanes, p < depth). For A: W = MR, lanes walk rows (s_w = a_rs), p walks k;
-    for B: W = NR, lanes walk columns (s_w = b_cs), p walks k (s_p = b_rs)."""
-    cache = module.__dict__.setdefault("_tf_gemm_pack", {})
-    if (dtype, src_dtype) not in cache:
-        cache[(dtype, src_dtype)] = _emit_pack(module, dtype, src_dtype)
-    return cache[(dtype, src_dtype)]
-
-
-def _emit_pack(module: ir.Module, dtype: str, src_dtype: str) -> ir.Function:
-    """Full panels whose lanes are adjacent in the source (s_w == 1: row-major B, transposed A)
-    are copied as 32-byte vectors; every other panel by a scalar loop nest whose inner loop
-    follows the source's smaller stride (chosen at run time), after zeroing lanes past the edge."""
-    T, TS = float_type(dtype), float_type(src_dtype)
-    elem, src_elem = np.dtype(dtype).itemsize, np.dtype(src_dtype).itemsize
-    short = {"float32": "f32", "float64": "f64"}
-    fn = new_function(module, f"tf_gemm_pack.{short[dtype]}{short[src_dtype]}", 2, [I64] * 5, linkage="internal")
-    fn.attributes.add("noinline")         # shared by every GEMM kind of the module: keep one copy
-    dst, src, s_w, s_p, width, depth, W = fn.args
-    b = ir.IRBuilder(fn.append_basic_block("entry"))
-    chunk = 32 // elem
-    src_vec, dst_vec = ir.VectorType(TS, chunk), ir.VectorType(T, chunk)
-    vector_ok = b.and_(b.icmp_signed("==", s_w, i64(1)), b.icmp_signed("==", b.srem(W, i64(chunk)), i64(0)))
-    full_panels = b.select(vector_ok, b.sdiv(width, W), i64(0))
-    panel_size = b.mul(depth, W)
-    with plain_loop(b, 0, full_panels, name="q") as q:
-        panel, first = b.mul(q, panel_size), b.mul(q, W)
-        with plain_loop(b, 0, depth, name="p") as p:
-            at, to = b.add(first, b.mul(p, s_p)), b.add(panel, b.mul(p, W))
-            with plain_loop(b, 0, W, chunk, name="c") as c:
-                vals = b.load(elem_ptr(b, src, b.add(at, c), TS), typ=src_vec, align=src_elem)
-                if TS != T:
-                    vals = b.fpext(vals, dst_vec) if T == F64 else b.fptrunc(vals, dst_vec)
-                b.store(vals, elem_ptr(b, dst, b.add(to, c), T), align=elem)
-    n_panels = b.sdiv(b.add(width, b.sub(W, i64(1))), W)
-    lanes_inner = b.icmp_signed("<=", imax(b, s_w, b.sub(i64(0), s_w)), imax(b, s_p, b.sub(i64(0), s_p)))
-    memset = module.declare_intrinsic("llvm.memset", [PTR, I64])
-    with plain_loop(b, full_panels, n_panels, name="sq") as q:
-        panel = b.mul(q, panel_size)
-        valid = imin(b, W, b.sub(width, b.mul(q, W)))
-        with b.if_then(b.icmp_signed("<", valid, W)):
-            b.call(memset, [elem_ptr(b, dst, panel, T), ir.Constant(I8, 0), b.mul(panel_size, i64(elem)),
-                            ir.Constant(I1, 0)])
-        first = b.mul(b.mul(q, W), s_w)
-        # (count, source stride, destination stride) of the outer and the inner loop
-        pick = lambda lanes, ks: b.select(lanes_inner, lanes, ks)  # noqa: E731
-        n_o, so, do = pick(depth, valid), pick(s_p, s_w), pick(W, i64(1))
-        n_i, si, di = pick(valid, depth), pick(s_w, s_p), pick(i64(1), W)
-        with plain_loop(b, 0, n_o, name="o") as o:
-            src_o, dst_o = b.add(first, b.mul(o, so)), b.add(panel, b.mul(o, do))
-            # the one loop LLVM may vectorise: strided copies are where packing time goes
-            with for_range(b, 0, n_i, name="i") as i:
-                val = convert_float(b, load_elem(b, src, b.add(src_o, b.mul(i, si)), TS), T)
-                store_elem(b, val, dst, b.add(dst_o, b.mul(i, di)))
-    b.ret_void()
-    return fn
-
+_IN_PLACE_MIN_KC = 32   # row-major A is read in place for depth blocks at least this deep
 
 # argument order of the generic function (after the pointers c, a, b)
 _GEMM_ARGS = ("m", "n", "k", "a_rs", "a_cs", "b_rs", "b_cs", "c_rs", "row0", "row1", "kc", "mc", "nc")
@@ -278,8 +199,16 @@ class _GenericGemm:
 
     def emit(self) -> ir.Function:
         k = self.kind
-        ukernel = self._emit_microkernel()
+        ukernel = self._emit_microkernel(direct=k.direct_a)
         pack_a = None if k.direct_a else shared_pack(self.module, k.dtype, k.a_dtype)
+        # a packing kind still reads a row-major A (unit column stride, as in x @ W and dy @ W^T)
+        # in place, chosen at run time so that one generic GEMM serves every product of a step:
+        # the microkernel's MR broadcasts then walk MR rows contiguously along k, which L1 serves
+        # as well as a packed panel, and the transposing copy of A costs more than it saves
+        # (128 x 784 @ 784 x 256 on a Xeon with AVX-512: 0.86x -> 0.92x torch, 1 thread)
+        row_major_ukernel = None
+        if pack_a is not None and k.a_dtype == k.dtype:
+            row_major_ukernel = self._emit_microkernel(direct=True, unit_a_cs=True)
         pack_b = shared_pack(self.module, k.dtype, k.b_dtype)
         fn = new_function(self.module, self.name, 3, [I64] * len(_GEMM_ARGS) + [PTR, PTR])
         # never inline or clone it into the callers: sharing one copy is the point
@@ -302,17 +231,41 @@ class _GenericGemm:
                 with plain_loop(b, row0, row1, arg["mc"], name="ic") as ic:
                     mc = imin(b, arg["mc"], b.sub(row1, ic))
                     a_block = elem_ptr(b, a, b.add(b.mul(ic, arg["a_rs"]), b.mul(pc, arg["a_cs"])), self.TA)
-                    if pack_a is not None:
-                        b.call(pack_a, [ap, a_block, arg["a_rs"], arg["a_cs"], mc, kc, i64(k.mr)])
-                        a_block = ap
-                    self._emit_macro_kernel(b, ukernel, a_block, bp, c, arg, ic, mc, jc, nc, kc, accumulate)
+                    macro = (b, a_block, bp, c, arg, ic, mc, jc, nc, kc, accumulate)
+                    if pack_a is None:
+                        self._emit_macro_kernel(ukernel, True, *macro)
+                    else:
+                        self._emit_row_block(ukernel, row_major_ukernel, pack_a, ap, macro)
         b.ret_void()
         return fn
 
+    def _emit_row_block(self, ukernel, row_major_ukernel, pack_a, ap, macro):
+        """One MC x KC block of A against the packed B block: read in place when A is row-major
+        (and a row-major microkernel exists), else packed into ``ap`` first."""
+        b, a_block, arg, mc, kc = macro[0], macro[1], macro[4], macro[6], macro[9]
+
+        def packed():
+            b.call(pack_a, [ap, a_block, arg["a_rs"], arg["a_cs"], mc, kc, i64(self.kind.mr)])
+            self._emit_macro_kernel(ukernel, False, b, ap, *macro[2:])
+
+        if row_major_ukernel is None:
+            packed()
+            return
+        # a short depth block leaves too few k steps to pay for the in-place kernel's row set-up
+        in_place_ok = b.and_(b.icmp_signed("==", arg["a_cs"], i64(1)), b.icmp_signed(">=", kc, i64(_IN_PLACE_MIN_KC)))
+        with b.if_else(in_place_ok) as (in_place, other):
+            with in_place:
+                self._emit_macro_kernel(row_major_ukernel, True, *macro)
+            with other:
+                packed()
+
     # -- microkernel: C[mr x nr] (+)= Ap[kc x MR]^T-panel @ Bp[kc x NR]-panel
-    def _emit_microkernel(self) -> ir.Function:
+    def _emit_microkernel(self, direct: bool, unit_a_cs: bool = False) -> ir.Function:
+        """``direct``: A is read in place through its strides (a_rs, a_cs; with ``unit_a_cs`` the
+        column stride is known to be 1), else from a packed MR-row panel."""
         k, T, vec = self.kind, self.T, self.vec
-        fn = new_function(self.module, f"{self.name}.ukernel", 3, [I64, I64, I64, I1, I64, I64, I64],
+        suffix = ".row_major_a" if unit_a_cs else ""
+        fn = new_function(self.module, f"{self.name}.ukernel{suffix}", 3, [I64, I64, I64, I1, I64, I64, I64],
                           linkage="internal")
         ap, bp, c, kc, mr, nr, accumulate, c_rs, a_rs, a_cs = fn.args
         b = ir.IRBuilder(fn.append_basic_block("entry"))
@@ -322,15 +275,15 @@ class _GenericGemm:
             for slot in row:
                 b.store(zero, slot)
         vec_align = k.vw * self.elem_bytes
-        if k.direct_a:        # rows past the edge re-read row 0 (their results are discarded)
+        if direct:            # rows past the edge re-read row 0 (their results are discarded)
             row_offsets = [b.select(b.icmp_signed("<", i64(r), mr), b.mul(i64(r), a_rs), i64(0))
                            for r in range(k.mr)]
         with plain_loop(b, 0, kc, name="p") as p:
             b_row = b.mul(p, i64(k.nr))
             bvecs = [b.load(elem_ptr(b, bp, b.add(b_row, i64(v * k.vw)), T), typ=vec, align=vec_align)
                      for v in range(k.nvec)]
-            if k.direct_a:
-                a_row = b.mul(p, a_cs)
+            if direct:
+                a_row = p if unit_a_cs else b.mul(p, a_cs)
                 a_index = [b.add(a_row, off) for off in row_offsets]
             else:
                 a_row = b.mul(p, i64(k.mr))
@@ -381,13 +334,13 @@ class _GenericGemm:
                 old = b.load(ptr, typ=T)
                 b.store(b.select(accumulate, b.fadd(old, val), val), ptr)
 
-    def _emit_macro_kernel(self, b, ukernel, ap, bp, c, arg, ic, mc, jc, nc, kc, accumulate):
-        """Every MR x NR tile of the packed block; the A panel (MR x kc) stays in L1 while the
-        B panels stream past it from L2."""
+    def _emit_macro_kernel(self, ukernel, direct, b, ap, bp, c, arg, ic, mc, jc, nc, kc, accumulate):
+        """Every MR x NR tile of the block; the A panel (MR x kc, packed or, when ``direct``, read
+        in place) stays in L1 while the B panels stream past it from L2."""
         k, T = self.kind, self.T
         a_rs, a_cs, c_rs = arg["a_rs"], arg["a_cs"], arg["c_rs"]
         with plain_loop(b, 0, mc, k.mr, name="ir") as ir_:
-            a_step = a_rs if k.direct_a else kc       # rows apart in A, or packed panels
+            a_step = a_rs if direct else kc       # rows apart in A, or packed panels
             a_panel = elem_ptr(b, ap, b.mul(ir_, a_step), T)
             mr = imin(b, k.mr, b.sub(mc, ir_))
             row = b.add(ic, ir_)
