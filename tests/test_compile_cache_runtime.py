@@ -141,3 +141,19 @@ def test_the_setting_reads_its_environment_variable(monkeypatch):
     monkeypatch.setenv("TENSORFORGE_SMALL_KERNEL_WORK", "-3")
     with pytest.raises(ValueError, match="TENSORFORGE_SMALL_KERNEL_WORK"):
         kernel_opt.small_limit()
+
+
+def test_a_generic_build_from_the_disk_cache_agrees_and_still_draws_its_fused_kernels():
+    """The warm load of a build generic in the batch size no longer runs the passes on this
+    call's program (as a specialised hit never did); to_dot(fused=True) runs them when asked."""
+    rng = np.random.default_rng(4)
+    xb, yb = rng.standard_normal((9, 20)).astype("float32"), rng.integers(0, 10, 9)
+    cold, _ = _mlp_step("llvm", None)
+    want = cold(xb, yb)
+    warm, _ = _mlp_step("llvm", None)
+    got = warm(xb, yb)
+    assert "from the disk cache" in repr(warm) and "from the disk cache" not in repr(cold)
+    assert len(warm.compile_times) == 1
+    for a, b in zip(got, want):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+    assert "fused" in tg.export.to_dot(warm, fused=True) and "fused" in tg.export.to_dot(cold, fused=True)
