@@ -1,28 +1,40 @@
-"""Where the cold build of a training step goes: passes, lowering to LLVM IR, LLVM's optimisation,
-code generation, and the warm (disk-cache) load.
+"""Where the cold build of a training step goes: specialisation, passes, lowering to LLVM IR,
+printing it, LLVM's optimisation, code generation, loading, the thread pool's runtime, and the
+warm (disk-cache) load.
 
-    PYTHONPATH=src python tools/measure_compile.py [--model mlp|mlp-big|cnn] [--repeats 3]
+    PYTHONPATH=src python tools/measure_compile.py [--model mlp|net|mlp-small|mlp-big|cnn]
+                                                  [--repeats 3] [--threads N] [--dynamic]
 
-Each repeat builds the step in a fresh, empty TENSORFORGE_CACHE_DIR (a cold build), then
-builds it again from the disk cache (a warm build) and runs one step. Printed: medians of
-wall time and of this process's CPU time (``time.process_time``, less sensitive to other
-processes on a shared machine), the kernel count, and the split of a cold build.
+``mlp`` and ``net`` are the steps of benchmarks/compiler.py's ``compile`` workload
+(784-256-256-10 Adam at batch 128; PyTorch's MNIST ``Net`` at batch 64, from
+``tensorforge.bench_models``); ``--dynamic`` declares their batch dimension ``None`` (a build
+generic in the batch size, then a second batch size). Each repeat runs in a fresh process
+(so the thread pool's runtime and every per-process cache start cold): it builds the step in
+an empty TENSORFORGE_CACHE_DIR (cold), then in a second fresh process from the filled cache
+(warm). Printed: medians of wall and CPU time (``time.process_time``: less sensitive to
+other processes on a shared machine), the kernel count, and the cold build's CPU time per
+phase (exclusive: a phase inside another is not counted twice).
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
-from contextlib import contextmanager
+from pathlib import Path
 
 import numpy as np
 
+PHASES = ("specialise", "passes", "lower", "print IR", "generalise", "parse", "optimise", "codegen", "load",
+          "pool runtime", "cache read/write")
 
-def _model(name: str):
-    """(inputs, outputs, updates, feeds) of one training step, built in a fresh graph."""
+
+def _legacy_model(name: str):
+    """(inputs, outputs, updates, feeds) of the small models, built in a fresh graph."""
     import tensorforge as tg
     g = tg.Graph()
     rng = np.random.default_rng(0)
@@ -45,73 +57,145 @@ def _model(name: str):
             feeds = [rng.standard_normal((32, n_in)).astype("float32"), rng.integers(0, 10, 32)]
         loss = tg.mean(tg.softmax_cross_entropy(net(x), y))
         updates = tg.optim.Adam(lr=1e-3).updates(loss, net.parameters())
-    return [x, y], [loss], updates, feeds
+    return tg.compile([x, y], [loss], updates=updates, backend="llvm"), feeds
 
 
-@contextmanager
-def _timing_of_llvm():
-    """Collect the CPU seconds of jit.optimise and of the whole jit.compile_module per build
-    (CPU time: on a shared machine, wall time mostly measures the other processes)."""
-    from tensorforge.backends.llvm import jit
-    seen = {"optimise": 0.0, "compile_module": 0.0}
-    original_optimise, original_compile = jit.optimise, jit.compile_module
-
-    def optimise(*args, **kw):
-        t0 = time.process_time()
-        try:
-            return original_optimise(*args, **kw)
-        finally:
-            seen["optimise"] += time.process_time() - t0
-
-    def compile_module(*args, **kw):
-        t0 = time.process_time()
-        try:
-            return original_compile(*args, **kw)
-        finally:
-            seen["compile_module"] += time.process_time() - t0
-    jit.optimise, jit.compile_module = optimise, compile_module
-    try:
-        yield seen
-    finally:
-        jit.optimise, jit.compile_module = original_optimise, original_compile
+def _step(name: str, dynamic: bool):
+    """(compiled step, list of argument tuples: the first builds, a second batch size after it)."""
+    if name not in ("mlp", "net"):
+        step, feeds = _legacy_model(name)
+        return step, [tuple(feeds)]
+    from tensorforge.bench_models import MNIST_NET, input_shape, random_batch, tensorforge_training_step
+    spec = MNIST_NET if name == "net" else (784, 256, 256, 10)
+    batch = 64 if name == "net" else 128
+    x, y = random_batch(input_shape(spec, batch))
+    step = tensorforge_training_step(spec, x, y, "llvm", name=f"{name}_step", dynamic_batch=dynamic)
+    calls = [(x, y)]
+    if dynamic:
+        calls.append((x[: batch - 3], y[: batch - 3]))
+    return step, calls
 
 
-def _one_build(model: str) -> dict:
-    import tensorforge as tg
-    with tempfile.TemporaryDirectory() as folder:
-        os.environ["TENSORFORGE_CACHE_DIR"] = folder
-        ins, outs, updates, feeds = _model(model)
-        with _timing_of_llvm() as llvm_seconds:
-            step = tg.compile(ins, outs, updates=updates, backend="llvm")
-            wall, cpu = time.perf_counter(), time.process_time()
-            step(*feeds)
-            cold, cold_cpu = time.perf_counter() - wall, time.process_time() - cpu
-        passes = sum(entry[3] for log in step.pass_logs.values() for entry in log)     # wall seconds
-        exe = next(iter(step._cache.values()))
-        kernels = len(exe.manifest["kernels"])
-        ins, outs, updates, feeds = _model(model)
-        warm_step = tg.compile(ins, outs, updates=updates, backend="llvm")
-        wall = time.perf_counter()
-        warm_step(*feeds)
-        warm = time.perf_counter() - wall
-    optimise = llvm_seconds["optimise"]
-    codegen = llvm_seconds["compile_module"] - optimise
-    return {"cold": cold, "cold_cpu": cold_cpu, "warm_with_step": warm, "passes (wall)": passes,
-            "llvm_optimise_cpu": optimise, "llvm_codegen_and_load_cpu": codegen,
-            "python_cpu (passes, lowering)": cold_cpu - llvm_seconds["compile_module"], "kernels": kernels}
+class _Phases:
+    """Exclusive CPU seconds per phase: a wrapped function's time, less that of the wrapped
+    functions it calls."""
+
+    def __init__(self):
+        self.seconds = dict.fromkeys(PHASES, 0.0)
+        self._stack: list[list[float]] = []
+
+    def wrap(self, owner, attr: str, phase: str) -> None:
+        original = getattr(owner, attr)
+        phases = self
+
+        def timed(*args, **kwargs):
+            phases._stack.append([time.process_time(), 0.0])
+            try:
+                return original(*args, **kwargs)
+            finally:
+                start, inner = phases._stack.pop()
+                spent = time.process_time() - start
+                phases.seconds[phase] += spent - inner
+                if phases._stack:
+                    phases._stack[-1][1] += spent
+        setattr(owner, attr, timed)
+
+
+def _instrument() -> _Phases:
+    import llvmlite.binding as llvm
+    import llvmlite.ir as llir
+    import tensorforge.passes as passes
+    from tensorforge import _fileio
+    from tensorforge.backends.llvm import backend, generalise, jit, pool, symbolic_step
+    from tensorforge.compile import CompiledFunction
+    phases = _Phases()
+    phases.wrap(CompiledFunction, "_program_for", "specialise")
+    phases.wrap(passes, "run_passes", "passes")
+    phases.wrap(backend._Lowering, "lower", "lower")
+    phases.wrap(llir.Module, "__repr__", "print IR")
+    phases.wrap(jit, "_parse", "parse")
+    phases.wrap(jit, "optimise", "optimise")
+    phases.wrap(llvm.TargetMachine, "emit_object", "codegen")
+    phases.wrap(jit, "_load_object", "load")
+    phases.wrap(pool, "ensure_loaded", "pool runtime")
+    for name in ("read_signed_group", "write_signed_group"):
+        phases.wrap(_fileio, name, "cache read/write")
+    for module in (jit, backend.step_cache if hasattr(backend, "step_cache") else None):
+        if module is not None:
+            for name in ("read_signed_group", "write_signed_group"):
+                if hasattr(module, name):
+                    phases.wrap(module, name, "cache read/write")
+    phases.wrap(generalise, "generalise_ir", "generalise")
+    if hasattr(symbolic_step, "generalise_ir"):
+        phases.wrap(symbolic_step, "generalise_ir", "generalise")
+    return phases
+
+
+def child(model: str, dynamic: bool, phase: str) -> None:
+    """One build in this fresh process; prints one JSON line."""
+    phases = _instrument() if phase == "cold" else None
+    step, calls = _step(model, dynamic)
+    wall, cpu = time.perf_counter(), time.process_time()
+    step(*calls[0])
+    first_wall, first_cpu = time.perf_counter() - wall, time.process_time() - cpu
+    out = {"wall": first_wall, "cpu": first_cpu, "builds": len(step.compile_times),
+           "compile_times": max(step.compile_times.values()),
+           "kernels": len(next(iter(step._cache.values())).manifest["kernels"])}
+    if len(calls) > 1:
+        wall, cpu = time.perf_counter(), time.process_time()
+        step(*calls[1])
+        out.update(second_wall=time.perf_counter() - wall, second_cpu=time.process_time() - cpu,
+                   builds_after_second=len(step.compile_times))
+    if phases is not None:
+        out["phases"] = phases.seconds
+    print("RESULT " + json.dumps(out))
+
+
+def _run_child(model, dynamic, phase, cache, threads) -> dict:
+    env = {**os.environ, "TENSORFORGE_CACHE_DIR": cache,
+           "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1] / "src"),
+                                          os.environ.get("PYTHONPATH", "")])}
+    if threads:
+        env["TENSORFORGE_NUM_THREADS"] = str(threads)
+    cmd = [sys.executable, __file__, "--child", phase, "--model", model] + (["--dynamic"] if dynamic else [])
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
+    line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT "))
+    return json.loads(line[len("RESULT "):])
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="mlp", choices=["mlp", "mlp-big", "cnn"])
+    parser.add_argument("--model", default="mlp", choices=["mlp", "net", "mlp-small", "mlp-big", "cnn"])
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=None, help="TENSORFORGE_NUM_THREADS of the builds")
+    parser.add_argument("--dynamic", action="store_true", help="a None batch dimension (mlp and net)")
+    parser.add_argument("--child", choices=["cold", "warm"], help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    runs = [_one_build(args.model) for _ in range(args.repeats)]
-    print(f"model {args.model}: {runs[0]['kernels']} kernels; medians of {args.repeats} cold builds "
-          f"(load average {os.getloadavg()[0]:.2f})")
-    for key in runs[0]:
-        if key != "kernels":
-            print(f"  {key:30s} {statistics.median(r[key] for r in runs) * 1e3:8.1f} ms")
+    if args.child:
+        child(args.model, args.dynamic, args.child)
+        return 0
+    cold, warm = [], []
+    load = [os.getloadavg()[0]]
+    for _ in range(args.repeats):
+        with tempfile.TemporaryDirectory() as folder:
+            cold.append(_run_child(args.model, args.dynamic, "cold", folder, args.threads))
+            warm.append(_run_child(args.model, args.dynamic, "warm", folder, args.threads))
+    load.append(os.getloadavg()[0])
+    med = lambda runs, key: statistics.median(r[key] for r in runs)   # noqa: E731
+    print(f"model {args.model}{' (None batch)' if args.dynamic else ''}, threads "
+          f"{args.threads or 'default'}: {cold[0]['kernels']} kernels, {cold[0]['builds']} build(s); medians of "
+          f"{args.repeats} fresh processes (1-min load average {load[0]:.2f} before, {load[1]:.2f} after)")
+    for what, runs in (("cold", cold), ("warm", warm)):
+        print(f"  {what:5s} first call  wall {med(runs, 'wall') * 1e3:8.1f} ms   cpu {med(runs, 'cpu') * 1e3:8.1f} ms"
+              f"   compile_times {med(runs, 'compile_times') * 1e3:8.1f} ms")
+        if "second_wall" in runs[0]:
+            print(f"  {what:5s} second size wall {med(runs, 'second_wall') * 1e3:8.1f} ms   cpu "
+                  f"{med(runs, 'second_cpu') * 1e3:8.1f} ms   builds {runs[0]['builds_after_second']}")
+    print("  cold build, CPU per phase (exclusive):")
+    for phase in PHASES:
+        value = statistics.median(r["phases"][phase] for r in cold)
+        if value:
+            print(f"    {phase:18s} {value * 1e3:8.1f} ms")
     return 0
 
 

@@ -369,14 +369,17 @@ class CompiledFunction(Generic[R]):
         exe = self.backend.load_cached(cache_key, programs[0]) if cache_key else None
         if exe is not None:
             self.pass_logs[key] = [tuple(entry) for entry in getattr(exe, "pass_log", [])]
+            # a disk-cache hit keeps this call's program from before the passes, as a specialised
+            # hit does (to_dot runs them when asked): running them here took half a warm load
+            exe.program = self._program(arrays)
         else:
             passed = [run_passes(p, self.passes) for p in programs]
             self.pass_logs[key] = list(passed[0].pass_log)
             exe = self.backend.build_symbolic(passed, PROBES, self._batch_axes, passes=self.passes,
                                               cache_key=cache_key)
-        # what to_dot, the HTML viewer and tests inspect: the passed program at this call's sizes
-        # (a probe's would show the probe's batch size)
-        exe.program = run_passes(self._program(arrays), self.passes)
+            # what to_dot, the HTML viewer and tests inspect: the passed program at this call's
+            # sizes (a probe's would show the probe's batch size)
+            exe.program = run_passes(self._program(arrays), self.passes)
         self.compile_times[key] = time.perf_counter() - t0
         self._cache[key] = exe
         compile_log.info("%s: one build for every batch size (%s, %.2f s)", self.name,

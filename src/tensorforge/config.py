@@ -50,6 +50,16 @@ def _positive_int(var: str, text: str) -> int:
     return value
 
 
+def _non_negative_int(var: str, text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(f"{var} must be an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise ValueError(f"{var} must be an integer >= 0, got {text!r}")
+    return value
+
+
 def _positive_float(var: str, text: str) -> float:
     try:
         value = float(text)
@@ -131,6 +141,9 @@ SETTINGS: dict[str, Setting] = {s.name: s for s in (
     Setting("dynamic_batch", "TENSORFORGE_DYNAMIC_BATCH", _flag, lambda: True,
             "Build one LLVM step for every batch size (a placeholder dim declared None); off: one "
             "build per input shape.", "on"),
+    Setting("small_kernel_work", "TENSORFORGE_SMALL_KERNEL_WORK", _non_negative_int, lambda: 256,
+            "LLVM kernels whose largest buffer has at most this many elements are optimised for "
+            "size, not speed (they compile much faster and run for microseconds); 0: none.", "256"),
     Setting("triton_tune", "TENSORFORGE_TRITON_TUNE", _flag, lambda: True,
             "Autotune Triton kernels' block sizes on the GPU (off: fixed defaults).", "on"),
     Setting("cuda_graphs", "TENSORFORGE_CUDA_GRAPHS", _flag, lambda: True,

@@ -32,7 +32,7 @@ from ...runtime import code_fingerprint, get_num_threads
 from .. import register_backend
 from .. import memory
 from ..common import is_contiguous as _is_contiguous, view_operand
-from . import jit, parallel, step_cache
+from . import jit, kernel_opt, parallel, step_cache
 from .library.split import splittable
 from .library import LIBRARY, Operand
 from .library.linalg import matmul_units, matmul_units_extent
@@ -180,6 +180,9 @@ class _Lowering:
             fn.linkage = "internal"
             if len(kernels) > INLINE_MAX_KERNELS:
                 fn.attributes.add("noinline")
+        if not self.symbolic:       # (a generic build chooses over all its probes: symbolic_step.py)
+            kernel_opt.mark_small(self.module, kernel_opt.small_kernels(kernel_opt.kernel_work(self),
+                                                                         kernel_opt.small_limit()))
 
     def _view(self, nid: int, d: dict) -> None:
         (src,) = d["inputs"][:1]
@@ -473,6 +476,7 @@ class LLVMBackend:
 
     def cache_key(self, program: Program, passes) -> str:
         text = "|".join([fingerprint(program), repr(tuple(passes or ())), str(get_num_threads()),
+                         f"small kernels <= {kernel_opt.small_limit()}",
                          jit.target_description(), __version__, code_fingerprint(), str(MANIFEST_VERSION)])
         return hashlib.sha256(text.encode()).hexdigest()
 

@@ -144,6 +144,17 @@ def _cache_folder() -> Path:
     return runtime.cache_dir() / "llvm"
 
 
+def read_cached_object(entry: str) -> bytes | None:
+    """The object code of a disk-cache entry named ``entry`` (a hex digest), if present and intact."""
+    cached = _read_cache(entry)
+    return cached[0] if cached is not None else None
+
+
+def write_cached_object(entry: str, obj: bytes, ir_text: str) -> None:
+    """Store ``obj`` (and its IR, for inspection) under ``entry``; never raises."""
+    _write_cache(entry, obj, ir_text)
+
+
 def _read_cache(entry: str) -> tuple[bytes, str | None] | None:
     """(object code, optimised IR) if the entry's signature covers both and matches; None otherwise
     (never raises). The signature binds the files to the entry's name, so an object file copied
@@ -168,11 +179,16 @@ def _write_cache(entry: str, obj: bytes, ir_text: str) -> None:
 
 def _load_object(obj: bytes):
     """A fresh MCJIT engine (empty module) with the object code mapped in."""
-    # MCJIT takes ownership of the target machine it is given and frees it with the engine,
-    # so each engine gets its own; the shared one must never be handed over.
     if b"tf_pool_run" in obj:            # a parallel step: its pool runtime must be resolvable
         from .pool import ensure_loaded
         ensure_loaded()
+    return engine_for_object(obj)
+
+
+def engine_for_object(obj: bytes):
+    """A fresh MCJIT engine holding only ``obj`` (its external symbols must already resolve)."""
+    # MCJIT takes ownership of the target machine it is given and frees it with the engine,
+    # so each engine gets its own; the shared one must never be handed over.
     tm = _new_target_machine()
     holder = llvm.parse_assembly("")
     holder.triple = tm.triple

@@ -1,6 +1,8 @@
 """A persistent pool of native worker threads for the LLVM backend (Linux), written in LLVM IR.
 
-The runtime is one small module compiled once per process (``ensure_loaded``). It exports
+The runtime is one small module loaded once per process (``ensure_loaded``); its object code
+is kept in the disk cache like the steps' (keyed on the target and tensorforge's source), so a
+fresh process maps it in instead of running LLVM on it again. It exports
 
     void tf_pool_run(ptr fn, ptr args, i64 extent, i64 threads, i64 grain)
 
@@ -38,6 +40,7 @@ chunk, by the same code, whichever thread runs it.
 from __future__ import annotations
 
 import ctypes
+import hashlib
 import os
 import threading
 
@@ -365,6 +368,30 @@ def _add_libc_symbols() -> None:
         llvm.add_symbol(name, ctypes.cast(getattr(libc, name), ctypes.c_void_p).value)
 
 
+def _cache_entry() -> str:
+    """The disk-cache entry of the runtime's object code: the target and tensorforge's source
+    (this file included), so an edited runtime or another CPU never gets a stale object."""
+    from . import jit
+    from ...runtime import code_fingerprint
+    text = f"tensorforge pool runtime|{jit.target_description()}|{code_fingerprint()}"
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _runtime_object() -> bytes:
+    """The runtime's object code: from the disk cache (a fresh process then skips LLVM's
+    optimisation and code generation, about 30 ms), else compiled and stored there."""
+    from . import jit
+    entry = _cache_entry()
+    obj = jit.read_cached_object(entry)
+    if obj is not None:
+        return obj
+    module = jit._parse(str(build_module(jit.target_machine().triple)))
+    jit.optimise(module)
+    obj = jit.target_machine().emit_object(module)
+    jit.write_cached_object(entry, obj, str(module))
+    return obj
+
+
 def ensure_loaded() -> None:
     """Compile the runtime (once per process) and publish ``tf_pool_run`` to later modules."""
     if _runtime:
@@ -373,13 +400,9 @@ def ensure_loaded() -> None:
         if _runtime:
             return
         from . import jit
-        tm = jit.target_machine()
         _add_libc_symbols()
-        module = jit._parse(str(build_module(tm.triple)))
-        jit.optimise(module)
-        engine = llvm.create_mcjit_compiler(module, jit._new_target_machine())
-        engine.finalize_object()
-        _keep_alive.append((engine, module))
+        engine = jit.engine_for_object(_runtime_object())
+        _keep_alive.append(engine)
         ctypes.pythonapi.Py_IncRef(ctypes.py_object(engine))   # survives interpreter teardown too
         addresses = {name: engine.get_global_value_address(f"tfp_{name}")
                      for name in ("dispatches", "worker_chunks", "nworkers", "spin", "patience",

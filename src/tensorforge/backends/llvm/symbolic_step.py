@@ -100,6 +100,13 @@ def lower_probes(programs, lowering_cls, threads: int = 1, profile: bool = False
         except KeyError as e:               # memory.plan_with: other buffers at this size
             raise SymbolicUnsupported(f"the buffers differ between batch sizes ({e})") from None
         lowerings.append(lowering)
+    # kernels optimised for size: the same at every probe, and only those that do not grow
+    # with the batch (kernel_opt.py); the lowering leaves that choice to us in a generic build
+    from . import kernel_opt
+    small = kernel_opt.small_kernels_of_probes([kernel_opt.kernel_work(lw) for lw in lowerings],
+                                               kernel_opt.small_limit())
+    for lowering in lowerings:
+        kernel_opt.mark_small(lowering.module, small)
     return lowerings
 
 
