@@ -365,5 +365,27 @@ register("matmul_epilogue", infer=_fused_type, impl=_matmul_epilogue_impl, famil
              "whose input 0 is the product)")
 
 
+def _conv2d_epilogue_impl(x, w, *inputs, stride, padding, spec: LoopSpec):
+    return evaluate(spec, *_conv_and_inputs(x, w, inputs, stride, padding))
+
+
+def _conv_and_inputs(x, w, inputs, stride, padding) -> list:
+    """The arrays a conv2d epilogue's spec reads: the raw convolution (its input 0), then ``inputs``."""
+    from .ops.registry import get_op
+    return [get_op("conv2d").impl(x, w, stride=stride, padding=padding), *inputs]
+
+
+def evaluate_conv2d_epilogue(spec: LoopSpec, x, w, *inputs, stride, padding) -> list[np.ndarray]:
+    """Every output of ``conv2d_epilogue(x, w, *inputs)`` (passes/fusion_conv_epilogue.py)."""
+    return evaluate_all(spec, *_conv_and_inputs(x, w, inputs, stride, padding))
+
+
+register("conv2d_epilogue", infer=lambda types, stride, padding, spec: _fused_type(types, spec),
+         impl=_conv2d_epilogue_impl, family="kernel",
+         doc="a conv2d whose result is finished by an elementwise epilogue (made by the fusion pass; "
+             "inputs: x, w, then the epilogue's; attrs: stride, padding, and spec, a kernel_ir.LoopSpec over "
+             "the convolution's (N, O, Ho, Wo) whose input 0 is the convolution)")
+
+
 register("fused_output", infer=_fused_output_type, impl=_fused_output_impl, family="kernel",
          doc="output index + 1 of a multi-output fused kernel (its input; attrs: index)")

@@ -11,7 +11,7 @@ import time
 
 import numpy as np
 
-from ..kernel_ir import evaluate_all, evaluate_matmul_epilogue
+from ..kernel_ir import evaluate_all, evaluate_conv2d_epilogue, evaluate_matmul_epilogue
 from ..ops.registry import get_op
 from .. import runtime
 from ..program import Program
@@ -45,11 +45,12 @@ class InterpretedFunction:
         """The NumPy call of node ``nid``: the op's own, except for multi-output kernels and
         the ``fused_output`` nodes that read their further outputs."""
         attrs = dict(d["attrs"])
-        if d["op"] in ("fused", "matmul_epilogue") and attrs["spec"].extra_outs:
-            evaluate = evaluate_all if d["op"] == "fused" else evaluate_matmul_epilogue
+        if d["op"] in ("fused", "matmul_epilogue", "conv2d_epilogue") and attrs["spec"].extra_outs:
+            evaluate = {"fused": evaluate_all, "matmul_epilogue": evaluate_matmul_epilogue,
+                        "conv2d_epilogue": evaluate_conv2d_epilogue}[d["op"]]
 
-            def run_kernel(*arrays, spec):
-                first, *rest = evaluate(spec, *arrays)
+            def run_kernel(*arrays, spec, **conv_attrs):
+                first, *rest = evaluate(spec, *arrays, **conv_attrs)
                 self._side_outputs[nid] = rest
                 return first
             return run_kernel

@@ -29,6 +29,7 @@ copied to contiguous scratch first; x is always read in place through its stride
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 from llvmlite import ir
@@ -63,7 +64,7 @@ def _round_up(x: int, to: int) -> int:
     return -(-x // to) * to
 
 
-RANGED_OPS = ("conv2d", "conv2d_grad_input", "conv2d_grad_weight")
+RANGED_OPS = ("conv2d", "conv2d_epilogue", "conv2d_grad_input", "conv2d_grad_weight")
 
 
 def range_units(op: str, inputs: list[Operand], out: Operand) -> int:
@@ -99,7 +100,8 @@ _GW_ROW_UNITS = 8      # at most this many output-channel panels: enough for the
 
 def range_work(op: str, inputs: list[Operand], out: Operand) -> int:
     """Multiply-adds of one call (N * O * P * K), to decide whether threads pay off."""
-    g_shape = out.shape if op == "conv2d" else inputs[0].shape               # (N, O, Ho, Wo)
+    forward = op in ("conv2d", "conv2d_epilogue")
+    g_shape = out.shape if forward else inputs[0].shape                      # (N, O, Ho, Wo)
     w_shape = out.shape if op == "conv2d_grad_weight" else inputs[1].shape   # (O, C, kh, kw)
     return math.prod(g_shape) * math.prod(w_shape[1:])
 
@@ -223,11 +225,11 @@ class _Gemm:
         b.call(self.fn, [c_ptr, a, bm] + [i64(v) for v in args] + [self.ap, self.bp])
 
 
-def _range_kernel(module, name, n_ptrs, units):
+def _range_kernel(module, name, n_ptrs, units, noalias=True):
     """``name_range(ptr * n_ptrs, i64 begin, i64 end)`` (returned with a builder at its entry)
     and ``name(ptr * n_ptrs)`` calling it over [0, units)."""
-    ranged = new_function(module, f"{name}_range", n_ptrs, [I64, I64])
-    whole = new_function(module, name, n_ptrs)
+    ranged = new_function(module, f"{name}_range", n_ptrs, [I64, I64], noalias=noalias)
+    whole = new_function(module, name, n_ptrs, noalias=noalias)
     wb = ir.IRBuilder(whole.append_basic_block("entry"))
     wb.call(ranged, list(whole.args) + [i64(0), i64(units)])
     wb.ret_void()
@@ -245,14 +247,52 @@ def _fill_rows(b, conv, out_ptr, first, count, row_elements):
 @register("conv2d")
 def emit_conv2d(module, name, inputs, out, attrs) -> ir.Function:
     """out[n] = W @ im2col(x[n]) for the samples [begin, end) of the range."""
-    x, w = inputs
+    return _emit_conv2d(module, name, inputs, out, attrs)
+
+
+@register("conv2d_epilogue")
+def emit_conv2d_epilogue(module, name, inputs, out, attrs) -> ir.Function:
+    """conv2d, then its elementwise epilogue (passes/fusion_conv_epilogue.py) over each sample
+    as soon as the sample's GEMM has written it, in place (input 0 of the spec is the output):
+
+        void name(ptr out, ptr x, ptr w, ptr in1, ..., ptr out1, ...)   (and name_range)
+
+    The further inputs are contiguous buffers read through the spec's loads, like a fused
+    kernel's; the further outputs follow them."""
+    from ..loops import emit_epilogue_range     # loops imports this package: import when used
+    spec = _per_sample_spec(attrs["spec"])
+    epilogue = emit_epilogue_range(module, f"{name}_epi_range", spec, [out.dtype] + [o.dtype for o in inputs[2:]])
+    return _emit_conv2d(module, name, inputs, out, attrs, epilogue, len(inputs) - 2 + len(spec.extra_outs))
+
+
+def _per_sample_spec(spec):
+    """The epilogue spec over (N, O, Ho * Wo) (positions as one axis, for longer vector loops;
+    the fusion pass folds only epilogues whose loads allow it), its first axis the samples."""
+    n, o, ho, wo = spec.space
+
+    def merged(strides):
+        return (strides[0], strides[1], strides[3] if wo != 1 else strides[2])
+
+    loads = tuple(replace(ld, strides=merged(ld.strides)) for ld in spec.loads)
+    return replace(spec, space=(n, o, ho * wo), loads=loads, out_strides=merged(spec.out_strides),
+                   out_shape=(n, o, ho * wo))
+
+
+def _emit_conv2d(module, name, inputs, out, attrs, epilogue=None, n_more=0) -> ir.Function:
+    """conv2d's kernel; with ``epilogue`` (``epi(out, more..., begin, end)`` over samples) applied
+    to each sample after its GEMM, the kernel taking ``n_more`` further pointers for it."""
+    x, w = inputs[:2]
     e = _Conv(module, x.shape, w.shape, out.dtype, attrs)
-    fn, b = _range_kernel(module, name, 3, e.n)
-    out_ptr, x_ptr, w_ptr, begin, end = fn.args
+    fn, b = _range_kernel(module, name, 3 + n_more, e.n, noalias=epilogue is None)
+    out_ptr, x_ptr, w_ptr = fn.args[:3]
+    more = list(fn.args[3:3 + n_more])
+    begin, end = fn.args[-2:]
     if e.o * e.p > 0:
         with b.if_then(b.icmp_signed("<", begin, end)):
             if e.k == 0:
                 _fill_rows(b, e, out_ptr, begin, b.sub(end, begin), e.o * e.p)
+                if epilogue is not None:
+                    b.call(epilogue, [out_ptr] + more + [begin, end])
             else:
                 gemm = _Gemm(e, e.o, e.p, e.k, w.dtype, e.dtype)
                 wm, w_rs, w_cs, _ = e.weight_matrix(b, w_ptr, w)
@@ -262,6 +302,8 @@ def emit_conv2d(module, name, inputs, out, attrs) -> ir.Function:
                     e.im2col(b, col, x_ptr, x, n, 0, e.c)
                     out_n = elem_ptr(b, out_ptr, b.mul(n, i64(e.o * e.p)), e.T)
                     gemm(b, out_n, e.p, wm, w_rs, w_cs, col, e.p, 1, e.o, e.p, e.k)
+                    if epilogue is not None:            # while the sample's output is in cache
+                        b.call(epilogue, [out_ptr] + more + [n, b.add(n, i64(1))])
                 e.free_all(b)
     b.ret_void()
     return module.globals[name]
