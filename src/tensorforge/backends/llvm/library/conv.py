@@ -119,6 +119,8 @@ class _Conv:
         self.k = self.c * self.taps
         self.p = self.ho * self.wo
         self.dtype = dtype
+        # without padding every im2col cell is written, so col needs no zeroing
+        self.pads = any(self.padding)
         self.T = float_type(dtype)
         self.elem_bytes = np.dtype(dtype).itemsize
         self.malloc = declare(module, "aligned_alloc", PTR, [I64, I64])
@@ -155,6 +157,16 @@ class _Conv:
         copy = self.alloc(b, math.prod(w.shape), "wcopy")
         self._copy(b, copy, w_ptr, w.offset, w.strides, w.shape, w.dtype)
         return copy, self.k, 1, self.dtype
+
+    def weight_columns(self, b, w_ptr, w: Operand):
+        """W^T copied to K x O scratch (kernel dtype): W as an O x K matrix whose rows are
+        adjacent (row stride 1, column stride O), which the GEMM packs with vector copies; a
+        row-major W would be packed element by element for every sample."""
+        copy = self.alloc(b, math.prod(w.shape), "wcols")
+        shape = tuple(w.shape[1:]) + (w.shape[0],)
+        strides = tuple(w.strides[1:]) + (w.strides[0],)
+        self._copy(b, copy, w_ptr, w.offset, strides, shape, w.dtype)
+        return copy
 
     def sample_matrix(self, b, ptr, op: Operand, sample, scratch):
         """(pointer, row stride, column stride, dtype) of op[sample] (rows: axis 1, columns: the
@@ -294,14 +306,14 @@ def _emit_conv2d(module, name, inputs, out, attrs, epilogue=None, n_more=0) -> i
                 if epilogue is not None:
                     b.call(epilogue, [out_ptr] + more + [begin, end])
             else:
-                gemm = _Gemm(e, e.o, e.p, e.k, w.dtype, e.dtype)
-                wm, w_rs, w_cs, _ = e.weight_matrix(b, w_ptr, w)
-                col = e.alloc(b, e.k * e.p, "col", zero=True)
+                gemm = _Gemm(e, e.o, e.p, e.k, e.dtype, e.dtype)
+                wcols = e.weight_columns(b, w_ptr, w)
+                col = e.alloc(b, e.k * e.p, "col", zero=e.pads)
                 gemm.alloc(b)
                 with plain_loop(b, begin, end, name="n") as n:
                     e.im2col(b, col, x_ptr, x, n, 0, e.c)
                     out_n = elem_ptr(b, out_ptr, b.mul(n, i64(e.o * e.p)), e.T)
-                    gemm(b, out_n, e.p, wm, w_rs, w_cs, col, e.p, 1, e.o, e.p, e.k)
+                    gemm(b, out_n, e.p, wcols, 1, e.o, col, e.p, 1, e.o, e.p, e.k)
                     if epilogue is not None:            # while the sample's output is in cache
                         b.call(epilogue, [out_ptr] + more + [n, b.add(n, i64(1))])
                 e.free_all(b)
@@ -394,7 +406,7 @@ def _grad_weight_samples(b, e, g, x, out_cols, g_ptr, x_ptr, channels, rows, kt)
     # few outputs, long depth: dot products (decided on the full K, never on the thread split)
     dots = nb > 1 and e.o * e.k <= _DOT_MAX_OUTPUTS and width >= _DOT_MIN_DEPTH
     gemm = None if dots else _Gemm(e, e.o, e.k, width, g.dtype if nb == 1 else e.dtype, e.dtype)
-    col = e.alloc(b, b.mul(kt, i64(width)), "col", zero=True)
+    col = e.alloc(b, b.mul(kt, i64(width)), "col", zero=e.pads)
     part = e.alloc(b, b.mul(kt, i64(e.o)), "part")           # row o of the partial at o * kt
     g_flat = _flat_stride(g.shape[2:], g.strides[2:]) is not None
     g_scratch = e.alloc(b, e.o * width, "gT") if nb > 1 or not g_flat else None
