@@ -12,7 +12,14 @@ across threads (``range_units``). The units are samples for conv2d and conv2d_gr
 and input channels for conv2d_grad_weight: a thread then im2cols only its channels and
 owns a block of gw's columns, summing samples in the same order whatever the split, so
 results are bit-identical for every thread count (the GEMM's depth blocking does not
-depend on the column range either).
+depend on the column range either). With fewer than four input channels (an image's one or
+three) conv2d_grad_weight splits over panels of output channels instead
+(``grad_weight_row_panels``): each unit owns whole rows of gw.
+
+``conv2d_epilogue`` (passes/fusion_conv_epilogue.py) is conv2d whose elementwise epilogue
+(bias, ReLU) runs over each sample right after that sample's GEMM, while it is in cache.
+conv2d's GEMM reads W through a K x O copy of W^T made once per range call: its A panels
+are then packed by vector copies, not element by element for every sample.
 
 One sample at a time keeps its col matrix (K*P elements) in L2 while the GEMM packs it.
 When K*P is small, conv2d_grad_weight puts a chunk of samples side by side in col's rows
