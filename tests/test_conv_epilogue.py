@@ -1,5 +1,5 @@
-"""Convolution epilogues (passes/fusion_conv_epilogue.py): the bias + ReLU after a conv2d is
-applied by the convolution kernel, sample by sample. Every fused program is checked against
+"""Convolution epilogues (passes/fusion_conv_epilogue.py): the bias + ReLU after a conv2d, and
+the ReLU mask after a conv2d_grad_input, are applied by the convolution kernel, sample by sample. Every fused program is checked against
 the unfused interpreter on the interpreter itself (which runs the convolution with NumPy and
 evaluates the kernel IR), the LLVM backend (the fused kernel, split over 1, 2 and 3 threads)
 and the Triton backend (the unfused form, on the CPU interpreter); gradients included."""
@@ -77,6 +77,28 @@ def test_the_mnist_net_layer_with_pooling_matches(rng):
     assert "conv2d_epilogue" in ops["llvm"], ops
 
 
+def _two_layers(rng, n=3, c=2, h=11, stride2=1, padding2=1):
+    """conv -> bias -> relu -> conv -> relu: in the backward pass the second convolution's
+    input gradient is read only by the first ReLU's mask (a conv2d_grad_input epilogue)."""
+    x, w1, b1 = tg.placeholder("x", (n, c, h, h)), tg.placeholder("w1", (6, c, 3, 3)), tg.placeholder("b1", (6,))
+    w2 = tg.placeholder("w2", (5, 6, 3, 3))
+    h1 = tg.relu(tg.conv2d(x, w1, b1))
+    y = tg.relu(tg.conv2d(h1, w2, stride=stride2, padding=padding2))
+    probe = tg.constant(rng.standard_normal(tuple(y.shape)).astype("float32"))
+    ins = [x, w1, b1, w2]
+    grads = tg.grad(tg.sum(y * probe), ins)
+    return ins, [y] + list(grads), [rng.standard_normal(t.shape).astype("float32") for t in ins]
+
+
+@pytest.mark.parametrize("geometry", [(1, 1), (2, 0), (1, 2)], ids=["s1p1", "s2p0", "s1p2"])
+def test_a_relu_mask_folds_into_the_input_gradient_on_every_backend(geometry, rng):
+    with tg.Graph():
+        ins, outs, feeds = _two_layers(rng, stride2=geometry[0], padding2=geometry[1])
+        ops = _check_against_unfused(ins, outs, feeds)
+    # (x's own gradient, read by nothing elementwise, stays a plain conv2d_grad_input)
+    assert all("conv2d_grad_input_epilogue" in listed for listed in ops.values()), ops
+
+
 def test_a_convolution_read_twice_keeps_its_own_kernel(rng):
     with tg.Graph():
         x, w = tg.placeholder("x", (2, 3, 8, 8)), tg.placeholder("w", (4, 3, 3, 3))
@@ -107,8 +129,9 @@ def test_nan_and_inf_in_the_bias_reach_the_output(rng):
 
 
 def test_the_split_epilogue_is_identical_for_every_thread_count(rng, monkeypatch, tmp_path):
-    """The fused kernel runs split over samples (threshold lowered), its two outputs (the ReLU
-    and the pre-activation its backward reads) identical for 1, 2 and 3 threads."""
+    """The fused kernels run split over samples (threshold lowered), their results (the ReLU
+    and the pre-activation its backward reads, the masked input gradient) identical for 1, 2
+    and 3 threads."""
     monkeypatch.setattr(parallel, "MIN_WORK_PER_THREAD", 1)
     split = []
     emit_entry = parallel.emit_entry
@@ -121,18 +144,19 @@ def test_the_split_epilogue_is_identical_for_every_thread_count(rng, monkeypatch
             tg.set_num_threads(threads)
             monkeypatch.setenv("TENSORFORGE_CACHE_DIR", str(tmp_path / f"t{threads}"))
             with tg.Graph():
-                ins, outs, feeds = _conv_bias_relu((5, 3, 16, 10, 10, (3, 3), 1, 1), np.random.default_rng(2))
+                ins, outs, feeds = _two_layers(np.random.default_rng(2), n=5, c=3, h=10)
                 step = tg.compile(ins, outs, backend="llvm")
                 results[threads] = step(*feeds)
                 assert "fused_output" in _ops(step)         # relu and the pre-activation
     finally:
         tg.set_num_threads(saved)
-    assert any(name.endswith("_conv2d_epilogue_mt") for name in split), split
+    for op in ("conv2d_epilogue", "conv2d_grad_input_epilogue"):
+        assert any(name.endswith(f"_{op}_mt") for name in split), (op, split)
     for threads in (2, 3):
         for a, b in zip(results[threads], results[1]):
             np.testing.assert_array_equal(a, b)
     with tg.Graph():
-        ins, outs, feeds = _conv_bias_relu((5, 3, 16, 10, 10, (3, 3), 1, 1), np.random.default_rng(2))
+        ins, outs, feeds = _two_layers(np.random.default_rng(2), n=5, c=3, h=10)
         want = tg.compile(ins, outs, backend="interp")(*feeds)
     for a, b in zip(results[2], want):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4 * float(np.abs(b).max()))
@@ -148,5 +172,5 @@ def test_the_mnist_net_training_step_matches_the_interpreter():
         step = bm.tensorforge_training_step(bm.MNIST_NET, x, y, backend, name="net")
         results[backend] = [float(step(x, y)) for _ in range(3)]
         if backend == "llvm":
-            assert "conv2d_epilogue" in _ops(step)
+            assert {"conv2d_epilogue", "conv2d_grad_input_epilogue"} <= set(_ops(step))
     np.testing.assert_allclose(results["llvm"], results["interp"], rtol=1e-4)

@@ -5,11 +5,12 @@ is applied by the convolution itself, sample by sample, while the sample's outpu
 reads the convolution element for element and the bias broadcast over (N, Ho, Wo). When that
 kernel is the convolution's only reader, both become one node
 ``conv2d_epilogue(x, w, *inputs)`` (attrs: the convolution's stride and padding, and the
-kernel's ``spec``) where
-
+kernel's ``spec``). The same holds for conv2d_grad_input, whose reader in a CNN's backward
+pass is the ReLU mask of the layer below: ``conv2d_grad_input_epilogue(g, w, x_ref, *inputs)``.
+In both, 
     input 0 of spec   the raw convolution (read at the element being written)
     inputs 1, ...     the kernel's other inputs (bias, ...)
-    space             the convolution's (N, O, Ho, Wo), unchanged
+    space             the convolution's output (N, O, Ho, Wo) (grad_input: (N, C, H, W)), unchanged
     outputs           as the kernel's (several for a multi-output kernel, see fusion_multi.py)
 
 This is the counterpart of fusion_epilogue.py (matmul) and is decided on the program alone,
@@ -29,7 +30,10 @@ from ..kernel_ir import Load, LoopSpec, contiguous_strides
 from ..program import Program
 from .rewrite import Builder
 
-__all__ = ["fold_conv_epilogues"]
+__all__ = ["fold_conv_epilogues", "EPILOGUE_OF"]
+
+# the convolution kernels that take an epilogue, and the op each becomes with one
+EPILOGUE_OF = {"conv2d": "conv2d_epilogue", "conv2d_grad_input": "conv2d_grad_input_epilogue"}
 
 
 def _positions_flatten(strides, shape) -> bool:
@@ -55,7 +59,7 @@ def _foldable(program: Program, consumers: dict[int, list[int]], kernel: int) ->
     if any(kernel == v for _, v in program.updates):
         return None               # an update kernel writes its parameter in place (see fusion_epilogue.py)
     for position, m in enumerate(d["inputs"]):
-        if g.node(m)["op"] != "conv2d" or consumers.get(m) != [kernel] or m in program.outputs:
+        if g.node(m)["op"] not in EPILOGUE_OF or consumers.get(m) != [kernel] or m in program.outputs:
             continue
         if any(m == v for _, v in program.updates) or list(d["inputs"]).count(m) != 1:
             continue
@@ -103,7 +107,7 @@ def fold_conv_epilogues(program: Program) -> Program:
             others = [new_of[i] for k, i in enumerate(d["inputs"]) if k != position]
             operands = [new_of[i] for i in conv["inputs"]]
             attrs = dict(conv["attrs"])
-            new_of[nid] = b.raw("conv2d_epilogue", operands + others,
+            new_of[nid] = b.raw(EPILOGUE_OF[conv["op"]], operands + others,
                                 {"stride": attrs["stride"], "padding": attrs["padding"], "spec": spec},
                                 spec.out_shape, spec.dtype, name=d["name"])
     return b.program(new_of, list(b.order))

@@ -23,7 +23,7 @@ from contextlib import contextmanager
 import numpy as np
 from llvmlite import ir
 
-from ...kernel_ir import describe
+from ...kernel_ir import CONV_EPILOGUES, describe
 from ...passes.fusion import VIEW_OPS
 from ...passes.pipeline import COMPILER_PASSES
 from ... import __version__
@@ -44,7 +44,7 @@ from .generalise import BATCH_GLOBAL
 from .executable import ALIGN, ENTRY, MANIFEST_VERSION, LLVMFunction, _aligned_empty  # noqa: F401 (re-exported)
 
 # library kernels that finish their result with a fused elementwise spec (attrs["spec"])
-_EPILOGUE_OPS = ("matmul_epilogue", "conv2d_epilogue")
+_EPILOGUE_OPS = ("matmul_epilogue", *CONV_EPILOGUES)
 
 
 class BackendError(NotImplementedError):
@@ -243,8 +243,8 @@ class _Lowering:
                      if bufs[0] == base or base in self.extra_writes.get(i, ())), None)
 
     def _library(self, nid: int, d: dict, k: int) -> None:
-        if d["op"] == "conv2d_epilogue":
-            for i in d["inputs"][2:]:      # the epilogue reads its inputs as a fused kernel does
+        if d["op"] in CONV_EPILOGUES:
+            for i in d["inputs"][CONV_EPILOGUES[d["op"]][1]:]:   # read as a fused kernel reads its inputs
                 self._contiguous_input(i)
         operands = [self.operand[i][1] for i in d["inputs"]]
         bases = [self.operand[i][0] for i in d["inputs"]]
@@ -259,7 +259,7 @@ class _Lowering:
             self.extra_writes[len(self.calls)] = []         # filled by the fused_output nodes that follow
         self.calls.append((name, [nid] + bases))
         shapes = ", ".join(str(o.shape) for o in operands)
-        per = "sample" if d["op"] == "conv2d_epilogue" else "row"
+        per = "sample" if d["op"] in CONV_EPILOGUES else "row"
         epilogue = f", then per {per}: {describe(attrs['spec'])}" if d["op"] in _EPILOGUE_OPS else ""
         self.kernels.append(f"{name}: {d['op']}({shapes}) -> {out.shape} {out.dtype}{epilogue}")
 

@@ -23,6 +23,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
+from ...kernel_ir import CONV_EPILOGUES
 from ...passes.fusion import VIEW_OPS
 from ...passes.pipeline import COMPILER_PASSES
 from ... import config
@@ -163,8 +164,8 @@ class _Lowering:
                 written.append(nid)
             elif op == "matmul_epilogue":
                 self._matmul_epilogue(nid, d)
-            elif op == "conv2d_epilogue":
-                self._conv2d_epilogue(nid, d)
+            elif op in CONV_EPILOGUES:
+                self._conv_epilogue(nid, d)
             elif op in library.LIBRARY:
                 self._library(nid, d)
             else:
@@ -242,23 +243,24 @@ class _Lowering:
         from ...kernel_ir import describe
         self.kernels.append(f"{name}: matmul({operands[0].shape}, {operands[1].shape}), then {describe(spec)}")
 
-    def _conv2d_epilogue(self, nid, d):
-        """The unfused form of a conv2d epilogue (passes/fusion_conv_epilogue.py): the
+    def _conv_epilogue(self, nid, d):
+        """The unfused form of a convolution epilogue (passes/fusion_conv_epilogue.py): the
         convolution into a temporary buffer, then the epilogue as a fused kernel reading it
         (further outputs follow, written by that kernel)."""
-        x, w, *rest = d["inputs"]
-        operands = [self.operand[i][1] for i in (x, w)]
+        conv, n_conv = CONV_EPILOGUES[d["op"]]
+        own, rest = d["inputs"][:n_conv], d["inputs"][n_conv:]
+        operands = [self.operand[i][1] for i in own]
         attrs = dict(d["attrs"])
         spec = attrs["spec"]
         tmp = next(self._tmp)
         self.buffers[tmp] = (tuple(spec.space), self.p.dtypes[nid])
         conv_out = contiguous(tuple(spec.space), self.p.dtypes[nid])
-        name = f"k{len(self.calls)}_conv2d"
-        text, info = library.LIBRARY["conv2d"](name, operands, conv_out,
-                                               {"stride": attrs["stride"], "padding": attrs["padding"]})
+        name = f"k{len(self.calls)}_{conv}"
+        text, info = library.LIBRARY[conv](name, operands, conv_out,
+                                           {"stride": attrs["stride"], "padding": attrs["padding"]})
         self.sources.append(text)
-        self.calls.append(("library", name, info, tmp, [self.operand[i][0] for i in (x, w)]))
-        self.kernels.append(f"{name}: conv2d({operands[0].shape}, {operands[1].shape}) -> {conv_out.shape}")
+        self.calls.append(("library", name, info, tmp, [self.operand[i][0] for i in own]))
+        self.kernels.append(f"{name}: {conv}({', '.join(str(o.shape) for o in operands)}) -> {conv_out.shape}")
         bases = [tmp]
         for i in rest:
             base, opnd = self.operand[i]

@@ -17,7 +17,8 @@ three) conv2d_grad_weight splits over panels of output channels instead
 (``grad_weight_row_panels``): each unit owns whole rows of gw.
 
 ``conv2d_epilogue`` (passes/fusion_conv_epilogue.py) is conv2d whose elementwise epilogue
-(bias, ReLU) runs over each sample right after that sample's GEMM, while it is in cache.
+(bias, ReLU) runs over each sample right after that sample's GEMM, while it is in cache;
+``conv2d_grad_input_epilogue`` likewise after each sample's col2im (a ReLU's backward mask).
 conv2d's GEMM reads W through a K x O copy of W^T made once per range call: its A panels
 are then packed by vector copies, not element by element for every sample.
 
@@ -71,7 +72,7 @@ def _round_up(x: int, to: int) -> int:
     return -(-x // to) * to
 
 
-RANGED_OPS = ("conv2d", "conv2d_epilogue", "conv2d_grad_input", "conv2d_grad_weight")
+RANGED_OPS = ("conv2d", "conv2d_epilogue", "conv2d_grad_input", "conv2d_grad_input_epilogue", "conv2d_grad_weight")
 
 
 def range_units(op: str, inputs: list[Operand], out: Operand) -> int:
@@ -278,10 +279,25 @@ def emit_conv2d_epilogue(module, name, inputs, out, attrs) -> ir.Function:
 
     The further inputs are contiguous buffers read through the spec's loads, like a fused
     kernel's; the further outputs follow them."""
+    epilogue, n_more = _sample_epilogue(module, name, inputs[2:], out, attrs)
+    return _emit_conv2d(module, name, inputs[:2], out, attrs, epilogue, n_more)
+
+
+@register("conv2d_grad_input_epilogue")
+def emit_conv2d_grad_input_epilogue(module, name, inputs, out, attrs) -> ir.Function:
+    """conv2d_grad_input, then its elementwise epilogue (a ReLU's backward mask) over each sample
+    after the sample's col2im, as ``conv2d_epilogue`` does (pointers: out, g, w, x_ref, more...)."""
+    epilogue, n_more = _sample_epilogue(module, name, inputs[3:], out, attrs)
+    return _emit_conv2d_grad_input(module, name, inputs[:3], out, attrs, epilogue, n_more)
+
+
+def _sample_epilogue(module, name, more: list[Operand], out: Operand, attrs):
+    """(``epi(out, more..., extra outs..., i64 first, i64 last)`` over samples, how many pointers
+    follow the convolution's own) for the epilogue spec of ``attrs``."""
     from ..loops import emit_epilogue_range     # loops imports this package: import when used
     spec = _per_sample_spec(attrs["spec"])
-    epilogue = emit_epilogue_range(module, f"{name}_epi_range", spec, [out.dtype] + [o.dtype for o in inputs[2:]])
-    return _emit_conv2d(module, name, inputs, out, attrs, epilogue, len(inputs) - 2 + len(spec.extra_outs))
+    epilogue = emit_epilogue_range(module, f"{name}_epi_range", spec, [out.dtype] + [o.dtype for o in more])
+    return epilogue, len(more) + len(spec.extra_outs)
 
 
 def _per_sample_spec(spec):
@@ -333,10 +349,18 @@ def _emit_conv2d(module, name, inputs, out, attrs, epilogue=None, n_more=0) -> i
 @register("conv2d_grad_input")
 def emit_conv2d_grad_input(module, name, inputs, out, attrs) -> ir.Function:
     """gx[n] = col2im(W^T @ g[n]) for the samples [begin, end) of the range."""
+    return _emit_conv2d_grad_input(module, name, inputs, out, attrs)
+
+
+def _emit_conv2d_grad_input(module, name, inputs, out, attrs, epilogue=None, n_more=0) -> ir.Function:
+    """conv2d_grad_input's kernel; with ``epilogue`` applied to each sample after its col2im
+    (see ``_emit_conv2d``)."""
     g, w, _x_ref = inputs
     e = _Conv(module, out.shape, w.shape, out.dtype, attrs)
-    fn, b = _range_kernel(module, name, 4, e.n)
-    out_ptr, g_ptr, w_ptr, _, begin, end = fn.args
+    fn, b = _range_kernel(module, name, 4 + n_more, e.n, noalias=epilogue is None)
+    out_ptr, g_ptr, w_ptr = fn.args[:3]
+    more = list(fn.args[4:4 + n_more])
+    begin, end = fn.args[-2:]
     plane = e.c * e.h * e.w
     if plane > 0:
         with b.if_then(b.icmp_signed("<", begin, end)):
@@ -352,7 +376,11 @@ def emit_conv2d_grad_input(module, name, inputs, out, attrs) -> ir.Function:
                     gm, g_rs, g_cs, _ = e.sample_matrix(b, g_ptr, g, n, g_scratch)
                     gemm(b, colg, e.p, wm, w_cs, w_rs, gm, g_rs, g_cs, e.k, e.p, e.o)
                     e.col2im(b, elem_ptr(b, out_ptr, b.mul(n, i64(plane)), e.T), colg)
+                    if epilogue is not None:            # while the sample's gradient is in cache
+                        b.call(epilogue, [out_ptr] + more + [n, b.add(n, i64(1))])
                 e.free_all(b)
+            elif epilogue is not None:
+                b.call(epilogue, [out_ptr] + more + [begin, end])
     b.ret_void()
     return module.globals[name]
 
