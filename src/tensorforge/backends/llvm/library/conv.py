@@ -19,8 +19,7 @@ three) conv2d_grad_weight splits over panels of output channels instead
 ``conv2d_epilogue`` (passes/fusion_conv_epilogue.py) is conv2d whose elementwise epilogue
 (bias, ReLU) runs over each sample right after that sample's GEMM, while it is in cache;
 ``conv2d_grad_input_epilogue`` likewise after each sample's col2im (a ReLU's backward mask).
-conv2d's GEMM reads W through a K x O copy of W^T made once per range call: its A panels
-are then packed by vector copies, not element by element for every sample.
+Without padding every cell of im2col's col is written, so col is zeroed only with padding.
 
 One sample at a time keeps its col matrix (K*P elements) in L2 while the GEMM packs it.
 When K*P is small, conv2d_grad_weight puts a chunk of samples side by side in col's rows
@@ -165,16 +164,6 @@ class _Conv:
         copy = self.alloc(b, math.prod(w.shape), "wcopy")
         self._copy(b, copy, w_ptr, w.offset, w.strides, w.shape, w.dtype)
         return copy, self.k, 1, self.dtype
-
-    def weight_columns(self, b, w_ptr, w: Operand):
-        """W^T copied to K x O scratch (kernel dtype): W as an O x K matrix whose rows are
-        adjacent (row stride 1, column stride O), which the GEMM packs with vector copies; a
-        row-major W would be packed element by element for every sample."""
-        copy = self.alloc(b, math.prod(w.shape), "wcols")
-        shape = tuple(w.shape[1:]) + (w.shape[0],)
-        strides = tuple(w.strides[1:]) + (w.strides[0],)
-        self._copy(b, copy, w_ptr, w.offset, strides, shape, w.dtype)
-        return copy
 
     def sample_matrix(self, b, ptr, op: Operand, sample, scratch):
         """(pointer, row stride, column stride, dtype) of op[sample] (rows: axis 1, columns: the
@@ -329,14 +318,14 @@ def _emit_conv2d(module, name, inputs, out, attrs, epilogue=None, n_more=0) -> i
                 if epilogue is not None:
                     b.call(epilogue, [out_ptr] + more + [begin, end])
             else:
-                gemm = _Gemm(e, e.o, e.p, e.k, e.dtype, e.dtype)
-                wcols = e.weight_columns(b, w_ptr, w)
+                gemm = _Gemm(e, e.o, e.p, e.k, w.dtype, e.dtype)
+                wm, w_rs, w_cs, _ = e.weight_matrix(b, w_ptr, w)
                 col = e.alloc(b, e.k * e.p, "col", zero=e.pads)
                 gemm.alloc(b)
                 with plain_loop(b, begin, end, name="n") as n:
                     e.im2col(b, col, x_ptr, x, n, 0, e.c)
                     out_n = elem_ptr(b, out_ptr, b.mul(n, i64(e.o * e.p)), e.T)
-                    gemm(b, out_n, e.p, wcols, 1, e.o, col, e.p, 1, e.o, e.p, e.k)
+                    gemm(b, out_n, e.p, wm, w_rs, w_cs, col, e.p, 1, e.o, e.p, e.k)
                     if epilogue is not None:            # while the sample's output is in cache
                         b.call(epilogue, [out_ptr] + more + [n, b.add(n, i64(1))])
                 e.free_all(b)
