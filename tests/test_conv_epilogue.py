@@ -1,8 +1,9 @@
 """Convolution epilogues (passes/fusion_conv_epilogue.py): the bias + ReLU after a conv2d, and
-the ReLU mask after a conv2d_grad_input, are applied by the convolution kernel, sample by sample. Every fused program is checked against
-the unfused interpreter on the interpreter itself (which runs the convolution with NumPy and
-evaluates the kernel IR), the LLVM backend (the fused kernel, split over 1, 2 and 3 threads)
-and the Triton backend (the unfused form, on the CPU interpreter); gradients included."""
+the ReLU mask after a conv2d_grad_input, are applied by the convolution kernel, sample by
+sample. Every fused program is checked against the unfused interpreter on the interpreter
+itself (which runs the convolution with NumPy and evaluates the kernel IR), the LLVM backend
+(the fused kernel, split over 1, 2 and 3 threads) and the Triton backend (the unfused form,
+on the CPU interpreter); gradients included."""
 import numpy as np
 import pytest
 
@@ -122,7 +123,8 @@ def test_nan_and_inf_in_the_bias_reach_the_output(rng):
     with tg.Graph():
         x, w, b = tg.placeholder("x", (2, 2, 6, 6)), tg.placeholder("w", (4, 2, 3, 3)), tg.placeholder("b", (4,))
         y = tg.maximum(tg.conv2d(x, w, b, padding=1), 0.0) * 1.5
-        feeds = [rng.standard_normal((2, 2, 6, 6)).astype("float32"), rng.standard_normal((4, 2, 3, 3)).astype("float32"),
+        feeds = [rng.standard_normal((2, 2, 6, 6)).astype("float32"),
+                 rng.standard_normal((4, 2, 3, 3)).astype("float32"),
                  np.array([np.nan, np.inf, -np.inf, 0.5], np.float32)]
         ops = _check_against_unfused([x, w, b], [y], feeds)
     assert all("conv2d_epilogue" in listed for listed in ops.values()), ops
