@@ -176,3 +176,16 @@ def test_the_mnist_net_training_step_matches_the_interpreter():
         if backend == "llvm":
             assert {"conv2d_epilogue", "conv2d_grad_input_epilogue"} <= set(_ops(step))
     np.testing.assert_allclose(results["llvm"], results["interp"], rtol=1e-4)
+
+
+def test_the_graph_viewer_shows_conv_epilogues_as_fused_kernels(rng):
+    from tensorforge.export.html import graph_data
+    with tg.Graph():
+        ins, outs, feeds = _two_layers(rng)
+        step = tg.compile(ins, outs, backend="llvm")
+        step(*feeds)
+        nodes = graph_data(step, profile=step.profile(*feeds, steps=1, warmup=0))["nodes"]
+    shown = {n["op"]: n for n in nodes if n["op"].endswith("_epilogue")}
+    assert set(shown) == {"conv2d_epilogue", "conv2d_grad_input_epilogue"}, [n["op"] for n in nodes]
+    for node in shown.values():
+        assert node["kind"] == "fused" and node["members"] and "seconds" in node, node
