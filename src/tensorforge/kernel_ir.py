@@ -365,5 +365,42 @@ register("matmul_epilogue", infer=_fused_type, impl=_matmul_epilogue_impl, famil
              "whose input 0 is the product)")
 
 
+# the convolution kernels that take an elementwise epilogue (passes/fusion_conv_epilogue.py):
+# epilogue op -> (the convolution op, how many of the node's inputs are the convolution's)
+CONV_EPILOGUES = {"conv2d_epilogue": ("conv2d", 2), "conv2d_grad_input_epilogue": ("conv2d_grad_input", 3)}
+
+
+def _conv_and_inputs(op: str, arrays, stride, padding) -> list:
+    """The arrays the spec of a convolution epilogue ``op`` reads: the raw convolution (its
+    input 0), then the node's inputs after the convolution's."""
+    from .ops.registry import get_op
+    conv, n = CONV_EPILOGUES[op]
+    return [get_op(conv).impl(*arrays[:n], stride=stride, padding=padding), *arrays[n:]]
+
+
+def evaluate_conv_epilogue(op: str, spec: LoopSpec, *arrays, stride, padding) -> list[np.ndarray]:
+    """Every output of the convolution epilogue node ``op`` (passes/fusion_conv_epilogue.py)."""
+    return evaluate_all(spec, *_conv_and_inputs(op, arrays, stride, padding))
+
+
+def _register_conv_epilogue(op: str, doc: str) -> None:
+    def impl(*arrays, stride, padding, spec: LoopSpec):
+        return evaluate(spec, *_conv_and_inputs(op, arrays, stride, padding))
+    register(op, infer=lambda types, stride, padding, spec: _fused_type(types, spec), impl=impl, family="kernel",
+             doc=doc)
+
+
+_register_conv_epilogue(
+    "conv2d_epilogue",
+    "a conv2d whose result is finished by an elementwise epilogue (made by the fusion pass; inputs: x, w, "
+    "then the epilogue's; attrs: stride, padding, and spec, a kernel_ir.LoopSpec over the convolution's "
+    "(N, O, Ho, Wo) whose input 0 is the convolution)")
+_register_conv_epilogue(
+    "conv2d_grad_input_epilogue",
+    "a conv2d_grad_input whose result is finished by an elementwise epilogue (made by the fusion pass; "
+    "inputs: g, w, x_ref, then the epilogue's; attrs: stride, padding, and spec, a kernel_ir.LoopSpec over "
+    "(N, C, H, W) whose input 0 is the gradient)")
+
+
 register("fused_output", infer=_fused_output_type, impl=_fused_output_impl, family="kernel",
          doc="output index + 1 of a multi-output fused kernel (its input; attrs: index)")

@@ -8,10 +8,11 @@ aside for the ``fused_output`` nodes that read them.
 from __future__ import annotations
 
 import time
+from functools import partial
 
 import numpy as np
 
-from ..kernel_ir import evaluate_all, evaluate_matmul_epilogue
+from ..kernel_ir import CONV_EPILOGUES, evaluate_all, evaluate_conv_epilogue, evaluate_matmul_epilogue
 from ..ops.registry import get_op
 from .. import runtime
 from ..program import Program
@@ -45,11 +46,14 @@ class InterpretedFunction:
         """The NumPy call of node ``nid``: the op's own, except for multi-output kernels and
         the ``fused_output`` nodes that read their further outputs."""
         attrs = dict(d["attrs"])
-        if d["op"] in ("fused", "matmul_epilogue") and attrs["spec"].extra_outs:
-            evaluate = evaluate_all if d["op"] == "fused" else evaluate_matmul_epilogue
+        if d["op"] in ("fused", "matmul_epilogue", *CONV_EPILOGUES) and attrs["spec"].extra_outs:
+            if d["op"] in CONV_EPILOGUES:
+                evaluate = partial(evaluate_conv_epilogue, d["op"])
+            else:
+                evaluate = evaluate_all if d["op"] == "fused" else evaluate_matmul_epilogue
 
-            def run_kernel(*arrays, spec):
-                first, *rest = evaluate(spec, *arrays)
+            def run_kernel(*arrays, spec, **conv_attrs):
+                first, *rest = evaluate(spec, *arrays, **conv_attrs)
                 self._side_outputs[nid] = rest
                 return first
             return run_kernel

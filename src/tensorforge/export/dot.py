@@ -96,7 +96,8 @@ def node_kinds(graph: Graph, nodes: Iterable[int]) -> dict[int, str]:
             kinds[n] = "parameter" if dict(d["attrs"]).get("trainable", True) else "state"
         elif op in ("placeholder", "constant", "fused"):
             kinds[n] = op
-        elif op == "matmul_epilogue":        # a product and the elementwise kernel folded into it
+        elif op in ("matmul_epilogue", "conv2d_epilogue", "conv2d_grad_input_epilogue"):
+            # a product or a convolution and the elementwise kernel folded into it
             kinds[n] = "fused"
         elif n in grads:
             kinds[n] = "gradient"

@@ -45,7 +45,7 @@ MAX_LISTED_MEMBERS = 400          # a fused kernel holds at most passes.fusion.M
 # "k12_fused: loop[...]", "k3_matmul_epilogue_mt: matmul_epilogue(...)" (``_mt``: split across threads)
 _KERNEL_LABEL = re.compile(r"^k\d+_(\w+?)(?:_mt)?: (.*)$", re.S)
 # nodes that are kernels of their own and list the user's ops they compute
-KERNEL_OPS = ("fused", "matmul_epilogue")
+KERNEL_OPS = ("fused", "matmul_epilogue", "conv2d_epilogue", "conv2d_grad_input_epilogue")
 _INTERP_LABEL = re.compile(r"^%(\d+) (\S+) ")
 
 

@@ -36,6 +36,7 @@ from ..ops.indexing import index_to_python
 from ..ops.registry import get_op, normalize_axis
 from ..ops.scalar import SYMBOLIC, Expr
 from ..program import Program
+from .fusion_conv_epilogue import fold_conv_epilogues
 from .fusion_epilogue import fold_matmul_epilogues
 from .fusion_multi import merge_multi_output
 from .fusion_rows import absorb_row_reductions
@@ -436,7 +437,7 @@ def fuse(program: Program) -> Program:
                                 name=d["name"])
     order = list(b.order)
     prog = b.program(new_of, order)
-    return fold_matmul_epilogues(merge_multi_output(absorb_row_reductions(prog)))
+    return fold_conv_epilogues(fold_matmul_epilogues(merge_multi_output(absorb_row_reductions(prog))))
 
 
 def _needed_as_view(f: _Fuser, n: int) -> bool:

@@ -23,7 +23,7 @@ from contextlib import contextmanager
 import numpy as np
 from llvmlite import ir
 
-from ...kernel_ir import describe
+from ...kernel_ir import CONV_EPILOGUES, describe
 from ...passes.fusion import VIEW_OPS
 from ...passes.pipeline import COMPILER_PASSES
 from ... import __version__
@@ -42,6 +42,9 @@ from .loops import emit_loop_kernel
 from .generalise import BATCH_GLOBAL
 
 from .executable import ALIGN, ENTRY, MANIFEST_VERSION, LLVMFunction, _aligned_empty  # noqa: F401 (re-exported)
+
+# library kernels that finish their result with a fused elementwise spec (attrs["spec"])
+_EPILOGUE_OPS = ("matmul_epilogue", *CONV_EPILOGUES)
 
 
 class BackendError(NotImplementedError):
@@ -243,6 +246,9 @@ class _Lowering:
                      if bufs[0] == base or base in self.extra_writes.get(i, ())), None)
 
     def _library(self, nid: int, d: dict, k: int) -> None:
+        if d["op"] in CONV_EPILOGUES:
+            for i in d["inputs"][CONV_EPILOGUES[d["op"]][1]:]:   # read as a fused kernel reads its inputs
+                self._contiguous_input(i)
         operands = [self.operand[i][1] for i in d["inputs"]]
         bases = [self.operand[i][0] for i in d["inputs"]]
         self._new_buffer(nid)
@@ -250,13 +256,14 @@ class _Lowering:
         name = f"k{len(self.calls)}_{d['op']}"
         attrs = dict(d["attrs"])
         LIBRARY[d["op"]](self.module, name, operands, out, attrs)
-        n_extra = len(attrs["spec"].extra_outs) if d["op"] == "matmul_epilogue" else 0
+        n_extra = len(attrs["spec"].extra_outs) if d["op"] in _EPILOGUE_OPS else 0
         name = self._maybe_parallel(name, d["op"], operands, out, n_extra)
         if n_extra:
             self.extra_writes[len(self.calls)] = []         # filled by the fused_output nodes that follow
         self.calls.append((name, [nid] + bases))
         shapes = ", ".join(str(o.shape) for o in operands)
-        epilogue = f", then per row: {describe(attrs['spec'])}" if d["op"] == "matmul_epilogue" else ""
+        per = "sample" if d["op"] in CONV_EPILOGUES else "row"
+        epilogue = f", then per {per}: {describe(attrs['spec'])}" if d["op"] in _EPILOGUE_OPS else ""
         self.kernels.append(f"{name}: {d['op']}({shapes}) -> {out.shape} {out.dtype}{epilogue}")
 
     def _maybe_parallel(self, name: str, op: str, operands, out, n_extra: int = 0) -> str:

@@ -23,6 +23,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
+from ...kernel_ir import CONV_EPILOGUES
 from ...passes.fusion import VIEW_OPS
 from ...passes.pipeline import COMPILER_PASSES
 from ... import config
@@ -163,6 +164,8 @@ class _Lowering:
                 written.append(nid)
             elif op == "matmul_epilogue":
                 self._matmul_epilogue(nid, d)
+            elif op in CONV_EPILOGUES:
+                self._conv_epilogue(nid, d)
             elif op in library.LIBRARY:
                 self._library(nid, d)
             else:
@@ -239,6 +242,39 @@ class _Lowering:
         self.calls.append(("library", name, info, nid, bases))
         from ...kernel_ir import describe
         self.kernels.append(f"{name}: matmul({operands[0].shape}, {operands[1].shape}), then {describe(spec)}")
+
+    def _conv_epilogue(self, nid, d):
+        """The unfused form of a convolution epilogue (passes/fusion_conv_epilogue.py): the
+        convolution into a temporary buffer, then the epilogue as a fused kernel reading it
+        (further outputs follow, written by that kernel)."""
+        conv, n_conv = CONV_EPILOGUES[d["op"]]
+        own, rest = d["inputs"][:n_conv], d["inputs"][n_conv:]
+        operands = [self.operand[i][1] for i in own]
+        attrs = dict(d["attrs"])
+        spec = attrs["spec"]
+        tmp = next(self._tmp)
+        self.buffers[tmp] = (tuple(spec.space), self.p.dtypes[nid])
+        conv_out = contiguous(tuple(spec.space), self.p.dtypes[nid])
+        name = f"k{len(self.calls)}_{conv}"
+        text, info = library.LIBRARY[conv](name, operands, conv_out,
+                                           {"stride": attrs["stride"], "padding": attrs["padding"]})
+        self.sources.append(text)
+        self.calls.append(("library", name, info, tmp, [self.operand[i][0] for i in own]))
+        self.kernels.append(f"{name}: {conv}({', '.join(str(o.shape) for o in operands)}) -> {conv_out.shape}")
+        bases = [tmp]
+        for i in rest:
+            base, opnd = self.operand[i]
+            if not is_contiguous(opnd):
+                base, opnd = self._materialise(i)
+            bases.append(base)
+        self.buffers[nid] = (tuple(self.p.shapes[nid]), self.p.dtypes[nid])
+        self._own(nid)
+        name = f"k{len(self.calls)}_fused"
+        text, info = emit_loop_kernel(name, spec, [self.p.dtypes[nid]] + [self.p.dtypes[i] for i in rest])
+        self.sources.append(text)
+        self.calls.append(("fused", name, info, nid, bases))
+        from ...kernel_ir import describe
+        self.kernels.append(f"{name}: {describe(spec)} (the epilogue of {self.p.describe_node(nid)})")
 
     def _library(self, nid, d):
         operands = [self.operand[i][1] for i in d["inputs"]]

@@ -12,7 +12,14 @@ across threads (``range_units``). The units are samples for conv2d and conv2d_gr
 and input channels for conv2d_grad_weight: a thread then im2cols only its channels and
 owns a block of gw's columns, summing samples in the same order whatever the split, so
 results are bit-identical for every thread count (the GEMM's depth blocking does not
-depend on the column range either).
+depend on the column range either). With fewer than four input channels (an image's one or
+three) conv2d_grad_weight splits over panels of output channels instead
+(``grad_weight_row_panels``): each unit owns whole rows of gw.
+
+``conv2d_epilogue`` (passes/fusion_conv_epilogue.py) is conv2d whose elementwise epilogue
+(bias, ReLU) runs over each sample right after that sample's GEMM, while it is in cache;
+``conv2d_grad_input_epilogue`` likewise after each sample's col2im (a ReLU's backward mask).
+Without padding every cell of im2col's col is written, so col is zeroed only with padding.
 
 One sample at a time keeps its col matrix (K*P elements) in L2 while the GEMM packs it.
 When K*P is small, conv2d_grad_weight puts a chunk of samples side by side in col's rows
@@ -29,6 +36,7 @@ copied to contiguous scratch first; x is always read in place through its stride
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 from llvmlite import ir
@@ -63,19 +71,44 @@ def _round_up(x: int, to: int) -> int:
     return -(-x // to) * to
 
 
-RANGED_OPS = ("conv2d", "conv2d_grad_input", "conv2d_grad_weight")
+RANGED_OPS = ("conv2d", "conv2d_epilogue", "conv2d_grad_input", "conv2d_grad_input_epilogue", "conv2d_grad_weight")
 
 
 def range_units(op: str, inputs: list[Operand], out: Operand) -> int:
     """How many independent work units ``<name>_range`` of a convolution kernel splits into."""
     if op == "conv2d_grad_weight":
-        return inputs[1].shape[1]          # input channels
+        panels = grad_weight_row_panels(inputs[1].shape, out.shape, out.dtype)
+        return inputs[1].shape[1] if panels is None else len(panels)
     return out.shape[0]                    # samples
+
+
+# conv2d_grad_weight splits over input channels from this many on; with fewer (an image's 1 or
+# 3 channels) over panels of output channels, every unit then reading all the input channels
+_GW_MIN_CHANNEL_UNITS = 4
+
+
+def grad_weight_row_panels(x_shape, w_shape, dtype) -> list[tuple[int, int]] | None:
+    """The output-channel rows [r0, r1) of each work unit of conv2d_grad_weight when it splits
+    over output channels (few input channels), else None (units are input channels). Panels
+    are whole GEMM register tiles (MR rows), so a row's sum never depends on the split."""
+    c, o = x_shape[1], w_shape[0]
+    if c >= _GW_MIN_CHANNEL_UNITS or o < 2:
+        return None
+    k = c * w_shape[2] * w_shape[3]
+    # the tile of the kernel's GEMM (m = O, n = K: its register tile depends on n alone)
+    mr = choose_tiling(GemmSpec((), o, k, 1, MatrixView(0, (), 1, 1, dtype), MatrixView(0, (), k, 1, dtype),
+                                dtype)).mr
+    step = max(mr, -(-o // _GW_ROW_UNITS // mr) * mr)
+    return [(r, min(r + step, o)) for r in range(0, o, step)]
+
+
+_GW_ROW_UNITS = 8      # at most this many output-channel panels: enough for the pool's threads
 
 
 def range_work(op: str, inputs: list[Operand], out: Operand) -> int:
     """Multiply-adds of one call (N * O * P * K), to decide whether threads pay off."""
-    g_shape = out.shape if op == "conv2d" else inputs[0].shape               # (N, O, Ho, Wo)
+    forward = op in ("conv2d", "conv2d_epilogue")
+    g_shape = out.shape if forward else inputs[0].shape                      # (N, O, Ho, Wo)
     w_shape = out.shape if op == "conv2d_grad_weight" else inputs[1].shape   # (O, C, kh, kw)
     return math.prod(g_shape) * math.prod(w_shape[1:])
 
@@ -93,6 +126,8 @@ class _Conv:
         self.k = self.c * self.taps
         self.p = self.ho * self.wo
         self.dtype = dtype
+        # without padding every im2col cell is written, so col needs no zeroing
+        self.pads = any(self.padding)
         self.T = float_type(dtype)
         self.elem_bytes = np.dtype(dtype).itemsize
         self.malloc = declare(module, "aligned_alloc", PTR, [I64, I64])
@@ -192,16 +227,18 @@ class _Gemm:
         self.ap = ir.Constant(PTR, None) if self.direct_a else c.alloc(b, self.mc * self.kc, "ap")
         self.bp = c.alloc(b, _round_up(self.nc, self.t.nr) * self.kc, "bp")
 
-    def __call__(self, b, c_ptr, c_rs, a, a_rs, a_cs, bm, b_rs, b_cs, m, n, k):
-        args = [m, n, k, a_rs, a_cs, b_rs, b_cs, c_rs, 0, m, self.kc, self.mc, self.nc]
+    def __call__(self, b, c_ptr, c_rs, a, a_rs, a_cs, bm, b_rs, b_cs, m, n, k, rows=None):
+        """C = A @ B, or only C's rows [row0, row1) (row0 a multiple of MR) given ``rows``."""
+        row0, row1 = (0, m) if rows is None else rows
+        args = [m, n, k, a_rs, a_cs, b_rs, b_cs, c_rs, row0, row1, self.kc, self.mc, self.nc]
         b.call(self.fn, [c_ptr, a, bm] + [i64(v) for v in args] + [self.ap, self.bp])
 
 
-def _range_kernel(module, name, n_ptrs, units):
+def _range_kernel(module, name, n_ptrs, units, noalias=True):
     """``name_range(ptr * n_ptrs, i64 begin, i64 end)`` (returned with a builder at its entry)
     and ``name(ptr * n_ptrs)`` calling it over [0, units)."""
-    ranged = new_function(module, f"{name}_range", n_ptrs, [I64, I64])
-    whole = new_function(module, name, n_ptrs)
+    ranged = new_function(module, f"{name}_range", n_ptrs, [I64, I64], noalias=noalias)
+    whole = new_function(module, name, n_ptrs, noalias=noalias)
     wb = ir.IRBuilder(whole.append_basic_block("entry"))
     wb.call(ranged, list(whole.args) + [i64(0), i64(units)])
     wb.ret_void()
@@ -219,23 +256,78 @@ def _fill_rows(b, conv, out_ptr, first, count, row_elements):
 @register("conv2d")
 def emit_conv2d(module, name, inputs, out, attrs) -> ir.Function:
     """out[n] = W @ im2col(x[n]) for the samples [begin, end) of the range."""
-    x, w = inputs
+    return _emit_conv2d(module, name, inputs, out, attrs)
+
+
+@register("conv2d_epilogue")
+def emit_conv2d_epilogue(module, name, inputs, out, attrs) -> ir.Function:
+    """conv2d, then its elementwise epilogue (passes/fusion_conv_epilogue.py) over each sample
+    as soon as the sample's GEMM has written it, in place (input 0 of the spec is the output):
+
+        void name(ptr out, ptr x, ptr w, ptr in1, ..., ptr out1, ...)   (and name_range)
+
+    The further inputs are contiguous buffers read through the spec's loads, like a fused
+    kernel's; the further outputs follow them."""
+    epilogue, n_more = _sample_epilogue(module, name, inputs[2:], out, attrs)
+    return _emit_conv2d(module, name, inputs[:2], out, attrs, epilogue, n_more)
+
+
+@register("conv2d_grad_input_epilogue")
+def emit_conv2d_grad_input_epilogue(module, name, inputs, out, attrs) -> ir.Function:
+    """conv2d_grad_input, then its elementwise epilogue (a ReLU's backward mask) over each sample
+    after the sample's col2im, as ``conv2d_epilogue`` does (pointers: out, g, w, x_ref, more...)."""
+    epilogue, n_more = _sample_epilogue(module, name, inputs[3:], out, attrs)
+    return _emit_conv2d_grad_input(module, name, inputs[:3], out, attrs, epilogue, n_more)
+
+
+def _sample_epilogue(module, name, more: list[Operand], out: Operand, attrs):
+    """(``epi(out, more..., extra outs..., i64 first, i64 last)`` over samples, how many pointers
+    follow the convolution's own) for the epilogue spec of ``attrs``."""
+    from ..loops import emit_epilogue_range     # loops imports this package: import when used
+    spec = _per_sample_spec(attrs["spec"])
+    epilogue = emit_epilogue_range(module, f"{name}_epi_range", spec, [out.dtype] + [o.dtype for o in more])
+    return epilogue, len(more) + len(spec.extra_outs)
+
+
+def _per_sample_spec(spec):
+    """The epilogue spec over (N, O, Ho * Wo) (positions as one axis, for longer vector loops;
+    the fusion pass folds only epilogues whose loads allow it), its first axis the samples."""
+    n, o, ho, wo = spec.space
+
+    def merged(strides):
+        return (strides[0], strides[1], strides[3] if wo != 1 else strides[2])
+
+    loads = tuple(replace(ld, strides=merged(ld.strides)) for ld in spec.loads)
+    return replace(spec, space=(n, o, ho * wo), loads=loads, out_strides=merged(spec.out_strides),
+                   out_shape=(n, o, ho * wo))
+
+
+def _emit_conv2d(module, name, inputs, out, attrs, epilogue=None, n_more=0) -> ir.Function:
+    """conv2d's kernel; with ``epilogue`` (``epi(out, more..., begin, end)`` over samples) applied
+    to each sample after its GEMM, the kernel taking ``n_more`` further pointers for it."""
+    x, w = inputs[:2]
     e = _Conv(module, x.shape, w.shape, out.dtype, attrs)
-    fn, b = _range_kernel(module, name, 3, e.n)
-    out_ptr, x_ptr, w_ptr, begin, end = fn.args
+    fn, b = _range_kernel(module, name, 3 + n_more, e.n, noalias=epilogue is None)
+    out_ptr, x_ptr, w_ptr = fn.args[:3]
+    more = list(fn.args[3:3 + n_more])
+    begin, end = fn.args[-2:]
     if e.o * e.p > 0:
         with b.if_then(b.icmp_signed("<", begin, end)):
             if e.k == 0:
                 _fill_rows(b, e, out_ptr, begin, b.sub(end, begin), e.o * e.p)
+                if epilogue is not None:
+                    b.call(epilogue, [out_ptr] + more + [begin, end])
             else:
                 gemm = _Gemm(e, e.o, e.p, e.k, w.dtype, e.dtype)
                 wm, w_rs, w_cs, _ = e.weight_matrix(b, w_ptr, w)
-                col = e.alloc(b, e.k * e.p, "col", zero=True)
+                col = e.alloc(b, e.k * e.p, "col", zero=e.pads)
                 gemm.alloc(b)
                 with plain_loop(b, begin, end, name="n") as n:
                     e.im2col(b, col, x_ptr, x, n, 0, e.c)
                     out_n = elem_ptr(b, out_ptr, b.mul(n, i64(e.o * e.p)), e.T)
                     gemm(b, out_n, e.p, wm, w_rs, w_cs, col, e.p, 1, e.o, e.p, e.k)
+                    if epilogue is not None:            # while the sample's output is in cache
+                        b.call(epilogue, [out_ptr] + more + [n, b.add(n, i64(1))])
                 e.free_all(b)
     b.ret_void()
     return module.globals[name]
@@ -246,10 +338,18 @@ def emit_conv2d(module, name, inputs, out, attrs) -> ir.Function:
 @register("conv2d_grad_input")
 def emit_conv2d_grad_input(module, name, inputs, out, attrs) -> ir.Function:
     """gx[n] = col2im(W^T @ g[n]) for the samples [begin, end) of the range."""
+    return _emit_conv2d_grad_input(module, name, inputs, out, attrs)
+
+
+def _emit_conv2d_grad_input(module, name, inputs, out, attrs, epilogue=None, n_more=0) -> ir.Function:
+    """conv2d_grad_input's kernel; with ``epilogue`` applied to each sample after its col2im
+    (see ``_emit_conv2d``)."""
     g, w, _x_ref = inputs
     e = _Conv(module, out.shape, w.shape, out.dtype, attrs)
-    fn, b = _range_kernel(module, name, 4, e.n)
-    out_ptr, g_ptr, w_ptr, _, begin, end = fn.args
+    fn, b = _range_kernel(module, name, 4 + n_more, e.n, noalias=epilogue is None)
+    out_ptr, g_ptr, w_ptr = fn.args[:3]
+    more = list(fn.args[4:4 + n_more])
+    begin, end = fn.args[-2:]
     plane = e.c * e.h * e.w
     if plane > 0:
         with b.if_then(b.icmp_signed("<", begin, end)):
@@ -265,7 +365,11 @@ def emit_conv2d_grad_input(module, name, inputs, out, attrs) -> ir.Function:
                     gm, g_rs, g_cs, _ = e.sample_matrix(b, g_ptr, g, n, g_scratch)
                     gemm(b, colg, e.p, wm, w_cs, w_rs, gm, g_rs, g_cs, e.k, e.p, e.o)
                     e.col2im(b, elem_ptr(b, out_ptr, b.mul(n, i64(plane)), e.T), colg)
+                    if epilogue is not None:            # while the sample's gradient is in cache
+                        b.call(epilogue, [out_ptr] + more + [n, b.add(n, i64(1))])
                 e.free_all(b)
+            elif epilogue is not None:
+                b.call(epilogue, [out_ptr] + more + [begin, end])
     b.ret_void()
     return module.globals[name]
 
@@ -274,23 +378,32 @@ def emit_conv2d_grad_input(module, name, inputs, out, attrs) -> ir.Function:
 
 @register("conv2d_grad_weight")
 def emit_conv2d_grad_weight(module, name, inputs, out, attrs) -> ir.Function:
-    """gw[:, channels [begin, end)] = sum over samples, in order, of g[n] @ im2col(x[n])^T.
+    """gw[rows, channels] = sum over samples, in order, of g[n] @ im2col(x[n])^T, for the input
+    channels [begin, end) of the range (all rows), or with few input channels for the output
+    rows of the panels [begin, end) (all channels; ``grad_weight_row_panels``).
 
     Sample 0 writes its product straight into gw; every later sample's goes to a partial
-    tile that is then added, so the sum order is the same whatever the channel split."""
+    tile that is then added, so the sum order is the same whatever the split."""
     g, x, _w_ref = inputs
     e = _Conv(module, x.shape, out.shape, out.dtype, attrs)
-    fn, b = _range_kernel(module, name, 4, e.c)
+    panels = grad_weight_row_panels(x.shape, out.shape, out.dtype)
+    fn, b = _range_kernel(module, name, 4, e.c if panels is None else len(panels))
     out_ptr, g_ptr, x_ptr, _, begin, end = fn.args
     if e.o * e.taps > 0:
         with b.if_then(b.icmp_signed("<", begin, end)):
-            kt = b.mul(b.sub(end, begin), i64(e.taps))          # this range's columns of gw
-            out_cols = elem_ptr(b, out_ptr, b.mul(begin, i64(e.taps)), e.T)
+            if panels is None:
+                c0, c1, r0, r1 = begin, end, i64(0), i64(e.o)
+            else:
+                step = panels[0][1] - panels[0][0]
+                c0, c1 = i64(0), i64(e.c)
+                r0, r1 = b.mul(begin, i64(step)), imin(b, b.mul(end, i64(step)), e.o)
+            kt = b.mul(b.sub(c1, c0), i64(e.taps))              # this range's columns of gw
+            out_cols = elem_ptr(b, out_ptr, b.mul(c0, i64(e.taps)), e.T)
             if e.n * e.p == 0:
-                with plain_loop(b, 0, e.o, name="o") as o:
+                with plain_loop(b, r0, r1, name="o") as o:
                     e.zero(b, elem_ptr(b, out_cols, b.mul(o, i64(e.k)), e.T), kt)
             else:
-                _grad_weight_samples(b, e, g, x, out_cols, g_ptr, x_ptr, begin, end, kt)
+                _grad_weight_samples(b, e, g, x, out_cols, g_ptr, x_ptr, (c0, c1), (r0, r1), kt)
     b.ret_void()
     return module.globals[name]
 
@@ -308,14 +421,17 @@ _DOT_MAX_OUTPUTS = 256           # as linalg.dot_products: m * n at most ...
 _DOT_MIN_DEPTH = 256             # ... and a depth of at least
 
 
-def _grad_weight_samples(b, e, g, x, out_cols, g_ptr, x_ptr, begin, end, kt):
+def _grad_weight_samples(b, e, g, x, out_cols, g_ptr, x_ptr, channels, rows, kt):
+    """out_cols[rows, :kt] = the sum over samples of g[n][rows] @ col(x[n], channels)^T."""
+    (begin, end), (r0, r1) = channels, rows
+    m = b.sub(r1, r0)
     nb = grad_weight_chunk(e.n, e.k, e.p, e.elem_bytes)
     width = nb * e.p                                     # col's and gT's row stride
     # few outputs, long depth: dot products (decided on the full K, never on the thread split)
     dots = nb > 1 and e.o * e.k <= _DOT_MAX_OUTPUTS and width >= _DOT_MIN_DEPTH
     gemm = None if dots else _Gemm(e, e.o, e.k, width, g.dtype if nb == 1 else e.dtype, e.dtype)
-    col = e.alloc(b, b.mul(kt, i64(width)), "col", zero=True)
-    part = e.alloc(b, b.mul(kt, i64(e.o)), "part")
+    col = e.alloc(b, b.mul(kt, i64(width)), "col", zero=e.pads)
+    part = e.alloc(b, b.mul(kt, i64(e.o)), "part")           # row o of the partial at o * kt
     g_flat = _flat_stride(g.shape[2:], g.strides[2:]) is not None
     g_scratch = e.alloc(b, e.o * width, "gT") if nb > 1 or not g_flat else None
     if gemm is not None:
@@ -326,34 +442,36 @@ def _grad_weight_samples(b, e, g, x, out_cols, g_ptr, x_ptr, begin, end, kt):
         if nb == 1:
             e.im2col(b, col, x_ptr, x, n0, begin, end)
             gm, g_rs, g_cs, _ = e.sample_matrix(b, g_ptr, g, n0, g_scratch)
-            gemm(b, c_ptr, c_rs, gm, g_rs, g_cs, col, 1, e.p, e.o, kt, e.p)
+            gemm(b, c_ptr, c_rs, gm, g_rs, g_cs, col, 1, e.p, e.o, kt, e.p, rows)
             return
         count = imin(b, nb, b.sub(i64(e.n), n0))
         with plain_loop(b, 0, count, name="s") as s:
             sample = b.add(n0, s)
             e.im2col(b, elem_ptr(b, col, b.mul(s, i64(e.p)), e.T), x_ptr, x, sample, begin, end, width)
-            _copy_g_rows(b, e, g, g_ptr, sample, elem_ptr(b, g_scratch, b.mul(s, i64(e.p)), e.T), width)
+            _copy_g_rows(b, e, g, g_ptr, sample, elem_ptr(b, g_scratch, b.mul(s, i64(e.p)), e.T), width, rows)
         depth = b.mul(count, i64(e.p))
         if dots:
-            b.call(dot_rows(e.module, e.T), [c_ptr, g_scratch, col, i64(e.o), kt, depth, i64(width), i64(width),
-                                             i64(c_rs)])
+            b.call(dot_rows(e.module, e.T), [elem_ptr(b, c_ptr, b.mul(r0, i64(c_rs)), e.T),
+                                             elem_ptr(b, g_scratch, b.mul(r0, i64(width)), e.T), col, m, kt, depth,
+                                             i64(width), i64(width), i64(c_rs)])
         else:
-            gemm(b, c_ptr, c_rs, g_scratch, width, 1, col, 1, width, e.o, kt, depth)
+            gemm(b, c_ptr, c_rs, g_scratch, width, 1, col, 1, width, e.o, kt, depth, rows)
 
     product(i64(0), out_cols, e.k)
     with plain_loop(b, nb, e.n, nb, name="n") as n0:
         product(n0, part, kt)
-        with plain_loop(b, 0, e.o, name="o") as o:
+        with plain_loop(b, r0, r1, name="o") as o:
             b.call(vector_add(e.module, e.T), [elem_ptr(b, out_cols, b.mul(o, i64(e.k)), e.T),
                                                elem_ptr(b, part, b.mul(o, kt), e.T), kt])
     e.free_all(b)
 
 
-def _copy_g_rows(b, e, g: Operand, g_ptr, sample, dst, row_stride):
-    """dst[o * row_stride + q] = g[sample, o] flattened over (Ho, Wo), in the kernel dtype."""
+def _copy_g_rows(b, e, g: Operand, g_ptr, sample, dst, row_stride, rows):
+    """dst[o * row_stride + q] = g[sample, o] flattened over (Ho, Wo), in the kernel dtype, for
+    the output channels o in ``rows``."""
     gs = g.strides
     base = b.add(i64(g.offset), b.mul(sample, i64(gs[0])))
-    with plain_loop(b, 0, e.o, name="go") as o:
+    with plain_loop(b, rows[0], rows[1], name="go") as o:
         row = b.add(base, b.mul(o, i64(gs[1])))
         with plain_loop(b, 0, e.ho, name="gh") as oh:
             src = b.add(row, b.mul(oh, i64(gs[2])))
