@@ -36,6 +36,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from .ops.registry import register
+from .ops import signed_zero
 from .ops.scalar import NUMPY, Expr
 
 __all__ = ["Load", "Reduction", "LoopSpec", "evaluate", "evaluate_all", "evaluate_matmul_epilogue", "eval_expr", "contiguous_strides", "collapse",
@@ -86,7 +87,7 @@ class LoopSpec:
         return describe(self)
 
 
-REDUCE_OPS = {"sum": np.sum, "max": np.max, "min": np.min}
+REDUCE_OPS = {"sum": np.sum, "max": signed_zero.reduce_max, "min": signed_zero.reduce_min}   # +0 > -0
 
 
 def substitute_args(expr: Expr, leaf_for) -> Expr:

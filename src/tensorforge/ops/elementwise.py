@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from .registry import ShapeError, TensorType, apply, broadcast_shapes, register
+from . import signed_zero   # maximum/minimum of +-0: IEEE 754-2019 (+0 > -0) on every backend
 from .scalar import promote_types, true_divide_dtype
 
 FLOAT_KINDS = "f"
@@ -148,8 +149,8 @@ def _minmax_vjp(cmp):
     return vjp
 
 
-binary("maximum", np.maximum, lambda s, a, b: s.maximum(a, b), _minmax_vjp(gt), doc="elementwise max")
-binary("minimum", np.minimum, lambda s, a, b: s.minimum(a, b), _minmax_vjp(lt), doc="elementwise min")
+binary("maximum", signed_zero.maximum, lambda s, a, b: s.maximum(a, b), _minmax_vjp(gt), doc="elementwise max")
+binary("minimum", signed_zero.minimum, lambda s, a, b: s.minimum(a, b), _minmax_vjp(lt), doc="elementwise min")
 
 unary("neg", np.negative, lambda s, x: -x, lambda c, g: [neg(g)], infer=_same_type, doc="-x")
 unary("exp", np.exp, lambda s, x: s.exp(x), lambda c, g: [mul(g, c.output)], doc="e^x")
