@@ -78,3 +78,19 @@ def test_negated_reciprocal_square_root_is_exact_at_zero_and_one(backend):
     np.testing.assert_allclose(got_d, want, rtol=1e-6)
     np.testing.assert_array_equal(got_r[x == 0], want_r[x == 0])   # +inf and -inf at +0 and -0
     np.testing.assert_allclose(got_r, want_r, rtol=1e-6)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_max_pool_of_signed_zeros_is_positive_zero_when_any_tap_is(backend):
+    """The pooling kernels kept whichever zero came first in the window (NumPy's the last)."""
+    x = _zeros((1, 2, 6, 8), seed=7)
+    g = tg.Graph()
+    with g:
+        p = tg.placeholder("x", x.shape)
+        f = tg.compile([p], [tg.max_pool2d(p, 2)], backend=backend)
+    (got,) = (np.asarray(o) for o in f(x))
+    windows = x.reshape(1, 2, 3, 2, 4, 2).transpose(0, 1, 2, 4, 3, 5).reshape(1, 2, 3, 4, 4)
+    want = windows.max(axis=-1)
+    np.testing.assert_array_equal(got, want)
+    positive_zero_seen = np.any((windows == 0) & ~np.signbit(windows), axis=-1)
+    np.testing.assert_array_equal(np.signbit(got), np.where(want == 0, ~positive_zero_seen, want < 0))

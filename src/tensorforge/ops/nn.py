@@ -23,7 +23,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from ..graph import Tensor, as_tensor
-from . import random as rnd
+from . import random as rnd, signed_zero
 from .elementwise import softplus
 from .indexing import one_hot
 from .reduce import log_softmax, max as reduce_max, mean, sum as reduce_sum, var
@@ -266,7 +266,8 @@ def _pool_out_hw(x_shape, kernel, stride, padding):
 def _max_pool_ref(x, kernel, stride, padding):
     out = None
     for tap in _taps(_pad_hw(x, padding, -np.inf), kernel, stride, _pool_out_hw(x.shape, kernel, stride, padding)):
-        out = np.array(tap) if out is None else np.maximum(out, tap, out=out)   # NaN propagates
+        # NaN propagates; +0 beats -0 whatever the tap order (ops/signed_zero.py)
+        out = np.array(tap) if out is None else signed_zero.maximum(out, tap)
     return out
 
 
