@@ -115,6 +115,14 @@ def _op_table(gen: _DynGen, f: int, pool: list[Tensor]) -> dict[str, Callable[[T
         "scale_by_batch_mean": lambda v: v * tg.mean(v, axis=0),
         "argmax_feature": lambda v: v + tg.expand_dims(tg.cast(tg.argmax(v, axis=1), v.dtype), 1),
         "logsumexp_rows": lambda v: v - tg.logsumexp(v, axis=1, keepdims=True),
+        "flatten_roundtrip": lambda v: tg.reshape(tg.reshape(v, (-1,)) * 2.0, (-1, f)),
+        "center_on_mean_of_all": lambda v: v - tg.mean(v),
+        "rows_in_pairs": lambda v: tg.reshape(tg.concat([v, v * 0.5], axis=0), (-1, 2 * f)),
+        "last_row_scaled": lambda v: tg.concat([v[:-1], v[-1:] * 3.0], axis=0),
+        "transpose_3d": lambda v: tg.reshape(tg.transpose(tg.expand_dims(v, 2), (0, 2, 1)), (-1, f)),
+        "scale_by_batch_var": lambda v: v * tg.var(v, axis=0),
+        "softmax_over_batch": lambda v: tg.softmax(v, axis=0),
+        "argmax_over_batch": lambda v: v + tg.cast(tg.argmax(v, axis=0), v.dtype),
     }
     if other is not None:
         table["add_earlier"] = lambda v: v + other * 0.5
