@@ -129,6 +129,8 @@ def run_isolated(args, backend, report, bar) -> None:
         outcomes, proc = _child(args, backend, seed, count)
         for o in outcomes:
             report.add(o)
+            if o.failed:                   # said at once (a long run may be stopped before the end)
+                bar.write(f"[{o.backend}] seed {o.seed}: {o.status}: {o.detail[:300]}")
         bar.update(len(outcomes))
         seed += len(outcomes)
         if len(outcomes) < count:          # the child died while running graph ``seed``
