@@ -25,26 +25,26 @@ def _is_float(a: np.ndarray) -> bool:
 
 def maximum(a: Any, b: Any) -> np.ndarray:
     """np.maximum with max(+0, -0) = +0 in either order (nan still propagates)."""
-    r = np.maximum(a, b)
-    if not _is_float(np.asarray(r)):
+    r = np.asarray(np.maximum(a, b))
+    if not _is_float(r):
         return r
     both = (np.asarray(a) == 0) & (np.asarray(b) == 0)
     if not np.any(both):
         return r
     # on two zeros a + b is +0 unless both are -0: exactly IEEE maximum
-    return np.where(both, np.add(a, b), r).astype(np.asarray(r).dtype, copy=False)
+    return np.asarray(np.where(both, np.add(a, b), r), dtype=r.dtype)
 
 
 def minimum(a: Any, b: Any) -> np.ndarray:
     """np.minimum with min(+0, -0) = -0 in either order (nan still propagates)."""
-    r = np.minimum(a, b)
-    if not _is_float(np.asarray(r)):
+    r = np.asarray(np.minimum(a, b))
+    if not _is_float(r):
         return r
     both = (np.asarray(a) == 0) & (np.asarray(b) == 0)
     if not np.any(both):
         return r
     # on two zeros -(-a + -b) is -0 unless both are +0: exactly IEEE minimum
-    return np.where(both, np.negative(np.add(np.negative(a), np.negative(b))), r).astype(np.asarray(r).dtype, copy=False)
+    return np.asarray(np.where(both, np.negative(np.add(np.negative(a), np.negative(b))), r), dtype=r.dtype)
 
 
 def _fix_zero_extremum(x: np.ndarray, r: np.ndarray, axis: Any, keepdims: bool, want_negative: bool) -> np.ndarray:
