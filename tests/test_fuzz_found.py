@@ -94,3 +94,20 @@ def test_max_pool_of_signed_zeros_is_positive_zero_when_any_tap_is(backend):
     np.testing.assert_array_equal(got, want)
     positive_zero_seen = np.any((windows == 0) & ~np.signbit(windows), axis=-1)
     np.testing.assert_array_equal(np.signbit(got), np.where(want == 0, ~positive_zero_seen, want < 0))
+
+
+@pytest.mark.parametrize("backend", ["interp+passes", "llvm"])
+def test_integer_min_fused_into_a_float_kernel(backend):
+    """seeds 7580, 8034 (interp+passes): the kernel-IR interpreter reduced an int64 min with the
+    float32 kernel's identity, +inf, and raised OverflowError; compiled code reduces in float32."""
+    from tensorforge.passes import COMPILER_PASSES
+    x = np.array([[-3, 5, 2], [4, 7, 1]], np.int64)
+    g = tg.Graph()
+    with g:
+        p = tg.placeholder("x", x.shape, dtype="int64")
+        m = tg.cast(tg.min(p, axis=1, keepdims=True), "float32")
+        out = tg.log(tg.abs(m) + 1.0)
+        f = tg.compile([p], [out], backend="interp" if backend == "interp+passes" else backend,
+                       passes=COMPILER_PASSES if backend == "interp+passes" else None)
+    (got,) = (np.asarray(o) for o in f(x))
+    np.testing.assert_allclose(got, np.log(np.abs(x.min(axis=1, keepdims=True)).astype(np.float32) + 1), rtol=1e-6)

@@ -196,7 +196,9 @@ def _evaluate_one(spec: LoopSpec, arrays) -> np.ndarray:
         stages = []
         for r in spec.reductions:
             fn, acc = REDUCE_OPS[r.op], accumulator_dtype(spec)
-            val = np.broadcast_to(eval_expr(r.expr, args, stages, spec.dtype), space)
+            # in the accumulator's dtype, as compiled code reduces (an int64 min in a float32 kernel:
+            # its identity, +inf, is no int64; fuzz seeds 7580, 8034 on interp+passes)
+            val = np.broadcast_to(np.asarray(eval_expr(r.expr, args, stages, spec.dtype)).astype(acc, copy=False), space)
             # ``initial``: over an empty reduced space each stage is its identity (max: -inf)
             stages.append(fn(val, axis=red_axes, keepdims=True, initial=reduction_identity(r.op, acc))
                           .astype(acc, copy=False))
