@@ -265,7 +265,9 @@ def test_common_subexpressions_are_emitted_once(loops):
 def test_fast_math_flags_never_drop_nan_or_inf(loops):
     kernels, _ = loops
     text = kernels.ir_text
-    assert "contract arcp afn" in text
+    assert "contract" in text
+    # arcp/afn travel into divisions LLVM folds (fneg of fdiv): 1/sqrt became an approximate rsqrt
+    assert " arcp" not in text and " afn" not in text
     assert " nnan" not in text and " ninf" not in text and " fast " not in text
     assert "fadd nsz" not in text and "fadd contract arcp afn nsz" not in text   # x + 0.0 stays
 

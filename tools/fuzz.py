@@ -9,6 +9,12 @@ repro (the graph as tg.dprint shows it, and the call-time inputs). The exit stat
 any graph mismatched, crashed or raised an unexplained error.
 
 ``--all-features`` also generates the categories that tensorforge.fuzz.KNOWN_BUGS switches off.
+
+``--dynamic-batch`` checks "one build for every batch size" instead (tensorforge.fuzz.dynamic):
+random batch-leading graphs, each built once and called with many batch sizes (``--sizes``), against
+the float64 interpreter; a graph that needed more than one build is counted as "specialised".
+
+    python tools/fuzz.py --dynamic-batch --graphs 200 --backend llvm --seed 0
 """
 from __future__ import annotations
 
@@ -25,6 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from tensorforge.fuzz import FEATURES, Outcome, Report, check_case, features_for, generate, shrink  # noqa: E402
+from tensorforge.fuzz import dynamic  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -40,6 +47,10 @@ def parse_args(argv=None):
                    help="switch these KNOWN_BUGS categories back on")
     p.add_argument("--no-isolate", action="store_true", help="run in this process (a crash ends the run)")
     p.add_argument("--no-shrink", action="store_true", help="print failures as found, unshrunk")
+    p.add_argument("--dynamic-batch", action="store_true",
+                   help="check one build for every batch size: batch-leading graphs called with --sizes")
+    p.add_argument("--sizes", type=int, nargs="+", default=list(dynamic.SIZES),
+                   help="batch sizes of --dynamic-batch, called in this order")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--shrink-status", help=argparse.SUPPRESS)
     p.add_argument("--limit", type=int, default=None, help=argparse.SUPPRESS)
@@ -55,11 +66,16 @@ def worker(args) -> None:
     (backend,) = args.backend
     if args.shrink_status:
         o = Outcome(args.seed, backend, args.shrink_status)
-        print(shrink(o, _features(args, backend), args.max_nodes).describe(), flush=True)
+        small = (dynamic.shrink_dynamic(o, args.sizes) if args.dynamic_batch
+                 else shrink(o, _features(args, backend), args.max_nodes))
+        print(small.describe(), flush=True)
         return
     for seed in range(args.seed, args.seed + args.graphs):
         try:
-            (o,) = check_case(seed, [backend], _features(args, backend), args.max_nodes, args.limit)
+            if args.dynamic_batch:
+                o = dynamic.check_dynamic(seed, backend, args.sizes, args.limit)
+            else:
+                (o,) = check_case(seed, [backend], _features(args, backend), args.max_nodes, args.limit)
         except Exception as e:  # noqa: BLE001 - e.g. tg.grad failing, or a fuzzer bug: reported, not a crash
             o = Outcome(seed, backend, "error", f"building or checking the graph raised {type(e).__name__}: {e}")
         print(json.dumps(o.__dict__), flush=True)
@@ -74,7 +90,15 @@ def _child(args, backend, first, count):
 
 
 def _flags(args) -> list:
-    return (["--all-features"] if args.all_features else []) + (["--enable", *args.enable] if args.enable else [])
+    dyn = ["--dynamic-batch", "--sizes", *map(str, args.sizes)] if args.dynamic_batch else []
+    return (["--all-features"] if args.all_features else []) + (["--enable", *args.enable] if args.enable else []) + dyn
+
+
+def _case_text(args, seed, backend, limit=None) -> str:
+    """The graph of ``seed`` (building it is safe: only running it can crash)."""
+    if args.dynamic_batch:
+        return dynamic.dynamic_case(seed, limit=limit).text()
+    return generate(seed, "float32", _features(args, backend), args.max_nodes, limit=limit).text()
 
 
 def _shrunk(args, o) -> str | None:
@@ -95,8 +119,7 @@ def _shrunk_crash(args, o) -> str:
     while lo < hi:
         mid = (lo + hi) // 2
         lo, hi = (lo, mid) if crashes(mid) else (mid + 1, hi)
-    case = generate(o.seed, "float32", _features(args, o.backend), args.max_nodes, limit=hi)
-    return f"[{o.backend}] seed {o.seed}: crash: {o.detail}\n{case.text()}"
+    return f"[{o.backend}] seed {o.seed}: crash: {o.detail}\n{_case_text(args, o.seed, o.backend, hi)}"
 
 
 def run_isolated(args, backend, report, bar) -> None:
@@ -106,14 +129,15 @@ def run_isolated(args, backend, report, bar) -> None:
         outcomes, proc = _child(args, backend, seed, count)
         for o in outcomes:
             report.add(o)
+            if o.failed:                   # said at once (a long run may be stopped before the end)
+                bar.write(f"[{o.backend}] seed {o.seed}: {o.status}: {o.detail[:300]}")
         bar.update(len(outcomes))
         seed += len(outcomes)
         if len(outcomes) < count:          # the child died while running graph ``seed``
             why = f"the process died with exit status {proc.returncode}"
             tail = proc.stderr.strip().splitlines()[-5:]
             # building the graph is safe (only running it crashed): show it
-            case = generate(seed, "float32", _features(args, backend), args.max_nodes)
-            report.add(Outcome(seed, backend, "crash", why, case.text() + "\n" + "\n".join(tail)))
+            report.add(Outcome(seed, backend, "crash", why, _case_text(args, seed, backend) + "\n" + "\n".join(tail)))
             bar.update(1)
             seed += 1
 
@@ -129,7 +153,9 @@ def main(argv=None) -> int:
         with tqdm(total=args.graphs, desc=backend, unit="graph") as bar:
             if args.no_isolate:
                 for seed in range(args.seed, args.seed + args.graphs):
-                    for o in check_case(seed, [backend], _features(args, backend), args.max_nodes):
+                    outcomes = ([dynamic.check_dynamic(seed, backend, args.sizes)] if args.dynamic_batch else
+                                check_case(seed, [backend], _features(args, backend), args.max_nodes))
+                    for o in outcomes:
                         report.add(o)
                     bar.update(1)
             else:

@@ -36,6 +36,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from .ops.registry import register
+from .ops import signed_zero
 from .ops.scalar import NUMPY, Expr
 
 __all__ = ["Load", "Reduction", "LoopSpec", "evaluate", "evaluate_all", "evaluate_matmul_epilogue", "eval_expr", "contiguous_strides", "collapse",
@@ -86,7 +87,7 @@ class LoopSpec:
         return describe(self)
 
 
-REDUCE_OPS = {"sum": np.sum, "max": np.max, "min": np.min}
+REDUCE_OPS = {"sum": np.sum, "max": signed_zero.reduce_max, "min": signed_zero.reduce_min}   # +0 > -0
 
 
 def substitute_args(expr: Expr, leaf_for) -> Expr:
@@ -195,7 +196,9 @@ def _evaluate_one(spec: LoopSpec, arrays) -> np.ndarray:
         stages = []
         for r in spec.reductions:
             fn, acc = REDUCE_OPS[r.op], accumulator_dtype(spec)
-            val = np.broadcast_to(eval_expr(r.expr, args, stages, spec.dtype), space)
+            # in the accumulator's dtype, as compiled code reduces (an int64 min in a float32 kernel:
+            # its identity, +inf, is no int64; fuzz seeds 7580, 8034 on interp+passes)
+            val = np.broadcast_to(np.asarray(eval_expr(r.expr, args, stages, spec.dtype)).astype(acc, copy=False), space)
             # ``initial``: over an empty reduced space each stage is its identity (max: -inf)
             stages.append(fn(val, axis=red_axes, keepdims=True, initial=reduction_identity(r.op, acc))
                           .astype(acc, copy=False))

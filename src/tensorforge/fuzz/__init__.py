@@ -4,6 +4,8 @@
 the interpreter in float64 (the reference) and on each backend in float32, and classifies the
 outcome; ``fuzz`` runs many seeds and returns a ``Report``. ``tools/fuzz.py`` is the command
 line front end (progress bar, crash isolation in subprocesses), tests/test_fuzz.py the CI test.
+``dynamic`` (dynamic.py) checks one build for every batch size: batch-leading graphs called with
+many batch sizes (``tools/fuzz.py --dynamic-batch``, tests/test_fuzz_dynamic.py).
 
 ``KNOWN_BUGS`` switches off the categories of generated code that hit bugs being fixed
 elsewhere: delete an entry once its fix is merged and the fuzzer covers that category again.

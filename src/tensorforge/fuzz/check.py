@@ -50,7 +50,7 @@ def features_for(backend: str, known_bugs: dict | None = None) -> frozenset:
 class Outcome:
     seed: int
     backend: str
-    status: str                 # ok, imprecise, explained, mismatch, error, crash
+    status: str                 # ok, imprecise, explained, mismatch, error, crash (dynamic.py: specialised)
     detail: str = ""
     repro: str = ""             # the graph text and the inputs (for failures)
     seconds: float = 0.0
@@ -92,7 +92,8 @@ class Report:
             c = lambda s: self.count(b, s)  # noqa: E731
             lines.append(f"{b}: {self.graphs(b)} graphs, {c('mismatch')} mismatches, {c('crash')} crashes, "
                          f"{c('error')} errors ({c('explained')} explained errors, {c('imprecise')} "
-                         f"ill-conditioned in float32)")
+                         f"ill-conditioned in float32)" + (f", {c('specialised')} built more than once"
+                                                            if c("specialised") else ""))
         return "\n".join(lines)
 
 

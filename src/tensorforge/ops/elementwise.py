@@ -15,6 +15,7 @@ from .._typing import Array, TensorLike
 from ._types import (BinaryOp, GraphOp, Gradients, InferredType, InputTypes, Pullback, Reference, ScalarExpr,
                      ScalarNamespace, ScalarRule, TypeRule, UnaryOp)
 from .registry import ShapeError, TensorType, apply, broadcast_shapes, register
+from . import signed_zero   # maximum/minimum of +-0: IEEE 754-2019 (+0 > -0) on every backend
 from .scalar import promote_types, true_divide_dtype
 
 if TYPE_CHECKING:
@@ -159,8 +160,8 @@ def _minmax_vjp(cmp: GraphOp) -> Pullback:
     return vjp
 
 
-binary("maximum", np.maximum, lambda s, a, b: s.maximum(a, b), _minmax_vjp(gt), doc="elementwise max")
-binary("minimum", np.minimum, lambda s, a, b: s.minimum(a, b), _minmax_vjp(lt), doc="elementwise min")
+binary("maximum", signed_zero.maximum, lambda s, a, b: s.maximum(a, b), _minmax_vjp(gt), doc="elementwise max")
+binary("minimum", signed_zero.minimum, lambda s, a, b: s.minimum(a, b), _minmax_vjp(lt), doc="elementwise min")
 
 unary("neg", np.negative, lambda s, x: -x, lambda c, g: [neg(g)], infer=_same_type, doc="-x")
 unary("exp", np.exp, lambda s, x: s.exp(x), lambda c, g: [mul(g, c.output)], doc="e^x")

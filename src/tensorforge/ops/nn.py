@@ -25,7 +25,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from .._typing import Array, TensorLike
 from ..graph import Tensor, as_tensor
-from . import random as rnd
+from . import random as rnd, signed_zero
 from .elementwise import softplus
 from .indexing import one_hot
 from .reduce import log_softmax, max as reduce_max, mean, sum as reduce_sum, var
@@ -271,7 +271,8 @@ def _max_pool_ref(x: Array, kernel: Pair, stride: Pair, padding: Pair) -> Array:
     taps = _taps(_pad_hw(x, padding, -np.inf), kernel, stride, _pool_out_hw(x.shape, kernel, stride, padding))
     out = np.array(next(taps))              # a window has at least one cell
     for tap in taps:
-        np.maximum(out, tap, out=out)       # NaN propagates
+        # NaN propagates; +0 beats -0 whatever the tap order (ops/signed_zero.py)
+        out = signed_zero.maximum(out, tap)
     return out
 
 

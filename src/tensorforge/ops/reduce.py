@@ -9,6 +9,7 @@ import math
 
 import numpy as np
 
+from . import signed_zero   # max/min of +-0: IEEE 754-2019 (+0 > -0) on every backend
 from .._typing import Array, Axis, DTypeLike, TensorLike
 from ..graph import Tensor
 from ._types import Gradients, InferredShape, InferredType, InputTypes
@@ -74,10 +75,10 @@ def _extremum_vjp(c: VJPContext, g: Tensor) -> Gradients:
 
 
 register("max", infer=_max_type, n_inputs=1, family="reduce",
-         impl=lambda x, axis=None, keepdims=False: np.asarray(np.max(x, axis=axis, keepdims=keepdims)),
+         impl=lambda x, axis=None, keepdims=False: signed_zero.reduce_max(x, axis=axis, keepdims=keepdims),
          vjp=_extremum_vjp, doc="maximum over axis; gradient routed to the maximal entries")
 register("min", infer=_reduce_type, n_inputs=1, family="reduce",
-         impl=lambda x, axis=None, keepdims=False: np.asarray(np.min(x, axis=axis, keepdims=keepdims)),
+         impl=lambda x, axis=None, keepdims=False: signed_zero.reduce_min(x, axis=axis, keepdims=keepdims),
          vjp=_extremum_vjp, doc="minimum over axis (a reduction of its own: exact at INT_MIN, on "
                                 "unsigned and bool); gradient routed to the minimal entries")
 

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Callable, cast
 import numpy as np
 
 from .._typing import Array, DTypeLike
+from . import signed_zero as _signed_zero
 
 PRIMITIVES: tuple[str, ...] = (
     "arg", "const", "cast", "add", "sub", "mul", "div", "neg", "pow", "maximum", "minimum",
@@ -248,7 +249,8 @@ class _Symbolic:
 class _Numpy:
     """Namespace that evaluates the same expressions on NumPy arrays."""
     add, sub, mul, div, neg = np.add, np.subtract, np.multiply, np.divide, np.negative
-    pow, maximum, minimum = np.power, np.maximum, np.minimum
+    pow = np.power
+    maximum, minimum = staticmethod(_signed_zero.maximum), staticmethod(_signed_zero.minimum)   # +0 > -0
     exp, log, tanh, sqrt, abs, floor = np.exp, np.log, np.tanh, np.sqrt, np.abs, np.floor
     lt, le, gt, ge, eq, ne = np.less, np.less_equal, np.greater, np.greater_equal, np.equal, np.not_equal
     where = staticmethod(np.where)

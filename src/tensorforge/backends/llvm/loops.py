@@ -38,7 +38,7 @@ from .library.common import I64, PTR, elem_ptr, for_range, loop_nest, strided_in
 # no ``nsz``: with ``reassoc nsz`` on the accumulating fadd, LLVM's Reassociate pass breaks
 # the summed ``x - x`` (or ``x + -x``) into terms and cancels them to 0, whatever the fsub's
 # own flags say, so sum(x - x) with an inf in x gave 0 instead of NaN
-SUM_FLAGS = ("reassoc", "contract", "arcp", "afn")
+SUM_FLAGS = ("reassoc", "contract")   # no arcp/afn: LLVM copies flags into the divisions it folds (scalar.py)
 
 
 def _stages_as_args(expr: Expr, first_stage_arg: int, stage_dtypes) -> Expr:

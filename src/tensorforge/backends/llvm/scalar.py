@@ -6,8 +6,10 @@ float32 -> float, float64 -> double, int64/int32 -> i64/i32, bool -> i1 in regis
 (i8 in memory). Untyped constants take the type of the operand they meet (NumPy's
 "weak scalar" rule), or the context type when a whole subtree is constant.
 
-Every float instruction carries the fast-math flags ``contract arcp afn`` and never
-``nnan``/``ninf``/``nsz``, so NaN, Inf and signed zeros behave as in NumPy (with ``nsz``,
+Every float instruction carries the fast-math flag ``contract`` only, never ``arcp``/``afn``
+(LLVM copies an instruction's flags onto the ones it folds it into: ``-(a / sqrt(x))`` became an
+``fdiv arcp afn`` of ``-a``, then an approximate reciprocal square root that gives NaN at x = 0)
+nor ``nnan``/``ninf``/``nsz``, so NaN, Inf and signed zeros behave as in NumPy (with ``nsz``,
 LLVM folds x + 0.0 to x, and 1/(x + 0.0) at x = -0.0 gave -inf). exp/log/tanh/pow come from
 ``vecmath`` (inline polynomials, so the loop vectoriser can use ymm/zmm registers).
 Structurally equal subexpressions are emitted once.
@@ -29,7 +31,7 @@ from ...ops.scalar import INTEGER_PRIMITIVES as _INTEGER_PRIMITIVES
 from . import jit, vecmath
 from . import vecmath_trig  # transcendental primitives (ops/math.py)
 
-FASTMATH = ("contract", "arcp", "afn")
+FASTMATH = ("contract",)     # see the module docstring: arcp/afn travel into divisions
 # Divisions carry no arcp/afn: with them LLVM may turn y / sqrt(x) into an approximate reciprocal
 # square root, which gives nan instead of inf at x = 0 (docs/numerics.md: sqrt and div are exact).
 DIV_FLAGS = ("contract",)
@@ -198,11 +200,11 @@ def _intrinsic(builder, name, ty, *args, fastmath=FASTMATH):
 
 
 def _float_minmax(builder, op, a, b):
-    """NumPy maximum/minimum: nan in either operand gives nan (llvm.maxnum would drop it)."""
-    symbol = ">=" if op == "maximum" else "<="
-    pick = builder.select(builder.fcmp_ordered(symbol, a, b), a, b)
-    either_nan = builder.fcmp_unordered("uno", a, b)
-    return builder.select(either_nan, builder.fadd(a, b), pick)
+    """IEEE 754-2019 maximum/minimum (ops/signed_zero.py): nan in either operand gives nan, as in
+    NumPy, and +0 > -0 whatever the operand order (a compare-and-select picked by order)."""
+    name = "llvm.maximum" if op == "maximum" else "llvm.minimum"
+    fn = builder.module.declare_intrinsic(name, [a.type], ir.FunctionType(a.type, [a.type] * 2))
+    return builder.call(fn, [a, b])
 
 
 def _pow_const_exponent(builder, a, exponent):

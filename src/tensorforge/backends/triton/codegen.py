@@ -29,7 +29,7 @@ import numpy as np
 
 from ...kernel_ir import LoopSpec, collapse, is_empty, reads_nothing, reduction_identity
 from ...ops.scalar import Expr
-from .scalar import Emitter, constant, is_float, tl_type
+from .scalar import Emitter, constant, is_float, signed_zero_pick, tl_type
 from .source import ident
 
 __all__ = ["LaunchInfo", "emit_loop_kernel", "next_pow2", "MAX_BLOCK"]
@@ -204,8 +204,9 @@ def _combine(op: str, acc: str, value: str, dtype: str) -> str:
         return f"{acc} + {value}"
     fn = "tl.maximum" if op == "max" else "tl.minimum"
     if is_float(dtype):
-        return f"{fn}({acc}, {value}, propagate_nan=tl.PropagateNan.ALL)"
+        return signed_zero_pick(op, acc, value, f"{fn}({acc}, {value}, propagate_nan=tl.PropagateNan.ALL)")
     return f"{fn}({acc}, {value})"
+
 
 
 def _finish(k: _Kernel, op: str, acc: str, stage: str) -> None:
@@ -218,6 +219,18 @@ def _finish(k: _Kernel, op: str, acc: str, stage: str) -> None:
     if is_float(dtype):  # tl.max/tl.min may drop nan on GPUs (maxnum): put it back
         k.lines.append(f"{stage}_nan = tl.max(({acc} != {acc}).to(tl.int32), axis=1)[:, None]")
         k.lines.append(f"{stage} = tl.where({stage}_nan > 0, {constant(math.nan, dtype)}, {stage})")
+        _signed_zero_lanes(k, op, acc, stage, dtype)
+
+
+def _signed_zero_lanes(k: _Kernel, op: str, acc: str, stage: str, dtype: str) -> None:
+    """A zero max is +0 if any lane holds +0, a zero min -0 if any lane holds -0 (IEEE 754-2019,
+    ops/signed_zero.py): tl.max/tl.min of the lanes may pick either zero."""
+    bits = f"{acc}.to({'tl.int64' if dtype == 'float64' else 'tl.int32'}, bitcast=True)"
+    sign_test = f"{bits} >= 0" if op == "max" else f"{bits} < 0"
+    winner, loser = (0.0, -0.0) if op == "max" else (-0.0, 0.0)
+    k.lines.append(f"{stage}_z = tl.max((({acc} == 0) & ({sign_test})).to(tl.int32), axis=1)[:, None]")
+    k.lines.append(f"{stage} = tl.where({stage} == 0, tl.where({stage}_z > 0, {constant(winner, dtype)}, "
+                   f"{constant(loser, dtype)}), {stage})")
 
 
 def _reduction(k: _Kernel, rblock: int, wide: bool) -> None:

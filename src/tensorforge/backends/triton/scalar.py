@@ -197,7 +197,8 @@ class Emitter:
             return self.tmp(f"{vals[0]} {_ARITH_SYMBOLS[op]} {vals[1]}")
         if op in ("maximum", "minimum"):
             # NumPy: nan in either operand gives nan
-            return self.tmp(f"tl.{op}({vals[0]}, {vals[1]}, propagate_nan=tl.PropagateNan.ALL)")
+            picked = f"tl.{op}({vals[0]}, {vals[1]}, propagate_nan=tl.PropagateNan.ALL)"
+            return self.tmp(signed_zero_pick(op, vals[0], vals[1], picked))   # +0 > -0, any order
         (x,) = vals
         if op == "neg":
             return self.tmp(f"-{x}")
@@ -403,3 +404,11 @@ class Emitter:
         amount = self.tmp(f"tl.where({over}, {c(bits - 1)}, {y})")
         shifted = self.tmp(f"{x} >> {amount}")
         return self.tmp(f"tl.where({over}, {c(0)}, {shifted})") if unsigned else shifted
+
+
+def signed_zero_pick(op: str, a: str, b: str, picked: str) -> str:
+    """``picked`` with IEEE 754-2019 zeros (ops/signed_zero.py): on two zeros a + b is the
+    maximum, -(-a + -b) the minimum, whichever operand comes first."""
+    tie = f"({a}) + ({b})" if op in ("max", "maximum") else f"-((-({a})) + (-({b})))"
+    # nested wheres, not &: an operand may be a Python float literal (relu's 0.0)
+    return f"tl.where(({a}) == 0, tl.where(({b}) == 0, {tie}, {picked}), {picked})"

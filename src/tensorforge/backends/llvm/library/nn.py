@@ -127,9 +127,10 @@ def _covering_range(b, pos, pad, k, s, n_out):
 
 
 def _nan_max(b, acc, value):
-    """max that propagates NaN like NumPy's max (a NaN accumulator stays NaN)."""
-    take = b.or_(b.fcmp_ordered(">", value, acc), b.fcmp_unordered("uno", value, value))
-    return b.select(take, value, acc)
+    """max that propagates NaN like NumPy's max, with +0 > -0 in any order (IEEE 754-2019
+    maximum, ops/signed_zero.py): a compare-and-select kept whichever zero came first."""
+    fn = b.module.declare_intrinsic("llvm.maximum", [acc.type], ir.FunctionType(acc.type, [acc.type] * 2))
+    return b.call(fn, [acc, value])
 
 
 def _emit_pool_forward(module, name, inputs, out, attrs, kind):

@@ -39,7 +39,9 @@ def _pool_forward(name, inputs, out, attrs, kind):
             f"        v = tl.load(in0_ptr + plane + hh * {x.strides[2]} + ww * {x.strides[3]}, mask=ok, "
             f"other={other}).to({dt})"]
     if kind == "max_pool2d":   # NaN propagates: a NaN takes over and is never replaced
-        body += ["        acc = tl.where((v > acc) | ((v != v) & (acc == acc)), v, acc)"]
+        # ... and +0 beats -0 in any order (ops/signed_zero.py): on two zeros acc + v is the max
+        body += ["        acc = tl.where((v > acc) | ((v != v) & (acc == acc)), v, "
+                 "tl.where((v == 0) & (acc == 0), acc + v, acc))"]
     else:
         body += ["        acc += v"]
     if kind == "avg_pool2d":
