@@ -1,7 +1,8 @@
 """Convolutions and pooling on the LLVM backend at CNN sizes (16-32 channels, 3x3 and 5x5,
 12-20 px, stride 1 and 2, padding 0-2), against the interpreter: forward values and the
 gradients through tg.grad, strided views as inputs, and the thread split of the kernels'
-``_range`` entries (results bit-identical for 1, 2 and 3 threads)."""
+``_range`` entries (results bit-identical for 1, 2 and 3 threads). The Triton backend (on the
+CPU under TRITON_INTERPRET=1) is checked at the same sizes."""
 from __future__ import annotations
 
 import numpy as np
@@ -51,11 +52,23 @@ def _run(build, backend, seed=0):
     return step(*_random_inputs(inputs, seed))
 
 
+def _size_id(s):
+    return "x".join(map(str, s[:5])) + f"-k{s[5]}-s{s[6]}-p{s[7]}"
+
+
 @pytest.mark.parametrize("views", [False, True], ids=["contiguous", "views"])
-@pytest.mark.parametrize("size", CONV_SIZES, ids=lambda s: "x".join(map(str, s[:5])) + f"-k{s[5]}-s{s[6]}-p{s[7]}")
+@pytest.mark.parametrize("size", CONV_SIZES, ids=_size_id)
 def test_conv_and_gradients_match_the_interpreter(size, views):
     want = _run(lambda: _conv_graph(size, views), "interp")
     got = _run(lambda: _conv_graph(size, views), "llvm")
+    for name, a, b in zip(("conv2d", "grad x", "grad w"), got, want):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4 * float(np.abs(b).max()), err_msg=name)
+
+
+@pytest.mark.parametrize("size", CONV_SIZES, ids=_size_id)
+def test_conv_and_gradients_on_triton_match_the_interpreter(size):
+    want = _run(lambda: _conv_graph(size, views=True), "interp")
+    got = _run(lambda: _conv_graph(size, views=True), "triton")
     for name, a, b in zip(("conv2d", "grad x", "grad w"), got, want):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4 * float(np.abs(b).max()), err_msg=name)
 
@@ -104,9 +117,10 @@ def _pool_graph(case):
 
 
 @pytest.mark.parametrize("case", POOL_CASES, ids=lambda c: f"{c[0]}-{'x'.join(map(str, c[1]))}-k{c[2]}s{c[3]}p{c[4]}")
-def test_pooling_matches_the_interpreter(case):
+@pytest.mark.parametrize("backend", ["llvm", "triton"])
+def test_pooling_matches_the_interpreter(case, backend):
     want = _run(lambda: _pool_graph(case), "interp")
-    got = _run(lambda: _pool_graph(case), "llvm")
+    got = _run(lambda: _pool_graph(case), backend)
     for a, b in zip(got, want):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
