@@ -26,8 +26,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from ..kernel_ir import Load, LoopSpec, contiguous_strides
+from ..kernel_ir import Load, LoopSpec
 from ..program import Program
+from .fusion_epilogue import find_folds, sole_reader_inputs
 from .rewrite import Builder
 
 __all__ = ["fold_conv_epilogues", "EPILOGUE_OF"]
@@ -58,17 +59,7 @@ def _foldable(program: Program, consumers: dict[int, list[int]], kernel: int) ->
         return None
     if any(kernel == v for _, v in program.updates):
         return None               # an update kernel writes its parameter in place (see fusion_epilogue.py)
-    for position, m in enumerate(d["inputs"]):
-        if g.node(m)["op"] not in EPILOGUE_OF or consumers.get(m) != [kernel] or m in program.outputs:
-            continue
-        if any(m == v for _, v in program.updates) or list(d["inputs"]).count(m) != 1:
-            continue
-        shape = tuple(program.shapes[m])
-        if (spec.space != shape or spec.out_shape != shape or spec.dtype != program.dtypes[m]
-                or spec.out_strides != contiguous_strides(shape)):
-            continue
-        if not all(ld.offset == 0 and ld.strides == spec.out_strides for ld in spec.loads if ld.input == position):
-            continue
+    for position, shape in sole_reader_inputs(program, consumers, kernel, EPILOGUE_OF):
         if all(_positions_flatten(ld.strides, shape) for ld in spec.loads):
             return position, _epilogue_spec(spec, position)
     return None
@@ -77,16 +68,7 @@ def _foldable(program: Program, consumers: dict[int, list[int]], kernel: int) ->
 def fold_conv_epilogues(program: Program) -> Program:
     """Every elementwise kernel that is the only reader of a conv2d becomes its epilogue."""
     g = program.graph
-    consumers: dict[int, list[int]] = {}
-    for n in program.order:
-        for i in dict.fromkeys(g.node(n)["inputs"]):
-            consumers.setdefault(i, []).append(n)
-    folds = {}
-    for n in program.order:
-        if g.node(n)["op"] == "fused":
-            found = _foldable(program, consumers, n)
-            if found is not None:
-                folds[n] = found
+    folds = find_folds(program, _foldable)
     if not folds:
         return program
     convs = {g.node(k)["inputs"][pos] for k, (pos, _) in folds.items()}

@@ -56,6 +56,49 @@ def _epilogue_spec(spec: LoopSpec, product_input: int, shape) -> LoopSpec | None
     return replace(spec, space=(rows, shape[-1]), loads=tuple(loads), out_strides=(shape[-1], 1))
 
 
+def readers(program: Program) -> dict[int, list[int]]:
+    """node -> the nodes that read it (each reader once, in program order)."""
+    found: dict[int, list[int]] = {}
+    for n in program.order:
+        for i in dict.fromkeys(program.graph.node(n)["inputs"]):
+            found.setdefault(i, []).append(n)
+    return found
+
+
+def find_folds(program: Program, foldable) -> dict:
+    """kernel -> what ``foldable(program, readers, kernel)`` says of each fused kernel it accepts."""
+    reader_map = readers(program)
+    folds = {}
+    for n in program.order:
+        if program.graph.node(n)["op"] == "fused":
+            found = foldable(program, reader_map, n)
+            if found is not None:
+                folds[n] = found
+    return folds
+
+
+def sole_reader_inputs(program: Program, reader_map: dict[int, list[int]], kernel: int, producer_ops):
+    """(position, shape) of each input of the elementwise ``kernel`` that an epilogue could
+    take over: computed by an op in ``producer_ops``, read by ``kernel`` alone (once, not an
+    output nor an update's value), of the kernel's space, dtype and contiguous layout, and read
+    at exactly the element being written."""
+    g = program.graph
+    d = g.node(kernel)
+    spec = dict(d["attrs"])["spec"]
+    for position, m in enumerate(d["inputs"]):
+        if g.node(m)["op"] not in producer_ops or reader_map.get(m) != [kernel] or m in program.outputs:
+            continue
+        if any(m == v for _, v in program.updates) or list(d["inputs"]).count(m) != 1:
+            continue
+        shape = tuple(program.shapes[m])
+        if (spec.space != shape or spec.out_shape != shape or spec.dtype != program.dtypes[m]
+                or spec.out_strides != contiguous_strides(shape)):
+            continue
+        if not all(ld.offset == 0 and ld.strides == spec.out_strides for ld in spec.loads if ld.input == position):
+            continue
+        yield position, shape
+
+
 def _foldable(program: Program, consumers, kernel: int) -> tuple[int, LoopSpec] | None:
     """(position of the product among the kernel's inputs, epilogue spec) if ``kernel`` may be
     folded into the matmul it reads, else None."""
@@ -68,17 +111,7 @@ def _foldable(program: Program, consumers, kernel: int) -> tuple[int, LoopSpec] 
         # an update's kernel (an optimizer step on a weight gradient) stays apart: it writes the
         # parameter in place, which a product cannot (its raw C would overwrite the parameter first)
         return None
-    for position, m in enumerate(d["inputs"]):
-        if g.node(m)["op"] != "matmul" or consumers.get(m) != [kernel] or m in program.outputs:
-            continue
-        if any(m == v for _, v in program.updates) or list(d["inputs"]).count(m) != 1:
-            continue
-        shape = tuple(program.shapes[m])
-        if (spec.space != shape or spec.out_shape != shape or spec.dtype != program.dtypes[m]
-                or spec.out_strides != contiguous_strides(shape)):
-            continue
-        if not all(ld.offset == 0 and ld.strides == spec.out_strides for ld in spec.loads if ld.input == position):
-            continue
+    for position, shape in sole_reader_inputs(program, consumers, kernel, ("matmul",)):
         epilogue = _epilogue_spec(spec, position, shape)
         if epilogue is not None:
             return position, epilogue
@@ -88,16 +121,7 @@ def _foldable(program: Program, consumers, kernel: int) -> tuple[int, LoopSpec] 
 def fold_matmul_epilogues(program: Program) -> Program:
     """Every elementwise kernel that is the only reader of a matmul becomes its epilogue."""
     g = program.graph
-    consumers: dict[int, list[int]] = {}
-    for n in program.order:
-        for i in dict.fromkeys(g.node(n)["inputs"]):
-            consumers.setdefault(i, []).append(n)
-    folds = {}
-    for n in program.order:
-        if g.node(n)["op"] == "fused":
-            found = _foldable(program, consumers, n)
-            if found is not None:
-                folds[n] = found
+    folds = find_folds(program, _foldable)
     if not folds:
         return program
     products = {g.node(k)["inputs"][pos]: k for k, (pos, _) in folds.items()}
