@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import as_from_a_terminal
 
 import tensorforge as tg
 
@@ -324,7 +325,8 @@ def test_ctrl_c_on_llvm_keeps_the_history_and_prints_the_summary(tmp_path):
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     proc = subprocess.Popen([sys.executable, "-m", "tensorforge.cli", "train", "--data", "spirals",
                              "--epochs", "100000", "--plot", str(tmp_path / "c.png")],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            preexec_fn=as_from_a_terminal)
     seen = []
     for line in proc.stdout:
         seen.append(line)

@@ -9,6 +9,7 @@ import sys
 
 import numpy as np
 import pytest
+from helpers import as_from_a_terminal
 
 import tensorforge as tg
 
@@ -263,7 +264,8 @@ def test_ctrl_c_during_training_stops_cleanly_with_the_summary_so_far():
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     proc = subprocess.Popen([sys.executable, "-m", "tensorforge.cli", "train", "--no-progress", "--data", "spirals",
                              "--epochs", "100000", "--backend", "interp", "--hidden", "8"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            preexec_fn=as_from_a_terminal)
     seen = []
     for line in proc.stdout:
         seen.append(line)
